@@ -1,0 +1,171 @@
+// Package config defines Tollgate's gateway configuration (providers, model aliases, gateway keys), loads it
+// strictly from YAML or JSON files and directories (Kubernetes ConfigMap and Secret volumes), and watches those
+// files for hot reload.
+//
+// Secrets never appear in the configuration itself: a [SecretRef] names an environment variable or a mounted
+// file, and [SecretRef.Resolve] reads it when the caller needs the value.
+package config
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Version is the only configuration schema version this package accepts.
+const Version = 1
+
+// Provider schemas (the wire format a provider speaks).
+const (
+	SchemaOpenAI = "openai"
+)
+
+// Values of Provider.DirectModels.
+const (
+	DirectNone   = "none"   // clients may only use aliases
+	DirectListed = "listed" // clients may also use "<provider>/<model>" for the provider's listed models
+	DirectAny    = "any"    // clients may use "<provider>/<model>" for any model id
+)
+
+// DefaultBasePath is the upstream path prefix used when a provider sets none.
+const DefaultBasePath = "/v1"
+
+// Config is the whole gateway configuration, merged from every loaded file.
+// After [Load] or [Parse] succeeds, defaults are filled in (Provider.BasePath, Provider.DirectModels),
+// credential header names are lower-case and relative secret file paths are resolved.
+type Config struct {
+	Version   int        `json:"version"`   // must be 1, in every file that sets anything
+	Providers []Provider `json:"providers"` // upstream providers
+	Models    []Model    `json:"models"`    // aliases
+	Keys      []Key      `json:"keys"`      // gateway keys
+}
+
+// Provider is an upstream model provider reached through an Envoy cluster.
+type Provider struct {
+	Name         string      `json:"name"`          // [a-z0-9][a-z0-9_-]*, unique; clients may say "<name>/<model>"
+	Schema       string      `json:"schema"`        // wire format; SchemaOpenAI
+	Cluster      string      `json:"cluster"`       // Envoy cluster (the route's cluster_header value)
+	BasePath     string      `json:"base_path"`     // upstream path prefix; DefaultBasePath when unset
+	Credential   *Credential `json:"credential"`    // nil when the provider needs none
+	Models       []string    `json:"models"`        // provider model ids known to the gateway
+	DirectModels string      `json:"direct_models"` // DirectNone (when unset), DirectListed or DirectAny
+}
+
+// Credential is the header the gateway adds to requests sent to a provider: Header: Prefix + secret.
+type Credential struct {
+	Header string    `json:"header"` // lower-case header name
+	Prefix string    `json:"prefix"` // e.g. "Bearer "; empty or ending in a space
+	Source SecretRef `json:"source"`
+}
+
+// SecretRef points at a secret value; exactly one of Env and File is set. There is deliberately no field
+// that holds the value itself.
+type SecretRef struct {
+	Env  string `json:"env,omitempty"`  // environment variable name
+	File string `json:"file,omitempty"` // file path; Load resolves a relative one against the naming file's directory
+}
+
+// Model is an alias clients may send as "model".
+type Model struct {
+	Name     string `json:"name"`     // what clients send; unique; no "/"
+	Provider string `json:"provider"` // a Provider.Name
+	Model    string `json:"model"`    // the provider's model id
+}
+
+// Key is a gateway API key, stored only as the SHA-256 of the key.
+type Key struct {
+	ID     string `json:"id"`     // unique, non-secret (logged)
+	SHA256 string `json:"sha256"` // lower-case hex SHA-256 of the key; unique
+}
+
+//go:embed example/tollgate.yaml
+var example []byte
+
+// Example returns the commented example configuration (example/tollgate.yaml). Parse it with
+// Parse("example/tollgate.yaml", Example()).
+func Example() []byte {
+	return append([]byte(nil), example...)
+}
+
+// SecretFiles returns every file named by a SecretRef in c, without duplicates, in configuration order.
+// Watch them together with the configuration paths so a rotated Secret triggers a reload.
+func (c *Config) SecretFiles() []string {
+	var files []string
+	seen := map[string]bool{}
+	for _, p := range c.Providers {
+		if p.Credential == nil || p.Credential.Source.File == "" {
+			continue
+		}
+		f := p.Credential.Source.File
+		if !seen[f] {
+			seen[f] = true
+			files = append(files, f)
+		}
+	}
+	return files
+}
+
+// String names the secret's source (never its value), for logs and errors.
+func (r SecretRef) String() string {
+	switch {
+	case r.Env != "" && r.File == "":
+		return "env " + r.Env
+	case r.File != "" && r.Env == "":
+		return "file " + r.File
+	default:
+		return "invalid secret reference"
+	}
+}
+
+// Resolve reads the secret. lookupEnv is used for Env references (nil means os.LookupEnv). A file's
+// single trailing "\n" or "\r\n" is removed (kubectl create secret --from-file keeps the one an editor added).
+// An unset or empty value is an error, and so is one that cannot be sent in an HTTP header.
+// Errors name the variable or file but never include the value.
+func (r SecretRef) Resolve(lookupEnv func(string) (string, bool)) ([]byte, error) {
+	var val []byte
+	switch {
+	case r.Env != "" && r.File != "", r.Env == "" && r.File == "":
+		return nil, errors.New("secret reference: exactly one of env or file is required")
+	case r.Env != "":
+		if lookupEnv == nil {
+			lookupEnv = os.LookupEnv
+		}
+		v, ok := lookupEnv(r.Env)
+		if !ok {
+			return nil, fmt.Errorf("secret env %s: not set", r.Env)
+		}
+		val = []byte(v)
+	default:
+		b, err := os.ReadFile(r.File)
+		if err != nil {
+			// *os.PathError carries the path and the cause, never file content.
+			return nil, fmt.Errorf("secret file: %w", err)
+		}
+		val = b
+		if n := len(val); n > 0 && val[n-1] == '\n' {
+			val = val[:n-1]
+			if n := len(val); n > 0 && val[n-1] == '\r' {
+				val = val[:n-1]
+			}
+		}
+	}
+	if len(val) == 0 {
+		return nil, fmt.Errorf("secret %s: empty", r)
+	}
+	for _, b := range val {
+		if (b < 0x20 && b != '\t') || b == 0x7f {
+			return nil, fmt.Errorf("secret %s: contains a control character or line break, which cannot be sent in a header", r)
+		}
+	}
+	return val, nil
+}
+
+// isConfigName reports whether a directory entry name is loaded from a configuration directory.
+func isConfigName(name string) bool {
+	if strings.HasPrefix(name, ".") {
+		return false
+	}
+	return strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml") || strings.HasSuffix(name, ".json")
+}

@@ -1,0 +1,286 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"unicode"
+)
+
+var (
+	providerNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	clusterRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*$`)
+	keyIDRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:@-]*$`)
+	envNameRE      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	sha256RE       = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+const (
+	maxProviderName = 63
+	maxCluster      = 255
+	maxModelName    = 256
+	maxKeyID        = 128
+)
+
+// reservedHeaders may not carry a credential: Envoy or the gateway own them, or they are hop-by-hop.
+var reservedHeaders = map[string]bool{
+	"host": true, "content-length": true, "transfer-encoding": true, "connection": true,
+	"keep-alive": true, "proxy-connection": true, "te": true, "upgrade": true,
+}
+
+// where records the file and path at which a name was first defined, for duplicate messages.
+type where struct {
+	doc  *document
+	path string
+}
+
+func (w where) String() string {
+	if l := w.doc.line(w.path); l > 0 {
+		return fmt.Sprintf("%s:%d", w.doc.file, l)
+	}
+	return w.doc.file
+}
+
+// validate checks every document, applies defaults in place, and records problems in the documents.
+// Names must be unique and references must resolve across all documents.
+func validate(docs []*document) {
+	providers := map[string]where{}
+	for _, d := range docs {
+		if d.hasContent && !d.hasVersion {
+			d.addf("version", "version is required (set version: %d)", Version)
+		}
+		if d.hasVersion && d.cfg.Version != Version {
+			d.addf("version", "unsupported version %d (this gateway reads version %d)", d.cfg.Version, Version)
+		}
+		for i := range d.cfg.Providers {
+			path := fmt.Sprintf("providers[%d]", i)
+			p := &d.cfg.Providers[i]
+			validateProvider(d, path, p)
+			if p.Name == "" {
+				continue
+			}
+			if first, dup := providers[p.Name]; dup {
+				d.addf(path+".name", "duplicate provider name %q (first defined at %s)", p.Name, first)
+			} else {
+				providers[p.Name] = where{d, path + ".name"}
+			}
+		}
+	}
+
+	aliases := map[string]where{}
+	ids := map[string]where{}
+	hashes := map[string]where{}
+	for _, d := range docs {
+		for i, m := range d.cfg.Models {
+			path := fmt.Sprintf("models[%d]", i)
+			if checkModelName(d, path+".name", "name", m.Name) {
+				if strings.Contains(m.Name, "/") {
+					d.addf(path+".name", "alias name %q must not contain \"/\" (that form means <provider>/<model>)", m.Name)
+				} else if first, dup := aliases[m.Name]; dup {
+					d.addf(path+".name", "duplicate model alias %q (first defined at %s)", m.Name, first)
+				} else {
+					aliases[m.Name] = where{d, path + ".name"}
+				}
+			}
+			switch _, ok := providers[m.Provider]; {
+			case m.Provider == "":
+				d.addf(path+".provider", "provider is required")
+			case !ok:
+				d.addf(path+".provider", "unknown provider %q", m.Provider)
+			}
+			checkModelName(d, path+".model", "model", m.Model)
+		}
+		for i, k := range d.cfg.Keys {
+			path := fmt.Sprintf("keys[%d]", i)
+			switch {
+			case k.ID == "":
+				d.addf(path+".id", "id is required")
+			case len(k.ID) > maxKeyID || !keyIDRE.MatchString(k.ID):
+				d.addf(path+".id", "id %q is invalid: use 1 to %d characters of letters, digits, '.', '_', ':', '@' and '-', starting with a letter or digit", k.ID, maxKeyID)
+			default:
+				if first, dup := ids[k.ID]; dup {
+					d.addf(path+".id", "duplicate key id %q (first defined at %s)", k.ID, first)
+				} else {
+					ids[k.ID] = where{d, path + ".id"}
+				}
+			}
+			// Never echo the sha256 value: an operator may have pasted the key itself.
+			switch {
+			case k.SHA256 == "":
+				d.addf(path+".sha256", "sha256 is required")
+			case !sha256RE.MatchString(k.SHA256):
+				d.addf(path+".sha256", "must be the SHA-256 of the key as 64 lower-case hex characters (printf %%s \"$KEY\" | sha256sum), not the key itself")
+			default:
+				if first, dup := hashes[k.SHA256]; dup {
+					d.addf(path+".sha256", "same sha256 as the key at %s", first)
+				} else {
+					hashes[k.SHA256] = where{d, path + ".sha256"}
+				}
+			}
+		}
+	}
+}
+
+func validateProvider(d *document, path string, p *Provider) {
+	switch {
+	case p.Name == "":
+		d.addf(path+".name", "name is required")
+	case len(p.Name) > maxProviderName || !providerNameRE.MatchString(p.Name):
+		d.addf(path+".name", "name %q is invalid: use 1 to %d characters of a-z, 0-9, '_' and '-', starting with a-z or 0-9", p.Name, maxProviderName)
+	}
+
+	switch p.Schema {
+	case SchemaOpenAI:
+	case "":
+		d.addf(path+".schema", "schema is required (supported: %s)", SchemaOpenAI)
+	default:
+		d.addf(path+".schema", "unsupported schema %q (supported: %s)", p.Schema, SchemaOpenAI)
+	}
+
+	switch {
+	case p.Cluster == "":
+		d.addf(path+".cluster", "cluster is required")
+	case len(p.Cluster) > maxCluster || !clusterRE.MatchString(p.Cluster):
+		d.addf(path+".cluster", "cluster %q is invalid: use 1 to %d characters of letters, digits, '_', '.', ':' and '-', starting with a letter or digit", p.Cluster, maxCluster)
+	}
+
+	if p.BasePath == "" {
+		p.BasePath = DefaultBasePath
+	} else if msg := checkBasePath(p.BasePath); msg != "" {
+		d.addf(path+".base_path", "base_path %q %s", p.BasePath, msg)
+	}
+
+	if p.Credential != nil {
+		validateCredential(d, path+".credential", p.Credential)
+	}
+
+	seen := map[string]bool{}
+	for i, m := range p.Models {
+		mp := fmt.Sprintf("%s.models[%d]", path, i)
+		if !checkModelName(d, mp, "model id", m) {
+			continue
+		}
+		if seen[m] {
+			d.addf(mp, "duplicate model %q", m)
+		}
+		seen[m] = true
+	}
+
+	switch p.DirectModels {
+	case "":
+		p.DirectModels = DirectNone
+	case DirectNone, DirectListed, DirectAny:
+	default:
+		d.addf(path+".direct_models", "direct_models %q must be one of %s, %s, %s", p.DirectModels, DirectNone, DirectListed, DirectAny)
+	}
+}
+
+// checkBasePath returns why s is not a usable upstream path prefix, or "".
+func checkBasePath(s string) string {
+	switch {
+	case !strings.HasPrefix(s, "/"):
+		return `must start with "/"`
+	case strings.HasSuffix(s, "/"):
+		return `must not end with "/"`
+	case strings.ContainsAny(s, "?#"):
+		return "must not contain a query or fragment"
+	case strings.Contains(s, "//"):
+		return `must not contain "//"`
+	}
+	for _, seg := range strings.Split(s[1:], "/") {
+		if seg == "." || seg == ".." {
+			return `must not contain "." or ".." segments`
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '%':
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return "has a malformed percent-encoding"
+			}
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("/-._~!$&'()*+,;=:@", c) >= 0:
+		default:
+			return fmt.Sprintf("contains %q, which is not allowed in a URL path (percent-encode it)", c)
+		}
+	}
+	return ""
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func validateCredential(d *document, path string, c *Credential) {
+	c.Header = strings.ToLower(c.Header)
+	switch h := c.Header; {
+	case h == "":
+		d.addf(path+".header", "header is required")
+	case strings.HasPrefix(h, ":"):
+		d.addf(path+".header", "header %q: pseudo-headers cannot carry a credential", h)
+	case !isToken(h):
+		d.addf(path+".header", "header %q is not a valid HTTP header name", h)
+	case reservedHeaders[h], strings.HasPrefix(h, "x-envoy-"), strings.HasPrefix(h, "x-tollgate-"):
+		d.addf(path+".header", "header %q is reserved and cannot carry a credential", h)
+	}
+
+	for i := 0; i < len(c.Prefix); i++ {
+		if b := c.Prefix[i]; b < 0x20 || b > 0x7e {
+			d.addf(path+".prefix", "prefix may contain only printable ASCII characters and spaces")
+			break
+		}
+	}
+	// YAML drops trailing spaces of unquoted strings, so `prefix: Bearer ` silently becomes "Bearer".
+	if c.Prefix != "" && !strings.HasSuffix(c.Prefix, " ") {
+		d.addf(path+".prefix", "prefix %q must end with a space; quote it: prefix: %q", c.Prefix, c.Prefix+" ")
+	}
+
+	s := &c.Source
+	switch {
+	case (s.Env == "") == (s.File == ""):
+		d.addf(path+".source", "exactly one of env or file is required")
+	case s.Env != "":
+		if !envNameRE.MatchString(s.Env) {
+			d.addf(path+".source.env", "env %q is not a valid environment variable name", s.Env)
+		}
+	default:
+		if strings.ContainsRune(s.File, 0) {
+			d.addf(path+".source.file", "file must not contain NUL")
+			break
+		}
+		// A relative secret file is relative to the configuration file that names it, not to the
+		// process's working directory.
+		if !filepath.IsAbs(s.File) {
+			s.File = filepath.Join(filepath.Dir(d.file), s.File)
+		}
+	}
+}
+
+// isToken reports whether s is an RFC 9110 token (a valid header field name).
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// checkModelName validates a model id or alias name (what clients send as "model") and reports whether it
+// is usable.
+func checkModelName(d *document, path, what, s string) bool {
+	switch {
+	case s == "":
+		d.addf(path, "%s is required", what)
+		return false
+	case len(s) > maxModelName:
+		d.addf(path, "%s is longer than %d bytes", what, maxModelName)
+		return false
+	case strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == unicode.ReplacementChar }) >= 0:
+		d.addf(path, "%s %q must not contain spaces or control characters", what, s)
+		return false
+	}
+	return true
+}
