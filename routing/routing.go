@@ -1,0 +1,176 @@
+// Package routing compiles the gateway config into an immutable table that
+// answers one question per request: which provider, Envoy cluster and
+// provider model serve the model name this client sent.
+package routing
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/tollgate-ai/tollgate/routing/config"
+)
+
+// Endpoint is an OpenAI API operation the gateway routes.
+type Endpoint int
+
+// Endpoints the gateway serves.
+const (
+	EndpointUnknown Endpoint = iota
+	EndpointChat
+	EndpointEmbeddings
+	EndpointModels
+)
+
+func (e Endpoint) String() string {
+	switch e {
+	case EndpointChat:
+		return "chat"
+	case EndpointEmbeddings:
+		return "embeddings"
+	case EndpointModels:
+		return "models"
+	}
+	return "unknown"
+}
+
+// suffix is the endpoint's path below the provider's base path.
+func (e Endpoint) suffix() string {
+	switch e {
+	case EndpointChat:
+		return "/chat/completions"
+	case EndpointEmbeddings:
+		return "/embeddings"
+	case EndpointModels:
+		return "/models"
+	}
+	return ""
+}
+
+// ErrNoCredential means a provider's credential could not be read when the
+// config was loaded (missing env var or Secret file).
+var ErrNoCredential = errors.New("provider credential unavailable")
+
+// Provider is a compiled provider entry.
+type Provider struct {
+	Name     string
+	Schema   string
+	Cluster  string
+	BasePath string
+
+	credHeader string
+	credValue  string // prefix + secret; never logged
+	credErr    error
+}
+
+// Path returns the upstream :path for an endpoint, keeping the client's query.
+func (p *Provider) Path(e Endpoint, query string) string {
+	path := p.BasePath + e.suffix()
+	if query != "" {
+		path += "?" + query
+	}
+	return path
+}
+
+// Credential returns the header and value to inject upstream. Header is
+// empty for providers that take no credential.
+func (p *Provider) Credential() (header, value string, err error) {
+	if p.credErr != nil {
+		return "", "", p.credErr
+	}
+	return p.credHeader, p.credValue, nil
+}
+
+// String never includes the credential.
+func (p *Provider) String() string { return p.Name }
+
+// Target is where one request goes.
+type Target struct {
+	Provider *Provider
+	Model    string // provider model id written into the upstream body
+	Name     string // the name the client asked for
+}
+
+// Table maps client model names to targets. It is immutable.
+type Table struct {
+	names     map[string]Target     // aliases and allowed provider/model names
+	anyModel  map[string]*Provider  // providers that accept any provider/model name
+	providers map[string]*Provider
+	listed    []string // sorted ids for /v1/models
+}
+
+// New compiles cfg. Secrets are read through lookupEnv and the filesystem; a
+// provider whose credential cannot be read stays routable but every request
+// to it fails with ErrNoCredential, so one missing Secret does not take every
+// other provider down. The returned warnings say which (never the value).
+func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Table, []error) {
+	t := &Table{
+		names:     make(map[string]Target),
+		anyModel:  make(map[string]*Provider),
+		providers: make(map[string]*Provider, len(cfg.Providers)),
+	}
+	var warnings []error
+	for _, pc := range cfg.Providers {
+		p := &Provider{Name: pc.Name, Schema: pc.Schema, Cluster: pc.Cluster, BasePath: pc.BasePath}
+		if p.BasePath == "" {
+			p.BasePath = "/v1"
+		}
+		if c := pc.Credential; c != nil {
+			p.credHeader = strings.ToLower(c.Header)
+			secret, err := c.Source.Resolve(lookupEnv)
+			if err != nil {
+				p.credErr = fmt.Errorf("provider %s: %w: %v", pc.Name, ErrNoCredential, err)
+				warnings = append(warnings, p.credErr)
+			} else {
+				p.credValue = c.Prefix + string(secret)
+			}
+		}
+		t.providers[p.Name] = p
+		switch pc.DirectModels {
+		case "any":
+			t.anyModel[p.Name] = p
+			fallthrough
+		case "listed":
+			for _, m := range pc.Models {
+				name := p.Name + "/" + m
+				t.names[name] = Target{Provider: p, Model: m, Name: name}
+				t.listed = append(t.listed, name)
+			}
+		}
+	}
+	for _, mc := range cfg.Models {
+		p := t.providers[mc.Provider]
+		if p == nil { // config validation guarantees this; stay safe anyway
+			warnings = append(warnings, fmt.Errorf("model %s: unknown provider %q", mc.Name, mc.Provider))
+			continue
+		}
+		t.names[mc.Name] = Target{Provider: p, Model: mc.Model, Name: mc.Name}
+		t.listed = append(t.listed, mc.Name)
+	}
+	sort.Strings(t.listed)
+	return t, warnings
+}
+
+// Resolve finds the target for a client model name: an alias, or
+// "provider/model" where that provider allows it.
+func (t *Table) Resolve(name string) (Target, bool) {
+	if tg, ok := t.names[name]; ok {
+		return tg, true
+	}
+	prov, model, ok := strings.Cut(name, "/")
+	if !ok || model == "" {
+		return Target{}, false
+	}
+	if p := t.anyModel[prov]; p != nil {
+		return Target{Provider: p, Model: model, Name: name}, true
+	}
+	return Target{}, false
+}
+
+// Models lists the model names clients may use, sorted. The slice is shared;
+// do not modify it.
+func (t *Table) Models() []string { return t.listed }
+
+// Providers returns the compiled providers by name.
+func (t *Table) Provider(name string) *Provider { return t.providers[name] }
