@@ -1,0 +1,151 @@
+package extproc
+
+import (
+	"time"
+
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"go.uber.org/zap"
+
+	"github.com/tollgate-ai/tollgate/extproc/oaierror"
+	"github.com/tollgate-ai/tollgate/policy/keys"
+	"github.com/tollgate-ai/tollgate/routing"
+	"github.com/tollgate-ai/tollgate/routing/usage"
+)
+
+// exchange is the state of one HTTP request as seen by the processor.
+type exchange struct {
+	srv   *Server
+	snap  *Snapshot
+	start time.Time
+
+	// request side
+	method, path, query string
+	endpoint            routing.Endpoint
+	key                 *keys.Key
+	target              routing.Target
+	stream              bool // client asked for an SSE stream
+	injectedUsage       bool // the gateway added stream_options.include_usage
+
+	// response side
+	body bodyReader
+	done bool // an ImmediateResponse was sent
+
+	rec record
+}
+
+// record is what the request's log line and metrics say.
+type record struct {
+	requestID, keyID, route, model, provider, providerModel, refusal string
+	status                                                           int
+	stream                                                           bool
+	usage                                                            usage.Usage
+	usageKnown                                                       bool
+	firstByte, upstreamHeaders                                       time.Time
+}
+
+func newExchange(s *Server, snap *Snapshot) *exchange {
+	return &exchange{srv: s, snap: snap, start: s.now(), rec: record{route: "unknown"}}
+}
+
+// handle answers one ProcessingRequest. Every message gets exactly one reply
+// of the matching type, or an ImmediateResponse (spec §2.1).
+func (x *exchange) handle(req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, string) {
+	switch r := req.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		return x.onRequestHeaders(r.RequestHeaders), "request_headers"
+	case *extprocv3.ProcessingRequest_RequestBody:
+		return x.onRequestBody(r.RequestBody), "request_body"
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		return x.onResponseHeaders(r.ResponseHeaders), "response_headers"
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		return x.onResponseBody(r.ResponseBody), "response_body"
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		// Trailer modes are SKIP in our config; answer correctly anyway.
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{
+			RequestTrailers: &extprocv3.TrailersResponse{}}}, "request_trailers"
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{
+			ResponseTrailers: &extprocv3.TrailersResponse{}}}, "response_trailers"
+	}
+	return nil, "unknown"
+}
+
+// refuse ends the request with an OpenAI-format error.
+func (x *exchange) refuse(e *oaierror.Error) *extprocv3.ProcessingResponse {
+	x.rec.refusal = e.Code
+	return x.immediate(e.Status, e.Body(), "tollgate_"+e.Code)
+}
+
+// immediate answers the client directly (spec §2.6). content-type is set
+// explicitly: Envoy's local-reply default for a body is text/plain.
+func (x *exchange) immediate(status int, body []byte, details string) *extprocv3.ProcessingResponse {
+	x.done = true
+	x.rec.status = status
+	mu := mutation{}
+	mu.set("content-type", "application/json")
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{
+		ImmediateResponse: &extprocv3.ImmediateResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(status)},
+			Headers: mu.get(),
+			Body:    body,
+			Details: details,
+		},
+	}}
+}
+
+func headersReply(mu *mutation, clearRoute bool) *extprocv3.HeadersResponse {
+	return &extprocv3.HeadersResponse{Response: &extprocv3.CommonResponse{
+		HeaderMutation:  mu.m,
+		ClearRouteCache: clearRoute,
+	}}
+}
+
+// streamingMode is the processing mode for a streamed response. Every field
+// is explicit so Envoy 1.33 (override replaces the mode) and 1.34+ (DEFAULT
+// keeps the configured value) agree, and it equals the single entry of
+// allowed_override_modes in envoy/envoy.yaml (spec §2.8).
+var streamingMode = &extprocfilterv3.ProcessingMode{
+	RequestHeaderMode:   extprocfilterv3.ProcessingMode_SEND,
+	RequestBodyMode:     extprocfilterv3.ProcessingMode_BUFFERED,
+	RequestTrailerMode:  extprocfilterv3.ProcessingMode_SKIP,
+	ResponseHeaderMode:  extprocfilterv3.ProcessingMode_SEND,
+	ResponseBodyMode:    extprocfilterv3.ProcessingMode_STREAMED,
+	ResponseTrailerMode: extprocfilterv3.ProcessingMode_SKIP,
+}
+
+// finish writes the request's single log line and its metrics.
+func (x *exchange) finish() {
+	r := &x.rec
+	if x.body != nil {
+		if u, ok := x.body.usage(); ok {
+			r.usage, r.usageKnown = u, true
+		}
+	}
+	end := x.srv.now()
+	fields := []zap.Field{
+		zap.String("request_id", r.requestID),
+		zap.String("key_id", r.keyID),
+		zap.String("route", r.route),
+		zap.String("model", r.model),
+		zap.String("provider", r.provider),
+		zap.String("provider_model", r.providerModel),
+		zap.Int("status", r.status),
+		zap.Bool("stream", r.stream),
+		zap.Int64("prompt_tokens", r.usage.PromptTokens),
+		zap.Int64("completion_tokens", r.usage.CompletionTokens),
+		zap.Int64("total_tokens", r.usage.TotalTokens),
+		zap.Int64("cached_tokens", r.usage.CachedTokens),
+		zap.Bool("usage_from_provider", r.usageKnown),
+		zap.Duration("latency", end.Sub(x.start)),
+	}
+	if r.stream && !r.firstByte.IsZero() {
+		fields = append(fields, zap.Duration("ttfb", r.firstByte.Sub(x.start)))
+	}
+	if r.refusal != "" {
+		fields = append(fields, zap.String("refusal", r.refusal))
+	}
+	x.srv.log.Info("request", fields...)
+	x.srv.metrics.finished(r)
+}

@@ -1,0 +1,315 @@
+package extproc
+
+import (
+	"strings"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/tollgate-ai/tollgate/extproc/oaierror"
+	"github.com/tollgate-ai/tollgate/routing"
+)
+
+// headerStep is one step of the request_headers chain. It reads the request
+// headers, may add to the reply's mutation, and refuses the request by
+// returning an error.
+type headerStep func(x *exchange, h headers, mu *mutation) *oaierror.Error
+
+// requestHeaderSteps run in order on request_headers.
+var requestHeaderSteps = []headerStep{
+	requireSnapshot,
+	sanitizeHeaders,
+	authenticate,
+	classify,
+}
+
+// bodyStep is one step of the request_body chain. It may rewrite req.body and
+// add to the reply's mutation.
+type bodyStep func(x *exchange, req *upstreamRequest) *oaierror.Error
+
+// requestBodySteps run in order on the buffered request body.
+var requestBodySteps = []bodyStep{
+	parseRequest,
+	resolveModel,
+	rewriteModel,
+	injectStreamUsage,
+	routeUpstream,
+}
+
+// upstreamRequest is the request as it will leave for the provider.
+type upstreamRequest struct {
+	body        []byte
+	bodyChanged bool
+	mu          mutation
+}
+
+func (x *exchange) onRequestHeaders(m *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	h := headersOf(m.GetHeaders())
+	x.rec.requestID = h.get("x-request-id")
+	var mu mutation
+	for _, step := range requestHeaderSteps {
+		if err := step(x, h, &mu); err != nil {
+			return x.refuse(err)
+		}
+	}
+	if x.endpoint == routing.EndpointModels {
+		return x.immediate(200, modelsList(x.snap.Routes), "tollgate_models")
+	}
+	// A POST without a body arrives with end_of_stream set and no body message
+	// ever follows (spec §1.4): decide now instead of waiting.
+	if m.GetEndOfStream() {
+		return x.refuse(oaierror.InvalidRequest("missing_body", "", "The request body must be a JSON object."))
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{
+		RequestHeaders: headersReply(&mu, false),
+	}}
+}
+
+func (x *exchange) onRequestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
+	req := upstreamRequest{body: b.GetBody()}
+	for _, step := range requestBodySteps {
+		if err := step(x, &req); err != nil {
+			return x.refuse(err)
+		}
+	}
+	common := &extprocv3.CommonResponse{
+		HeaderMutation: req.mu.get(),
+		// The cluster header was set in this same reply: Envoy honours the
+		// clear only alongside a header mutation (spec §2.5).
+		ClearRouteCache: true,
+	}
+	if req.bodyChanged {
+		common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: req.body}}
+	}
+	return &extprocv3.ProcessingResponse{
+		Response: &extprocv3.ProcessingResponse_RequestBody{
+			RequestBody: &extprocv3.BodyResponse{Response: common},
+		},
+		DynamicMetadata: x.metadata(),
+	}
+}
+
+// metadataNamespace is the dynamic-metadata namespace the Envoy config lists
+// in receiving_namespaces; Envoy drops any other (spec §2.7).
+const metadataNamespace = "tollgate"
+
+// metadata exposes the routing decision to Envoy's access log as
+// %DYNAMIC_METADATA(tollgate:model)% and friends. Never secrets.
+func (x *exchange) metadata() *structpb.Struct {
+	return &structpb.Struct{Fields: map[string]*structpb.Value{
+		metadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+			"key_id":         structpb.NewStringValue(x.rec.keyID),
+			"model":          structpb.NewStringValue(x.rec.model),
+			"provider":       structpb.NewStringValue(x.rec.provider),
+			"provider_model": structpb.NewStringValue(x.rec.providerModel),
+		}}),
+	}}
+}
+
+func requireSnapshot(x *exchange, _ headers, _ *mutation) *oaierror.Error {
+	if x.snap == nil {
+		return oaierror.Internal(503, "not_ready", "The gateway has no configuration loaded yet.")
+	}
+	return nil
+}
+
+// credentialHeaders are where clients put gateway keys; none may reach a
+// provider.
+var credentialHeaders = [...]string{"authorization", "api-key", "x-api-key"}
+
+// sanitizeHeaders removes what a client must not send upstream: gateway
+// headers (a client could otherwise pick a cluster itself), its credentials,
+// and accept-encoding, so that response bodies arrive uncompressed and usage
+// can be read from them (spec §3.3).
+func sanitizeHeaders(x *exchange, h headers, mu *mutation) *oaierror.Error {
+	for _, hv := range h {
+		k := hv.GetKey()
+		if strings.HasPrefix(k, headerPrefix) {
+			mu.remove(k)
+		}
+	}
+	for _, k := range credentialHeaders {
+		if h.get(k) != "" {
+			mu.remove(k)
+		}
+	}
+	if h.get("accept-encoding") != "" {
+		mu.remove("accept-encoding")
+	}
+	return nil
+}
+
+// authenticate finds the gateway key in Authorization: Bearer, api-key or
+// x-api-key.
+func authenticate(x *exchange, h headers, _ *mutation) *oaierror.Error {
+	presented := ""
+	if v := h.get("authorization"); v != "" {
+		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+			presented = strings.TrimSpace(v[7:])
+		}
+	} else if v := h.get("api-key"); v != "" {
+		presented = v
+	} else if v := h.get("x-api-key"); v != "" {
+		presented = v
+	}
+	k, ok := x.snap.Keys.Authenticate(presented)
+	if !ok {
+		return oaierror.InvalidAPIKey()
+	}
+	x.key = k
+	x.rec.keyID = k.ID
+	return nil
+}
+
+// classify maps method and path to an endpoint.
+func classify(x *exchange, h headers, _ *mutation) *oaierror.Error {
+	x.method = h.get(":method")
+	x.path, x.query = splitPath(h.get(":path"))
+	want := ""
+	switch x.path {
+	case "/v1/chat/completions":
+		x.endpoint, want = routing.EndpointChat, "POST"
+	case "/v1/embeddings":
+		x.endpoint, want = routing.EndpointEmbeddings, "POST"
+	case "/v1/models":
+		x.endpoint, want = routing.EndpointModels, "GET"
+	default:
+		return oaierror.UnknownURL(x.method, x.path)
+	}
+	x.rec.route = x.endpoint.String()
+	if x.method != want {
+		return &oaierror.Error{Status: 405, Type: oaierror.TypeInvalidRequest, Code: "method_not_allowed",
+			Message: "Method " + x.method + " is not allowed on " + x.path + "; use " + want + "."}
+	}
+	return nil
+}
+
+// parseRequest validates the JSON body and reads model and stream.
+func parseRequest(x *exchange, req *upstreamRequest) *oaierror.Error {
+	body := req.body
+	if !gjson.ValidBytes(body) {
+		return oaierror.InvalidRequest("invalid_json", "", "The request body is not valid JSON.")
+	}
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return oaierror.InvalidRequest("invalid_json", "", "The request body must be a JSON object.")
+	}
+	if dup, ok := duplicateKey(root); ok {
+		// A provider's parser may take a different duplicate than ours did:
+		// routing on one value and billing another is not an option.
+		return oaierror.InvalidRequest("duplicate_key", dup, "The request body has the key "+quote(dup)+" more than once.")
+	}
+	model := root.Get("model")
+	switch {
+	case !model.Exists():
+		return oaierror.InvalidRequest("missing_required_parameter", "model", "You must provide a model parameter.")
+	case model.Type != gjson.String:
+		return oaierror.InvalidRequest("invalid_type", "model", "The model parameter must be a string.")
+	case model.Str == "":
+		return oaierror.InvalidRequest("missing_required_parameter", "model", "You must provide a model parameter.")
+	}
+	x.rec.model = model.Str
+	if x.endpoint == routing.EndpointChat {
+		switch s := root.Get("stream"); s.Type {
+		case gjson.True:
+			x.stream = true
+		case gjson.False, gjson.Null:
+		default:
+			if s.Exists() {
+				return oaierror.InvalidRequest("invalid_type", "stream", "The stream parameter must be a boolean.")
+			}
+		}
+	}
+	x.rec.stream = x.stream
+	return nil
+}
+
+// duplicateKey reports the first top-level key that appears twice.
+func duplicateKey(root gjson.Result) (string, bool) {
+	var seen []string // request bodies have few top-level keys: a slice beats a map
+	dup, found := "", false
+	root.ForEach(func(k, _ gjson.Result) bool {
+		for _, s := range seen {
+			if s == k.Str {
+				dup, found = k.Str, true
+				return false
+			}
+		}
+		seen = append(seen, k.Str)
+		return true
+	})
+	return dup, found
+}
+
+func resolveModel(x *exchange, _ *upstreamRequest) *oaierror.Error {
+	t, ok := x.snap.Routes.Resolve(x.rec.model)
+	if !ok {
+		return oaierror.ModelNotFound(x.rec.model)
+	}
+	x.target = t
+	x.rec.provider = t.Provider.Name
+	x.rec.providerModel = t.Model
+	return nil
+}
+
+// rewriteModel writes the provider's model id into the body.
+func rewriteModel(x *exchange, req *upstreamRequest) *oaierror.Error {
+	if x.target.Model == x.rec.model {
+		return nil
+	}
+	b, err := sjson.SetBytes(req.body, "model", x.target.Model)
+	if err != nil {
+		return oaierror.Internal(500, "rewrite_failed", "The gateway could not rewrite the request body.")
+	}
+	req.body, req.bodyChanged = b, true
+	return nil
+}
+
+// injectStreamUsage asks the provider for the usage chunk when the client did
+// not, so every stream is metered. The response side then removes what the
+// client did not ask for, so it sees the stream it would have seen.
+func injectStreamUsage(x *exchange, req *upstreamRequest) *oaierror.Error {
+	if !x.stream || gjson.GetBytes(req.body, "stream_options.include_usage").Type == gjson.True {
+		return nil
+	}
+	opts := gjson.GetBytes(req.body, "stream_options")
+	var b []byte
+	var err error
+	if opts.Exists() && !opts.IsObject() {
+		b, err = sjson.SetRawBytes(req.body, "stream_options", []byte(`{"include_usage":true}`))
+	} else {
+		b, err = sjson.SetBytes(req.body, "stream_options.include_usage", true)
+	}
+	if err != nil {
+		return oaierror.Internal(500, "rewrite_failed", "The gateway could not rewrite the request body.")
+	}
+	req.body, req.bodyChanged, x.injectedUsage = b, true, true
+	return nil
+}
+
+// routeUpstream points the request at the provider: cluster, path,
+// credential and an exact content-length.
+func routeUpstream(x *exchange, req *upstreamRequest) *oaierror.Error {
+	p := x.target.Provider
+	header, value, err := p.Credential()
+	if err != nil {
+		x.srv.log.Warn("provider credential unavailable", zapProvider(p.Name))
+		return oaierror.Internal(503, "provider_unavailable", "The provider for this model is not available.")
+	}
+	mu := &req.mu
+	mu.set(clusterHeader, p.Cluster)
+	mu.set(":path", p.Path(x.endpoint, x.query))
+	if header != "" {
+		mu.set(header, value)
+	}
+	if req.bodyChanged {
+		mu.setContentLength(len(req.body))
+	}
+	return nil
+}
+
+func quote(s string) string {
+	return string(oaierror.AppendString(nil, s))
+}

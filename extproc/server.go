@@ -1,0 +1,98 @@
+// Package extproc is Tollgate's Envoy external processor: the gRPC service
+// envoy.service.ext_proc.v3.ExternalProcessor.
+//
+// Envoy opens one bidirectional stream per HTTP request (spec §1.1) and sends
+// request headers, the buffered request body, response headers and the
+// response body (buffered, or streamed for SSE) in that order. The server
+// keeps one exchange per stream: a small state machine whose request side is
+// a chain of steps (authenticate, classify, parse, resolve, rewrite) and
+// whose response side reads usage from JSON bodies or SSE events.
+package extproc
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tollgate-ai/tollgate/policy/keys"
+	"github.com/tollgate-ai/tollgate/routing"
+)
+
+// Snapshot is one consistent view of the configuration. A request keeps the
+// snapshot it started with, so a reload never changes a request in flight.
+type Snapshot struct {
+	Routes *routing.Table
+	Keys   *keys.Store
+}
+
+// Options configure a Server.
+type Options struct {
+	// Snapshot returns the configuration in force; nil means not ready, and
+	// requests are refused with 503.
+	Snapshot func() *Snapshot
+	Logger   *zap.Logger
+	Metrics  *Metrics         // optional
+	Now      func() time.Time // optional; for tests
+}
+
+// Server implements extprocv3.ExternalProcessorServer.
+type Server struct {
+	extprocv3.UnimplementedExternalProcessorServer
+	snapshot func() *Snapshot
+	log      *zap.Logger
+	metrics  *Metrics
+	now      func() time.Time
+}
+
+// New returns a Server.
+func New(o Options) *Server {
+	s := &Server{snapshot: o.Snapshot, log: o.Logger, metrics: o.Metrics, now: o.Now}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+// Process serves one HTTP request's ext_proc stream.
+func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
+	x := newExchange(s, s.snapshot())
+	s.metrics.streamStarted()
+	defer x.finish()
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			// Envoy ends a stream by resetting it (Canceled), or with a
+			// half-close under the graceful-close runtime (io.EOF); both are
+			// the normal end of a request (spec §1.1).
+			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled || errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		}
+		start := s.now()
+		resp, phase := x.handle(req)
+		if resp == nil {
+			// A message we must not answer (none today); returning nil tells
+			// Envoy to carry on without us for the rest of the request.
+			return nil
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+		s.metrics.observePhase(phase, s.now().Sub(start))
+		if x.done {
+			// After an ImmediateResponse Envoy closes the stream (spec §2.6);
+			// ending it here frees the goroutine at once.
+			return nil
+		}
+	}
+}
