@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/tollgate-ai/tollgate/extproc/serve"
+)
+
+func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var paths multiFlag
+	fs.Var(&paths, "config", "config file or directory (repeatable); the embedded example config when absent")
+	grpcAddr := fs.String("grpc-addr", "127.0.0.1:50051", "ext_proc gRPC listen address, host:port or unix:///path")
+	adminAddr := fs.String("admin-addr", "127.0.0.1:9090", "admin HTTP listen address (/healthz, /readyz, /metrics); empty disables it")
+	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight streams may take to finish")
+	dev := fs.Bool("dev", false, "human-readable logs")
+	level := zapcore.InfoLevel
+	fs.Var(&level, "log-level", "log level (debug, info, warn, error)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log, err := newLogger(*dev, level)
+	if err != nil {
+		fmt.Fprintf(stderr, "tollgate: %v\n", err)
+		return 1
+	}
+	defer func() { _ = log.Sync() }()
+
+	g, err := serve.Start(ctx, serve.Config{
+		GRPCAddr:     *grpcAddr,
+		AdminAddr:    *adminAddr,
+		ConfigPaths:  paths,
+		DrainTimeout: *drain,
+		Logger:       log,
+	})
+	if err != nil {
+		log.Error("start failed", zap.Error(err))
+		return 1
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining in-flight streams", zap.Duration("drain_timeout", *drain))
+		g.Shutdown(context.Background())
+		return 0
+	case err := <-g.Err():
+		log.Error("server failed", zap.Error(err))
+		g.Shutdown(context.Background())
+		return 1
+	}
+}
+
+func newLogger(dev bool, level zapcore.Level) (*zap.Logger, error) {
+	cfg := zap.NewProductionConfig()
+	if dev {
+		cfg = zap.NewDevelopmentConfig()
+	}
+	cfg.Level = zap.NewAtomicLevelAt(level)
+	cfg.DisableStacktrace = !dev
+	return cfg.Build()
+}

@@ -1,0 +1,145 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/tollgate-ai/tollgate/extproc"
+	"github.com/tollgate-ai/tollgate/policy/keys"
+	"github.com/tollgate-ai/tollgate/routing"
+	"github.com/tollgate-ai/tollgate/routing/config"
+)
+
+// Build compiles a validated configuration into a snapshot. Warnings name
+// providers whose credential could not be read; requests to them are refused
+// until a reload fixes it.
+func Build(cfg *config.Config, lookupEnv func(string) (string, bool)) (*extproc.Snapshot, []error, error) {
+	table, warnings := routing.New(cfg, lookupEnv)
+	entries := make([]keys.Entry, len(cfg.Keys))
+	for i, k := range cfg.Keys {
+		entries[i] = keys.Entry{ID: k.ID, SHA256: k.SHA256}
+	}
+	store, err := keys.NewStore(entries)
+	if err != nil {
+		return nil, warnings, err
+	}
+	return &extproc.Snapshot{Routes: table, Keys: store}, warnings, nil
+}
+
+// Load reads the configuration from paths, or the embedded example when
+// there are none.
+func Load(paths []string) (*config.Config, error) {
+	if len(paths) == 0 {
+		return config.Parse("example/tollgate.yaml", config.Example())
+	}
+	return config.Load(paths...)
+}
+
+// reloader keeps the last good snapshot. An invalid new configuration is
+// logged and counted, and the last good one stays in force. Requests read the
+// pointer once when they start, so a swap never changes a request in flight.
+type reloader struct {
+	paths     []string
+	lookupEnv func(string) (string, bool)
+	log       *zap.Logger
+	reloads   *prometheus.CounterVec
+	onReload  func(error)
+	snap      atomic.Pointer[extproc.Snapshot]
+
+	mu      sync.Mutex
+	secrets []string      // secret files of the config in force
+	changed chan struct{} // the set of watched paths changed
+}
+
+func newReloader(paths []string, lookupEnv func(string) (string, bool), log *zap.Logger, reg prometheus.Registerer) *reloader {
+	r := &reloader{
+		paths:     paths,
+		lookupEnv: lookupEnv,
+		log:       log,
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_config_reload_total",
+			Help: "Configuration loads by result (success, error).",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(r.reloads)
+	return r
+}
+
+func (r *reloader) current() *extproc.Snapshot { return r.snap.Load() }
+
+func (r *reloader) load() error {
+	cfg, err := Load(r.paths)
+	if err == nil {
+		var snap *extproc.Snapshot
+		var warnings []error
+		snap, warnings, err = Build(cfg, r.lookupEnv)
+		for _, w := range warnings {
+			r.log.Warn("configuration warning", zap.Error(w))
+		}
+		if err == nil {
+			r.snap.Store(snap)
+			r.reloads.WithLabelValues("success").Inc()
+			r.setSecrets(cfg.SecretFiles())
+			r.log.Info("configuration loaded", zap.Int("providers", len(cfg.Providers)),
+				zap.Int("models", len(cfg.Models)), zap.Int("keys", len(cfg.Keys)))
+			return nil
+		}
+	}
+	r.reloads.WithLabelValues("error").Inc()
+	var problems config.Problems
+	if errors.As(err, &problems) {
+		for _, p := range problems {
+			r.log.Error("configuration problem", zap.String("problem", p.String()))
+		}
+	}
+	if r.current() != nil {
+		r.log.Error("configuration rejected; the last good configuration stays in force", zap.Error(err))
+	}
+	return fmt.Errorf("load configuration: %w", err)
+}
+
+func (r *reloader) setSecrets(files []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	slices.Sort(files)
+	r.secrets = files
+}
+
+func (r *reloader) watched() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append(slices.Clone(r.paths), r.secrets...)
+}
+
+// watch reloads on every change to the config paths or to the secret files
+// the configuration in force refers to, until ctx ends. After each reload the
+// watched set is updated in place, so no change is missed in between.
+func (r *reloader) watch(ctx context.Context) {
+	if len(r.paths) == 0 {
+		return // embedded example: nothing to watch
+	}
+	w, err := config.NewWatcher(r.watched(), config.WatchOptions{Debounce: config.DefaultDebounce, Logger: r.log})
+	if err != nil {
+		r.log.Error("configuration watch failed; hot reload is off", zap.Error(err))
+		return
+	}
+	err = w.Run(ctx, func() {
+		err := r.load()
+		if err := w.SetPaths(r.watched()); err != nil {
+			r.log.Error("configuration watch: updating watched paths", zap.Error(err))
+		}
+		if r.onReload != nil {
+			r.onReload(err)
+		}
+	})
+	if err != nil {
+		r.log.Error("configuration watch stopped", zap.Error(err))
+	}
+}
