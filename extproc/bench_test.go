@@ -118,3 +118,27 @@ func BenchmarkLifecycleStream(b *testing.B) {
 func BenchmarkLifecycleStreamRewrite(b *testing.B) {
 	benchmarkStream(b, `{"model":"smart-default","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
 }
+
+// BenchmarkProcessorChunk is the processor's own cost per streamed SSE chunk,
+// without gRPC: what Tollgate adds on top of the transport.
+func BenchmarkProcessorChunk(b *testing.B) {
+	for _, tc := range []struct{ name, req string }{
+		{"observe", `{"model":"smart-default","stream":true,"stream_options":{"include_usage":true}}`},
+		{"rewrite", `{"model":"smart-default","stream":true}`},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			chunks := sseChunks(100)[:100] // content chunks only: the steady state
+			x := newTestExchange(b)
+			x.handle(chatHeaders())
+			x.handle(reqBody(tc.req))
+			x.handle(respHeaders(":status", "200", "content-type", "text/event-stream"))
+			b.ReportAllocs()
+			b.ResetTimer()
+			i := 0
+			for b.Loop() {
+				x.handle(chunks[i%len(chunks)])
+				i++
+			}
+		})
+	}
+}

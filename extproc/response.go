@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/tidwall/gjson"
@@ -140,7 +141,7 @@ func (r *sseReader) inspect(ev sse.Event) {
 		r.emit(ev.Raw)
 		return
 	}
-	u := gjson.GetBytes(data, "usage")
+	u := gjson.Get(view(data), "usage")
 	if !u.Exists() {
 		r.emit(ev.Raw)
 		return
@@ -155,7 +156,7 @@ func (r *sseReader) inspect(ev sse.Event) {
 	if !r.rewrite {
 		return
 	}
-	if u.IsObject() && !gjson.GetBytes(data, "choices.0").Exists() {
+	if u.IsObject() && !gjson.Get(view(data), "choices.0").Exists() {
 		return // the usage-only chunk ("choices":[]) the client did not ask for
 	}
 	i := bytes.Index(ev.Raw, data)
@@ -178,3 +179,8 @@ func (r *sseReader) emit(raw []byte) {
 func (r *sseReader) usage() (usage.Usage, bool) { return r.u, r.ok }
 
 func zapProvider(name string) zap.Field { return zap.String("provider", name) }
+
+// view reads b as a string without copying it. gjson.GetBytes copies its
+// results to keep them valid; results here are used only while the event's
+// bytes are alive, so the copy per chunk is avoidable.
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
 	"time"
 
@@ -27,11 +26,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	log, err := newLogger(*dev, level)
-	if err != nil {
-		fmt.Fprintf(stderr, "tollgate: %v\n", err)
-		return 1
-	}
+	log := newLogger(stderr, *dev, level)
 	defer func() { _ = log.Sync() }()
 
 	g, err := serve.Start(ctx, serve.Config{
@@ -57,12 +52,11 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 }
 
-func newLogger(dev bool, level zapcore.Level) (*zap.Logger, error) {
-	cfg := zap.NewProductionConfig()
+// newLogger logs JSON lines (or, with dev, human-readable ones) to w.
+func newLogger(w io.Writer, dev bool, level zapcore.Level) *zap.Logger {
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 	if dev {
-		cfg = zap.NewDevelopmentConfig()
+		enc = zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
 	}
-	cfg.Level = zap.NewAtomicLevelAt(level)
-	cfg.DisableStacktrace = !dev
-	return cfg.Build()
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level), zap.AddCaller())
 }

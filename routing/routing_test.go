@@ -1,0 +1,107 @@
+package routing
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/tollgate-ai/tollgate/routing/config"
+)
+
+func testConfig() *config.Config {
+	return &config.Config{
+		Version: 1,
+		Providers: []config.Provider{
+			{Name: "openai", Schema: "openai", Cluster: "openai", BasePath: "/v1",
+				Credential: &config.Credential{Header: "authorization", Prefix: "Bearer ", Source: config.SecretRef{Env: "K"}},
+				Models:     []string{"gpt-4o", "gpt-4o-mini"}, DirectModels: "listed"},
+			{Name: "ollama", Schema: "openai", Cluster: "ollama", BasePath: "/v1", DirectModels: "any", Models: []string{"llama3.2"}},
+			{Name: "hidden", Schema: "openai", Cluster: "hidden", BasePath: "/v1", DirectModels: "none", Models: []string{"m"}},
+			{Name: "nokey", Schema: "openai", Cluster: "nokey", BasePath: "/v1",
+				Credential: &config.Credential{Header: "x-api-key", Source: config.SecretRef{Env: "MISSING"}}},
+		},
+		Models: []config.Model{
+			{Name: "smart-default", Provider: "openai", Model: "gpt-4o"},
+			{Name: "secret-model", Provider: "hidden", Model: "m"},
+			{Name: "nokey-model", Provider: "nokey", Model: "x"},
+		},
+	}
+}
+
+func env(k string) (string, bool) {
+	if k == "K" {
+		return "sk-secret", true
+	}
+	return "", false
+}
+
+func TestResolve(t *testing.T) {
+	table, warnings := New(testConfig(), env)
+	if len(warnings) != 1 || !errors.Is(warnings[0], ErrNoCredential) || strings.Contains(warnings[0].Error(), "sk-secret") {
+		t.Fatalf("warnings %v", warnings)
+	}
+	tests := []struct {
+		name, provider, model string
+	}{
+		{"smart-default", "openai", "gpt-4o"},
+		{"openai/gpt-4o-mini", "openai", "gpt-4o-mini"},
+		{"openai/gpt-4.1", "", ""}, // listed only
+		{"ollama/llama3.2", "ollama", "llama3.2"},
+		{"ollama/qwen3:8b", "ollama", "qwen3:8b"}, // any
+		{"ollama/", "", ""},
+		{"hidden/m", "", ""}, // direct names off
+		{"secret-model", "hidden", "m"},
+		{"gpt-4o", "", ""}, // bare provider ids are not aliases
+		{"unknown/x", "", ""},
+		{"", "", ""},
+	}
+	for _, tt := range tests {
+		got, ok := table.Resolve(tt.name)
+		if ok != (tt.provider != "") {
+			t.Errorf("Resolve(%q) ok=%v", tt.name, ok)
+			continue
+		}
+		if ok && (got.Provider.Name != tt.provider || got.Model != tt.model || got.Name != tt.name) {
+			t.Errorf("Resolve(%q) = %s/%s (%s)", tt.name, got.Provider.Name, got.Model, got.Name)
+		}
+	}
+}
+
+func TestModelsListed(t *testing.T) {
+	table, _ := New(testConfig(), env)
+	got := strings.Join(table.Models(), ",")
+	want := "nokey-model,ollama/llama3.2,openai/gpt-4o,openai/gpt-4o-mini,secret-model,smart-default"
+	if got != want {
+		t.Fatalf("models %s, want %s", got, want)
+	}
+}
+
+func TestCredentialAndPath(t *testing.T) {
+	table, _ := New(testConfig(), env)
+	p := table.Provider("openai")
+	h, v, err := p.Credential()
+	if err != nil || h != "authorization" || v != "Bearer sk-secret" {
+		t.Fatalf("credential %q %q %v", h, v, err)
+	}
+	if strings.Contains(p.String(), "sk-") {
+		t.Fatal("provider String leaks the credential")
+	}
+	if h, _, err := table.Provider("ollama").Credential(); h != "" || err != nil {
+		t.Fatalf("provider without credential: %q %v", h, err)
+	}
+	if _, _, err := table.Provider("nokey").Credential(); !errors.Is(err, ErrNoCredential) {
+		t.Fatalf("missing credential: %v", err)
+	}
+	for _, tt := range []struct {
+		e     Endpoint
+		query string
+		want  string
+	}{
+		{EndpointChat, "", "/v1/chat/completions"},
+		{EndpointEmbeddings, "api-version=1", "/v1/embeddings?api-version=1"},
+	} {
+		if got := p.Path(tt.e, tt.query); got != tt.want {
+			t.Errorf("Path(%v) = %s, want %s", tt.e, got, tt.want)
+		}
+	}
+}
