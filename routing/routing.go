@@ -94,8 +94,8 @@ type Target struct {
 
 // Table maps client model names to targets. It is immutable.
 type Table struct {
-	names     map[string]Target     // aliases and allowed provider/model names
-	anyModel  map[string]*Provider  // providers that accept any provider/model name
+	names     map[string]Target    // aliases and allowed provider/model names
+	anyModel  map[string]*Provider // providers that accept any provider/model name
 	providers map[string]*Provider
 	listed    []string // sorted ids for /v1/models
 }
