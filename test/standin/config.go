@@ -1,0 +1,252 @@
+package standin
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+)
+
+// config is the stand-in's view of a (rewritten) bootstrap.
+type config struct {
+	version     int
+	bufferLimit int // listener per_connection_buffer_limit_bytes
+
+	statPrefix       string
+	useRemoteAddress bool
+	normalizePath    bool
+	mergeSlashes     bool
+	stripAnyHostPort bool
+	streamIdle       time.Duration // 0 = disabled
+	generateID       bool
+	limits           mutationLimits
+
+	extProc  *extProcConfig // nil without an ext_proc filter
+	routes   *routeTable
+	clusters map[string]*cluster
+}
+
+type cluster struct {
+	name     string
+	network  string // "tcp" or "unix"
+	addr     string // dial address
+	hostname string // endpoint hostname, for auto_host_rewrite
+	loopback bool   // the stand-in dials only loopback and unix addresses
+}
+
+type extProcConfig struct {
+	filterName               string
+	mode                     *extprocv3.ProcessingMode // filter-level processing_mode
+	messageTimeout           time.Duration
+	maxMessageTimeout        time.Duration
+	failureModeAllow         bool
+	allowModeOverride        bool
+	allowedOverrides         []*extprocv3.ProcessingMode
+	sendBodyWithoutWaiting   bool
+	disableImmediateResponse bool
+	routeCacheAction         extprocv3.ExternalProcessor_RouteCacheAction
+	checker                  *checker
+	forwardNS, receiveNS     []string
+	requestAttrs, respAttrs  []string
+	statusOnError            int
+	grpcCluster              string // envoy_grpc cluster name ("" for google_grpc)
+	grpcTarget               string // google_grpc target_uri
+	grpcAuthority            string
+	initialMetadata          []*corev3.HeaderValue
+}
+
+func loadConfig(bs *bootstrapv3.Bootstrap, version int) (*config, error) {
+	l := bs.GetStaticResources().GetListeners()[0]
+	fc, hcm, err := hcmChain(l)
+	if err != nil {
+		return nil, err
+	}
+	_ = fc
+	c := &config{
+		version:     version,
+		bufferLimit: defaultBufferSize,
+		statPrefix:  hcm.GetStatPrefix(),
+		streamIdle:  5 * time.Minute,
+		generateID:  true,
+		limits:      mutationLimits{maxCount: 100, maxBytes: 60 * 1024},
+		clusters:    map[string]*cluster{},
+	}
+	if v := l.GetPerConnectionBufferLimitBytes(); v != nil {
+		c.bufferLimit = int(v.GetValue())
+	}
+	c.useRemoteAddress = hcm.GetUseRemoteAddress().GetValue()
+	c.normalizePath = hcm.GetNormalizePath().GetValue()
+	c.mergeSlashes = hcm.GetMergeSlashes()
+	c.stripAnyHostPort = hcm.GetStripAnyHostPort()
+	if d := hcm.GetStreamIdleTimeout(); d != nil {
+		c.streamIdle = d.AsDuration()
+	}
+	if g := hcm.GetGenerateRequestId(); g != nil {
+		c.generateID = g.GetValue()
+	}
+	if v := hcm.GetMaxRequestHeadersKb(); v != nil {
+		c.limits.maxBytes = int(v.GetValue()) * 1024
+	}
+	if v := hcm.GetCommonHttpProtocolOptions().GetMaxHeadersCount(); v != nil {
+		c.limits.maxCount = int(v.GetValue())
+	}
+	if hcm.GetRds() != nil || hcm.GetScopedRoutes() != nil {
+		return nil, errors.New("standin: only a static route_config is emulated")
+	}
+	if c.routes, err = compileRoutes(hcm.GetRouteConfig()); err != nil {
+		return nil, fmt.Errorf("standin: route_config: %w", err)
+	}
+	for _, cl := range bs.GetStaticResources().GetClusters() {
+		cc, err := loadCluster(cl)
+		if err != nil {
+			return nil, fmt.Errorf("standin: cluster %q: %w", cl.GetName(), err)
+		}
+		c.clusters[cl.GetName()] = cc
+	}
+	if err := c.loadFilters(hcm); err != nil {
+		return nil, err
+	}
+	// Envoy rejects a static route naming an unknown cluster at start-up.
+	for _, vh := range c.routes.vhosts {
+		for _, r := range vh.routes {
+			if r.cluster != "" && c.clusters[r.cluster] == nil {
+				return nil, fmt.Errorf("standin: route %q: unknown cluster %q", r.name, r.cluster)
+			}
+		}
+	}
+	return c, nil
+}
+
+func loadCluster(cl *clusterv3.Cluster) (*cluster, error) {
+	c := &cluster{name: cl.GetName()}
+	for _, lle := range cl.GetLoadAssignment().GetEndpoints() {
+		for _, le := range lle.GetLbEndpoints() {
+			ep := le.GetEndpoint()
+			if ep == nil {
+				continue
+			}
+			c.hostname = ep.GetHostname()
+			switch a := ep.GetAddress().GetAddress().(type) {
+			case *corev3.Address_Pipe:
+				c.network, c.addr, c.loopback = "unix", a.Pipe.GetPath(), true
+			case *corev3.Address_SocketAddress:
+				host := a.SocketAddress.GetAddress()
+				c.network = "tcp"
+				c.addr = net.JoinHostPort(host, strconv.Itoa(int(a.SocketAddress.GetPortValue())))
+				if ip, err := netip.ParseAddr(host); err == nil {
+					c.loopback = ip.IsLoopback()
+				} else if c.hostname == "" {
+					c.hostname = host
+				}
+			}
+			return c, nil
+		}
+	}
+	return c, nil
+}
+
+func (c *config) loadFilters(hcm *hcmv3.HttpConnectionManager) error {
+	fs := hcm.GetHttpFilters()
+	if len(fs) == 0 || fs[len(fs)-1].GetTypedConfig().GetTypeUrl() != routerTypeURL {
+		return errors.New("standin: the router must be the last http filter")
+	}
+	for _, f := range fs[:len(fs)-1] {
+		if f.GetTypedConfig().GetTypeUrl() != extProcTypeURL {
+			return fmt.Errorf("standin: http filter %q (%s) is not emulated", f.GetName(), f.GetTypedConfig().GetTypeUrl())
+		}
+		if c.extProc != nil {
+			return errors.New("standin: only one ext_proc filter is emulated")
+		}
+		ep := &extprocv3.ExternalProcessor{}
+		if err := f.GetTypedConfig().UnmarshalTo(ep); err != nil {
+			return fmt.Errorf("standin: ext_proc: %w", err)
+		}
+		if err := ep.ValidateAll(); err != nil {
+			return fmt.Errorf("standin: ext_proc: %w", err)
+		}
+		epc, err := loadExtProc(ep, c.version)
+		if err != nil {
+			return fmt.Errorf("standin: ext_proc: %w", err)
+		}
+		epc.filterName = f.GetName()
+		c.extProc = epc
+	}
+	return nil
+}
+
+func loadExtProc(ep *extprocv3.ExternalProcessor, version int) (*extProcConfig, error) {
+	pm := ep.GetProcessingMode()
+	if pm == nil {
+		pm = &extprocv3.ProcessingMode{}
+	}
+	for _, m := range []extprocv3.ProcessingMode_BodySendMode{pm.GetRequestBodyMode(), pm.GetResponseBodyMode()} {
+		if m == extprocv3.ProcessingMode_FULL_DUPLEX_STREAMED {
+			return nil, errors.New("FULL_DUPLEX_STREAMED is not emulated")
+		}
+	}
+	switch {
+	case ep.GetObservabilityMode():
+		return nil, errors.New("observability_mode is not emulated")
+	case ep.GetHttpService() != nil:
+		return nil, errors.New("http_service is not emulated (gRPC only)")
+	case ep.GetDisableClearRouteCache() && ep.GetRouteCacheAction() != extprocv3.ExternalProcessor_DEFAULT:
+		// Envoy's own start-up check (spec §2.5).
+		return nil, errors.New("disable_clear_route_cache and route_cache_action can not be set to none-default at the same time")
+	case ep.GetStatusOnError() != nil && version < 36:
+		return nil, fmt.Errorf("status_on_error does not exist before Envoy 1.36 (emulating 1.%d)", version)
+	}
+	c := &extProcConfig{
+		mode:                     pm,
+		messageTimeout:           200 * time.Millisecond,
+		failureModeAllow:         ep.GetFailureModeAllow(),
+		allowModeOverride:        ep.GetAllowModeOverride(),
+		allowedOverrides:         ep.GetAllowedOverrideModes(),
+		sendBodyWithoutWaiting:   ep.GetSendBodyWithoutWaitingForHeaderResponse(),
+		disableImmediateResponse: ep.GetDisableImmediateResponse(),
+		routeCacheAction:         ep.GetRouteCacheAction(),
+		forwardNS:                ep.GetMetadataOptions().GetForwardingNamespaces().GetUntyped(),
+		receiveNS:                ep.GetMetadataOptions().GetReceivingNamespaces().GetUntyped(),
+		requestAttrs:             ep.GetRequestAttributes(),
+		respAttrs:                ep.GetResponseAttributes(),
+		statusOnError:            500,
+	}
+	if ep.GetDisableClearRouteCache() {
+		c.routeCacheAction = extprocv3.ExternalProcessor_RETAIN
+	}
+	if d := ep.GetMessageTimeout(); d != nil {
+		c.messageTimeout = d.AsDuration()
+	}
+	if d := ep.GetMaxMessageTimeout(); d != nil {
+		c.maxMessageTimeout = d.AsDuration()
+	}
+	if s := ep.GetStatusOnError(); s != nil && s.GetCode() != 0 {
+		c.statusOnError = int(s.GetCode())
+	}
+	var err error
+	if c.checker, err = newChecker(ep.GetMutationRules()); err != nil {
+		return nil, err
+	}
+	gs := ep.GetGrpcService()
+	switch {
+	case gs.GetEnvoyGrpc() != nil:
+		c.grpcCluster = gs.GetEnvoyGrpc().GetClusterName()
+		c.grpcAuthority = gs.GetEnvoyGrpc().GetAuthority()
+		if c.grpcAuthority == "" {
+			c.grpcAuthority = c.grpcCluster
+		}
+	case gs.GetGoogleGrpc() != nil:
+		c.grpcTarget = gs.GetGoogleGrpc().GetTargetUri()
+	default:
+		return nil, errors.New("grpc_service is required")
+	}
+	c.initialMetadata = gs.GetInitialMetadata()
+	return c, nil
+}

@@ -1,0 +1,70 @@
+// Package standin is an Envoy stand-in for tests: an HTTP/1.1 front on 127.0.0.1 that
+// drives an ext_proc server exactly as Envoy 1.33–1.36's ext_proc HTTP filter does in
+// downstream placement, under a real Envoy v3 bootstrap. No Envoy binary can be installed
+// on the project's machines, so the product is tested against this package; its
+// behaviour follows the project's ext_proc reference ("spec §x" in comments), Part B.
+//
+// Start reads the bootstrap through go-control-plane (YAML → protojson into
+// bootstrapv3.Bootstrap, Any types resolved by blank imports, PGV validation), rewritten
+// by the same RewriteBootstrap that prepares a bootstrap for a real envoy, so both agree.
+// From it the stand-in takes the listener's per_connection_buffer_limit_bytes, the HCM
+// (static route_config, http_filters, use_remote_address, normalize_path, merge_slashes,
+// stream_idle_timeout, header limits), the ext_proc filter's whole configuration, and the
+// clusters.
+//
+// # Emulated
+//
+//   - One bidirectional Process stream per HTTP request, opened on the first message,
+//     never half-closed, cancelled when the request ends, after a local reply, an
+//     ImmediateResponse, a gRPC error or a timeout (§1.1). OK from the server means
+//     "continue without me" (§1.1).
+//   - Request and response header maps as Envoy builds them (§1.2): lower-case keys,
+//     raw_value, pseudo-headers, Host as :authority, hop-by-hop headers stripped,
+//     x-request-id, x-forwarded-for/-proto with use_remote_address, path normalisation; a
+//     chunked upstream's transfer-encoding is visible to the processor but never copied
+//     to the client.
+//   - attributes once per direction, metadata_context on every message,
+//     protocol_config on the first message (1.34+), observability_mode=false (§1.2, §5).
+//   - Processing modes (§1.3): headers SEND/SKIP, body NONE, BUFFERED, STREAMED
+//     (pipelined, FIFO replies, held data consolidated, replies flushed to the client as
+//     they arrive), BUFFERED_PARTIAL, send_body_without_waiting_for_header_response;
+//     one state machine per direction (§1.6); content-length removal (§3.1); buffer
+//     limits with 413/500 (§1.5) and watermarks (reading stops while data is held).
+//   - Reply validation (§2.1, §4): spurious replies by version, override_message_timeout
+//     and mode_override (§2.8) with allowed_override_modes and 1.33/1.34+ DEFAULT
+//     semantics.
+//   - The mutation engine and mutation_rules (§2.3), body mutations, the content-length
+//     mismatch check and CONTINUE_AND_REPLACE (§2.2, §2.4, §3.1), route-cache clearing
+//     and route_cache_action (§2.5), dynamic metadata (§2.7), ImmediateResponse (§2.6),
+//     message timeouts, gRPC failures and failure_mode_allow, status_on_error (§4), and
+//     the rule that local replies never reach the processor (§1.7).
+//   - The router: virtual hosts by domain, prefix/path/path_separated_prefix/safe_regex
+//     matchers, header matchers, cluster, cluster_header (503 cluster_not_found),
+//     direct_response, request/response headers_to_add/remove, host_rewrite_literal,
+//     auto_host_rewrite (the endpoint hostname is kept when a cluster is pointed at
+//     loopback), prefix_rewrite, route timeout, idle_timeout, per_try_timeout and
+//     per_try_idle_timeout, ExtProcPerRoute (disabled, processing_mode, metadata
+//     namespaces, failure_mode_allow on 1.35+) merged once from the initial route.
+//
+// Chunker controls where body bytes are cut into codec callbacks (and so STREAMED
+// messages), deterministically; Options.NewTimer replaces every timer so tests never
+// sleep. Stats and Log expose Envoy's counters and an access record per request.
+//
+// # Not emulated
+//
+//   - HTTP/2 or TLS downstream, HTTP/2 upstream (upstreams are plain HTTP/1.1 to loopback;
+//     non-loopback addresses are refused), upgrades and CONNECT.
+//   - FULL_DUPLEX_STREAMED, observability_mode, http_service, trailers (only SKIP: a
+//     trailers message is never sent, and a trailers reply is spurious), the graceful
+//     gRPC close (1.34+ runtime opt-in), the ext_proc cluster's own buffer limit, the
+//     x-envoy-internal / x-forwarded-for headers of Envoy's gRPC client (the stream does
+//     carry :authority = cluster name and grpc_service.initial_metadata).
+//   - Retries, retry priorities, hedging and upstream (per-attempt) ext_proc filters: the
+//     router makes one attempt; its attempt/retry-body structure is where they go.
+//   - Other HTTP filters (Start rejects them), RDS, dynamic_metadata route matchers,
+//     local_reply_config, access-log formats, percent-decoding in normalize_path.
+//   - Envoy's 1.37+ behaviour (early stream close, local replies of upstream filters).
+//
+// Where the stand-in has to choose, it is the stricter party: a BUFFERED body is checked
+// against the limit on every chunk (Envoy may let a final codec chunk pass).
+package standin
