@@ -10,6 +10,7 @@ import (
 
 	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/policy/keys"
+	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )
@@ -21,12 +22,18 @@ type exchange struct {
 	start time.Time
 
 	// request side
-	method, path, query string
-	endpoint            routing.Endpoint
-	key                 *keys.Key
-	target              routing.Target
-	stream              bool // client asked for an SSE stream
-	injectedUsage       bool // the gateway added stream_options.include_usage
+	method, path  string
+	endpoint      routing.Endpoint
+	deployment    string // Azure-style path: the model name
+	bodyModel     string // "model" as the body had it
+	key           *keys.Key
+	app           *tenancy.App
+	appRequested  string // app id the client named
+	agentID       string // x-agent-id as sent
+	meta          metadata
+	target        routing.Target
+	stream        bool // client asked for an SSE stream
+	injectedUsage bool // the gateway added stream_options.include_usage
 
 	// response side
 	body bodyReader
@@ -38,6 +45,9 @@ type exchange struct {
 // record is what the request's log line and metrics say.
 type record struct {
 	requestID, keyID, route, model, provider, providerModel, refusal string
+	tenant, app, tier, agentID                                       string
+	agentInvalid, byok                                               bool
+	metadata                                                         metadata
 	status                                                           int
 	stream                                                           bool
 	usage                                                            usage.Usage
@@ -127,6 +137,10 @@ func (x *exchange) finish() {
 	fields := []zap.Field{
 		zap.String("request_id", r.requestID),
 		zap.String("key_id", r.keyID),
+		zap.String("tenant", r.tenant),
+		zap.String("app", r.app),
+		zap.String("tier", r.tier),
+		zap.String("agent_id", r.agentID),
 		zap.String("route", r.route),
 		zap.String("model", r.model),
 		zap.String("provider", r.provider),
@@ -142,6 +156,15 @@ func (x *exchange) finish() {
 	}
 	if r.stream && !r.firstByte.IsZero() {
 		fields = append(fields, zap.Duration("ttfb", r.firstByte.Sub(x.start)))
+	}
+	if r.agentInvalid {
+		fields = append(fields, zap.Bool("agent_id_invalid", true))
+	}
+	if len(r.metadata) > 0 {
+		fields = append(fields, zap.Object("metadata", r.metadata))
+	}
+	if r.byok {
+		fields = append(fields, zap.Bool("byok", true))
 	}
 	if r.refusal != "" {
 		fields = append(fields, zap.String("refusal", r.refusal))

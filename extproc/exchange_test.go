@@ -12,6 +12,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
 	"github.com/tollgate-ai/tollgate/policy/keys"
+	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 )
@@ -43,12 +44,14 @@ func testSnapshot(t testing.TB) *Snapshot {
 		},
 	}
 	env := map[string]string{"TEST_OPENAI_KEY": "sk-provider-secret"}
-	table, _ := routing.New(cfg, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	store, err := keys.NewStore([]keys.Entry{{ID: "k1", SHA256: keys.Hash(testKey)}})
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	table, _ := routing.New(cfg, lookup)
+	tenants, _ := tenancy.New(cfg, lookup)
+	store, err := keys.NewStore([]keys.Entry{{Key: keys.Key{ID: "k1", Tenant: config.DefaultTenant}, SHA256: keys.Hash(testKey)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Snapshot{Routes: table, Keys: store}
+	return &Snapshot{Routes: table, Keys: store, Tenants: tenants, Metadata: cfg.MetadataLimits()}
 }
 
 func newTestExchange(t testing.TB) *exchange {

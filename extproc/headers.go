@@ -79,3 +79,5 @@ func splitPath(p string) (path, query string) {
 	path, query, _ = strings.Cut(p, "?")
 	return path, query
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -5,19 +5,23 @@ import (
 	"github.com/tollgate-ai/tollgate/routing"
 )
 
-// modelsList renders GET /v1/models in OpenAI's list format.
-func modelsList(t *routing.Table) []byte {
+// modelsList renders GET /v1/models in OpenAI's list format: the models
+// this caller may use.
+func modelsList(t *routing.Table, allowed func(name, canonical string) bool) []byte {
 	names := t.Models()
 	b := make([]byte, 0, 32+64*len(names))
 	b = append(b, `{"object":"list","data":[`...)
-	for i, name := range names {
-		if i > 0 {
+	n := 0
+	for _, name := range names {
+		tg, ok := t.Resolve(name)
+		if !ok || !allowed(name, tg.Canonical()) {
+			continue
+		}
+		if n > 0 {
 			b = append(b, ',')
 		}
-		owner := "tollgate"
-		if tg, ok := t.Resolve(name); ok {
-			owner = tg.Provider.Name
-		}
+		n++
+		owner := tg.Provider.Name
 		b = append(b, `{"id":`...)
 		b = oaierror.AppendString(b, name)
 		b = append(b, `,"object":"model","created":0,"owned_by":`...)

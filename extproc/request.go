@@ -6,6 +6,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
+	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tollgate-ai/tollgate/extproc/oaierror"
@@ -20,6 +21,7 @@ type headerStep func(x *exchange, h headers, mu *mutation) *oaierror.Error
 // requestHeaderSteps run in order on request_headers.
 var requestHeaderSteps = []headerStep{
 	requireSnapshot,
+	readIdentityHeaders,
 	sanitizeHeaders,
 	authenticate,
 	classify,
@@ -32,7 +34,10 @@ type bodyStep func(x *exchange, req *upstreamRequest) *oaierror.Error
 // requestBodySteps run in order on the buffered request body.
 var requestBodySteps = []bodyStep{
 	parseRequest,
+	identify,
 	resolveModel,
+	confine,
+	stripGatewayFields,
 	rewriteModel,
 	injectStreamUsage,
 	routeUpstream,
@@ -55,7 +60,11 @@ func (x *exchange) onRequestHeaders(m *extprocv3.HttpHeaders) *extprocv3.Process
 		}
 	}
 	if x.endpoint == routing.EndpointModels {
-		return x.immediate(200, modelsList(x.snap.Routes), "tollgate_models")
+		// No body follows: identify now, from headers alone.
+		if err := identify(x, nil); err != nil {
+			return x.refuse(err)
+		}
+		return x.immediate(200, modelsList(x.snap.Routes, x.allowed), "tollgate_models")
 	}
 	// A POST without a body arrives with end_of_stream set and no body message
 	// ever follows (spec §1.4): decide now instead of waiting.
@@ -101,6 +110,8 @@ func (x *exchange) metadata() *structpb.Struct {
 	return &structpb.Struct{Fields: map[string]*structpb.Value{
 		metadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
 			"key_id":         structpb.NewStringValue(x.rec.keyID),
+			"tenant":         structpb.NewStringValue(x.rec.tenant),
+			"app":            structpb.NewStringValue(x.rec.app),
 			"model":          structpb.NewStringValue(x.rec.model),
 			"provider":       structpb.NewStringValue(x.rec.provider),
 			"provider_model": structpb.NewStringValue(x.rec.providerModel),
@@ -154,7 +165,7 @@ func authenticate(x *exchange, h headers, _ *mutation) *oaierror.Error {
 	} else if v := h.get("x-api-key"); v != "" {
 		presented = v
 	}
-	k, ok := x.snap.Keys.Authenticate(presented)
+	k, ok := x.snap.Keys.Authenticate(presented, x.start)
 	if !ok {
 		return oaierror.InvalidAPIKey()
 	}
@@ -166,9 +177,9 @@ func authenticate(x *exchange, h headers, _ *mutation) *oaierror.Error {
 // classify maps method and path to an endpoint.
 func classify(x *exchange, h headers, _ *mutation) *oaierror.Error {
 	x.method = h.get(":method")
-	x.path, x.query = splitPath(h.get(":path"))
+	x.path, _ = splitPath(h.get(":path"))
 	want := ""
-	switch x.path {
+	switch path := x.path; path {
 	case "/v1/chat/completions":
 		x.endpoint, want = routing.EndpointChat, "POST"
 	case "/v1/embeddings":
@@ -176,7 +187,17 @@ func classify(x *exchange, h headers, _ *mutation) *oaierror.Error {
 	case "/v1/models":
 		x.endpoint, want = routing.EndpointModels, "GET"
 	default:
-		return oaierror.UnknownURL(x.method, x.path)
+		// Azure OpenAI clients put the deployment in the path; it stands for
+		// the model name (an alias or provider/model).
+		dep, op, ok := azureDeployment(path)
+		switch {
+		case ok && op == "/chat/completions":
+			x.endpoint, want, x.deployment = routing.EndpointChat, "POST", dep
+		case ok && op == "/embeddings":
+			x.endpoint, want, x.deployment = routing.EndpointEmbeddings, "POST", dep
+		default:
+			return oaierror.UnknownURL(x.method, x.path)
+		}
 	}
 	x.rec.route = x.endpoint.String()
 	if x.method != want {
@@ -186,7 +207,8 @@ func classify(x *exchange, h headers, _ *mutation) *oaierror.Error {
 	return nil
 }
 
-// parseRequest validates the JSON body and reads model and stream.
+// parseRequest validates the JSON body and reads model, stream and the
+// gateway's own tollgate_* fields.
 func parseRequest(x *exchange, req *upstreamRequest) *oaierror.Error {
 	body := req.body
 	if !gjson.ValidBytes(body) {
@@ -201,16 +223,22 @@ func parseRequest(x *exchange, req *upstreamRequest) *oaierror.Error {
 		// routing on one value and billing another is not an option.
 		return oaierror.InvalidRequest("duplicate_key", dup, "The request body has the key "+quote(dup)+" more than once.")
 	}
+	if err := parseGatewayFields(x, root); err != nil {
+		return err
+	}
 	model := root.Get("model")
+	x.bodyModel = model.Str
 	switch {
-	case !model.Exists():
+	case x.deployment != "":
+		// Azure-style: the deployment in the path names the model.
+		x.rec.model = x.deployment
+	case !model.Exists() || (model.Type == gjson.String && model.Str == ""):
 		return oaierror.InvalidRequest("missing_required_parameter", "model", "You must provide a model parameter.")
 	case model.Type != gjson.String:
 		return oaierror.InvalidRequest("invalid_type", "model", "The model parameter must be a string.")
-	case model.Str == "":
-		return oaierror.InvalidRequest("missing_required_parameter", "model", "You must provide a model parameter.")
+	default:
+		x.rec.model = model.Str
 	}
-	x.rec.model = model.Str
 	if x.endpoint == routing.EndpointChat {
 		switch s := root.Get("stream"); s.Type {
 		case gjson.True:
@@ -256,7 +284,7 @@ func resolveModel(x *exchange, _ *upstreamRequest) *oaierror.Error {
 
 // rewriteModel writes the provider's model id into the body.
 func rewriteModel(x *exchange, req *upstreamRequest) *oaierror.Error {
-	if x.target.Model == x.rec.model {
+	if x.target.Model == x.bodyModel {
 		return nil
 	}
 	b, err := sjson.SetBytes(req.body, "model", x.target.Model)
@@ -294,13 +322,21 @@ func injectStreamUsage(x *exchange, req *upstreamRequest) *oaierror.Error {
 func routeUpstream(x *exchange, req *upstreamRequest) *oaierror.Error {
 	p := x.target.Provider
 	header, value, err := p.Credential()
+	if x.target.Direct {
+		// Bring your own key: a tenant's own credential serves its
+		// provider/model requests. If it cannot be read the request fails
+		// rather than silently billing the platform's account.
+		if own, ok, ownErr := x.snap.Tenants.Credential(x.key.Tenant, p.Name); ok {
+			value, err, x.rec.byok = own, ownErr, true
+		}
+	}
 	if err != nil {
-		x.srv.log.Warn("provider credential unavailable", zapProvider(p.Name))
+		x.srv.log.Warn("provider credential unavailable", zapProvider(p.Name), zap.Bool("byok", x.rec.byok))
 		return oaierror.Internal(503, "provider_unavailable", "The provider for this model is not available.")
 	}
 	mu := &req.mu
 	mu.set(clusterHeader, p.Cluster)
-	mu.set(":path", p.Path(x.endpoint, x.query))
+	mu.set(":path", p.Path(x.endpoint))
 	if header != "" {
 		mu.set(header, value)
 	}

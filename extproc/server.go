@@ -21,14 +21,18 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tollgate-ai/tollgate/policy/keys"
+	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing"
+	"github.com/tollgate-ai/tollgate/routing/config"
 )
 
 // Snapshot is one consistent view of the configuration. A request keeps the
 // snapshot it started with, so a reload never changes a request in flight.
 type Snapshot struct {
-	Routes *routing.Table
-	Keys   *keys.Store
+	Routes   *routing.Table
+	Keys     *keys.Store
+	Tenants  *tenancy.Directory
+	Metadata config.MetadataLimits
 }
 
 // Options configure a Server.

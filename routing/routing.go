@@ -64,13 +64,11 @@ type Provider struct {
 	credErr    error
 }
 
-// Path returns the upstream :path for an endpoint, keeping the client's query.
-func (p *Provider) Path(e Endpoint, query string) string {
-	path := p.BasePath + e.suffix()
-	if query != "" {
-		path += "?" + query
-	}
-	return path
+// Path returns the upstream :path for an endpoint. The client's query string
+// is never forwarded: OpenAI's API takes none, and an Azure-style client's
+// api-version means nothing to another provider.
+func (p *Provider) Path(e Endpoint) string {
+	return p.BasePath + e.suffix()
 }
 
 // Credential returns the header and value to inject upstream. Header is
@@ -90,7 +88,12 @@ type Target struct {
 	Provider *Provider
 	Model    string // provider model id written into the upstream body
 	Name     string // the name the client asked for
+	Direct   bool   // the client named "provider/model" rather than an alias
 }
+
+// Canonical is the target as "provider/model", what allowlists may name
+// besides the client's own name.
+func (t Target) Canonical() string { return t.Provider.Name + "/" + t.Model }
 
 // Table maps client model names to targets. It is immutable.
 type Table struct {
@@ -113,9 +116,6 @@ func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Table, []e
 	var warnings []error
 	for _, pc := range cfg.Providers {
 		p := &Provider{Name: pc.Name, Schema: pc.Schema, Cluster: pc.Cluster, BasePath: pc.BasePath}
-		if p.BasePath == "" {
-			p.BasePath = "/v1"
-		}
 		if c := pc.Credential; c != nil {
 			p.credHeader = strings.ToLower(c.Header)
 			secret, err := c.Source.Resolve(lookupEnv)
@@ -134,7 +134,7 @@ func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Table, []e
 		case "listed":
 			for _, m := range pc.Models {
 				name := p.Name + "/" + m
-				t.names[name] = Target{Provider: p, Model: m, Name: name}
+				t.names[name] = Target{Provider: p, Model: m, Name: name, Direct: true}
 				t.listed = append(t.listed, name)
 			}
 		}
@@ -163,7 +163,7 @@ func (t *Table) Resolve(name string) (Target, bool) {
 		return Target{}, false
 	}
 	if p := t.anyModel[prov]; p != nil {
-		return Target{Provider: p, Model: model, Name: name}, true
+		return Target{Provider: p, Model: model, Name: name, Direct: true}, true
 	}
 	return Target{}, false
 }

@@ -61,7 +61,7 @@ func TestResolve(t *testing.T) {
 			t.Errorf("Resolve(%q) ok=%v", tt.name, ok)
 			continue
 		}
-		if ok && (got.Provider.Name != tt.provider || got.Model != tt.model || got.Name != tt.name) {
+		if ok && (got.Provider.Name != tt.provider || got.Model != tt.model || got.Name != tt.name || got.Direct != strings.Contains(tt.name, "/")) {
 			t.Errorf("Resolve(%q) = %s/%s (%s)", tt.name, got.Provider.Name, got.Model, got.Name)
 		}
 	}
@@ -93,14 +93,13 @@ func TestCredentialAndPath(t *testing.T) {
 		t.Fatalf("missing credential: %v", err)
 	}
 	for _, tt := range []struct {
-		e     Endpoint
-		query string
-		want  string
+		e    Endpoint
+		want string
 	}{
-		{EndpointChat, "", "/v1/chat/completions"},
-		{EndpointEmbeddings, "api-version=1", "/v1/embeddings?api-version=1"},
+		{EndpointChat, "/v1/chat/completions"},
+		{EndpointEmbeddings, "/v1/embeddings"},
 	} {
-		if got := p.Path(tt.e, tt.query); got != tt.want {
+		if got := p.Path(tt.e); got != tt.want {
 			t.Errorf("Path(%v) = %s, want %s", tt.e, got, tt.want)
 		}
 	}

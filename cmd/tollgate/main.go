@@ -3,6 +3,7 @@
 //	tollgate serve   [--config PATH]... [--grpc-addr ADDR] [--admin-addr ADDR] [--drain-timeout D] [--dev]
 //	tollgate check   --config PATH... [--envoy FILE]...
 //	tollgate health  [--grpc-addr ADDR]
+//	tollgate keys new --tenant T [--app A] [--id ID] [--tier TIER]
 //	tollgate version
 package main
 
@@ -30,6 +31,7 @@ commands:
   serve     run the ext_proc gRPC server and the admin server
   check     validate gateway configuration and Envoy bootstraps
   health    query the gRPC health service (for exec probes)
+  keys new  generate a gateway key and the entry to paste into the keys Secret
   version   print the version
 
 Run 'tollgate <command> -h' for a command's flags.
@@ -48,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return checkCmd(args[1:], stdout, stderr)
 	case "health":
 		return healthCmd(ctx, args[1:], stdout, stderr)
+	case "keys":
+		return keysCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "tollgate %s\n", version)
 		return 0

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tollgate-ai/tollgate/extproc/serve"
+	"github.com/tollgate-ai/tollgate/policy/keys"
 )
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
@@ -107,5 +108,39 @@ func TestServeStopsOnSignal(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run(ctx, []string{"serve", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}
+
+func TestKeysNew(t *testing.T) {
+	code, out, errOut := runCLI(t, "keys", "new", "--tenant", "acme", "--app", "chatbot", "--id", "acme-chatbot-1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var key string
+	for _, line := range strings.Split(out, "\n") {
+		if k, ok := strings.CutPrefix(line, "# key: "); ok {
+			key = k
+		}
+	}
+	if !strings.HasPrefix(key, "tg_") || len(key) < 3+43 {
+		t.Fatalf("no key printed:\n%s", out)
+	}
+	// The printed entry is valid config and authenticates the printed key.
+	dir := t.TempDir()
+	entry := strings.Join(strings.Split(out, "\n")[3:], "\n  ")
+	cfg := "version: 1\ntenants:\n  - name: acme\n    apps: [{name: chatbot}]\nkeys:\n  " + entry + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "keys.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := runCLI(t, "check", "--config", dir); code != 0 {
+		t.Fatalf("printed entry does not validate:\n%s\n%s", cfg, out)
+	}
+	if !strings.Contains(out, keys.Hash(key)) || !strings.Contains(out, "app: chatbot") {
+		t.Fatalf("entry:\n%s", out)
+	}
+	for _, bad := range [][]string{{"keys", "new"}, {"keys", "new", "--tenant", "a b"}, {"keys"}} {
+		if code, _, _ := runCLI(t, bad...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", bad, code)
+		}
 	}
 }

@@ -7,12 +7,15 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/tollgate-ai/tollgate/extproc"
+	"github.com/tollgate-ai/tollgate/policy/allow"
 	"github.com/tollgate-ai/tollgate/policy/keys"
+	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 )
@@ -22,15 +25,31 @@ import (
 // until a reload fixes it.
 func Build(cfg *config.Config, lookupEnv func(string) (string, bool)) (*extproc.Snapshot, []error, error) {
 	table, warnings := routing.New(cfg, lookupEnv)
+	tenants, tw := tenancy.New(cfg, lookupEnv)
+	warnings = append(warnings, tw...)
 	entries := make([]keys.Entry, len(cfg.Keys))
 	for i, k := range cfg.Keys {
-		entries[i] = keys.Entry{ID: k.ID, SHA256: k.SHA256}
+		e := keys.Entry{SHA256: k.SHA256, Disabled: k.Disabled, Key: keys.Key{
+			ID: k.ID, Tenant: k.Tenant, App: k.App, Tier: k.Tier, Models: allow.List(k.Models),
+			RequireAgentID: k.RequireAgentID, Labels: k.Labels,
+		}}
+		if e.Tenant == "" {
+			e.Tenant = config.DefaultTenant
+		}
+		if k.Expires != "" {
+			t, err := time.Parse(time.RFC3339, k.Expires) // validated by config
+			if err != nil {
+				return nil, warnings, fmt.Errorf("key %s: %w", k.ID, err)
+			}
+			e.Expires = t
+		}
+		entries[i] = e
 	}
 	store, err := keys.NewStore(entries)
 	if err != nil {
 		return nil, warnings, err
 	}
-	return &extproc.Snapshot{Routes: table, Keys: store}, warnings, nil
+	return &extproc.Snapshot{Routes: table, Keys: store, Tenants: tenants, Metadata: cfg.MetadataLimits()}, warnings, nil
 }
 
 // Load reads the configuration from paths, or the embedded example when

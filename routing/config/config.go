@@ -36,10 +36,12 @@ const DefaultBasePath = "/v1"
 // After [Load] or [Parse] succeeds, defaults are filled in (Provider.BasePath, Provider.DirectModels),
 // credential header names are lower-case and relative secret file paths are resolved.
 type Config struct {
-	Version   int        `json:"version"`   // must be 1, in every file that sets anything
-	Providers []Provider `json:"providers"` // upstream providers
-	Models    []Model    `json:"models"`    // aliases
-	Keys      []Key      `json:"keys"`      // gateway keys
+	Version         int             `json:"version"`          // must be 1, in every file that sets anything
+	Providers       []Provider      `json:"providers"`        // upstream providers
+	Models          []Model         `json:"models"`           // aliases
+	Keys            []Key           `json:"keys"`             // gateway keys (usually a Secret)
+	Tenants         []Tenant        `json:"tenants"`          // tenants and their apps (policy config)
+	RequestMetadata *MetadataLimits `json:"request_metadata"` // limits on tollgate_metadata; defaults when unset
 }
 
 // Provider is an upstream model provider reached through an Envoy cluster.
@@ -76,9 +78,74 @@ type Model struct {
 
 // Key is a gateway API key, stored only as the SHA-256 of the key.
 type Key struct {
-	ID     string `json:"id"`     // unique, non-secret (logged)
-	SHA256 string `json:"sha256"` // lower-case hex SHA-256 of the key; unique
+	ID             string            `json:"id"`               // unique, non-secret (logged)
+	SHA256         string            `json:"sha256"`           // lower-case hex SHA-256 of the key; unique
+	Tenant         string            `json:"tenant"`           // a Tenant.Name; DefaultTenant when empty
+	App            string            `json:"app"`              // an app of Tenant: an app-scoped key; empty: tenant-scoped
+	Tier           string            `json:"tier"`             // rate-limit tier; the app's tier overrides it
+	Models         []string          `json:"models"`           // allowed model names, glob patterns; empty allows all
+	Expires        string            `json:"expires"`          // RFC 3339; empty never expires
+	Disabled       bool              `json:"disabled"`         // refused like an unknown key
+	RequireAgentID bool              `json:"require_agent_id"` // x-agent-id must be a UUID v4
+	Labels         map[string]string `json:"labels"`           // free-form, for operators
 }
+
+// Tenant owns apps and, optionally, its own provider credentials (bring your own key).
+type Tenant struct {
+	Name                string             `json:"name"`                 // unique
+	Apps                []App              `json:"apps"`                 // unique names within the tenant
+	ProviderCredentials []TenantCredential `json:"provider_credentials"` // BYOK, at most one per provider
+}
+
+// TenantCredential is a tenant's own secret for a provider. The provider's credential header and
+// prefix are used with it.
+type TenantCredential struct {
+	Provider string    `json:"provider"` // a Provider.Name that has a credential
+	Source   SecretRef `json:"source"`
+}
+
+// App is an application of a tenant and carries its policy.
+type App struct {
+	Name             string   `json:"name"`              // unique within the tenant
+	Models           []string `json:"models"`            // allowed model names, glob patterns; empty allows all
+	Tier             string   `json:"tier"`              // overrides the key's tier
+	GuardrailPolicy  string   `json:"guardrail_policy"`  // name of a guardrail policy (guardrails config)
+	RequiredMetadata []string `json:"required_metadata"` // tollgate_metadata keys every request must carry
+	RequireAgentID   bool     `json:"require_agent_id"`  // x-agent-id must be a UUID v4
+	AgentIDs         []string `json:"agent_ids"`         // if set, the only agent ids allowed
+}
+
+// MetadataLimits bound the request metadata a client may attach (tollgate_metadata or
+// x-tollgate-metadata-* headers).
+type MetadataLimits struct {
+	MaxKeys        int `json:"max_keys"`         // default 16
+	MaxValueLength int `json:"max_value_length"` // bytes, default 256
+}
+
+// DefaultTenant is the tenant of keys that name none. It need not be declared unless it has apps or
+// provider credentials.
+const DefaultTenant = "default"
+
+// MetadataLimits returns the metadata limits in force, defaults filled in.
+func (c *Config) MetadataLimits() MetadataLimits {
+	var m MetadataLimits
+	if c.RequestMetadata != nil {
+		m = *c.RequestMetadata
+	}
+	if m.MaxKeys == 0 {
+		m.MaxKeys = DefaultMetadataMaxKeys
+	}
+	if m.MaxValueLength == 0 {
+		m.MaxValueLength = DefaultMetadataMaxValueLength
+	}
+	return m
+}
+
+// Default metadata limits.
+const (
+	DefaultMetadataMaxKeys        = 16
+	DefaultMetadataMaxValueLength = 256
+)
 
 //go:embed example/tollgate.yaml
 var example []byte
@@ -94,14 +161,20 @@ func Example() []byte {
 func (c *Config) SecretFiles() []string {
 	var files []string
 	seen := map[string]bool{}
-	for _, p := range c.Providers {
-		if p.Credential == nil || p.Credential.Source.File == "" {
-			continue
-		}
-		f := p.Credential.Source.File
-		if !seen[f] {
+	add := func(f string) {
+		if f != "" && !seen[f] {
 			seen[f] = true
 			files = append(files, f)
+		}
+	}
+	for _, p := range c.Providers {
+		if p.Credential != nil {
+			add(p.Credential.Source.File)
+		}
+	}
+	for _, t := range c.Tenants {
+		for _, tc := range t.ProviderCredentials {
+			add(tc.Source.File)
 		}
 	}
 	return files

@@ -231,6 +231,40 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetString(n.Value)
+	case reflect.Bool:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
+			d.typeError(path, "expected true or false, got %s", describe(n))
+			return
+		}
+		var b bool
+		if n.Decode(&b) != nil {
+			d.typeError(path, "expected true or false, got %s", describe(n))
+			return
+		}
+		v.SetBool(b)
+	case reflect.Map: // map[string]string only (labels)
+		if n.Kind != yaml.MappingNode {
+			d.typeError(path, "expected a mapping, got %s", describe(n))
+			return
+		}
+		m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
+				d.typeError(path, "mapping keys must be strings")
+				return
+			}
+			p := path + "." + k.Value
+			if m.MapIndex(reflect.ValueOf(k.Value)).IsValid() {
+				d.doc.problems = append(d.doc.problems, Problem{File: d.doc.file, Line: k.Line, Path: p, Message: "field given more than once"})
+				continue
+			}
+			d.doc.lines[p] = k.Line
+			elem := reflect.New(v.Type().Elem()).Elem()
+			d.decode(val, elem, p)
+			m.SetMapIndex(reflect.ValueOf(k.Value), elem)
+		}
+		v.Set(m)
 	case reflect.Int:
 		var i int64
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&i) != nil || i != int64(int(i)) {

@@ -104,6 +104,10 @@ func finish(docs []*document, probs Problems) (*Config, error) {
 		cfg.Providers = append(cfg.Providers, d.cfg.Providers...)
 		cfg.Models = append(cfg.Models, d.cfg.Models...)
 		cfg.Keys = append(cfg.Keys, d.cfg.Keys...)
+		cfg.Tenants = append(cfg.Tenants, d.cfg.Tenants...)
+		if d.cfg.RequestMetadata != nil {
+			cfg.RequestMetadata = d.cfg.RequestMetadata
+		}
 	}
 	return cfg, nil
 }

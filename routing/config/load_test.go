@@ -257,6 +257,40 @@ func TestLoadProblems(t *testing.T) {
 				`a.yaml:4: keys[1].sha256: same sha256 as the key at a.yaml:3`,
 			}},
 
+		// Tenants, apps and key policy.
+		{"key policy references", map[string]string{"a.yaml": "version: 1\nproviders: [{name: p, schema: openai, cluster: c}]\ntenants:\n  - name: acme\n    apps: [{name: bot}]\nkeys:\n  - {id: a, sha256: " + demoHash + ", tenant: nope}\n  - {id: b, sha256: " + otherHash + ", tenant: acme, app: other}\n"}, nil,
+			[]string{
+				`a.yaml:7: keys[0].tenant: unknown tenant "nope"`,
+				`a.yaml:8: keys[1].app: tenant "acme" has no app "other"`,
+			}},
+		{"key policy fields", map[string]string{"a.yaml": "version: 1\nkeys:\n  - id: a\n    sha256: " + demoHash + "\n    expires: tomorrow\n    disabled: maybe\n    tier: 'gold tier'\n    models: ['']\n    labels: {team: [x]}\n    app: bot\n"}, nil,
+			[]string{
+				`a.yaml:5: keys[0].expires: expires "tomorrow" is not an RFC 3339 time such as 2027-01-31T00:00:00Z`,
+				`a.yaml:6: keys[0].disabled: expected true or false, got a string`,
+				`a.yaml:7: keys[0].tier: "gold tier" is invalid: use 1 to 63 characters of letters, digits, '_', '.' and '-', starting with a letter or digit`,
+				`a.yaml:8: keys[0].models[0]: pattern is required`,
+				`a.yaml:9: keys[0].labels.team: expected a string, got a list`,
+				`a.yaml:10: keys[0].app: tenant "default" has no app "bot"`,
+			}},
+		{"tenant and app rules", map[string]string{"a.yaml": "version: 1\nproviders:\n  - {name: p, schema: openai, cluster: c}\n  - {name: q, schema: openai, cluster: c, credential: {header: x-key, source: {env: Q}}}\ntenants:\n  - name: acme\n    apps:\n      - {name: bot, required_metadata: [Workspace], agent_ids: [not-a-uuid, 1b4e28ba-2fa1-11d2-883f-0016d3cca427]}\n      - {name: bot}\n    provider_credentials:\n      - {provider: p, source: {env: P}}\n      - {provider: q, source: {env: Q1}}\n      - {provider: q, source: {file: q.key}}\n      - {provider: zz, source: {}}\n  - name: acme\n"}, nil,
+			[]string{
+				`a.yaml:8: tenants[0].apps[0].required_metadata[0]: metadata key "Workspace" must be 1 to 64 characters of a-z, 0-9 and '_'`,
+				`a.yaml:8: tenants[0].apps[0].agent_ids[0]: agent id "not-a-uuid" is not a UUID v4`,
+				`a.yaml:8: tenants[0].apps[0].agent_ids[1]: agent id "1b4e28ba-2fa1-11d2-883f-0016d3cca427" is not a UUID v4`,
+				`a.yaml:9: tenants[0].apps[1].name: duplicate app "bot" in tenant "acme"`,
+				`a.yaml:11: tenants[0].provider_credentials[0].provider: provider "p" takes no credential, so there is nothing to bring`,
+				`a.yaml:13: tenants[0].provider_credentials[2].provider: a second credential for provider "q"`,
+				`a.yaml:14: tenants[0].provider_credentials[3].provider: unknown provider "zz"`,
+				`a.yaml:14: tenants[0].provider_credentials[3].source: exactly one of env or file is required`,
+				`a.yaml:15: tenants[1].name: duplicate tenant "acme" (first defined at a.yaml:6)`,
+			}},
+		{"metadata limits", map[string]string{"a.yaml": "version: 1\nrequest_metadata: {max_keys: -1, max_value_length: 100000}\n", "b.yaml": "version: 1\nrequest_metadata: {max_keys: 3}\n"}, nil,
+			[]string{
+				`a.yaml:2: request_metadata.max_keys: max_keys must be between 0 and 256`,
+				`a.yaml:2: request_metadata.max_value_length: max_value_length must be between 0 and 65536`,
+				`b.yaml:2: request_metadata: request_metadata is already set at a.yaml:2`,
+			}},
+
 		// Several files.
 		{"duplicates across files", map[string]string{
 			"a.yaml": good,
@@ -481,7 +515,8 @@ func TestExample(t *testing.T) {
 			{Name: "fast-default", Provider: "openai", Model: "gpt-4o-mini"},
 			{Name: "embed-default", Provider: "openai", Model: "text-embedding-3-small"},
 		},
-		Keys: []Key{{ID: "demo", SHA256: fmt.Sprintf("%x", sha256.Sum256([]byte("tg_demo_0123456789abcdefghijklmnopqrstuvwxyzAB")))}},
+		Tenants: []Tenant{{Name: "demo", Apps: []App{{Name: "playground", Models: []string{"*-default"}}}}},
+		Keys:    []Key{{ID: "demo", Tenant: "demo", SHA256: fmt.Sprintf("%x", sha256.Sum256([]byte("tg_demo_0123456789abcdefghijklmnopqrstuvwxyzAB")))}},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("example config:\n got  %+v\n want %+v", cfg, want)

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 	"unicode"
 )
 
@@ -68,6 +69,9 @@ func validate(docs []*document) {
 		}
 	}
 
+	tenants := validateTenants(docs, providers)
+	validateMetadataLimits(docs)
+
 	aliases := map[string]where{}
 	ids := map[string]where{}
 	hashes := map[string]where{}
@@ -118,7 +122,164 @@ func validate(docs []*document) {
 					hashes[k.SHA256] = where{d, path + ".sha256"}
 				}
 			}
+			validateKeyPolicy(d, path, k, tenants)
 		}
+	}
+}
+
+// tenantApps is what a key may reference: tenant name → app names.
+type tenantApps map[string]map[string]bool
+
+func validateTenants(docs []*document, providers map[string]where) tenantApps {
+	tenants := tenantApps{}
+	first := map[string]where{}
+	for _, d := range docs {
+		for i := range d.cfg.Tenants {
+			t := &d.cfg.Tenants[i]
+			path := fmt.Sprintf("tenants[%d]", i)
+			if checkName(d, path+".name", t.Name) {
+				if f, dup := first[t.Name]; dup {
+					d.addf(path+".name", "duplicate tenant %q (first defined at %s)", t.Name, f)
+				} else {
+					first[t.Name] = where{d, path + ".name"}
+				}
+			}
+			apps := map[string]bool{}
+			tenants[t.Name] = apps
+			for j := range t.Apps {
+				a := &t.Apps[j]
+				ap := fmt.Sprintf("%s.apps[%d]", path, j)
+				if checkName(d, ap+".name", a.Name) {
+					if apps[a.Name] {
+						d.addf(ap+".name", "duplicate app %q in tenant %q", a.Name, t.Name)
+					}
+					apps[a.Name] = true
+				}
+				checkPatterns(d, ap+".models", a.Models)
+				checkOptionalName(d, ap+".tier", a.Tier)
+				checkOptionalName(d, ap+".guardrail_policy", a.GuardrailPolicy)
+				for k, m := range a.RequiredMetadata {
+					if !metadataKeyRE.MatchString(m) {
+						d.addf(fmt.Sprintf("%s.required_metadata[%d]", ap, k), "metadata key %q must be 1 to 64 characters of a-z, 0-9 and '_'", m)
+					}
+				}
+				for k, id := range a.AgentIDs {
+					if !IsUUIDv4(id) {
+						d.addf(fmt.Sprintf("%s.agent_ids[%d]", ap, k), "agent id %q is not a UUID v4", id)
+					}
+				}
+			}
+			byok := map[string]bool{}
+			for j := range t.ProviderCredentials {
+				c := &t.ProviderCredentials[j]
+				cp := fmt.Sprintf("%s.provider_credentials[%d]", path, j)
+				switch w, ok := providers[c.Provider]; {
+				case c.Provider == "":
+					d.addf(cp+".provider", "provider is required")
+				case !ok:
+					d.addf(cp+".provider", "unknown provider %q", c.Provider)
+				case w.doc.providerCredential(c.Provider) == nil:
+					d.addf(cp+".provider", "provider %q takes no credential, so there is nothing to bring", c.Provider)
+				case byok[c.Provider]:
+					d.addf(cp+".provider", "a second credential for provider %q", c.Provider)
+				}
+				byok[c.Provider] = true
+				validateSecretRef(d, cp+".source", &c.Source)
+			}
+		}
+	}
+	return tenants
+}
+
+// providerCredential finds a provider defined in this document.
+func (d *document) providerCredential(name string) *Credential {
+	for _, p := range d.cfg.Providers {
+		if p.Name == name {
+			return p.Credential
+		}
+	}
+	return nil
+}
+
+func validateKeyPolicy(d *document, path string, k Key, tenants tenantApps) {
+	tenant := k.Tenant
+	if tenant == "" {
+		tenant = DefaultTenant
+	}
+	apps, ok := tenants[tenant]
+	switch {
+	case !ok && k.Tenant != "":
+		d.addf(path+".tenant", "unknown tenant %q", k.Tenant)
+	case k.App != "" && !apps[k.App]:
+		d.addf(path+".app", "tenant %q has no app %q", tenant, k.App)
+	}
+	checkPatterns(d, path+".models", k.Models)
+	checkOptionalName(d, path+".tier", k.Tier)
+	if k.Expires != "" {
+		if _, err := time.Parse(time.RFC3339, k.Expires); err != nil {
+			d.addf(path+".expires", "expires %q is not an RFC 3339 time such as 2027-01-31T00:00:00Z", k.Expires)
+		}
+	}
+	for name := range k.Labels {
+		if name == "" || len(name) > 63 {
+			d.addf(path+".labels", "label names must be 1 to 63 characters")
+		}
+	}
+}
+
+func validateMetadataLimits(docs []*document) {
+	var first *where
+	for _, d := range docs {
+		m := d.cfg.RequestMetadata
+		if m == nil {
+			continue
+		}
+		if first != nil {
+			d.addf("request_metadata", "request_metadata is already set at %s", *first)
+			continue
+		}
+		first = &where{d, "request_metadata"}
+		if m.MaxKeys < 0 || m.MaxKeys > 256 {
+			d.addf("request_metadata.max_keys", "max_keys must be between 0 and 256")
+		}
+		if m.MaxValueLength < 0 || m.MaxValueLength > 65536 {
+			d.addf("request_metadata.max_value_length", "max_value_length must be between 0 and 65536")
+		}
+	}
+}
+
+var (
+	nameRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+	metadataKeyRE = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
+	uuidV4RE      = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$`)
+)
+
+// IsUUIDv4 reports whether s is a UUID of version 4 and the RFC 9562 variant.
+func IsUUIDv4(s string) bool { return uuidV4RE.MatchString(s) }
+
+// checkName validates a tenant or app name and reports whether it is usable.
+func checkName(d *document, path, s string) bool {
+	switch {
+	case s == "":
+		d.addf(path, "name is required")
+		return false
+	case !nameRE.MatchString(s):
+		d.addf(path, "name %q is invalid: use 1 to 63 characters of letters, digits, '_', '.' and '-', starting with a letter or digit", s)
+		return false
+	}
+	return true
+}
+
+func checkOptionalName(d *document, path, s string) {
+	if s != "" && !nameRE.MatchString(s) {
+		d.addf(path, "%q is invalid: use 1 to 63 characters of letters, digits, '_', '.' and '-', starting with a letter or digit", s)
+	}
+}
+
+// checkPatterns validates model allowlist globs ('*' matches any run of characters, '?' one).
+func checkPatterns(d *document, path string, patterns []string) {
+	for i, p := range patterns {
+		checkModelName(d, fmt.Sprintf("%s[%d]", path, i), "pattern", p)
 	}
 }
 
@@ -236,17 +397,21 @@ func validateCredential(d *document, path string, c *Credential) {
 		d.addf(path+".prefix", "prefix %q must end with a space; quote it: prefix: %q", c.Prefix, c.Prefix+" ")
 	}
 
-	s := &c.Source
+	validateSecretRef(d, path+".source", &c.Source)
+}
+
+// validateSecretRef checks that exactly one source is named, and resolves a relative file.
+func validateSecretRef(d *document, path string, s *SecretRef) {
 	switch {
 	case (s.Env == "") == (s.File == ""):
-		d.addf(path+".source", "exactly one of env or file is required")
+		d.addf(path, "exactly one of env or file is required")
 	case s.Env != "":
 		if !envNameRE.MatchString(s.Env) {
-			d.addf(path+".source.env", "env %q is not a valid environment variable name", s.Env)
+			d.addf(path+".env", "env %q is not a valid environment variable name", s.Env)
 		}
 	default:
 		if strings.ContainsRune(s.File, 0) {
-			d.addf(path+".source.file", "file must not contain NUL")
+			d.addf(path+".file", "file must not contain NUL")
 			break
 		}
 		// A relative secret file is relative to the configuration file that names it, not to the
