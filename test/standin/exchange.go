@@ -122,6 +122,19 @@ func (x *exchange) cleanup() {
 		x.finish()
 	}
 	close(x.done)
+	if s := x.reqSrc; s != nil {
+		// The handler must not return while a read of the request body is in
+		// flight: net/http then drains the body itself and panics on the
+		// concurrent Read. A local reply can end the exchange mid-body; an
+		// expired read deadline unblocks the read (the connection is not
+		// reused, as Envoy resets a stream whose body it did not consume).
+		select {
+		case <-s.stopped:
+		default:
+			_ = http.NewResponseController(x.w).SetReadDeadline(time.Now())
+			<-s.stopped
+		}
+	}
 	if x.fp != nil {
 		x.fp.closeStream() // end of the HTTP stream resets the gRPC stream (spec §1.1)
 	}
@@ -458,14 +471,16 @@ type source struct {
 	eof      bool
 	req      chan struct{}
 	deliver  func([]piece, error)
+	stopped  chan struct{} // closed when the reading goroutine has returned
 }
 
 func newSource(x *exchange, r io.Reader, c Chunker, deliver func([]piece, error)) *source {
-	s := &source{x: x, cut: cutter{c: c}, req: make(chan struct{}, 1), deliver: deliver}
+	s := &source{x: x, cut: cutter{c: c}, req: make(chan struct{}, 1), deliver: deliver, stopped: make(chan struct{})}
 	if c != nil {
 		s.emptyEnd = c.EmptyEnd()
 	}
 	go func() {
+		defer close(s.stopped)
 		buf := make([]byte, 32<<10)
 		for {
 			select {
