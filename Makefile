@@ -5,11 +5,12 @@ BIN       := bin/tollgate
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
+HELM_VERSION        := v3.22.0
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 FUZZTIME  ?= 15s
 BENCHTIME ?= 1s
 
-.PHONY: all build run test test-short vet fmt-check lint staticcheck bench fuzz check-config clean
+.PHONY: all build run test test-short vet fmt-check lint staticcheck bench fuzz check-config helm-test docker tools clean
 
 all: build
 
@@ -21,9 +22,18 @@ build:
 run:
 	$(GO) run ./cmd/tollgate serve --dev
 
-## test: the whole suite, as CI runs it (vet, gofmt, race-enabled tests incl. e2e)
-test: vet fmt-check
+## test: the whole suite, as CI runs it (vet, gofmt, race-enabled tests incl. e2e, Redis and Helm chart)
+test: vet fmt-check helm-test
 	$(GO) test -race -count=1 ./...
+
+## tools: what the suite needs beyond Go (helm from the Go module proxy; redis-server from apt where root)
+tools:
+	@command -v helm >/dev/null || test -x $(GOBIN)/helm || $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null) || echo "redis-server not installed: Redis tests will skip (install the redis-server package)"; }
+
+## helm-test: lint, render and validate the Helm chart (test/helm is its own module)
+helm-test: tools
+	cd test/helm && PATH="$(GOBIN):$$PATH" $(GO) vet ./... && PATH="$(GOBIN):$$PATH" $(GO) test -race -count=1 ./...
 
 ## test-short: quick tests without the race detector
 test-short:
@@ -42,10 +52,16 @@ lint: vet fmt-check staticcheck
 staticcheck:
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GOBIN)/staticcheck ./...
+	cd test/helm && $(GOBIN)/staticcheck ./...
+
+## docker: build the tollgate image where a Docker engine is available
+docker:
+	@if docker info >/dev/null 2>&1; then docker build --build-arg VERSION=$(VERSION) -t tollgate:$(VERSION) .; \
+	else echo "docker not available: skipping the image build"; fi
 
 ## bench: ext_proc lifecycle over real gRPC, SSE scanner throughput (see docs/performance.md)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./extproc/... ./routing/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./extproc/... ./routing/... ./policy/...
 
 ## fuzz: run every fuzz target for FUZZTIME each (their seed corpora run in `make test`)
 fuzz:

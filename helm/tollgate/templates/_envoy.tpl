@@ -1,0 +1,315 @@
+{{/*
+The Envoy bootstrap. It mirrors envoy/envoy.yaml (envoy/envoy-tls.yaml when tls.enabled) setting for
+setting; test/helm compares the two as protos, so edit both together. Differences, all from values:
+listener address and port, the ext_proc target (127.0.0.1:<grpcPort> or a Unix socket), the provider
+clusters, timeouts and buffer limits, and the extra "health" listener with its "envoy_admin" cluster.
+*/}}
+{{- define "tollgate.envoy.bootstrap" -}}
+{{- $e := .Values.envoy -}}
+# Envoy v3 bootstrap rendered by the tollgate Helm chart (release {{ .Release.Name }}).
+# Structure and the reasons for each setting: envoy/envoy.yaml and envoy/README.md in the Tollgate
+# repository; the processing mode and shared names are the contract in docs/architecture.md.
+# "spec §x" refers to the Envoy ext_proc behaviour reference the project was built against.
+# Validate with:  tollgate check --envoy envoy.yaml
+
+# Bound to loopback: the admin can drain and reconfigure Envoy. The "health" listener below exposes
+# only its read-only /ready and /stats/prometheus to the kubelet and Prometheus.
+admin:
+  address:
+    socket_address: { address: 127.0.0.1, port_value: {{ $e.adminPort }} }
+
+# Envoy 1.34.x can accumulate ext_proc message timeouts with the oghttp2 codec (envoy#39699, spec §4);
+# use nghttp2. The admin layer keeps /runtime_modify working.
+layered_runtime:
+  layers:
+  - name: static
+    static_layer:
+      envoy.reloadable_features.http2_use_oghttp2: false
+  - name: admin
+    admin_layer: {}
+
+static_resources:
+  listeners:
+  - name: tollgate
+    address:
+      socket_address: { address: {{ $e.listenAddress | quote }}, port_value: {{ $e.port }} }
+    # Bounds BUFFERED bodies: a larger request body is a local 413, a larger buffered response a 500
+    # (spec §1.5). Matches the ext_proc cluster and stays under the gRPC server's MaxRecvMsgSize.
+    per_connection_buffer_limit_bytes: {{ int64 $e.bufferLimitBytes }}
+    filter_chains:
+    {{- if .Values.tls.enabled }}
+    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          common_tls_context:
+            # HTTP/2 for SDKs that speak it, HTTP/1.1 for the rest.
+            alpn_protocols: ["h2", "http/1.1"]
+            # The tls.existingSecret (kubernetes.io/tls) mounted with its keys renamed; read at start-up.
+            tls_certificates:
+            - certificate_chain: { filename: {{ include "tollgate.envoyTLSDir" . }}/server.crt }
+              private_key: { filename: {{ include "tollgate.envoyTLSDir" . }}/server.key }
+      filters:
+    {{- else }}
+    - filters:
+    {{- end }}
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: tollgate
+          codec_type: AUTO
+          # Envoy is the edge: the client address comes from the connection, and client-sent
+          # x-envoy-retry-on / x-envoy-max-retries / x-envoy-upstream-rq-timeout-ms are stripped.
+          use_remote_address: true
+          # The processor classifies the endpoint from :path; normalise it first.
+          normalize_path: true
+          merge_slashes: true
+          # Bounds the whole stream, ext_proc time included; longer than the per-try idle timeout.
+          stream_idle_timeout: {{ $e.timeouts.streamIdle }}
+          access_log:
+          - name: envoy.access_loggers.stdout
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog
+              log_format:
+                json_format:
+                  start_time: "%START_TIME%"
+                  request_id: "%REQ(X-REQUEST-ID)%"
+                  method: "%REQ(:METHOD)%"
+                  path: "%REQ(:PATH)%"
+                  protocol: "%PROTOCOL%"
+                  response_code: "%RESPONSE_CODE%"
+                  response_code_details: "%RESPONSE_CODE_DETAILS%"
+                  response_flags: "%RESPONSE_FLAGS%"
+                  route: "%ROUTE_NAME%"
+                  cluster: "%UPSTREAM_CLUSTER%"
+                  upstream_host: "%UPSTREAM_HOST%"
+                  upstream_failure: "%UPSTREAM_TRANSPORT_FAILURE_REASON%"
+                  attempts: "%UPSTREAM_REQUEST_ATTEMPT_COUNT%"
+                  duration_ms: "%DURATION%"
+                  bytes_received: "%BYTES_RECEIVED%"
+                  bytes_sent: "%BYTES_SENT%"
+                  model: "%DYNAMIC_METADATA(tollgate:model)%"
+                  provider: "%DYNAMIC_METADATA(tollgate:provider)%"
+          http_filters:
+          - name: envoy.filters.http.ext_proc
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
+              grpc_service:
+                envoy_grpc: { cluster_name: tollgate_ext_proc }
+              # Fail closed: without the processor nothing is authenticated or metered (spec §4).
+              failure_mode_allow: false
+              message_timeout: {{ $e.timeouts.message }}
+              max_message_timeout: {{ $e.timeouts.maxMessage }}
+              # docs/architecture.md "Processing mode" (spec §2.5, §2.8).
+              processing_mode:
+                request_header_mode: SEND
+                request_body_mode: BUFFERED
+                request_trailer_mode: SKIP
+                response_header_mode: SEND
+                response_body_mode: BUFFERED
+                response_trailer_mode: SKIP
+              # The one override the processor uses: STREAMED responses for stream:true requests answered 200.
+              allow_mode_override: true
+              allowed_override_modes:
+              - request_header_mode: SEND
+                request_body_mode: BUFFERED
+                request_trailer_mode: SKIP
+                response_header_mode: SEND
+                response_body_mode: STREAMED
+                response_trailer_mode: SKIP
+              request_attributes: ["request.id"]
+              response_attributes: ["xds.cluster_name", "response.code", "upstream.request_attempt_count"]
+              # Without receiving_namespaces Envoy drops all metadata the processor returns (spec §2.7).
+              metadata_options:
+                receiving_namespaces: { untyped: ["tollgate"] }
+                forwarding_namespaces: { untyped: ["tollgate"] }
+          # The router must be the last filter.
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+          route_config:
+            name: tollgate
+            virtual_hosts:
+            - name: tollgate
+              domains: ["*"]
+              routes:
+              # The processor's request_body reply sets x-tollgate-cluster and clears the route cache;
+              # the router then matches here (spec §2.5, §7).
+              - name: provider
+                match:
+                  prefix: "/"
+                  headers:
+                  - name: x-tollgate-cluster
+                    present_match: true
+                request_headers_to_remove: ["x-tollgate-cluster"]
+                route:
+                  cluster_header: x-tollgate-cluster
+                  # Host/:authority (and SNI) become the provider's hostname from the cluster endpoint.
+                  auto_host_rewrite: true
+                  # No overall route timeout (long generations, spec §7): per_try_idle_timeout and
+                  # stream_idle_timeout bound liveness instead.
+                  timeout: 0s
+                  # Retry only when the provider certainly did no (billable) work; see envoy/README.md.
+                  retry_policy:
+                    retry_on: "connect-failure,refused-stream,reset-before-request,retriable-status-codes"
+                    retriable_status_codes: [429, 503, 529]
+                    num_retries: 2
+                    per_try_idle_timeout: {{ $e.timeouts.perTryIdle }}
+                    retry_back_off: { base_interval: 1s, max_interval: 10s }
+                    rate_limited_retry_back_off:
+                      reset_headers:
+                      - { name: retry-after, format: SECONDS }
+                      max_interval: 30s
+              # Reached only when the processor chose no cluster; local replies bypass ext_proc (spec §1.7),
+              # so the body is already in the OpenAI error shape.
+              - name: no_provider
+                match: { prefix: "/" }
+                direct_response:
+                  status: 404
+                  body:
+                    inline_string: '{"error":{"message":"No provider was selected for this request.","type":"invalid_request_error","param":null,"code":"not_found"}}'
+                response_headers_to_add:
+                - header: { key: content-type, value: application/json }
+                  append_action: OVERWRITE_IF_EXISTS_OR_ADD
+
+  # Probes come from the kubelet to the pod IP, but the admin is bound to 127.0.0.1. This listener
+  # forwards exactly GET /ready (readiness) and /stats/prometheus (metrics) to the admin; everything
+  # else is a 404, so the admin's mutating endpoints stay unreachable from the network.
+  - name: health
+    address:
+      socket_address: { address: {{ $e.listenAddress | quote }}, port_value: {{ $e.healthPort }} }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: health
+          codec_type: AUTO
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+          route_config:
+            name: health
+            virtual_hosts:
+            - name: health
+              domains: ["*"]
+              routes:
+              - name: ready
+                match:
+                  path: /ready
+                  headers:
+                  - name: ":method"
+                    string_match: { exact: GET }
+                route: { cluster: envoy_admin, timeout: 5s }
+              - name: metrics
+                match:
+                  path: /stats/prometheus
+                  headers:
+                  - name: ":method"
+                    string_match: { exact: GET }
+                route: { cluster: envoy_admin, timeout: 10s }
+              - name: not_found
+                match: { prefix: "/" }
+                direct_response: { status: 404 }
+
+  clusters:
+  # The ext_proc server (tollgate serve). grpc-go serves h2c with prior knowledge, so HTTP/2 explicitly.
+  - name: tollgate_ext_proc
+    type: STATIC
+    connect_timeout: 1s
+    # A BUFFERED body travels to the processor as one gRPC message (spec §1.5).
+    per_connection_buffer_limit_bytes: {{ int64 $e.bufferLimitBytes }}
+    # Every HTTP request holds one ext_proc stream for its whole life: lift the 1024 default.
+    circuit_breakers:
+      thresholds:
+      - priority: DEFAULT
+        max_connections: 10000
+        max_pending_requests: 10000
+        max_requests: 10000
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        # No connection_keepalive pings: grpc-go answers frequent pings with GOAWAY "too_many_pings".
+        explicit_http_config:
+          http2_protocol_options: {}
+    load_assignment:
+      cluster_name: tollgate_ext_proc
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+            {{- if eq .Values.tollgate.transport "unix" }}
+              # tollgate serve --grpc-addr {{ include "tollgate.grpcAddr" . }} (shared emptyDir).
+              pipe: { path: {{ include "tollgate.socketDir" . }}/extproc.sock }
+            {{- else }}
+              socket_address: { address: 127.0.0.1, port_value: {{ .Values.tollgate.grpcPort }} }
+            {{- end }}
+
+  # The admin interface, for the health listener only.
+  - name: envoy_admin
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: envoy_admin
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: { address: 127.0.0.1, port_value: {{ $e.adminPort }} }
+
+  # Provider clusters (envoy.providers). The routing config names the cluster per provider; the processor
+  # puts that name in x-tollgate-cluster.
+  {{- range $e.providers }}
+  - name: {{ .name }}
+    # LOGICAL_DNS: one connection target at a time, re-resolved in the background.
+    type: LOGICAL_DNS
+    dns_lookup_family: V4_PREFERRED
+    connect_timeout: {{ $e.timeouts.providerConnect }}
+    # Long generations keep requests open for minutes: lift the 1024 default, and bound retries with a
+    # budget (at most 20% of active requests) instead of 3 concurrent retries.
+    circuit_breakers:
+      thresholds:
+      - priority: DEFAULT
+        max_connections: 10000
+        max_pending_requests: 10000
+        max_requests: 10000
+        retry_budget:
+          budget_percent: { value: 20.0 }
+          min_retry_concurrency: 10
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config:
+        {{- if .http2 }}
+          http2_protocol_options: {}
+        {{- else }}
+          http_protocol_options: {}
+        {{- end }}
+    load_assignment:
+      cluster_name: {{ .name }}
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            # The hostname auto_host_rewrite uses for Host/:authority.
+            hostname: {{ .host }}
+            address:
+              socket_address: { address: {{ .host }}, port_value: {{ .port }} }
+    {{- if .tls }}
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        sni: {{ .host }}
+        common_tls_context:
+          # Negotiate the protocol forced by explicit_http_config (spec §7).
+          alpn_protocols: [{{ if .http2 }}"h2"{{ else }}"http/1.1"{{ end }}]
+          validation_context:
+            trusted_ca: { filename: {{ $e.upstreamCABundle }} }
+            # An exact DNS matcher also accepts a matching wildcard SAN in the certificate.
+            match_typed_subject_alt_names:
+            - san_type: DNS
+              matcher: { exact: {{ .host }} }
+    {{- end }}
+  {{- end }}
+{{- end }}
