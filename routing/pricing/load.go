@@ -1,0 +1,301 @@
+package pricing
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// maxNodes bounds the decoding work of one document, aliases expanded.
+const maxNodes = 1 << 16
+
+// Parse reads a price table in the pricing.yaml shape (YAML, or JSON):
+//
+//	models:
+//	  gpt-4o:
+//	    provider: openai
+//	    input: 2.50
+//	    cached_input: 1.25
+//	    output: 10.00
+//
+// Prices are parsed from the scalar text, never through float64. Decoding is
+// strict (unknown and repeated fields are errors) and the result is
+// validated; the error is a [Problems] with file, line and path. name only
+// labels the problems.
+func Parse(name string, data []byte) (Table, error) {
+	d := &tableDecoder{file: name, lines: map[string]int{}, bad: map[string]bool{}, budget: maxNodes}
+	root, err := parseDocument(data)
+	if err != nil {
+		p := Problem{File: name, Message: strings.TrimPrefix(err.Error(), "yaml: ")}
+		if rest, ok := strings.CutPrefix(p.Message, "line "); ok {
+			if n, msg, ok := strings.Cut(rest, ": "); ok {
+				if l, err := strconv.Atoi(n); err == nil {
+					p.Line, p.Message = l, msg
+				}
+			}
+		}
+		return Table{}, Problems{p}
+	}
+	var t Table
+	if root != nil {
+		d.decodeTable(root, &t)
+	}
+	for _, p := range t.Validate() {
+		if d.suppressed(p.Path) {
+			continue
+		}
+		p.File, p.Line = name, d.line(p.Path)
+		d.problems = append(d.problems, p)
+	}
+	if len(d.problems) > 0 {
+		sort.SliceStable(d.problems, func(i, j int) bool { return d.problems[i].Line < d.problems[j].Line })
+		return Table{}, d.problems
+	}
+	return t, nil
+}
+
+// parseDocument returns the root node of the single YAML document in data,
+// or nil for an empty document.
+func parseDocument(data []byte) (root *yaml.Node, err error) {
+	defer func() {
+		if r := recover(); r != nil { // a parser bug must not take the gateway down on reload
+			root, err = nil, fmt.Errorf("YAML parser failed: %v", r)
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("line %d: only one YAML document is allowed", next.Line)
+	}
+	if doc.Kind == yaml.DocumentNode {
+		if len(doc.Content) == 0 {
+			return nil, nil
+		}
+		return doc.Content[0], nil
+	}
+	return &doc, nil
+}
+
+type tableDecoder struct {
+	file     string
+	lines    map[string]int  // path → line of its key
+	bad      map[string]bool // paths whose value had the wrong type
+	problems Problems
+	budget   int
+}
+
+func (d *tableDecoder) addf(line int, path, format string, args ...any) {
+	d.problems = append(d.problems, Problem{File: d.file, Line: line, Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// typeError reports a value of the wrong type at path.
+func (d *tableDecoder) typeError(line int, path, format string, args ...any) {
+	d.addf(line, path, format, args...)
+	d.bad[path] = true
+}
+
+// line returns the line of path or of its nearest recorded ancestor.
+func (d *tableDecoder) line(path string) int {
+	for ; path != ""; path = parent(path) {
+		if l, ok := d.lines[path]; ok {
+			return l
+		}
+	}
+	return d.lines[""]
+}
+
+// suppressed reports whether path or an ancestor had a value of the wrong
+// type, already reported: validation stays quiet about it.
+func (d *tableDecoder) suppressed(path string) bool {
+	for ; path != ""; path = parent(path) {
+		if d.bad[path] {
+			return true
+		}
+	}
+	return false
+}
+
+// parent strips the last ".field" or "[name]" from path (entry names may
+// contain dots, so a bracket suffix is stripped whole).
+func parent(path string) string {
+	if strings.HasSuffix(path, "]") {
+		if i := strings.LastIndex(path, "["); i >= 0 {
+			return path[:i]
+		}
+	}
+	if i := strings.LastIndex(path, "."); i >= 0 {
+		return path[:i]
+	}
+	return ""
+}
+
+// resolve follows aliases and charges the node budget; nil means stop.
+func (d *tableDecoder) resolve(n *yaml.Node, path string) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
+		n = n.Alias
+	}
+	if n == nil || n.Kind == yaml.AliasNode {
+		d.addf(0, path, "unresolvable YAML alias")
+		return nil
+	}
+	if d.budget--; d.budget < 0 {
+		if d.budget == -1 {
+			d.addf(n.Line, path, "document too large (too many values after expanding aliases)")
+		}
+		return nil
+	}
+	return n
+}
+
+// fields walks the mapping n, reporting non-scalar, merge and repeated keys,
+// and calls f for every other key and its value.
+func (d *tableDecoder) fields(n *yaml.Node, path string, f func(key string, line int, v *yaml.Node)) {
+	if n.Kind != yaml.MappingNode {
+		d.typeError(n.Line, path, "expected a mapping, got %s", describe(n))
+		return
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch {
+		case k.Kind != yaml.ScalarNode:
+			d.addf(k.Line, path, "mapping keys must be plain names")
+		case k.ShortTag() == "!!merge":
+			d.addf(k.Line, path, "YAML merge keys (<<) are not supported")
+		case seen[k.Value]:
+			d.addf(k.Line, path, "key %q given more than once", k.Value)
+		default:
+			seen[k.Value] = true
+			f(k.Value, k.Line, v)
+		}
+	}
+}
+
+func (d *tableDecoder) decodeTable(root *yaml.Node, t *Table) {
+	if root = d.resolve(root, ""); root == nil || isNull(root) {
+		return
+	}
+	d.lines[""] = root.Line
+	d.fields(root, "", func(key string, line int, v *yaml.Node) {
+		if key != "models" {
+			d.addf(line, "", "unknown field %q", key)
+			return
+		}
+		d.lines["models"] = line
+		if v = d.resolve(v, "models"); v == nil || isNull(v) {
+			return
+		}
+		t.Models = map[string]Entry{}
+		d.fields(v, "models", func(name string, line int, v *yaml.Node) {
+			p := entryPath(name)
+			d.lines[p] = line
+			if v = d.resolve(v, p); v == nil {
+				return
+			}
+			t.Models[name] = d.decodeEntry(v, p)
+		})
+	})
+}
+
+func (d *tableDecoder) decodeEntry(n *yaml.Node, path string) Entry {
+	var e Entry
+	if isNull(n) {
+		return e // validation reports the missing fields
+	}
+	rates := map[string]**Rate{
+		"input": &e.Input, "cached_input": &e.CachedInput, "output": &e.Output,
+		"cache_write_5m": &e.CacheWrite5m, "cache_write_1h": &e.CacheWrite1h,
+	}
+	d.fields(n, path, func(key string, line int, v *yaml.Node) {
+		p := path + "." + key
+		d.lines[p] = line
+		if v = d.resolve(v, p); v == nil || isNull(v) {
+			return
+		}
+		if dst, ok := rates[key]; ok {
+			if v.Kind != yaml.ScalarNode || !(v.ShortTag() == "!!int" || v.ShortTag() == "!!float" || v.ShortTag() == "!!str") {
+				d.typeError(v.Line, p, "expected a price in USD per million tokens, got %s", describe(v))
+				return
+			}
+			r, err := ParseRate(v.Value)
+			if err != nil {
+				d.typeError(v.Line, p, "%v", err)
+				return
+			}
+			*dst = &r
+			return
+		}
+		switch key {
+		case "provider", "model":
+			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
+				d.typeError(v.Line, p, "expected a string, got %s", describe(v))
+				return
+			}
+			if key == "provider" {
+				e.Provider = v.Value
+			} else {
+				e.Model = v.Value
+			}
+		case "effective_from":
+			// Unquoted dates are YAML timestamps; the text is what counts.
+			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" && v.ShortTag() != "!!timestamp" {
+				d.typeError(v.Line, p, "expected an RFC 3339 date, got %s", describe(v))
+				return
+			}
+			e.EffectiveFrom = v.Value
+		case "min_prompt_tokens":
+			i, err := strconv.ParseInt(v.Value, 10, 64)
+			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" || err != nil {
+				d.typeError(v.Line, p, "expected a whole number of tokens, got %s", describe(v))
+				return
+			}
+			e.MinPromptTokens = i
+		default:
+			d.addf(line, path, "unknown field %q", key)
+		}
+	})
+	return e
+}
+
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
+
+// describe names a node's kind for error messages.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		switch n.ShortTag() {
+		case "!!str":
+			return fmt.Sprintf("the string %q", n.Value)
+		case "!!int", "!!float":
+			return "the number " + n.Value
+		case "!!bool":
+			return "a boolean"
+		case "!!null":
+			return "null"
+		case "!!timestamp":
+			return "a timestamp"
+		}
+		return "a value tagged " + n.ShortTag()
+	}
+	return "an unexpected YAML node"
+}

@@ -1,0 +1,161 @@
+package pricing
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Problem is one thing wrong with a price table.
+type Problem struct {
+	File    string // as given to Parse; empty from Validate
+	Line    int    // 1-based; 0 when unknown
+	Path    string // e.g. "models[gpt-4.1].cached_input"; empty for whole-file problems
+	Message string
+}
+
+// String formats p as "file:line: path: message", leaving out empty parts.
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.File != "" {
+		b.WriteString(p.File)
+		if p.Line > 0 {
+			b.WriteString(":" + strconv.Itoa(p.Line))
+		}
+		b.WriteString(": ")
+	}
+	if p.Path != "" {
+		b.WriteString(p.Path + ": ")
+	}
+	b.WriteString(p.Message)
+	return b.String()
+}
+
+// Problems is every problem found; it is the error returned by Parse and New.
+type Problems []Problem
+
+// Error returns one problem per line.
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// entryPath is the path of an entry; names may contain dots ("gpt-4.1"), so
+// they go in brackets.
+func entryPath(name string) string { return "models[" + name + "]" }
+
+// model returns the provider model id the entry prices.
+func (e Entry) model(name string) string {
+	if e.Model != "" {
+		return e.Model
+	}
+	return name
+}
+
+// parseEffective parses an EffectiveFrom value; empty is the zero time.
+func parseEffective(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil // one instant, one map key, however it is spelled
+	}
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 date-time (2026-03-01T00:00:00Z) or date (2026-03-01)", s)
+	}
+	return t, nil
+}
+
+// Validate checks t strictly and returns every problem, ordered by entry
+// name, or nil. A valid table prices every model for every prompt size from
+// its earliest EffectiveFrom on, without ambiguity.
+func (t Table) Validate() Problems {
+	var ps Problems
+	addf := func(path, format string, args ...any) {
+		ps = append(ps, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+	}
+	names := make([]string, 0, len(t.Models))
+	for name := range t.Models {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+
+	type group struct {
+		model string
+		from  time.Time
+	}
+	tiers := map[group]map[int64]string{} // min_prompt_tokens → entry name
+	var groups []group                    // in first-seen order, for stable output
+	groupEntry := map[group]string{}      // the first entry of each group
+	provider := map[string]string{}       // model → entry name that set its provider
+
+	for _, name := range names {
+		e := t.Models[name]
+		p := entryPath(name)
+		if strings.TrimSpace(name) == "" {
+			addf(p, "entry name must not be empty")
+		}
+		if e.Provider == "" {
+			addf(p+".provider", "required")
+		}
+		model := e.model(name)
+		if strings.TrimSpace(model) != model || strings.ContainsAny(model, "\x00\n\r\t") {
+			addf(p+".model", "must not contain whitespace at either end or control characters")
+		}
+		from, err := parseEffective(e.EffectiveFrom)
+		if err != nil {
+			addf(p+".effective_from", "%v", err)
+		}
+		if e.MinPromptTokens < 0 {
+			addf(p+".min_prompt_tokens", "must not be negative")
+		}
+		if e.Input == nil {
+			addf(p+".input", "required")
+		}
+		for _, r := range []struct {
+			field string
+			rate  *Rate
+		}{{"input", e.Input}, {"cached_input", e.CachedInput}, {"output", e.Output}, {"cache_write_5m", e.CacheWrite5m}, {"cache_write_1h", e.CacheWrite1h}} {
+			if r.rate != nil && (*r.rate < 0 || *r.rate > MaxRate) {
+				addf(p+"."+r.field, "must be between 0 and %s USD per million tokens", MaxRate)
+			}
+		}
+		if e.Provider != "" {
+			if other, ok := provider[model]; ok && t.Models[other].Provider != e.Provider {
+				addf(p+".provider", "model %q is also priced under provider %q (entry %q); a model id must have one provider", model, t.Models[other].Provider, other)
+			} else if !ok {
+				provider[model] = name
+			}
+		}
+		if err != nil || e.MinPromptTokens < 0 {
+			continue
+		}
+		g := group{model, from}
+		if tiers[g] == nil {
+			tiers[g] = map[int64]string{}
+			groups = append(groups, g)
+			groupEntry[g] = name
+		}
+		if other, ok := tiers[g][e.MinPromptTokens]; ok {
+			addf(p, "duplicates entry %q: same model %q, effective_from and min_prompt_tokens", other, model)
+			continue
+		}
+		tiers[g][e.MinPromptTokens] = name
+	}
+	for _, g := range groups {
+		if _, ok := tiers[g][0]; !ok {
+			when := "with no effective_from"
+			if !g.from.IsZero() {
+				when = "effective from " + g.from.Format(time.RFC3339)
+			}
+			addf(entryPath(groupEntry[g])+".min_prompt_tokens", "model %q %s has no tier for prompts from 0 tokens (an entry without min_prompt_tokens)", g.model, when)
+		}
+	}
+	return ps
+}
