@@ -1,0 +1,315 @@
+package anthropic
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/tollgate-ai/tollgate/routing/translate"
+	"github.com/tollgate-ai/tollgate/routing/usage"
+)
+
+// NewStream returns the translator for one Messages API event stream.
+func (s *Schema) NewStream(model string, includeUsage bool) translate.Stream {
+	return &stream{model: model, includeUsage: includeUsage, created: s.now()}
+}
+
+// Stream states.
+const (
+	fresh  = iota // nothing sent to the client yet
+	open          // the role chunk went out
+	done          // message_stop: [DONE] went out
+	failed        // an error event went out
+)
+
+// stream turns Anthropic's typed events into chat.completion.chunk events:
+//
+//	message_start                       → role chunk {"role":"assistant","content":""}
+//	content_block_start  (tool_use)     → tool call chunk with id, name, "arguments":""
+//	content_block_delta  (text_delta)   → {"content": text}
+//	content_block_delta  (input_json_delta) → {"tool_calls":[{"index":n,"function":{"arguments": fragment}}]}
+//	message_delta        (stop_reason)  → finish chunk
+//	message_stop                        → usage chunk (if asked for), data: [DONE]
+//	error                               → data: {"error":{...}}
+//
+// Events are dispatched on their JSON "type", which Anthropic keeps equal to
+// the event name; ping, thinking, signature, citations and unknown events or
+// deltas produce nothing. Every chunk carries the same id, created and model,
+// taken from message_start.
+type stream struct {
+	model        string // reported when message_start names none
+	includeUsage bool
+	created      int64
+	state        int
+	finished     bool // the finish chunk went out
+
+	// chunk is the JSON prefix shared by every chunk, up to and including
+	// `"choices":[`; built once when the stream opens.
+	chunk []byte
+	// tail closes a content chunk after its delta.
+	tail []byte
+
+	tools   map[int64]int // Anthropic tool_use block index → position in calls
+	calls   []toolCall
+	u       usage.Anthropic
+	usageOK bool
+}
+
+// toolCall is one tool_use block being streamed as an OpenAI tool call.
+type toolCall struct {
+	args  bool   // an arguments fragment went out
+	input string // non-empty input from content_block_start, if any
+}
+
+func (t *stream) Event(out []byte, name, data []byte) []byte {
+	if t.state >= done {
+		return out
+	}
+	js := unsafeString(data)
+	ev := gjson.Parse(js)
+	if !ev.IsObject() {
+		return out
+	}
+	typ := ev.Get("type").String()
+	if typ == "" {
+		typ = string(name)
+	}
+	switch typ {
+	case "message_start":
+		if t.state == fresh {
+			msg := ev.Get("message")
+			t.readUsage(msg.Get("usage"))
+			out = t.open(out, msg.Get("id").String(), msg.Get("model").String())
+		}
+	case "content_block_start":
+		out = t.blockStart(out, ev)
+	case "content_block_delta":
+		out = t.blockDelta(out, ev)
+	case "content_block_stop":
+		out = t.blockStop(out, ev)
+	case "message_delta":
+		t.readUsage(ev.Get("usage"))
+		if stop := ev.Get("delta.stop_reason"); stop.Type == gjson.String {
+			out = t.finish(out, finishReason(stop.Str))
+		}
+	case "message_stop":
+		out = t.finish(out, "stop")
+		if t.includeUsage && t.usageOK {
+			out = append(out, t.chunk...)
+			out = append(out, `],"usage":`...)
+			out = appendUsage(out, t.u.OpenAI())
+			out = append(out, "}\n\n"...)
+		}
+		out = append(out, "data: [DONE]\n\n"...)
+		t.state = done
+	case "error":
+		e := ev.Get("error")
+		out = appendErrorEvent(out, e.Get("type").String(), e.Get("message").String())
+		t.state = failed
+	}
+	return out
+}
+
+func (t *stream) readUsage(r gjson.Result) {
+	if r.IsObject() {
+		if u, ok := usage.FromAnthropic(t.u, []byte(r.Raw)); ok {
+			t.u, t.usageOK = u, true
+		}
+	}
+}
+
+// open builds the shared chunk prefix and emits the role chunk. Events that
+// arrive before message_start (a broken upstream) open the stream with a
+// generated id.
+func (t *stream) open(out []byte, id, model string) []byte {
+	if t.state != fresh {
+		return out
+	}
+	t.state = open
+	if id == "" {
+		id = newID()
+	}
+	if model == "" {
+		model = t.model
+	}
+	t.chunk = append(t.chunk[:0], `data: {"id":`...)
+	t.chunk = appendString(t.chunk, id)
+	t.chunk = append(t.chunk, `,"object":"chat.completion.chunk","created":`...)
+	t.chunk = strconv.AppendInt(t.chunk, t.created, 10)
+	t.chunk = append(t.chunk, `,"model":`...)
+	t.chunk = appendString(t.chunk, model)
+	t.chunk = append(t.chunk, `,"choices":[`...)
+	t.tail = append(t.tail[:0], `,"logprobs":null,"finish_reason":null}]`...)
+	if t.includeUsage {
+		// OpenAI's shape: with include_usage every chunk has "usage":null.
+		t.tail = append(t.tail, `,"usage":null`...)
+	}
+	t.tail = append(t.tail, "}\n\n"...)
+	out = t.delta(out)
+	out = append(out, `{"role":"assistant","content":""}`...)
+	return append(out, t.tail...)
+}
+
+// delta starts a content chunk; the caller appends the delta object and
+// t.tail.
+func (t *stream) delta(out []byte) []byte {
+	out = append(out, t.chunk...)
+	return append(out, `{"index":0,"delta":`...)
+}
+
+func (t *stream) blockStart(out []byte, ev gjson.Result) []byte {
+	b := ev.Get("content_block")
+	switch b.Get("type").String() {
+	case "tool_use":
+	case "text":
+		// Text blocks start empty in practice; never lose text if not.
+		return t.text(out, b.Get("text").String())
+	default:
+		return out // thinking, server tools and their results are not shown
+	}
+	idx := ev.Get("index")
+	if idx.Type != gjson.Number {
+		return out
+	}
+	if _, dup := t.tools[idx.Int()]; dup {
+		return out
+	}
+	out = t.open(out, "", "")
+	if t.tools == nil {
+		t.tools = make(map[int64]int)
+	}
+	n := len(t.calls)
+	t.tools[idx.Int()] = n
+	var call toolCall
+	if in := b.Get("input"); nonEmptyObject(in) {
+		call.input = strings.Clone(in.Raw) // data is the caller's buffer
+	}
+	t.calls = append(t.calls, call)
+
+	out = t.delta(out)
+	out = append(out, `{"tool_calls":[{"index":`...)
+	out = strconv.AppendInt(out, int64(n), 10)
+	out = append(out, `,"id":`...)
+	out = appendString(out, b.Get("id").String())
+	out = append(out, `,"type":"function","function":{"name":`...)
+	out = appendString(out, b.Get("name").String())
+	out = append(out, `,"arguments":""}}]}`...)
+	return append(out, t.tail...)
+}
+
+func (t *stream) blockDelta(out []byte, ev gjson.Result) []byte {
+	d := ev.Get("delta")
+	switch d.Get("type").String() {
+	case "text_delta":
+		return t.text(out, d.Get("text").String())
+	case "input_json_delta":
+		n, ok := t.tools[ev.Get("index").Int()]
+		if !ok {
+			return out // a server tool's input, or a block never started
+		}
+		frag := d.Get("partial_json").String()
+		if frag == "" {
+			return out
+		}
+		t.calls[n].args = true
+		return t.arguments(out, n, frag)
+	}
+	return out
+}
+
+func (t *stream) text(out []byte, text string) []byte {
+	if text == "" {
+		return out
+	}
+	out = t.open(out, "", "")
+	out = t.delta(out)
+	out = append(out, `{"content":`...)
+	out = appendString(out, text)
+	out = append(out, '}')
+	return append(out, t.tail...)
+}
+
+// blockStop makes sure every tool call has arguments that parse as JSON: a
+// tool without parameters may stream no fragment at all, and OpenAI sends
+// "{}" then.
+func (t *stream) blockStop(out []byte, ev gjson.Result) []byte {
+	n, ok := t.tools[ev.Get("index").Int()]
+	if !ok || t.calls[n].args {
+		return out
+	}
+	t.calls[n].args = true
+	args := t.calls[n].input
+	if args == "" {
+		args = "{}"
+	}
+	return t.arguments(out, n, args)
+}
+
+func (t *stream) arguments(out []byte, n int, frag string) []byte {
+	out = t.delta(out)
+	out = append(out, `{"tool_calls":[{"index":`...)
+	out = strconv.AppendInt(out, int64(n), 10)
+	out = append(out, `,"function":{"arguments":`...)
+	out = appendString(out, frag)
+	out = append(out, `}}]}`...)
+	return append(out, t.tail...)
+}
+
+// finish emits the finish chunk, once.
+func (t *stream) finish(out []byte, reason string) []byte {
+	if t.finished {
+		return out
+	}
+	t.finished = true
+	out = t.open(out, "", "")
+	out = t.delta(out)
+	out = append(out, `{},"logprobs":null,"finish_reason":"`...)
+	out = append(out, reason...)
+	out = append(out, `"}]`...)
+	if t.includeUsage {
+		out = append(out, `,"usage":null`...)
+	}
+	return append(out, "}\n\n"...)
+}
+
+func (t *stream) End(out []byte) ([]byte, bool) {
+	switch t.state {
+	case done:
+		return out, true
+	case failed:
+		return out, false
+	}
+	t.state = failed
+	return appendErrorEvent(out, "", "The provider's response stream ended before the response was complete."), false
+}
+
+func (t *stream) Usage() (usage.Usage, bool) { return t.u.OpenAI(), t.usageOK }
+
+// appendErrorEvent appends the OpenAI-format error event that ends a failed
+// stream; OpenAI SDKs raise an error for any event whose data has "error".
+// An empty typ is a stream cut short, reported as a server error.
+func appendErrorEvent(out []byte, typ, msg string) []byte {
+	status := 502
+	if typ != "" {
+		status = 0
+	}
+	if msg == "" {
+		msg = "The provider reported an error."
+	}
+	out = append(out, "data: "...)
+	out = append(out, openAIError(status, typ, msg).Body()...)
+	return append(out, "\n\n"...)
+}
+
+func nonEmptyObject(r gjson.Result) bool {
+	if !r.IsObject() {
+		return false
+	}
+	keys := false
+	r.ForEach(func(_, _ gjson.Result) bool {
+		keys = true
+		return false
+	})
+	return keys
+}

@@ -1,0 +1,74 @@
+package usage
+
+import (
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+)
+
+// Anthropic holds the counts of an Anthropic Messages API usage object.
+// Anthropic splits input into three disjoint parts; OpenAI's prompt_tokens is
+// their sum.
+type Anthropic struct {
+	InputTokens              int64 // input after the last cache breakpoint
+	CacheCreationInputTokens int64 // input written to the prompt cache
+	CacheReadInputTokens     int64 // input read from the prompt cache
+	OutputTokens             int64
+}
+
+// FromAnthropic reads the Anthropic usage object obj (raw JSON: "usage" of a
+// Messages response or of a message_delta event, "message.usage" of
+// message_start) on top of prev. A count present in obj replaces prev's; a
+// missing or null one keeps it. That is how stream usage combines: every
+// count in message_delta is a running total (output_tokens above all), and
+// older API versions send only output_tokens there.
+//
+// It reports false, returning prev, when obj is not a JSON object, has none
+// of the four counts, or has a count that is not a whole number in
+// [0, 2^53] — the same rules as FromOpenAI. Other keys (cache_creation,
+// service_tier, server_tool_use) are ignored.
+func FromAnthropic(prev Anthropic, obj []byte) (Anthropic, bool) {
+	if len(obj) == 0 {
+		return prev, false
+	}
+	// Zero-copy view; no string derived from it outlives the call.
+	js := unsafe.String(unsafe.SliceData(obj), len(obj))
+	if !gjson.Valid(js) {
+		return prev, false
+	}
+	r := gjson.Parse(js)
+	if !r.IsObject() {
+		return prev, false
+	}
+	next := prev
+	dst := [...]*int64{&next.InputTokens, &next.CacheCreationInputTokens, &next.CacheReadInputTokens, &next.OutputTokens}
+	paths := [...]string{"input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens"}
+	seen := false
+	for i, path := range paths {
+		n, present, ok := count(r, path)
+		if !ok {
+			return prev, false
+		}
+		if present {
+			*dst[i], seen = n, true
+		}
+	}
+	if !seen {
+		return prev, false
+	}
+	return next, true
+}
+
+// OpenAI returns the usage in OpenAI's terms: prompt tokens are all input
+// (uncached, cache writes and cache reads), cached tokens are the cache
+// reads. Anthropic reports no reasoning breakdown; thinking is part of
+// OutputTokens.
+func (a Anthropic) OpenAI() Usage {
+	prompt := a.InputTokens + a.CacheCreationInputTokens + a.CacheReadInputTokens
+	return Usage{
+		PromptTokens:     prompt,
+		CompletionTokens: a.OutputTokens,
+		TotalTokens:      prompt + a.OutputTokens,
+		CachedTokens:     a.CacheReadInputTokens,
+	}
+}
