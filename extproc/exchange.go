@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"context"
 	"time"
 
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
@@ -10,8 +11,10 @@ import (
 
 	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/policy/keys"
+	"github.com/tollgate-ai/tollgate/policy/limits"
 	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing"
+	"github.com/tollgate-ai/tollgate/routing/pricing"
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )
 
@@ -19,6 +22,7 @@ import (
 type exchange struct {
 	srv   *Server
 	snap  *Snapshot
+	ctx   context.Context // the gRPC stream's
 	start time.Time
 
 	// request side
@@ -34,6 +38,19 @@ type exchange struct {
 	target        routing.Target
 	stream        bool // client asked for an SSE stream
 	injectedUsage bool // the gateway added stream_options.include_usage
+	reqBytes      int  // size of the client's request body
+
+	// metering
+	quota           limits.Decision     // admission decision (its quotas feed x-ratelimit-*)
+	reservation     *limits.Reservation // to reconcile when the request ends
+	budgets         []limits.Budget     // budgets that applied, for mid-stream checks
+	promptEst       int64
+	maxOut          int64
+	forwarded       bool      // the request went upstream
+	forwardedAt     time.Time // when the request body reply was sent
+	procTime        time.Duration
+	settled         bool // usage and cost are final
+	lastBudgetCheck time.Time
 
 	// response side
 	body bodyReader
@@ -51,12 +68,13 @@ type record struct {
 	status                                                           int
 	stream                                                           bool
 	usage                                                            usage.Usage
-	usageKnown                                                       bool
+	usageKnown, estimated, costKnown                                 bool
+	cost                                                             pricing.Amount
 	firstByte, upstreamHeaders                                       time.Time
 }
 
-func newExchange(s *Server, snap *Snapshot) *exchange {
-	return &exchange{srv: s, snap: snap, start: s.now(), rec: record{route: "unknown"}}
+func newExchange(ctx context.Context, s *Server, snap *Snapshot) *exchange {
+	return &exchange{srv: s, snap: snap, ctx: ctx, start: s.now(), rec: record{route: "unknown"}}
 }
 
 // handle answers one ProcessingRequest. Every message gets exactly one reply
@@ -95,6 +113,10 @@ func (x *exchange) immediate(status int, body []byte, details string) *extprocv3
 	x.rec.status = status
 	mu := mutation{}
 	mu.set("content-type", "application/json")
+	if x.rec.requestID != "" {
+		mu.set("x-tollgate-request-id", x.rec.requestID)
+	}
+	x.rateLimitHeaders(&mu)
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{
 		ImmediateResponse: &extprocv3.ImmediateResponse{
 			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(status)},
@@ -128,11 +150,8 @@ var streamingMode = &extprocfilterv3.ProcessingMode{
 // finish writes the request's single log line and its metrics.
 func (x *exchange) finish() {
 	r := &x.rec
-	if x.body != nil {
-		if u, ok := x.body.usage(); ok {
-			r.usage, r.usageKnown = u, true
-		}
-	}
+	x.final()
+	x.reconcile()
 	end := x.srv.now()
 	fields := []zap.Field{
 		zap.String("request_id", r.requestID),
@@ -152,10 +171,14 @@ func (x *exchange) finish() {
 		zap.Int64("total_tokens", r.usage.TotalTokens),
 		zap.Int64("cached_tokens", r.usage.CachedTokens),
 		zap.Bool("usage_from_provider", r.usageKnown),
+		zap.Bool("usage_estimated", r.estimated),
 		zap.Duration("latency", end.Sub(x.start)),
 	}
 	if r.stream && !r.firstByte.IsZero() {
 		fields = append(fields, zap.Duration("ttfb", r.firstByte.Sub(x.start)))
+	}
+	if r.costKnown {
+		fields = append(fields, zap.String("cost_usd", r.cost.String()))
 	}
 	if r.agentInvalid {
 		fields = append(fields, zap.Bool("agent_id_invalid", true))

@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"strconv"
@@ -15,6 +16,8 @@ import (
 	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
+	"github.com/tollgate-ai/tollgate/routing/pricing"
+	"github.com/tollgate-ai/tollgate/routing/usage"
 )
 
 const testKey = "tg_test_key_0123456789"
@@ -51,12 +54,12 @@ func testSnapshot(t testing.TB) *Snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Snapshot{Routes: table, Keys: store, Tenants: tenants, Metadata: cfg.MetadataLimits()}
+	return &Snapshot{Routes: table, Keys: store, Tenants: tenants, Metadata: cfg.MetadataLimits(), Prices: pricing.Default(), Limits: &Limits{}}
 }
 
 func newTestExchange(t testing.TB) *exchange {
 	snap := testSnapshot(t)
-	return newExchange(New(Options{Snapshot: func() *Snapshot { return snap }}), snap)
+	return newExchange(context.Background(), New(Options{Snapshot: func() *Snapshot { return snap }}), snap)
 }
 
 func reqHeaders(eos bool, kv ...string) *extprocv3.ProcessingRequest {
@@ -391,12 +394,34 @@ func runStream(t *testing.T, reqJSON string, stream []byte, n int) (string, *exc
 	return out.String(), x
 }
 
+// cutComment removes the metering comment from a client stream, checking
+// that there is exactly one and that it comes just before data: [DONE].
+func cutComment(t *testing.T, got string) (stream, comment string) {
+	t.Helper()
+	i := strings.Index(got, ": tollgate ")
+	if i < 0 || strings.Count(got, ": tollgate ") != 1 {
+		t.Fatalf("want one metering comment in the stream:\n%s", got)
+	}
+	end := strings.Index(got[i:], "\n\n") + i + 2
+	comment = got[i:end]
+	if !strings.HasPrefix(got[end:], "data: [DONE]") {
+		t.Fatalf("metering comment not just before [DONE]: %q", got[end:min(len(got), end+20)])
+	}
+	return got[:i] + got[end:], comment
+}
+
 func TestStreamPassThrough(t *testing.T) {
 	stream := readFixture(t, "openai/chat_stream.sse")
 	for _, n := range []int{1, 7, 64, len(stream)} {
 		got, x := runStream(t, `{"model":"smart-default","stream":true,"stream_options":{"include_usage":true}}`, stream, n)
+		got, comment := cutComment(t, got)
 		if got != string(stream) {
 			t.Fatalf("chunk %d: client stream differs from provider stream", n)
+		}
+		for _, want := range []string{"request_id=rid-1", "provider=openai", "model=gpt-4o-mini", "prompt_tokens=", "usage=provider", "cost_usd=0.", "upstream_ms="} {
+			if !strings.Contains(comment, want) {
+				t.Fatalf("comment %q lacks %q", comment, want)
+			}
 		}
 		u, ok := x.body.usage()
 		if !ok || u.PromptTokens == 0 || u.TotalTokens != u.PromptTokens+u.CompletionTokens {
@@ -421,6 +446,7 @@ func TestStreamInjectedUsageRemoved(t *testing.T) {
 	}
 	for _, n := range []int{1, 7, 100, len(stream)} {
 		got, x := runStream(t, `{"model":"smart-default","stream":true}`, stream, n)
+		got, _ = cutComment(t, got)
 		if got != want.String() {
 			t.Fatalf("chunk %d:\n got %q\nwant %q", n, got, want.String())
 		}
@@ -465,7 +491,7 @@ func TestErrorBodyPassesThrough(t *testing.T) {
 }
 
 func TestNoSnapshot(t *testing.T) {
-	x := newExchange(New(Options{Snapshot: func() *Snapshot { return nil }}), nil)
+	x := newExchange(context.Background(), New(Options{Snapshot: func() *Snapshot { return nil }}), nil)
 	resp, _ := x.handle(chatHeaders())
 	if status, _ := immediateError(t, resp); status != 503 {
 		t.Fatalf("status %d", status)
@@ -480,5 +506,48 @@ func TestDynamicMetadata(t *testing.T) {
 	if md["model"].GetStringValue() != "smart-default" || md["provider"].GetStringValue() != "openai" ||
 		md["provider_model"].GetStringValue() != "gpt-4o-mini" || md["key_id"].GetStringValue() != "k1" {
 		t.Fatalf("metadata %v", md)
+	}
+}
+
+// TestStreamUsageEveryOffset splits each OpenAI-format stream fixture into
+// two chunks at every byte offset: the usage read and the client's bytes
+// must not depend on where Envoy cut the stream.
+func TestStreamUsageEveryOffset(t *testing.T) {
+	for _, name := range []string{"openai/chat_stream.sse", "openai/chat_stream_tool_calls.sse", "azure_openai/chat_stream.sse"} {
+		stream := readFixture(t, name)
+		var want string
+		var wantUsage usage.Usage
+		for i := 0; i <= len(stream); i++ {
+			x := newTestExchange(t)
+			x.handle(chatHeaders())
+			x.handle(reqBody(`{"model":"smart-default","stream":true,"stream_options":{"include_usage":true}}`))
+			x.handle(respHeaders(":status", "200", "content-type", "text/event-stream"))
+			var out strings.Builder
+			for _, c := range []struct {
+				b   []byte
+				eos bool
+			}{{stream[:i], false}, {stream[i:], true}} {
+				resp, _ := x.handle(respBody(string(c.b), c.eos))
+				out.Write(resp.GetResponseBody().GetResponse().GetBodyMutation().GetBody())
+			}
+			u, ok := x.body.usage()
+			if !ok {
+				t.Fatalf("%s split at %d: no usage", name, i)
+			}
+			got, _ := cutComment(t, out.String()) // its timings differ run to run
+			if i == 0 {
+				want, wantUsage = got, u
+				continue
+			}
+			if u != wantUsage {
+				t.Fatalf("%s split at %d: usage %+v, want %+v", name, i, u, wantUsage)
+			}
+			if got != want {
+				t.Fatalf("%s split at %d: client bytes differ", name, i)
+			}
+		}
+		if wantUsage.PromptTokens == 0 || wantUsage.TotalTokens != wantUsage.PromptTokens+wantUsage.CompletionTokens {
+			t.Fatalf("%s: usage %+v", name, wantUsage)
+		}
 	}
 }

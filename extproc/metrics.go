@@ -5,6 +5,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tollgate-ai/tollgate/policy/limits"
+	"github.com/tollgate-ai/tollgate/routing/pricing"
 )
 
 // Metrics are the processor's Prometheus instruments. They are registered on
@@ -15,6 +18,9 @@ type Metrics struct {
 	processing *prometheus.HistogramVec
 	tokens     *prometheus.CounterVec
 	streams    prometheus.Gauge
+	cost       *prometheus.CounterVec
+	admissions *prometheus.CounterVec
+	backendErr prometheus.Counter
 }
 
 // NewMetrics registers the processor's metrics on reg.
@@ -38,7 +44,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "ext_proc streams (HTTP requests) in progress.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.processing, m.tokens, m.streams)
+	m.cost = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_cost_usd_total",
+		Help: "Cost of finished requests in USD, by provider (exact figures are on the log lines).",
+	}, []string{"provider"})
+	m.admissions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_limit_decisions_total",
+		Help: "Rate-limit and budget admissions by result and reason.",
+	}, []string{"result", "reason"})
+	m.backendErr = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tollgate_limits_backend_errors_total",
+		Help: "Limits backend (Redis) calls that failed; the configured failure policy decided.",
+	})
+	reg.MustRegister(m.requests, m.processing, m.tokens, m.streams, m.cost, m.admissions, m.backendErr)
 	return m
 }
 
@@ -65,9 +83,29 @@ func (m *Metrics) finished(r *record) {
 		status = strconv.Itoa(r.status)
 	}
 	m.requests.WithLabelValues(r.route, r.provider, status).Inc()
-	if r.usageKnown {
+	if r.costKnown {
+		m.cost.WithLabelValues(r.provider).Add(float64(r.cost) / float64(pricing.USD))
+	}
+	if r.usageKnown || r.estimated {
 		m.tokens.WithLabelValues(r.provider, "prompt").Add(float64(r.usage.PromptTokens))
 		m.tokens.WithLabelValues(r.provider, "completion").Add(float64(r.usage.CompletionTokens))
 		m.tokens.WithLabelValues(r.provider, "cached").Add(float64(r.usage.CachedTokens))
+	}
+}
+
+func (m *Metrics) admission(d limits.Decision) {
+	if m == nil {
+		return
+	}
+	result := "allowed"
+	if !d.Allowed {
+		result = "refused"
+	}
+	m.admissions.WithLabelValues(result, string(d.Reason)).Inc()
+}
+
+func (m *Metrics) limitsBackendError() {
+	if m != nil {
+		m.backendErr.Inc()
 	}
 }

@@ -37,6 +37,7 @@ var requestBodySteps = []bodyStep{
 	identify,
 	resolveModel,
 	confine,
+	admit,
 	stripGatewayFields,
 	rewriteModel,
 	injectStreamUsage,
@@ -78,6 +79,7 @@ func (x *exchange) onRequestHeaders(m *extprocv3.HttpHeaders) *extprocv3.Process
 
 func (x *exchange) onRequestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
 	req := upstreamRequest{body: b.GetBody()}
+	x.reqBytes = len(req.body)
 	for _, step := range requestBodySteps {
 		if err := step(x, &req); err != nil {
 			return x.refuse(err)
@@ -92,6 +94,7 @@ func (x *exchange) onRequestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRes
 	if req.bodyChanged {
 		common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: req.body}}
 	}
+	x.forwarded, x.forwardedAt = true, x.srv.now()
 	return &extprocv3.ProcessingResponse{
 		Response: &extprocv3.ProcessingResponse_RequestBody{
 			RequestBody: &extprocv3.BodyResponse{Response: common},

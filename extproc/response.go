@@ -21,6 +21,9 @@ type bodyReader interface {
 	// from p (if not, the reply carries no body mutation).
 	chunk(p []byte, eos bool) (out []byte, changed bool)
 	usage() (usage.Usage, bool)
+	// received is how many bytes of completion text arrived, for an
+	// estimate when the provider's usage never did.
+	received() int
 }
 
 func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
@@ -29,15 +32,24 @@ func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.Proces
 	x.rec.status, _ = strconv.Atoi(h.get(":status"))
 	reply := &extprocv3.ProcessingResponse{}
 	var mu mutation
+	mu.set("x-tollgate-request-id", x.rec.requestID)
+	x.rateLimitHeaders(&mu)
 	if x.stream && x.rec.status == 200 && strings.HasPrefix(h.get("content-type"), "text/event-stream") {
 		// Stream SSE through as it comes (spec §2.8). content-length was not
 		// removed by Envoy at header time because the configured mode was
-		// BUFFERED, so remove it here (spec §3.1).
+		// BUFFERED, so remove it here (spec §3.1). The headers leave now, so
+		// usage and cost travel in an SSE comment at the end instead.
 		reply.ModeOverride = streamingMode
 		mu.remove("content-length")
-		x.body = &sseReader{rewrite: x.injectedUsage}
-	} else if x.rec.status == 200 {
-		x.body = &jsonReader{}
+		mu.set("server-timing", x.serverTiming())
+		x.body = &sseReader{x: x, stripUsage: x.injectedUsage}
+	} else {
+		// Buffered (spec §1.3): the headers are held until the body reply,
+		// which adds the metering headers.
+		x.body = &jsonReader{x: x}
+	}
+	if m.GetEndOfStream() {
+		x.meteringHeaders(&mu)
 	}
 	reply.Response = &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: headersReply(&mu, false)}
 	return reply
@@ -53,6 +65,13 @@ func (x *exchange) onResponseBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRe
 			common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}}
 		}
 	}
+	if _, buffered := x.body.(*jsonReader); buffered && b.GetEndOfStream() {
+		// Header mutations in a BUFFERED body reply still apply: the
+		// response headers are held until this reply (spec §2.3).
+		var mu mutation
+		x.meteringHeaders(&mu)
+		common.HeaderMutation = mu.m
+	}
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{
 		ResponseBody: &extprocv3.BodyResponse{Response: common},
 	}}
@@ -62,9 +81,11 @@ func (x *exchange) onResponseBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRe
 // body in one message (BUFFERED); chunks are still accumulated in case a
 // future mode splits it.
 type jsonReader struct {
-	buf []byte
-	u   usage.Usage
-	ok  bool
+	x    *exchange
+	buf  []byte
+	u    usage.Usage
+	ok   bool
+	text int
 }
 
 func (r *jsonReader) chunk(p []byte, eos bool) ([]byte, bool) {
@@ -75,40 +96,59 @@ func (r *jsonReader) chunk(p []byte, eos bool) ([]byte, bool) {
 	}
 	if eos {
 		r.u, r.ok = usage.FromOpenAI(data)
+		if !r.ok {
+			r.text = len(gjson.Get(view(data), "choices.0.message.content").Str)
+		}
 		r.buf = nil
 	}
 	return nil, false
 }
 
 func (r *jsonReader) usage() (usage.Usage, bool) { return r.u, r.ok }
+func (r *jsonReader) received() int              { return r.text }
 
-// sseReader reads usage from an SSE stream of chat completion chunks.
-//
-// Without rewrite it only observes: the reply carries no body mutation and
-// the client receives the provider's bytes untouched. With rewrite (the
-// gateway added include_usage) it re-frames the stream: complete events are
-// emitted as they complete, the usage-only chunk is dropped and the usage key
-// removed from the others, so the client sees exactly the stream it asked for.
 // maxEventSize bounds one buffered SSE event, so a hostile or broken
 // upstream cannot make the processor buffer without limit.
 const maxEventSize = 4 << 20
 
+// sseReader reads usage from an SSE stream of chat completion chunks.
+//
+// It re-frames the stream: each reply carries the events completed by that
+// chunk, byte for byte as the provider sent them, and holds back an
+// incomplete one until it completes. That lets it put the metering comment
+// just before "data: [DONE]" and end a stream cleanly when a budget runs out.
+// With stripUsage (the gateway added include_usage) it also drops the
+// usage-only chunk and the usage key of the others, so the client sees
+// exactly the stream it asked for.
 type sseReader struct {
-	sc      sse.Scanner
-	rewrite bool
-	out     []byte
-	u       usage.Usage
-	ok      bool
+	x          *exchange
+	sc         sse.Scanner
+	stripUsage bool
+	out        []byte
+	u          usage.Usage
+	ok         bool
+	text       int  // bytes of completion text seen
+	commented  bool // the metering comment was sent
+	terminated bool // the stream was ended early; drop what follows
 }
 
 func (r *sseReader) chunk(p []byte, eos bool) ([]byte, bool) {
 	if r.sc.MaxEventSize == 0 {
 		r.sc.MaxEventSize = maxEventSize
 	}
+	if r.terminated {
+		return nil, true // an empty body drops the chunk (spec §2.4)
+	}
 	if r.sc.Err() != nil {
 		// An oversized event made us give up reading this stream; the rest
 		// passes through as it comes.
 		return nil, false
+	}
+	if r.x.budgetSpent(r.text) {
+		// Already-complete events went out with earlier chunks; this chunk
+		// and everything after it are replaced by the error event.
+		r.terminated = true
+		return append(r.out[:0], budgetErrorEvent...), true
 	}
 	r.sc.Feed(p)
 	if eos {
@@ -122,30 +162,41 @@ func (r *sseReader) chunk(p []byte, eos bool) ([]byte, bool) {
 		}
 		r.inspect(ev)
 	}
-	if !r.rewrite {
-		return nil, false
-	}
-	if eos || r.sc.Err() != nil {
-		// An incomplete trailing event (or everything held back behind an
-		// oversized one) is passed on as it came: nothing is ever lost.
+	if r.sc.Err() != nil {
+		// Everything held back behind the oversized event goes on as it came:
+		// nothing is ever lost.
 		r.out = append(r.out, r.sc.Rest()...)
+		return r.out, true
+	}
+	if eos {
+		r.out = append(r.out, r.sc.Rest()...)
+		if !r.commented {
+			r.commented = true
+			r.out = append(r.out, r.x.meterComment()...)
+		}
 	}
 	return r.out, true
 }
 
-// inspect records usage from one event and, in rewrite mode, appends what the
-// client should receive for it to r.out.
+var doneData = []byte("[DONE]")
+
+// inspect records usage and text from one event and appends what the client
+// should receive for it to r.out.
 func (r *sseReader) inspect(ev sse.Event) {
 	data := ev.Data
 	if len(data) == 0 || data[0] != '{' { // comments, [DONE], non-JSON
-		r.emit(ev.Raw)
+		if !r.commented && bytes.Equal(data, doneData) {
+			r.commented = true
+			r.out = append(r.out, r.x.meterComment()...)
+		}
+		r.out = append(r.out, ev.Raw...)
 		return
 	}
-	u := gjson.Get(view(data), "usage")
-	if !u.Exists() {
-		r.emit(ev.Raw)
-		return
+	js := view(data)
+	if c := gjson.Get(js, "choices.0.delta"); c.Exists() {
+		r.text += len(c.Get("content").Str) + len(c.Get("refusal").Str) + len(c.Get("tool_calls.0.function.arguments").Str)
 	}
+	u := gjson.Get(js, "usage")
 	if u.IsObject() {
 		// Providers may repeat usage (Gemini sends it on content chunks);
 		// the last one is the total.
@@ -153,10 +204,11 @@ func (r *sseReader) inspect(ev sse.Event) {
 			r.u, r.ok = got, true
 		}
 	}
-	if !r.rewrite {
+	if !r.stripUsage || !u.Exists() {
+		r.out = append(r.out, ev.Raw...)
 		return
 	}
-	if u.IsObject() && !gjson.Get(view(data), "choices.0").Exists() {
+	if u.IsObject() && !gjson.Get(js, "choices.0").Exists() {
 		return // the usage-only chunk ("choices":[]) the client did not ask for
 	}
 	i := bytes.Index(ev.Raw, data)
@@ -170,13 +222,8 @@ func (r *sseReader) inspect(ev sse.Event) {
 	r.out = append(r.out, ev.Raw[i+len(data):]...)
 }
 
-func (r *sseReader) emit(raw []byte) {
-	if r.rewrite {
-		r.out = append(r.out, raw...)
-	}
-}
-
 func (r *sseReader) usage() (usage.Usage, bool) { return r.u, r.ok }
+func (r *sseReader) received() int              { return r.text }
 
 func zapProvider(name string) zap.Field { return zap.String("provider", name) }
 

@@ -21,9 +21,11 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tollgate-ai/tollgate/policy/keys"
+	"github.com/tollgate-ai/tollgate/policy/limits"
 	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
+	"github.com/tollgate-ai/tollgate/routing/pricing"
 )
 
 // Snapshot is one consistent view of the configuration. A request keeps the
@@ -33,6 +35,8 @@ type Snapshot struct {
 	Keys     *keys.Store
 	Tenants  *tenancy.Directory
 	Metadata config.MetadataLimits
+	Prices   *pricing.Prices
+	Limits   *Limits
 }
 
 // Options configure a Server.
@@ -43,6 +47,9 @@ type Options struct {
 	Logger   *zap.Logger
 	Metrics  *Metrics         // optional
 	Now      func() time.Time // optional; for tests
+	// Limiter keeps rate-limit and budget counters for the life of the
+	// process; nil disables limits.
+	Limiter limits.Limiter
 }
 
 // Server implements extprocv3.ExternalProcessorServer.
@@ -52,11 +59,12 @@ type Server struct {
 	log      *zap.Logger
 	metrics  *Metrics
 	now      func() time.Time
+	limiter  limits.Limiter
 }
 
 // New returns a Server.
 func New(o Options) *Server {
-	s := &Server{snapshot: o.Snapshot, log: o.Logger, metrics: o.Metrics, now: o.Now}
+	s := &Server{snapshot: o.Snapshot, log: o.Logger, metrics: o.Metrics, now: o.Now, limiter: o.Limiter}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -68,7 +76,7 @@ func New(o Options) *Server {
 
 // Process serves one HTTP request's ext_proc stream.
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
-	x := newExchange(s, s.snapshot())
+	x := newExchange(stream.Context(), s, s.snapshot())
 	s.metrics.streamStarted()
 	defer x.finish()
 	for {
@@ -89,10 +97,12 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			// Envoy to carry on without us for the rest of the request.
 			return nil
 		}
+		d := s.now().Sub(start)
+		x.procTime += d
 		if err := stream.Send(resp); err != nil {
 			return err
 		}
-		s.metrics.observePhase(phase, s.now().Sub(start))
+		s.metrics.observePhase(phase, d)
 		if x.done {
 			// After an ImmediateResponse Envoy closes the stream (spec §2.6);
 			// ending it here frees the goroutine at once.

@@ -18,6 +18,7 @@ import (
 	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
+	"github.com/tollgate-ai/tollgate/routing/pricing"
 )
 
 // Build compiles a validated configuration into a snapshot. Warnings name
@@ -49,7 +50,31 @@ func Build(cfg *config.Config, lookupEnv func(string) (string, bool)) (*extproc.
 	if err != nil {
 		return nil, warnings, err
 	}
-	return &extproc.Snapshot{Routes: table, Keys: store, Tenants: tenants, Metadata: cfg.MetadataLimits()}, warnings, nil
+	prices, err := buildPrices(cfg.Prices)
+	if err != nil {
+		return nil, warnings, err
+	}
+	lim, err := extproc.NewLimits(cfg.Limits)
+	if err != nil {
+		return nil, warnings, err
+	}
+	return &extproc.Snapshot{Routes: table, Keys: store, Tenants: tenants, Metadata: cfg.MetadataLimits(),
+		Prices: prices, Limits: lim}, warnings, nil
+}
+
+// buildPrices merges the configured price entries over the built-in table
+// (seeded from the providers' list prices); an entry of the same name
+// replaces the built-in one.
+func buildPrices(own pricing.Table) (*pricing.Prices, error) {
+	t := pricing.DefaultTable()
+	for name, e := range own.Models {
+		t.Models[name] = e
+	}
+	p, err := pricing.New(t)
+	if err != nil {
+		return nil, fmt.Errorf("price table: %w", err)
+	}
+	return p, nil
 }
 
 // Load reads the configuration from paths, or the embedded example when
@@ -73,8 +98,8 @@ type reloader struct {
 	snap      atomic.Pointer[extproc.Snapshot]
 
 	mu      sync.Mutex
-	secrets []string      // secret files of the config in force
-	changed chan struct{} // the set of watched paths changed
+	secrets []string       // secret files of the config in force
+	limits  *config.Limits // the limits section at start; it chose the backend
 }
 
 func newReloader(paths []string, lookupEnv func(string) (string, bool), log *zap.Logger, reg prometheus.Registerer) *reloader {
@@ -106,6 +131,7 @@ func (r *reloader) load() error {
 			r.snap.Store(snap)
 			r.reloads.WithLabelValues("success").Inc()
 			r.setSecrets(cfg.SecretFiles())
+			r.setLimits(cfg.Limits)
 			r.log.Info("configuration loaded", zap.Int("providers", len(cfg.Providers)),
 				zap.Int("models", len(cfg.Models)), zap.Int("keys", len(cfg.Keys)))
 			return nil
@@ -129,6 +155,18 @@ func (r *reloader) setSecrets(files []string) {
 	defer r.mu.Unlock()
 	slices.Sort(files)
 	r.secrets = files
+}
+
+// setLimits remembers the limits section; the first one chooses the backend.
+func (r *reloader) setLimits(l *config.Limits) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.limits != nil && backendOf(r.limits) != backendOf(l) {
+		r.log.Warn("limits backend changed in the configuration; it takes effect after a restart")
+	}
+	if r.limits == nil {
+		r.limits = l
+	}
 }
 
 func (r *reloader) watched() []string {

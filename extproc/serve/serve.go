@@ -63,6 +63,7 @@ type Gateway struct {
 	grpcLis  net.Listener
 	adminLis net.Listener
 	reload   *reloader
+	closeLim func() error
 	draining atomic.Bool
 	drainc   chan struct{}
 	cancel   context.CancelFunc
@@ -90,13 +91,19 @@ func Start(ctx context.Context, cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("initial configuration: %w", err)
 	}
 
-	var err error
+	limiter, closeLim, err := newLimiter(g.reload.limits, cfg.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	g.closeLim = closeLim
 	if g.grpcLis, err = listen(cfg.GRPCAddr); err != nil {
+		_ = closeLim()
 		return nil, fmt.Errorf("grpc listener: %w", err)
 	}
 	if cfg.AdminAddr != "" {
 		if g.adminLis, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
 			g.grpcLis.Close()
+			_ = closeLim()
 			return nil, fmt.Errorf("admin listener: %w", err)
 		}
 	}
@@ -105,6 +112,7 @@ func Start(ctx context.Context, cfg Config) (*Gateway, error) {
 		Snapshot: g.reload.current,
 		Logger:   cfg.Logger,
 		Metrics:  extproc.NewMetrics(cfg.Registry),
+		Limiter:  limiter,
 	})
 	g.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(MaxMessageSize))
 	extprocv3.RegisterExternalProcessorServer(g.grpc, srv)
@@ -191,6 +199,7 @@ func (g *Gateway) Shutdown(ctx context.Context) {
 	}
 	g.cancel()
 	g.wg.Wait()
+	_ = g.closeLim()
 	g.log.Info("tollgate stopped")
 }
 

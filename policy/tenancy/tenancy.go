@@ -30,6 +30,9 @@ type App struct {
 	RequiredMetadata []string
 	RequireAgentID   bool
 	AgentIDs         map[string]bool // nil: any agent
+	// OnBudgetExhausted is "terminate" to end a running stream whose budget
+	// runs out; otherwise the stream finishes.
+	OnBudgetExhausted string
 }
 
 // Tenant owns apps and, optionally, its own provider credentials.
@@ -68,6 +71,7 @@ func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Directory,
 			a := &App{
 				Tenant: tc.Name, Name: ac.Name, Models: allow.List(ac.Models), Tier: ac.Tier,
 				GuardrailPolicy: ac.GuardrailPolicy, RequiredMetadata: ac.RequiredMetadata, RequireAgentID: ac.RequireAgentID,
+				OnBudgetExhausted: ac.OnBudgetExhausted,
 			}
 			if len(ac.AgentIDs) > 0 {
 				a.AgentIDs = make(map[string]bool, len(ac.AgentIDs))

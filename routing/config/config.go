@@ -12,6 +12,10 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tollgate-ai/tollgate/routing/pricing"
 )
 
 // Version is the only configuration schema version this package accepts.
@@ -42,7 +46,70 @@ type Config struct {
 	Keys            []Key           `json:"keys"`             // gateway keys (usually a Secret)
 	Tenants         []Tenant        `json:"tenants"`          // tenants and their apps (policy config)
 	RequestMetadata *MetadataLimits `json:"request_metadata"` // limits on tollgate_metadata; defaults when unset
+	Pricing         *yaml.Node      `json:"pricing"`          // price table (routing/pricing format); merged over the built-in one
+	Limits          *Limits         `json:"limits"`           // rate limits and budgets (policy config)
+
+	// Prices is the pricing section parsed and merged across files: model entry name → entry.
+	Prices pricing.Table `json:"-"`
 }
+
+// Limits configures rate limiting and budgets. At most one file sets it.
+type Limits struct {
+	Backend          string         `json:"backend"`            // "memory" (default) or "redis"; a change needs a restart
+	Redis            *RedisBackend  `json:"redis"`              // required with backend redis
+	OnBackendFailure *FailurePolicy `json:"on_backend_failure"` // what to do when Redis is unreachable
+	DefaultMaxTokens int            `json:"default_max_tokens"` // output reservation when a request sets no max_tokens; default 1024
+	RateLimits       []RateLimit    `json:"rate_limits"`
+	Budgets          []BudgetRule   `json:"budgets"`
+}
+
+// RedisBackend locates the shared Redis. The URL may hold a password, so it is a secret reference.
+type RedisBackend struct {
+	URL    SecretRef `json:"url"`    // redis://[user:password@]host:port[/db] or rediss://…
+	Prefix string    `json:"prefix"` // key prefix; default "tollgate:"
+}
+
+// FailurePolicy says, per limit kind, whether requests pass ("open") or are refused ("closed") while the
+// backend is unreachable. Defaults: requests and tokens open, budgets closed.
+type FailurePolicy struct {
+	Requests string `json:"requests"`
+	Tokens   string `json:"tokens"`
+	Budgets  string `json:"budgets"`
+}
+
+// RateLimit applies requests- and tokens-per-minute limits to every entity of a scope, or only to the one
+// Match names.
+type RateLimit struct {
+	Scope             string `json:"scope"` // key, app, tenant, tier, model or global
+	Match             string `json:"match"` // key id, "tenant/app", tenant, tier, "provider/model"; empty: each
+	RequestsPerMinute int    `json:"requests_per_minute"`
+	TokensPerMinute   int    `json:"tokens_per_minute"`
+}
+
+// BudgetRule caps spend in USD per calendar day and month (UTC), and the estimated cost of one request.
+type BudgetRule struct {
+	Scope                string  `json:"scope"` // key, app or tenant
+	Match                string  `json:"match"` // as for RateLimit
+	DailyUSD             Decimal `json:"daily_usd"`
+	MonthlyUSD           Decimal `json:"monthly_usd"`
+	MaxCostPerRequestUSD Decimal `json:"max_cost_per_request_usd"`
+}
+
+// Decimal is a decimal number kept as the text written in the file, so money is never parsed as a float.
+type Decimal string
+
+// Limit scopes.
+const (
+	ScopeKey    = "key"
+	ScopeApp    = "app"
+	ScopeTenant = "tenant"
+	ScopeTier   = "tier"
+	ScopeModel  = "model"
+	ScopeGlobal = "global"
+)
+
+// DefaultMaxTokens is the output reservation for requests that set no max_tokens.
+const DefaultMaxTokens = 1024
 
 // Provider is an upstream model provider reached through an Envoy cluster.
 type Provider struct {
@@ -113,6 +180,9 @@ type App struct {
 	RequiredMetadata []string `json:"required_metadata"` // tollgate_metadata keys every request must carry
 	RequireAgentID   bool     `json:"require_agent_id"`  // x-agent-id must be a UUID v4
 	AgentIDs         []string `json:"agent_ids"`         // if set, the only agent ids allowed
+	// OnBudgetExhausted is what happens to a stream already running when its budget runs out:
+	// "finish" (default) or "terminate" (a terminal SSE error event).
+	OnBudgetExhausted string `json:"on_budget_exhausted"`
 }
 
 // MetadataLimits bound the request metadata a client may attach (tollgate_metadata or
@@ -176,6 +246,9 @@ func (c *Config) SecretFiles() []string {
 		for _, tc := range t.ProviderCredentials {
 			add(tc.Source.File)
 		}
+	}
+	if c.Limits != nil && c.Limits.Redis != nil {
+		add(c.Limits.Redis.URL.File)
 	}
 	return files
 }

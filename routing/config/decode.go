@@ -202,6 +202,20 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n == nil || isNull(n) {
 		return
 	}
+	switch {
+	case v.Type() == reflect.TypeFor[*yaml.Node]():
+		// A subtree another package decodes (the pricing table); keep the node
+		// itself so its problems carry this file's line numbers.
+		v.Set(reflect.ValueOf(n))
+		return
+	case v.Type() == reflect.TypeFor[Decimal]():
+		if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float" && n.ShortTag() != "!!str") {
+			d.typeError(path, "expected a decimal number, got %s", describe(n))
+			return
+		}
+		v.SetString(n.Value)
+		return
+	}
 	switch v.Kind() {
 	case reflect.Pointer:
 		elem := reflect.New(v.Type().Elem())

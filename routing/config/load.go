@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/tollgate-ai/tollgate/routing/pricing"
 )
 
 const (
@@ -107,6 +109,15 @@ func finish(docs []*document, probs Problems) (*Config, error) {
 		cfg.Tenants = append(cfg.Tenants, d.cfg.Tenants...)
 		if d.cfg.RequestMetadata != nil {
 			cfg.RequestMetadata = d.cfg.RequestMetadata
+		}
+		if d.cfg.Limits != nil {
+			cfg.Limits = d.cfg.Limits
+		}
+		for name, e := range d.cfg.Prices.Models {
+			if cfg.Prices.Models == nil {
+				cfg.Prices.Models = map[string]pricing.Entry{}
+			}
+			cfg.Prices.Models[name] = e
 		}
 	}
 	return cfg, nil

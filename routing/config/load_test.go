@@ -291,6 +291,23 @@ func TestLoadProblems(t *testing.T) {
 				`b.yaml:2: request_metadata: request_metadata is already set at a.yaml:2`,
 			}},
 
+		// Pricing, limits and budgets.
+		{"pricing problems carry this file's lines", map[string]string{"a.yaml": "version: 1\npricing:\n  models:\n    gpt-x:\n      provider: openai\n      input: 1.5.0\n"}, nil,
+			[]string{`a.yaml:6: pricing.models[gpt-x].input: price "1.5.0": not a plain decimal number (digits, optionally one '.' and more digits)`}},
+		{"limits rules", map[string]string{"a.yaml": "version: 1\nlimits:\n  backend: redis\n  on_backend_failure: {tokens: maybe}\n  default_max_tokens: -1\n  rate_limits:\n    - {scope: tier}\n    - {scope: app, match: bot, requests_per_minute: 5}\n    - {scope: global, match: x, requests_per_minute: 5}\n    - {scope: planet, requests_per_minute: 1}\n  budgets:\n    - {scope: model, daily_usd: 5}\n    - {scope: key, daily_usd: lots}\n    - {scope: tenant}\n"}, nil,
+			[]string{
+				`a.yaml:2: limits.redis: backend redis needs redis.url`,
+				`a.yaml:4: limits.on_backend_failure.tokens: "maybe" must be open or closed`,
+				`a.yaml:5: limits.default_max_tokens: default_max_tokens must not be negative`,
+				`a.yaml:7: limits.rate_limits[0]: set requests_per_minute, tokens_per_minute or both`,
+				`a.yaml:8: limits.rate_limits[1].match: an app is matched as tenant/app, e.g. acme/bot`,
+				`a.yaml:9: limits.rate_limits[2].match: a global limit matches everything; remove match`,
+				`a.yaml:10: limits.rate_limits[3].scope: unknown scope "planet" (key, app, tenant, tier, model or global)`,
+				`a.yaml:12: limits.budgets[0].scope: budgets apply to key, app or tenant, not "model"`,
+				`a.yaml:13: limits.budgets[1].daily_usd: "lots" is not a USD amount such as 25 or 0.50`,
+				`a.yaml:14: limits.budgets[2]: set daily_usd, monthly_usd, max_cost_per_request_usd or several`,
+			}},
+
 		// Several files.
 		{"duplicates across files", map[string]string{
 			"a.yaml": good,

@@ -1,12 +1,15 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/tollgate-ai/tollgate/routing/pricing"
 )
 
 var (
@@ -71,6 +74,8 @@ func validate(docs []*document) {
 
 	tenants := validateTenants(docs, providers)
 	validateMetadataLimits(docs)
+	validatePricing(docs)
+	validateLimits(docs)
 
 	aliases := map[string]where{}
 	ids := map[string]where{}
@@ -162,6 +167,11 @@ func validateTenants(docs []*document, providers map[string]where) tenantApps {
 					if !metadataKeyRE.MatchString(m) {
 						d.addf(fmt.Sprintf("%s.required_metadata[%d]", ap, k), "metadata key %q must be 1 to 64 characters of a-z, 0-9 and '_'", m)
 					}
+				}
+				switch a.OnBudgetExhausted {
+				case "", "finish", "terminate":
+				default:
+					d.addf(ap+".on_budget_exhausted", "on_budget_exhausted %q must be finish or terminate", a.OnBudgetExhausted)
 				}
 				for k, id := range a.AgentIDs {
 					if !IsUUIDv4(id) {
@@ -448,4 +458,127 @@ func checkModelName(d *document, path, what, s string) bool {
 		return false
 	}
 	return true
+}
+
+// validatePricing parses each file's pricing section with the pricing package and checks that no model
+// entry is defined twice across files.
+func validatePricing(docs []*document) {
+	first := map[string]string{}
+	for _, d := range docs {
+		if d.cfg.Pricing == nil {
+			continue
+		}
+		t, err := pricing.ParseNode(d.file, d.cfg.Pricing)
+		if err != nil {
+			var ps pricing.Problems
+			if errors.As(err, &ps) {
+				for _, p := range ps {
+					path := "pricing"
+					if p.Path != "" {
+						path += "." + p.Path
+					}
+					d.problems = append(d.problems, Problem{File: d.file, Line: p.Line, Path: path, Message: p.Message})
+				}
+			} else {
+				d.addf("pricing", "%v", err)
+			}
+			continue
+		}
+		for name := range t.Models {
+			if f, dup := first[name]; dup {
+				d.addf("pricing", "price entry %q is already defined in %s", name, f)
+			}
+			first[name] = d.file
+		}
+		d.cfg.Prices = t
+	}
+}
+
+func validateLimits(docs []*document) {
+	var first *where
+	for _, d := range docs {
+		l := d.cfg.Limits
+		if l == nil {
+			continue
+		}
+		if first != nil {
+			d.addf("limits", "limits is already set at %s", *first)
+			continue
+		}
+		first = &where{d, "limits"}
+		switch l.Backend {
+		case "", "memory":
+			if l.Redis != nil {
+				d.addf("limits.redis", "redis is set but backend is %q", l.Backend)
+			}
+		case "redis":
+			if l.Redis == nil {
+				d.addf("limits.redis", "backend redis needs redis.url")
+			} else {
+				validateSecretRef(d, "limits.redis.url", &l.Redis.URL)
+			}
+		default:
+			d.addf("limits.backend", "backend %q must be memory or redis", l.Backend)
+		}
+		if f := l.OnBackendFailure; f != nil {
+			for name, v := range map[string]string{"requests": f.Requests, "tokens": f.Tokens, "budgets": f.Budgets} {
+				if v != "" && v != "open" && v != "closed" {
+					d.addf("limits.on_backend_failure."+name, "%q must be open or closed", v)
+				}
+			}
+		}
+		if l.DefaultMaxTokens < 0 {
+			d.addf("limits.default_max_tokens", "default_max_tokens must not be negative")
+		}
+		for i, r := range l.RateLimits {
+			path := fmt.Sprintf("limits.rate_limits[%d]", i)
+			checkScope(d, path, r.Scope, r.Match, false)
+			switch {
+			case r.RequestsPerMinute < 0 || r.TokensPerMinute < 0:
+				d.addf(path, "limits must not be negative")
+			case r.RequestsPerMinute == 0 && r.TokensPerMinute == 0:
+				d.addf(path, "set requests_per_minute, tokens_per_minute or both")
+			}
+		}
+		for i, b := range l.Budgets {
+			path := fmt.Sprintf("limits.budgets[%d]", i)
+			checkScope(d, path, b.Scope, b.Match, true)
+			set := false
+			for name, v := range map[string]Decimal{"daily_usd": b.DailyUSD, "monthly_usd": b.MonthlyUSD, "max_cost_per_request_usd": b.MaxCostPerRequestUSD} {
+				if v == "" {
+					continue
+				}
+				set = true
+				if _, err := pricing.ParseUSD(string(v)); err != nil {
+					d.addf(path+"."+name, "%q is not a USD amount such as 25 or 0.50", string(v))
+				}
+			}
+			if !set {
+				d.addf(path, "set daily_usd, monthly_usd, max_cost_per_request_usd or several")
+			}
+		}
+	}
+}
+
+func checkScope(d *document, path, scope, match string, budget bool) {
+	switch scope {
+	case ScopeKey, ScopeApp, ScopeTenant:
+	case ScopeTier, ScopeModel, ScopeGlobal:
+		if budget {
+			d.addf(path+".scope", "budgets apply to key, app or tenant, not %q", scope)
+			return
+		}
+	case "":
+		d.addf(path+".scope", "scope is required (key, app, tenant, tier, model or global)")
+		return
+	default:
+		d.addf(path+".scope", "unknown scope %q (key, app, tenant, tier, model or global)", scope)
+		return
+	}
+	if scope == ScopeGlobal && match != "" {
+		d.addf(path+".match", "a global limit matches everything; remove match")
+	}
+	if scope == ScopeApp && match != "" && !strings.Contains(match, "/") {
+		d.addf(path+".match", "an app is matched as tenant/app, e.g. acme/%s", match)
+	}
 }

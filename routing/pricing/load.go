@@ -42,6 +42,19 @@ func Parse(name string, data []byte) (Table, error) {
 		}
 		return Table{}, Problems{p}
 	}
+	return d.finish(root)
+}
+
+// ParseNode decodes a price table from a node of a larger YAML document (the
+// gateway config's pricing section), so problems carry the document's own
+// line numbers. Paths are relative to the node.
+func ParseNode(name string, n *yaml.Node) (Table, error) {
+	d := &tableDecoder{file: name, lines: map[string]int{}, bad: map[string]bool{}, budget: maxNodes}
+	return d.finish(n)
+}
+
+func (d *tableDecoder) finish(root *yaml.Node) (Table, error) {
+	name := d.file
 	var t Table
 	if root != nil {
 		d.decodeTable(root, &t)

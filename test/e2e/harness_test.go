@@ -44,7 +44,8 @@ const (
 
 // allSecrets is every key and credential the suite uses; none may ever
 // appear in a log line.
-var allSecrets = []string{gatewayKey, chatbotKey1, chatbotKey2, globexKey, limitedKey, expiredKey, disabledKey, providerSecret, acmeSecret}
+var allSecrets = []string{gatewayKey, chatbotKey1, chatbotKey2, globexKey, limitedKey, expiredKey, disabledKey, providerSecret, acmeSecret,
+	rpmKey, budgetKey, streamKey}
 
 // gatewayConfig is the routing config of every e2e gateway.
 func gatewayConfig() string {
@@ -142,6 +143,7 @@ type harnessOptions struct {
 	realPath string          // run real Envoy from this binary instead of the stand-in
 	kubelet  bool            // lay the config directory out as a kubelet ConfigMap volume
 	anyCred  bool            // the fake provider accepts any credential (BYOK tests inspect it)
+	extra    string          // a second config file merged with the first (limits, more tenants)
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -163,6 +165,11 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		h.kubeletUpdate(gatewayConfig())
 	} else {
 		h.writeConfig(gatewayConfig())
+	}
+	if o.extra != "" {
+		if err := os.WriteFile(filepath.Join(h.cfgDir, "extra.yaml"), []byte(o.extra), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), h.logs, zapcore.DebugLevel))
 	h.gw, err = serve.Start(context.Background(), serve.Config{

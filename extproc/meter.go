@@ -1,0 +1,261 @@
+package extproc
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+
+	"github.com/tollgate-ai/tollgate/extproc/oaierror"
+	"github.com/tollgate-ai/tollgate/policy/limits"
+	"github.com/tollgate-ai/tollgate/routing"
+	"github.com/tollgate-ai/tollgate/routing/pricing"
+	"github.com/tollgate-ai/tollgate/routing/usage"
+)
+
+// Metering: admission against rate limits and budgets before a request goes
+// upstream, exact usage and cost when it ends, and the figures the client
+// sees (x-tollgate-* headers, Server-Timing, or an SSE comment for streams).
+
+// bytesPerToken is the estimate used where no tokenizer runs: reservations
+// before the call, and usage of a stream cut before its usage arrived.
+const bytesPerToken = 4
+
+func estimateTokens(n int) int64 { return int64((n + bytesPerToken - 1) / bytesPerToken) }
+
+// admit reserves the request on every limit and budget that applies.
+func admit(x *exchange, req *upstreamRequest) *oaierror.Error {
+	rules, limiter := x.snap.Limits, x.srv.limiter
+	if rules.empty() || limiter == nil {
+		return nil
+	}
+	s := subject{keyID: x.key.ID, tenant: x.key.Tenant, tier: x.rec.tier, model: x.target.Canonical()}
+	if x.app != nil {
+		s.app = x.app.Tenant + "/" + x.app.Name
+	}
+	ls, bs := rules.forSubject(s)
+	if len(ls) == 0 && len(bs) == 0 {
+		return nil
+	}
+	x.budgets = bs
+	x.promptEst = estimateTokens(len(req.body))
+	if x.endpoint == routing.EndpointChat {
+		x.maxOut = rules.defaultMaxTokens
+		for _, f := range [...]string{"max_completion_tokens", "max_tokens"} {
+			if v := gjson.GetBytes(req.body, f); v.Type == gjson.Number && v.Int() > 0 {
+				x.maxOut = v.Int()
+				break
+			}
+		}
+	}
+	var est pricing.Amount
+	if x.snap.Prices != nil {
+		est, _ = x.snap.Prices.Estimate(x.target.Model, x.promptEst, x.maxOut, x.start)
+	}
+	dec, err := limiter.Admit(x.ctx, limits.Request{Limits: ls, Budgets: bs, Tokens: x.promptEst + x.maxOut, EstimatedCost: int64(est)})
+	if err != nil {
+		// The decision already follows the configured failure policy.
+		x.srv.log.Warn("limits backend failed", zap.Error(err), zap.Bool("allowed", dec.Allowed))
+		x.srv.metrics.limitsBackendError()
+	}
+	x.quota = dec
+	x.srv.metrics.admission(dec)
+	if !dec.Allowed {
+		return refusal(dec)
+	}
+	res := dec.Reservation
+	x.reservation = &res
+	return nil
+}
+
+// refusal maps a limiter refusal to OpenAI's error shapes: 429
+// rate_limit_exceeded for rate limits, 429 insufficient_quota for spent
+// budgets.
+func refusal(dec limits.Decision) *oaierror.Error {
+	switch dec.Reason {
+	case limits.ReasonRequests:
+		return &oaierror.Error{Status: 429, Type: "requests", Code: "rate_limit_exceeded", Message: "Rate limit reached for requests per minute. Retry after the time in the Retry-After header."}
+	case limits.ReasonTokens:
+		return &oaierror.Error{Status: 429, Type: "tokens", Code: "rate_limit_exceeded", Message: "Rate limit reached for tokens per minute. Retry after the time in the Retry-After header."}
+	case limits.ReasonTooLarge:
+		return &oaierror.Error{Status: 429, Type: "tokens", Code: "rate_limit_exceeded", Message: "This request needs more tokens than the per-minute limit allows; lower max_tokens or the prompt size."}
+	case limits.ReasonDaily, limits.ReasonMonthly:
+		return &oaierror.Error{Status: 429, Type: "insufficient_quota", Code: "insufficient_quota", Message: "The " + string(dec.Reason) + " budget is spent."}
+	case limits.ReasonMaxCost:
+		return &oaierror.Error{Status: 400, Type: oaierror.TypeInvalidRequest, Code: "max_cost_per_request_exceeded", Param: "max_tokens",
+			Message: "The estimated cost of this request exceeds the maximum per request; lower max_tokens or the prompt size."}
+	}
+	return oaierror.Internal(503, "limits_unavailable", "Rate limits cannot be checked right now.")
+}
+
+// rateLimitHeaders adds OpenAI's x-ratelimit-* headers for the tightest
+// limits that applied, and Retry-After on a refusal.
+func (x *exchange) rateLimitHeaders(mu *mutation) {
+	d := x.quota
+	for _, q := range []struct {
+		kind string
+		q    limits.Quota
+	}{{"requests", d.Requests}, {"tokens", d.Tokens}} {
+		if q.q.Limit == 0 {
+			continue
+		}
+		mu.set("x-ratelimit-limit-"+q.kind, strconv.FormatInt(q.q.Limit, 10))
+		mu.set("x-ratelimit-remaining-"+q.kind, strconv.FormatInt(max(q.q.Remaining, 0), 10))
+		mu.set("x-ratelimit-reset-"+q.kind, formatReset(q.q.Reset))
+	}
+	if !d.Allowed && d.RetryAfter > 0 {
+		mu.set("retry-after", strconv.FormatInt(int64(math.Ceil(d.RetryAfter.Seconds())), 10))
+	}
+}
+
+// formatReset writes a duration as OpenAI does: "6m0s", "1s", "12ms".
+func formatReset(d time.Duration) string {
+	if d < time.Second {
+		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// final settles the request's usage and cost: the provider's figures where
+// it reported them, an estimate flagged as such where a response started but
+// its usage never arrived (client gone, upstream reset, timeout).
+func (x *exchange) final() {
+	if x.settled {
+		return
+	}
+	x.settled = true
+	r := &x.rec
+	if x.body != nil {
+		if u, ok := x.body.usage(); ok {
+			r.usage, r.usageKnown = u, true
+		}
+	}
+	if !r.usageKnown && x.forwarded && r.status == 200 {
+		out := 0
+		if x.body != nil {
+			out = x.body.received()
+		}
+		prompt := x.promptEst
+		if prompt == 0 {
+			prompt = estimateTokens(x.reqBytes)
+		}
+		r.usage = usage.Usage{PromptTokens: prompt, CompletionTokens: estimateTokens(out)}
+		r.usage.TotalTokens = r.usage.PromptTokens + r.usage.CompletionTokens
+		r.estimated = true
+	}
+	if x.snap != nil && x.snap.Prices != nil && x.target.Provider != nil && (r.usageKnown || r.estimated) {
+		c, ok := x.snap.Prices.Cost(x.target.Model, pricing.Usage{
+			PromptTokens: r.usage.PromptTokens, CachedTokens: r.usage.CachedTokens, CompletionTokens: r.usage.CompletionTokens,
+		}, x.start)
+		r.cost, r.costKnown = c.Total, ok
+	}
+}
+
+// reconcile charges the limits and budgets with what the request really
+// used. A request that never reached a provider used no tokens.
+func (x *exchange) reconcile() {
+	if x.reservation == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	u := limits.Usage{Tokens: x.rec.usage.TotalTokens, Cost: int64(x.rec.cost)}
+	if err := x.srv.limiter.Reconcile(ctx, *x.reservation, u); err != nil {
+		x.srv.log.Warn("limits reconcile failed", zap.String("request_id", x.rec.requestID), zap.Error(err))
+		x.srv.metrics.limitsBackendError()
+	}
+}
+
+// meteringHeaders are the figures a non-streaming response carries.
+func (x *exchange) meteringHeaders(mu *mutation) {
+	x.final()
+	r := &x.rec
+	if r.provider != "" {
+		mu.set("x-tollgate-provider", r.provider)
+		mu.set("x-tollgate-model", r.providerModel)
+	}
+	if r.usageKnown || r.estimated {
+		mu.set("x-tollgate-prompt-tokens", strconv.FormatInt(r.usage.PromptTokens, 10))
+		mu.set("x-tollgate-completion-tokens", strconv.FormatInt(r.usage.CompletionTokens, 10))
+		mu.set("x-tollgate-total-tokens", strconv.FormatInt(r.usage.TotalTokens, 10))
+		mu.set("x-tollgate-cached-tokens", strconv.FormatInt(r.usage.CachedTokens, 10))
+		mu.set("x-tollgate-usage", usageSource(r))
+	}
+	if r.costKnown {
+		mu.set("x-tollgate-cost-usd", r.cost.String())
+	}
+	mu.set("server-timing", x.serverTiming())
+}
+
+func usageSource(r *record) string {
+	if r.estimated {
+		return "estimated"
+	}
+	return "provider"
+}
+
+// serverTiming reports the gateway's own processing time and the time the
+// provider took to answer, in milliseconds.
+func (x *exchange) serverTiming() string {
+	upstream := time.Duration(0)
+	if x.forwarded && !x.rec.upstreamHeaders.IsZero() {
+		upstream = x.rec.upstreamHeaders.Sub(x.forwardedAt)
+	}
+	return fmt.Sprintf("gateway;dur=%.3f, upstream;dur=%.3f", ms(x.procTime), ms(upstream))
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// meterComment is the SSE comment line that ends a stream with the same
+// figures a non-streaming response carries in headers. SSE clients ignore
+// comment lines.
+func (x *exchange) meterComment() []byte {
+	x.final()
+	r := &x.rec
+	b := make([]byte, 0, 256)
+	b = append(b, ": tollgate request_id="...)
+	b = append(b, r.requestID...)
+	b = append(b, " provider="...)
+	b = append(b, r.provider...)
+	b = append(b, " model="...)
+	b = append(b, r.providerModel...)
+	if r.usageKnown || r.estimated {
+		b = fmt.Appendf(b, " prompt_tokens=%d completion_tokens=%d total_tokens=%d cached_tokens=%d usage=%s",
+			r.usage.PromptTokens, r.usage.CompletionTokens, r.usage.TotalTokens, r.usage.CachedTokens, usageSource(r))
+	}
+	if r.costKnown {
+		b = append(b, " cost_usd="...)
+		b = append(b, r.cost.String()...)
+	}
+	b = fmt.Appendf(b, " gateway_ms=%.3f upstream_ms=%.3f\n\n", ms(x.procTime), ms(x.rec.upstreamHeaders.Sub(x.forwardedAt)))
+	return b
+}
+
+// budgetSpent reports, at most once a second per stream, whether a budget of
+// this request ran out while its stream was running, counting the stream's
+// own cost so far. Only apps whose policy is to terminate ask.
+func (x *exchange) budgetSpent(received int) bool {
+	if x.app == nil || x.app.OnBudgetExhausted != "terminate" || len(x.budgets) == 0 || x.srv.limiter == nil || x.snap.Prices == nil {
+		return false
+	}
+	now := x.srv.now()
+	if now.Sub(x.lastBudgetCheck) < time.Second {
+		return false
+	}
+	x.lastBudgetCheck = now
+	c, _ := x.snap.Prices.Cost(x.target.Model, pricing.Usage{PromptTokens: x.promptEst, CompletionTokens: estimateTokens(received)}, x.start)
+	dec, err := x.srv.limiter.Check(x.ctx, x.budgets, int64(c.Total))
+	if err != nil {
+		x.srv.log.Warn("limits budget check failed", zap.Error(err))
+		x.srv.metrics.limitsBackendError()
+	}
+	return !dec.Allowed
+}
+
+// budgetErrorEvent ends a stream whose budget ran out: a terminal SSE error
+// event in OpenAI's format, which SDKs raise as an error.
+var budgetErrorEvent = []byte(`data: {"error":{"message":"The budget for this app is spent; the stream was ended.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}` + "\n\n")
