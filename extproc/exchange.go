@@ -38,6 +38,7 @@ type exchange struct {
 	target        routing.Target
 	stream        bool // client asked for an SSE stream
 	injectedUsage bool // the gateway added stream_options.include_usage
+	clientUsage   bool // the client asked for stream_options.include_usage
 	reqBytes      int  // size of the client's request body
 
 	// metering

@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"errors"
 	"strings"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/routing"
+	"github.com/tollgate-ai/tollgate/routing/translate"
 )
 
 // headerStep is one step of the request_headers chain. It reads the request
@@ -254,6 +256,7 @@ func parseRequest(x *exchange, req *upstreamRequest) *oaierror.Error {
 		}
 	}
 	x.rec.stream = x.stream
+	x.clientUsage = root.Get("stream_options.include_usage").Type == gjson.True
 	return nil
 }
 
@@ -282,11 +285,28 @@ func resolveModel(x *exchange, _ *upstreamRequest) *oaierror.Error {
 	x.target = t
 	x.rec.provider = t.Provider.Name
 	x.rec.providerModel = t.Model
+	if _, ok := t.Provider.Path(x.endpoint, t.Model); !ok {
+		return oaierror.InvalidRequest("unsupported_endpoint", "model", "The model "+quote(x.rec.model)+" does not support "+x.endpoint.String()+".")
+	}
 	return nil
 }
 
-// rewriteModel writes the provider's model id into the body.
+// rewriteModel writes the provider's model id into the body, translating the
+// whole body for providers that do not speak OpenAI's format.
 func rewriteModel(x *exchange, req *upstreamRequest) *oaierror.Error {
+	if tr := x.target.Provider.Translator; tr != nil {
+		b, err := tr.Request(req.body, x.target.Model, translate.RequestOptions{
+			DefaultMaxTokens: x.target.Provider.DefaultMaxTokens, Stream: x.stream})
+		if err != nil {
+			var oe *oaierror.Error
+			if errors.As(err, &oe) {
+				return oe
+			}
+			return oaierror.InvalidRequest("unsupported_request", "", "The request cannot be sent to this model's provider.")
+		}
+		req.body, req.bodyChanged = b, true
+		return nil
+	}
 	if x.target.Model == x.bodyModel {
 		return nil
 	}
@@ -302,7 +322,10 @@ func rewriteModel(x *exchange, req *upstreamRequest) *oaierror.Error {
 // not, so every stream is metered. The response side then removes what the
 // client did not ask for, so it sees the stream it would have seen.
 func injectStreamUsage(x *exchange, req *upstreamRequest) *oaierror.Error {
-	if !x.stream || gjson.GetBytes(req.body, "stream_options.include_usage").Type == gjson.True {
+	if x.target.Provider.Translator != nil {
+		return nil // the translated stream reports usage whatever the client asked
+	}
+	if !x.stream || x.clientUsage {
 		return nil
 	}
 	opts := gjson.GetBytes(req.body, "stream_options")
@@ -337,9 +360,15 @@ func routeUpstream(x *exchange, req *upstreamRequest) *oaierror.Error {
 		x.srv.log.Warn("provider credential unavailable", zapProvider(p.Name), zap.Bool("byok", x.rec.byok))
 		return oaierror.Internal(503, "provider_unavailable", "The provider for this model is not available.")
 	}
+	path, _ := p.Path(x.endpoint, x.target.Model) // resolveModel checked it is offered
 	mu := &req.mu
 	mu.set(clusterHeader, p.Cluster)
-	mu.set(":path", p.Path(x.endpoint))
+	mu.set(":path", path)
+	if tr := p.Translator; tr != nil {
+		for _, h := range tr.Headers() {
+			mu.set(h[0], h[1])
+		}
+	}
 	if header != "" {
 		mu.set(header, value)
 	}

@@ -11,7 +11,9 @@ import (
 	"github.com/tidwall/sjson"
 	"go.uber.org/zap"
 
+	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/extproc/sse"
+	"github.com/tollgate-ai/tollgate/routing/translate"
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )
 
@@ -42,7 +44,12 @@ func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.Proces
 		reply.ModeOverride = streamingMode
 		mu.remove("content-length")
 		mu.set("server-timing", x.serverTiming())
-		x.body = &sseReader{x: x, stripUsage: x.injectedUsage}
+		if tr := x.target.Provider.Translator; tr != nil {
+			mu.set("content-type", "text/event-stream; charset=utf-8")
+			x.body = &translatingReader{x: x, st: tr.NewStream(x.target.Model, x.clientUsage)}
+		} else {
+			x.body = &sseReader{x: x, stripUsage: x.injectedUsage}
+		}
 	} else {
 		// Buffered (spec §1.3): the headers are held until the body reply,
 		// which adds the metering headers.
@@ -65,10 +72,10 @@ func (x *exchange) onResponseBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRe
 			common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}}
 		}
 	}
-	if _, buffered := x.body.(*jsonReader); buffered && b.GetEndOfStream() {
+	if jr, buffered := x.body.(*jsonReader); buffered && b.GetEndOfStream() {
 		// Header mutations in a BUFFERED body reply still apply: the
 		// response headers are held until this reply (spec §2.3).
-		var mu mutation
+		mu := jr.headers
 		x.meteringHeaders(&mu)
 		common.HeaderMutation = mu.m
 	}
@@ -81,11 +88,12 @@ func (x *exchange) onResponseBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRe
 // body in one message (BUFFERED); chunks are still accumulated in case a
 // future mode splits it.
 type jsonReader struct {
-	x    *exchange
-	buf  []byte
-	u    usage.Usage
-	ok   bool
-	text int
+	x       *exchange
+	buf     []byte
+	u       usage.Usage
+	ok      bool
+	text    int
+	headers mutation // set by a translation, applied with the body reply
 }
 
 func (r *jsonReader) chunk(p []byte, eos bool) ([]byte, bool) {
@@ -94,14 +102,46 @@ func (r *jsonReader) chunk(p []byte, eos bool) ([]byte, bool) {
 		r.buf = append(r.buf, p...)
 		data = r.buf
 	}
-	if eos {
-		r.u, r.ok = usage.FromOpenAI(data)
-		if !r.ok {
-			r.text = len(gjson.Get(view(data), "choices.0.message.content").Str)
-		}
-		r.buf = nil
+	if !eos {
+		return nil, false
+	}
+	r.buf = nil
+	if tr := r.x.target.Provider; tr != nil && tr.Translator != nil && r.x.rec.status != 0 {
+		return r.translate(tr.Translator, data), true
+	}
+	r.u, r.ok = usage.FromOpenAI(data)
+	if !r.ok {
+		r.text = len(gjson.Get(view(data), "choices.0.message.content").Str)
 	}
 	return nil, false
+}
+
+// translate turns a provider's whole response into OpenAI's format. The
+// body changes length, and in BUFFERED mode Envoy kept content-length, so
+// the reply sets the exact new one (spec §3.1); an error's status is mapped
+// too (a :status mutation is allowed on responses, spec §2.3).
+func (r *jsonReader) translate(tr translate.Schema, data []byte) []byte {
+	status := r.x.rec.status
+	var out []byte
+	if status >= 200 && status < 300 {
+		var err error
+		out, r.u, r.ok, err = tr.Response(data, r.x.target.Model)
+		if err != nil {
+			status, out = 502, oaierror.Internal(502, "bad_provider_response", "The provider's response could not be read.").Body()
+		}
+	} else {
+		status, out = tr.Error(status, data)
+	}
+	if status != r.x.rec.status {
+		r.headers.set(":status", strconv.Itoa(status))
+		r.x.rec.status = status
+	}
+	if !r.ok {
+		r.text = len(gjson.Get(view(out), "choices.0.message.content").Str)
+	}
+	r.headers.set("content-type", "application/json")
+	r.headers.setContentLength(len(out))
+	return out
 }
 
 func (r *jsonReader) usage() (usage.Usage, bool) { return r.u, r.ok }
@@ -223,6 +263,82 @@ func (r *sseReader) inspect(ev sse.Event) {
 }
 
 func (r *sseReader) usage() (usage.Usage, bool) { return r.u, r.ok }
+
+// translatingReader turns a provider's SSE stream into OpenAI chat
+// completion chunks through the provider's translator, event by event.
+type translatingReader struct {
+	x          *exchange
+	st         translate.Stream
+	sc         sse.Scanner
+	out        []byte
+	text       int
+	commented  bool
+	ended      bool
+	terminated bool
+}
+
+var doneLine = []byte("data: [DONE]")
+
+func (r *translatingReader) chunk(p []byte, eos bool) ([]byte, bool) {
+	if r.sc.MaxEventSize == 0 {
+		r.sc.MaxEventSize = maxEventSize
+	}
+	if r.terminated || r.ended {
+		return nil, true // an empty body drops the chunk (spec §2.4)
+	}
+	r.out = r.out[:0]
+	if r.x.budgetSpent(r.text) {
+		r.terminated = true
+		return append(r.out, budgetErrorEvent...), true
+	}
+	r.sc.Feed(p)
+	if eos {
+		r.sc.Finish()
+	}
+	for {
+		ev, more := r.sc.Next()
+		if !more {
+			break
+		}
+		if ev.IsComment() || ev.Data == nil {
+			continue // pings and keep-alives mean nothing to an OpenAI client
+		}
+		if d := gjson.Get(view(ev.Data), "delta"); d.Exists() {
+			r.text += len(d.Get("text").Str) + len(d.Get("partial_json").Str)
+		}
+		start := len(r.out)
+		r.out = r.st.Event(r.out, ev.Name, ev.Data)
+		if i := bytes.Index(r.out[start:], doneLine); i >= 0 && !r.commented {
+			r.commented = true
+			r.out = insertAt(r.out, start+i, r.x.meterComment())
+		}
+	}
+	if r.sc.Err() != nil {
+		// A provider event too large to translate: end the client's stream
+		// honestly rather than pass bytes it cannot parse.
+		eos = true
+	}
+	if eos {
+		if !r.commented {
+			r.commented = true
+			r.out = append(r.out, r.x.meterComment()...)
+		}
+		r.out, _ = r.st.End(r.out)
+		r.ended = true
+	}
+	return r.out, true
+}
+
+func (r *translatingReader) usage() (usage.Usage, bool) { return r.st.Usage() }
+func (r *translatingReader) received() int              { return r.text }
+
+// insertAt inserts ins into b at i.
+func insertAt(b []byte, i int, ins []byte) []byte {
+	b = append(b, ins...)
+	copy(b[i+len(ins):], b[i:len(b)-len(ins)])
+	copy(b[i:], ins)
+	return b
+}
 func (r *sseReader) received() int              { return r.text }
 
 func zapProvider(name string) zap.Field { return zap.String("provider", name) }

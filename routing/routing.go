@@ -6,10 +6,13 @@ package routing
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 
 	"github.com/tollgate-ai/tollgate/routing/config"
+	"github.com/tollgate-ai/tollgate/routing/translate"
+	"github.com/tollgate-ai/tollgate/routing/translate/anthropic"
 )
 
 // Endpoint is an OpenAI API operation the gateway routes.
@@ -58,17 +61,31 @@ type Provider struct {
 	Schema   string
 	Cluster  string
 	BasePath string
+	// Translator converts requests and responses for providers that do not
+	// speak the OpenAI wire format; nil for OpenAI-compatible ones.
+	Translator       translate.Schema
+	DefaultMaxTokens int
+	apiVersion       string // azure-openai
 
 	credHeader string
 	credValue  string // prefix + secret; never logged
 	credErr    error
 }
 
-// Path returns the upstream :path for an endpoint. The client's query string
-// is never forwarded: OpenAI's API takes none, and an Azure-style client's
-// api-version means nothing to another provider.
-func (p *Provider) Path(e Endpoint) string {
-	return p.BasePath + e.suffix()
+// Path returns the upstream :path for an endpoint and provider model, and
+// false when the provider does not offer the endpoint. The client's query
+// string is never forwarded: OpenAI's API takes none, and an Azure-style
+// client's api-version means nothing to another provider.
+func (p *Provider) Path(e Endpoint, model string) (string, bool) {
+	switch {
+	case p.Translator != nil:
+		sub, ok := p.Translator.Path(e.suffix())
+		return p.BasePath + sub, ok
+	case p.Schema == config.SchemaAzureOpenAI:
+		// Azure names the deployment in the path; the model is the deployment.
+		return p.BasePath + "/deployments/" + url.PathEscape(model) + e.suffix() + "?api-version=" + url.QueryEscape(p.apiVersion), true
+	}
+	return p.BasePath + e.suffix(), true
 }
 
 // Credential returns the header and value to inject upstream. Header is
@@ -115,7 +132,11 @@ func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Table, []e
 	}
 	var warnings []error
 	for _, pc := range cfg.Providers {
-		p := &Provider{Name: pc.Name, Schema: pc.Schema, Cluster: pc.Cluster, BasePath: pc.BasePath}
+		p := &Provider{Name: pc.Name, Schema: pc.Schema, Cluster: pc.Cluster, BasePath: pc.BasePath,
+			DefaultMaxTokens: pc.DefaultMaxTokens, apiVersion: pc.APIVersion}
+		if pc.Schema == config.SchemaAnthropic {
+			p.Translator = &anthropic.Schema{}
+		}
 		if c := pc.Credential; c != nil {
 			p.credHeader = strings.ToLower(c.Header)
 			secret, err := c.Source.Resolve(lookupEnv)

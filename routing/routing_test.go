@@ -99,8 +99,34 @@ func TestCredentialAndPath(t *testing.T) {
 		{EndpointChat, "/v1/chat/completions"},
 		{EndpointEmbeddings, "/v1/embeddings"},
 	} {
-		if got := p.Path(tt.e); got != tt.want {
+		if got, _ := p.Path(tt.e, "m"); got != tt.want {
 			t.Errorf("Path(%v) = %s, want %s", tt.e, got, tt.want)
+		}
+	}
+}
+
+func TestSchemaPaths(t *testing.T) {
+	cfg := &config.Config{Providers: []config.Provider{
+		{Name: "claude", Schema: config.SchemaAnthropic, Cluster: "anthropic", BasePath: "/v1"},
+		{Name: "azure", Schema: config.SchemaAzureOpenAI, Cluster: "azure", BasePath: "/openai", APIVersion: "2024-10-21"},
+	}}
+	table, _ := New(cfg, env)
+	tests := []struct {
+		provider string
+		e        Endpoint
+		model    string
+		want     string
+		ok       bool
+	}{
+		{"claude", EndpointChat, "claude-sonnet-4-5", "/v1/messages", true},
+		{"claude", EndpointEmbeddings, "x", "", false},
+		{"azure", EndpointChat, "gpt-4o prod", "/openai/deployments/gpt-4o%20prod/chat/completions?api-version=2024-10-21", true},
+		{"azure", EndpointEmbeddings, "emb", "/openai/deployments/emb/embeddings?api-version=2024-10-21", true},
+	}
+	for _, tt := range tests {
+		got, ok := table.Provider(tt.provider).Path(tt.e, tt.model)
+		if ok != tt.ok || (ok && got != tt.want) {
+			t.Errorf("%s %v: %q %v, want %q %v", tt.provider, tt.e, got, ok, tt.want, tt.ok)
 		}
 	}
 }

@@ -23,7 +23,9 @@ const Version = 1
 
 // Provider schemas (the wire format a provider speaks).
 const (
-	SchemaOpenAI = "openai"
+	SchemaOpenAI      = "openai"       // OpenAI and OpenAI-compatible APIs (Gemini's, Mistral, Ollama, vLLM, OpenRouter)
+	SchemaAnthropic   = "anthropic"    // Anthropic Messages API
+	SchemaAzureOpenAI = "azure-openai" // Azure OpenAI: deployment in the path, api-version query
 )
 
 // Values of Provider.DirectModels.
@@ -120,6 +122,10 @@ type Provider struct {
 	Credential   *Credential `json:"credential"`    // nil when the provider needs none
 	Models       []string    `json:"models"`        // provider model ids known to the gateway
 	DirectModels string      `json:"direct_models"` // DirectNone (when unset), DirectListed or DirectAny
+	// DefaultMaxTokens is sent to providers that require max_tokens (anthropic) when the client set none.
+	DefaultMaxTokens int `json:"default_max_tokens"`
+	// APIVersion is Azure OpenAI's api-version query parameter; required for azure-openai.
+	APIVersion string `json:"api_version"`
 }
 
 // Credential is the header the gateway adds to requests sent to a provider: Header: Prefix + secret.

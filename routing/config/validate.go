@@ -302,11 +302,23 @@ func validateProvider(d *document, path string, p *Provider) {
 	}
 
 	switch p.Schema {
-	case SchemaOpenAI:
+	case SchemaOpenAI, SchemaAnthropic:
+		if p.APIVersion != "" {
+			d.addf(path+".api_version", "api_version applies to schema %s only", SchemaAzureOpenAI)
+		}
+	case SchemaAzureOpenAI:
+		if p.APIVersion == "" {
+			d.addf(path+".api_version", "api_version is required for schema %s (e.g. \"2024-10-21\")", SchemaAzureOpenAI)
+		} else if strings.ContainsAny(p.APIVersion, "&?#/ ") {
+			d.addf(path+".api_version", "api_version %q is not a version string", p.APIVersion)
+		}
 	case "":
-		d.addf(path+".schema", "schema is required (supported: %s)", SchemaOpenAI)
+		d.addf(path+".schema", "schema is required (supported: %s, %s, %s)", SchemaOpenAI, SchemaAnthropic, SchemaAzureOpenAI)
 	default:
-		d.addf(path+".schema", "unsupported schema %q (supported: %s)", p.Schema, SchemaOpenAI)
+		d.addf(path+".schema", "unsupported schema %q (supported: %s, %s, %s)", p.Schema, SchemaOpenAI, SchemaAnthropic, SchemaAzureOpenAI)
+	}
+	if p.DefaultMaxTokens < 0 {
+		d.addf(path+".default_max_tokens", "default_max_tokens must not be negative")
 	}
 
 	switch {

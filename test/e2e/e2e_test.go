@@ -274,7 +274,7 @@ func TestModels(t *testing.T) {
 		for _, m := range page.Data {
 			ids = append(ids, m.ID)
 		}
-		want := "embed-default,openai/gpt-4o-mini,openai/o4-mini,openai/text-embedding-3-small,reasoning-default,smart-default"
+		want := "anthropic/claude-sonnet-4-5,claude-default,embed-default,openai/gpt-4o-mini,openai/o4-mini,openai/text-embedding-3-small,reasoning-default,smart-default"
 		if strings.Join(ids, ",") != want {
 			t.Fatalf("models %v, want %s", ids, want)
 		}

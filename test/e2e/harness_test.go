@@ -28,24 +28,26 @@ import (
 )
 
 const (
-	gatewayKey     = "tg_e2e_Zq8rT2vW9xY4bN6mK1pL3sD5fG7hJ0aC" // tenant acme, tenant-scoped
-	chatbotKey1    = "tg_e2eChatbot1AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-	chatbotKey2    = "tg_e2eChatbot2BBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
-	globexKey      = "tg_e2eGlobexCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC"
-	limitedKey     = "tg_e2eLimitedDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDD"
-	expiredKey     = "tg_e2eExpiredEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEE"
-	disabledKey    = "tg_e2eDisabledFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
-	providerSecret = "sk-e2e-provider-secret-0123456789"
-	acmeSecret     = "sk-e2e-acme-own-openai-key-987654"
-	providerEnv    = "E2E_OPENAI_KEY"
-	acmeEnv        = "E2E_ACME_OPENAI_KEY"
-	agentID        = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+	gatewayKey      = "tg_e2e_Zq8rT2vW9xY4bN6mK1pL3sD5fG7hJ0aC" // tenant acme, tenant-scoped
+	chatbotKey1     = "tg_e2eChatbot1AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	chatbotKey2     = "tg_e2eChatbot2BBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
+	globexKey       = "tg_e2eGlobexCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC"
+	limitedKey      = "tg_e2eLimitedDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDD"
+	expiredKey      = "tg_e2eExpiredEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEE"
+	disabledKey     = "tg_e2eDisabledFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+	providerSecret  = "sk-e2e-provider-secret-0123456789"
+	acmeSecret      = "sk-e2e-acme-own-openai-key-987654"
+	providerEnv     = "E2E_OPENAI_KEY"
+	acmeEnv         = "E2E_ACME_OPENAI_KEY"
+	anthropicSecret = "sk-ant-e2e-anthropic-secret-42"
+	anthropicEnv    = "E2E_ANTHROPIC_KEY"
+	agentID         = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 )
 
 // allSecrets is every key and credential the suite uses; none may ever
 // appear in a log line.
 var allSecrets = []string{gatewayKey, chatbotKey1, chatbotKey2, globexKey, limitedKey, expiredKey, disabledKey, providerSecret, acmeSecret,
-	rpmKey, budgetKey, streamKey}
+	rpmKey, budgetKey, streamKey, anthropicSecret}
 
 // gatewayConfig is the routing config of every e2e gateway.
 func gatewayConfig() string {
@@ -61,7 +63,17 @@ providers:
       source: {env: %s}
     models: [gpt-4o-mini, o4-mini, text-embedding-3-small]
     direct_models: listed
+  - name: anthropic
+    schema: anthropic
+    cluster: anthropic
+    default_max_tokens: 1024
+    credential:
+      header: x-api-key
+      source: {env: %s}
+    models: [claude-sonnet-4-5]
+    direct_models: listed
 models:
+  - {name: claude-default, provider: anthropic, model: claude-sonnet-4-5}
   - {name: smart-default, provider: openai, model: gpt-4o-mini}
   - {name: reasoning-default, provider: openai, model: o4-mini}
   - {name: embed-default, provider: openai, model: text-embedding-3-small}
@@ -83,7 +95,7 @@ keys:
   - {id: limited, sha256: %s, tenant: acme, models: ["embed-*"]}
   - {id: expired, sha256: %s, tenant: acme, expires: "2020-01-01T00:00:00Z"}
   - {id: disabled, sha256: %s, tenant: acme, disabled: true}
-`, providerEnv, acmeEnv, keys.Hash(gatewayKey), keys.Hash(chatbotKey1), keys.Hash(chatbotKey2), keys.Hash(globexKey),
+`, providerEnv, anthropicEnv, acmeEnv, keys.Hash(gatewayKey), keys.Hash(chatbotKey1), keys.Hash(chatbotKey2), keys.Hash(globexKey),
 		keys.Hash(limitedKey), keys.Hash(expiredKey), keys.Hash(disabledKey))
 }
 
@@ -125,17 +137,18 @@ type front interface {
 }
 
 type harness struct {
-	t        *testing.T
-	gw       *serve.Gateway
-	reg      *prometheus.Registry
-	front    front
-	openai   *fakeprovider.Server
-	logs     *logBuffer
-	cfgDir   string
-	client   openai.Client
-	envoyLog func() []standin.AccessRecord // nil for real Envoy
-	reloads  chan error                    // results of file-triggered reloads
-	kubelet  int                           // generation of the kubelet-style volume, 0 if plain files
+	t         *testing.T
+	gw        *serve.Gateway
+	reg       *prometheus.Registry
+	front     front
+	openai    *fakeprovider.Server
+	anthropic *fakeprovider.Server
+	logs      *logBuffer
+	cfgDir    string
+	client    openai.Client
+	envoyLog  func() []standin.AccessRecord // nil for real Envoy
+	reloads   chan error                    // results of file-triggered reloads
+	kubelet   int                           // generation of the kubelet-style volume, 0 if plain files
 }
 
 type harnessOptions struct {
@@ -159,6 +172,11 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.openai.Close)
+	h.anthropic, err = fakeprovider.Start(fakeprovider.Options{Kind: fakeprovider.Anthropic, Credential: anthropicSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.anthropic.Close)
 
 	h.cfgDir = t.TempDir()
 	if o.kubelet {
@@ -179,7 +197,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		DrainTimeout: 10 * time.Second,
 		Logger:       log,
 		LookupEnv: func(k string) (string, bool) {
-			v, ok := map[string]string{providerEnv: providerSecret, acmeEnv: acmeSecret}[k]
+			v, ok := map[string]string{providerEnv: providerSecret, acmeEnv: acmeSecret, anthropicEnv: anthropicSecret}[k]
 			return v, ok
 		},
 		Registry: h.reg,
@@ -195,7 +213,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clusters := map[string]string{"tollgate_ext_proc": h.gw.GRPCAddr(), "openai": h.openai.Addr()}
+	clusters := map[string]string{"tollgate_ext_proc": h.gw.GRPCAddr(), "openai": h.openai.Addr(), "anthropic": h.anthropic.Addr()}
 	if o.realPath != "" {
 		h.front = startRealEnvoy(t, o.realPath, bootstrap, clusters)
 	} else {
