@@ -339,7 +339,7 @@ func insertAt(b []byte, i int, ins []byte) []byte {
 	copy(b[i:], ins)
 	return b
 }
-func (r *sseReader) received() int              { return r.text }
+func (r *sseReader) received() int { return r.text }
 
 func zapProvider(name string) zap.Field { return zap.String("provider", name) }
 
