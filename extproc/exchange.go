@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate-ai/tollgate/extproc/oaierror"
+	"github.com/tollgate-ai/tollgate/policy/guardrails"
 	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/policy/limits"
 	"github.com/tollgate-ai/tollgate/policy/tenancy"
@@ -35,6 +36,8 @@ type exchange struct {
 	appRequested  string // app id the client named
 	agentID       string // x-agent-id as sent
 	meta          metadata
+	grounding     []string            // tollgate_grounding_context
+	guard         *guardrails.Request // the app's guardrails for this request
 	target        routing.Target
 	stream        bool // client asked for an SSE stream
 	injectedUsage bool // the gateway added stream_options.include_usage
@@ -153,6 +156,7 @@ func (x *exchange) finish() {
 	r := &x.rec
 	x.final()
 	x.reconcile()
+	x.logDecisions()
 	end := x.srv.now()
 	fields := []zap.Field{
 		zap.String("request_id", r.requestID),

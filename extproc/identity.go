@@ -85,6 +85,20 @@ func parseGatewayFields(x *exchange, root gjson.Result) *oaierror.Error {
 		}
 		x.appRequested = app.Str
 	}
+	if gc := root.Get("tollgate_grounding_context"); gc.Exists() {
+		if !gc.IsArray() {
+			return oaierror.InvalidRequest("invalid_type", "tollgate_grounding_context", "tollgate_grounding_context must be an array of strings.")
+		}
+		var bad bool
+		gc.ForEach(func(_, v gjson.Result) bool {
+			bad = v.Type != gjson.String
+			x.grounding = append(x.grounding, v.Str)
+			return !bad
+		})
+		if bad {
+			return oaierror.InvalidRequest("invalid_type", "tollgate_grounding_context", "tollgate_grounding_context must be an array of strings.")
+		}
+	}
 	md := root.Get("tollgate_metadata")
 	if !md.Exists() || md.Type == gjson.Null {
 		return nil

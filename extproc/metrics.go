@@ -21,6 +21,7 @@ type Metrics struct {
 	cost       *prometheus.CounterVec
 	admissions *prometheus.CounterVec
 	backendErr prometheus.Counter
+	guardrails *prometheus.CounterVec
 }
 
 // NewMetrics registers the processor's metrics on reg.
@@ -56,7 +57,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "tollgate_limits_backend_errors_total",
 		Help: "Limits backend (Redis) calls that failed; the configured failure policy decided.",
 	})
-	reg.MustRegister(m.requests, m.processing, m.tokens, m.streams, m.cost, m.admissions, m.backendErr)
+	m.guardrails = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_guardrail_decisions_total",
+		Help: "Guardrail decisions by guardrail, stage (input, output) and action (block, redact, flag).",
+	}, []string{"guardrail", "stage", "action"})
+	reg.MustRegister(m.requests, m.processing, m.tokens, m.streams, m.cost, m.admissions, m.backendErr, m.guardrails)
 	return m
 }
 
@@ -102,6 +107,12 @@ func (m *Metrics) admission(d limits.Decision) {
 		result = "refused"
 	}
 	m.admissions.WithLabelValues(result, string(d.Reason)).Inc()
+}
+
+func (m *Metrics) guardrail(name, stage, action string) {
+	if m != nil {
+		m.guardrails.WithLabelValues(name, stage, action).Inc()
+	}
 }
 
 func (m *Metrics) limitsBackendError() {

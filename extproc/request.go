@@ -39,6 +39,7 @@ var requestBodySteps = []bodyStep{
 	identify,
 	resolveModel,
 	confine,
+	guardInput,
 	admit,
 	stripGatewayFields,
 	rewriteModel,

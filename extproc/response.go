@@ -46,9 +46,9 @@ func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.Proces
 		mu.set("server-timing", x.serverTiming())
 		if tr := x.target.Provider.Translator; tr != nil {
 			mu.set("content-type", "text/event-stream; charset=utf-8")
-			x.body = &translatingReader{x: x, st: tr.NewStream(x.target.Model, x.clientUsage)}
+			x.body = &translatingReader{x: x, st: tr.NewStream(x.target.Model, x.clientUsage), guard: newOutputGuard(x.guard)}
 		} else {
-			x.body = &sseReader{x: x, stripUsage: x.injectedUsage}
+			x.body = &sseReader{x: x, stripUsage: x.injectedUsage, guard: newOutputGuard(x.guard)}
 		}
 	} else {
 		// Buffered (spec §1.3): the headers are held until the body reply,
@@ -106,14 +106,28 @@ func (r *jsonReader) chunk(p []byte, eos bool) ([]byte, bool) {
 		return nil, false
 	}
 	r.buf = nil
+	changed := false
 	if tr := r.x.target.Provider; tr != nil && tr.Translator != nil && r.x.rec.status != 0 {
-		return r.translate(tr.Translator, data), true
+		data, changed = r.translate(tr.Translator, data), true
+	} else {
+		r.u, r.ok = usage.FromOpenAI(data)
+		if !r.ok {
+			r.text = len(gjson.Get(view(data), "choices.0.message.content").Str)
+		}
 	}
-	r.u, r.ok = usage.FromOpenAI(data)
-	if !r.ok {
-		r.text = len(gjson.Get(view(data), "choices.0.message.content").Str)
+	if g := newOutputGuard(r.x.guard); g != nil && r.x.rec.status >= 200 && r.x.rec.status < 300 {
+		out, err := g.response(data)
+		if err != nil {
+			e := guardError(err)
+			out = e.Body()
+			r.headers.set(":status", strconv.Itoa(e.Status))
+			r.x.rec.status = e.Status
+		}
+		r.headers.set("content-type", "application/json")
+		r.headers.setContentLength(len(out))
+		return out, true
 	}
-	return nil, false
+	return data, changed
 }
 
 // translate turns a provider's whole response into OpenAI's format. The
@@ -162,6 +176,7 @@ const maxEventSize = 4 << 20
 // exactly the stream it asked for.
 type sseReader struct {
 	x          *exchange
+	guard      *outputGuard
 	sc         sse.Scanner
 	stripUsage bool
 	out        []byte
@@ -195,12 +210,15 @@ func (r *sseReader) chunk(p []byte, eos bool) ([]byte, bool) {
 		r.sc.Finish()
 	}
 	r.out = r.out[:0]
-	for {
+	for !r.terminated {
 		ev, more := r.sc.Next()
 		if !more {
 			break
 		}
 		r.inspect(ev)
+	}
+	if r.terminated {
+		return r.out, true // a guardrail ended the stream; nothing after its error event
 	}
 	if r.sc.Err() != nil {
 		// Everything held back behind the oversized event goes on as it came:
@@ -244,21 +262,35 @@ func (r *sseReader) inspect(ev sse.Event) {
 			r.u, r.ok = got, true
 		}
 	}
-	if !r.stripUsage || !u.Exists() {
+	if r.stripUsage && u.IsObject() && !gjson.Get(js, "choices.0").Exists() {
+		return // the usage-only chunk ("choices":[]) the client did not ask for
+	}
+	if (!r.stripUsage || !u.Exists()) && r.guard == nil {
 		r.out = append(r.out, ev.Raw...)
 		return
 	}
-	if u.IsObject() && !gjson.Get(js, "choices.0").Exists() {
-		return // the usage-only chunk ("choices":[]) the client did not ask for
+	out := data
+	if r.stripUsage && u.Exists() {
+		if b, err := sjson.DeleteBytes(out, "usage"); err == nil {
+			out = b
+		}
+	}
+	if r.guard != nil {
+		b, err := r.guard.chunk(out)
+		if err != nil {
+			r.out = append(r.out, guardErrorEvent(err)...)
+			r.terminated = true
+			return
+		}
+		out = b
 	}
 	i := bytes.Index(ev.Raw, data)
-	stripped, err := sjson.DeleteBytes(data, "usage")
-	if err != nil || i < 0 { // multi-line data is not how chat completions stream
+	if i < 0 { // multi-line data is not how chat completions stream
 		r.out = append(r.out, ev.Raw...)
 		return
 	}
 	r.out = append(r.out, ev.Raw[:i]...)
-	r.out = append(r.out, stripped...)
+	r.out = append(r.out, out...)
 	r.out = append(r.out, ev.Raw[i+len(data):]...)
 }
 
@@ -268,6 +300,8 @@ func (r *sseReader) usage() (usage.Usage, bool) { return r.u, r.ok }
 // completion chunks through the provider's translator, event by event.
 type translatingReader struct {
 	x          *exchange
+	guard      *outputGuard
+	post       sse.Scanner // re-reads the translator's output for the guard
 	st         translate.Stream
 	sc         sse.Scanner
 	out        []byte
@@ -308,6 +342,14 @@ func (r *translatingReader) chunk(p []byte, eos bool) ([]byte, bool) {
 		}
 		start := len(r.out)
 		r.out = r.st.Event(r.out, ev.Name, ev.Data)
+		if r.guard != nil && len(r.out) > start {
+			var blocked bool
+			r.out, blocked = r.guardOutput(r.out, start)
+			if blocked {
+				r.terminated = true
+				return r.out, true
+			}
+		}
 		if i := bytes.Index(r.out[start:], doneLine); i >= 0 && !r.commented {
 			r.commented = true
 			r.out = insertAt(r.out, start+i, r.x.meterComment())
@@ -327,6 +369,33 @@ func (r *translatingReader) chunk(p []byte, eos bool) ([]byte, bool) {
 		r.ended = true
 	}
 	return r.out, true
+}
+
+// guardOutput runs the output guard over the OpenAI events the translator
+// appended to out after start, rewriting them in place.
+func (r *translatingReader) guardOutput(out []byte, start int) ([]byte, bool) {
+	r.post.Reset()
+	r.post.Feed(out[start:])
+	r.post.Finish()
+	var rewritten []byte
+	for {
+		ev, more := r.post.Next()
+		if !more {
+			break
+		}
+		if len(ev.Data) == 0 || ev.Data[0] != '{' {
+			rewritten = append(rewritten, ev.Raw...)
+			continue
+		}
+		data, err := r.guard.chunk(ev.Data)
+		if err != nil {
+			return append(append(out[:start], rewritten...), guardErrorEvent(err)...), true
+		}
+		rewritten = append(rewritten, "data: "...)
+		rewritten = append(rewritten, data...)
+		rewritten = append(rewritten, "\n\n"...)
+	}
+	return append(out[:start], rewritten...), false
 }
 
 func (r *translatingReader) usage() (usage.Usage, bool) { return r.st.Usage() }

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tollgate-ai/tollgate/policy/guardrails"
 	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/policy/limits"
 	"github.com/tollgate-ai/tollgate/policy/tenancy"
@@ -31,12 +32,13 @@ import (
 // Snapshot is one consistent view of the configuration. A request keeps the
 // snapshot it started with, so a reload never changes a request in flight.
 type Snapshot struct {
-	Routes   *routing.Table
-	Keys     *keys.Store
-	Tenants  *tenancy.Directory
-	Metadata config.MetadataLimits
-	Prices   *pricing.Prices
-	Limits   *Limits
+	Routes     *routing.Table
+	Keys       *keys.Store
+	Tenants    *tenancy.Directory
+	Metadata   config.MetadataLimits
+	Prices     *pricing.Prices
+	Limits     *Limits
+	Guardrails *guardrails.Set
 }
 
 // Options configure a Server.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tollgate-ai/tollgate/extproc"
 	"github.com/tollgate-ai/tollgate/policy/allow"
+	"github.com/tollgate-ai/tollgate/policy/guardrails"
 	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing"
@@ -58,8 +59,15 @@ func Build(cfg *config.Config, lookupEnv func(string) (string, bool)) (*extproc.
 	if err != nil {
 		return nil, warnings, err
 	}
+	var guards *guardrails.Set
+	if cfg.Guardrails != nil {
+		// Compiled once per load: no detector is built per request.
+		if guards, err = guardrails.NewSet(*cfg.Guardrails); err != nil {
+			return nil, warnings, fmt.Errorf("guardrails: %w", err)
+		}
+	}
 	return &extproc.Snapshot{Routes: table, Keys: store, Tenants: tenants, Metadata: cfg.MetadataLimits(),
-		Prices: prices, Limits: lim}, warnings, nil
+		Prices: prices, Limits: lim, Guardrails: guards}, warnings, nil
 }
 
 // buildPrices merges the configured price entries over the built-in table

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tollgate-ai/tollgate/policy/guardrails"
 	"github.com/tollgate-ai/tollgate/routing/pricing"
 )
 
@@ -112,6 +113,12 @@ func finish(docs []*document, probs Problems) (*Config, error) {
 		}
 		if d.cfg.Limits != nil {
 			cfg.Limits = d.cfg.Limits
+		}
+		if g := d.cfg.Guardrails; g != nil {
+			if cfg.Guardrails == nil {
+				cfg.Guardrails = &guardrails.Config{}
+			}
+			cfg.Guardrails.Policies = append(cfg.Guardrails.Policies, g.Policies...)
 		}
 		for name, e := range d.cfg.Prices.Models {
 			if cfg.Prices.Models == nil {

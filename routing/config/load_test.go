@@ -315,6 +315,12 @@ func TestLoadProblems(t *testing.T) {
 				`a.yaml:14: limits.budgets[2]: set daily_usd, monthly_usd, max_cost_per_request_usd or several`,
 			}},
 
+		{"guardrails", map[string]string{"a.yaml": "version: 1\nguardrails:\n  policies:\n    - name: strict\n      input:\n        - {name: pii, type: pii, action: explode}\ntenants:\n  - name: t\n    apps: [{name: a, guardrail_policy: lax}]\n"}, nil,
+			[]string{
+				`a.yaml:6: guardrails.policies[0].input[0].action: unknown action "explode" (want block, redact or flag)`,
+				`a.yaml:9: tenants[0].apps[0].guardrail_policy: unknown guardrail policy "lax"`,
+			}},
+
 		// Several files.
 		{"duplicates across files", map[string]string{
 			"a.yaml": good,

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/tollgate-ai/tollgate/policy/guardrails"
 	"github.com/tollgate-ai/tollgate/routing/pricing"
 )
 
@@ -72,7 +73,9 @@ func validate(docs []*document) {
 		}
 	}
 
+	policies := validateGuardrails(docs)
 	tenants := validateTenants(docs, providers)
+	checkGuardrailRefs(docs, policies)
 	validateMetadataLimits(docs)
 	validatePricing(docs)
 	validateLimits(docs)
@@ -592,5 +595,49 @@ func checkScope(d *document, path, scope, match string, budget bool) {
 	}
 	if scope == ScopeApp && match != "" && !strings.Contains(match, "/") {
 		d.addf(path+".match", "an app is matched as tenant/app, e.g. acme/%s", match)
+	}
+}
+
+// validateGuardrails checks each file's guardrail policies with the
+// guardrails package and returns every policy name; a name may be defined
+// once across files.
+func validateGuardrails(docs []*document) map[string]bool {
+	names := map[string]bool{}
+	for _, d := range docs {
+		g := d.cfg.Guardrails
+		if g == nil {
+			continue
+		}
+		if err := g.Validate(); err != nil {
+			var ps guardrails.Problems
+			if !errors.As(err, &ps) {
+				d.addf("guardrails", "%v", err)
+				continue
+			}
+			for _, p := range ps {
+				path := "guardrails." + p.Path
+				d.problems = append(d.problems, Problem{File: d.file, Line: d.line(path), Path: path, Message: p.Message})
+			}
+		}
+		for i, pc := range g.Policies {
+			if names[pc.Name] {
+				d.addf(fmt.Sprintf("guardrails.policies[%d].name", i), "guardrail policy %q is defined more than once", pc.Name)
+			}
+			names[pc.Name] = true
+		}
+	}
+	return names
+}
+
+// checkGuardrailRefs requires every app's guardrail_policy to name a policy.
+func checkGuardrailRefs(docs []*document, policies map[string]bool) {
+	for _, d := range docs {
+		for i, t := range d.cfg.Tenants {
+			for j, a := range t.Apps {
+				if a.GuardrailPolicy != "" && !policies[a.GuardrailPolicy] {
+					d.addf(fmt.Sprintf("tenants[%d].apps[%d].guardrail_policy", i, j), "unknown guardrail policy %q", a.GuardrailPolicy)
+				}
+			}
+		}
 	}
 }

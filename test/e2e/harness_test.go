@@ -47,7 +47,7 @@ const (
 // allSecrets is every key and credential the suite uses; none may ever
 // appear in a log line.
 var allSecrets = []string{gatewayKey, chatbotKey1, chatbotKey2, globexKey, limitedKey, expiredKey, disabledKey, providerSecret, acmeSecret,
-	rpmKey, budgetKey, streamKey, anthropicSecret}
+	rpmKey, budgetKey, streamKey, anthropicSecret, guardedKey}
 
 // gatewayConfig is the routing config of every e2e gateway.
 func gatewayConfig() string {

@@ -70,6 +70,7 @@ const maxBody = 64 << 20
 // Server is a running fake provider. Its methods are safe for concurrent use.
 type Server struct {
 	srv      *httptest.Server
+	kind     Kind
 	provider provider
 	done     chan struct{} // closed by Close; releases held responses
 	close    sync.Once
@@ -122,7 +123,7 @@ func Start(opts Options) (*Server, error) {
 	if fs.err != nil {
 		return nil, fs.err
 	}
-	s := &Server{provider: p, done: make(chan struct{}), changed: make(chan struct{})}
+	s := &Server{kind: opts.Kind, provider: p, done: make(chan struct{}), changed: make(chan struct{})}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	return s, nil
 }
@@ -222,6 +223,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeReset(w, rep, f.resetAfter)
 	case failStreamError:
 		writeReply(w, s.provider.streamErrorReply(rep, id))
+	case failEcho:
+		if s.kind == OpenAI {
+			rep = echoReply(body, rep)
+		}
+		writeReply(w, rep)
 	}
 }
 
