@@ -149,14 +149,8 @@ func TestAnthropicErrors(t *testing.T) {
 	if !asAPIError(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Type != "invalid_request_error" {
 		t.Fatalf("Anthropic 400: %v", err)
 	}
-	// 529 overloaded is retryable (envoy.yaml retries 429/503/529 with
-	// backoff): one overload is absorbed by Envoy, the client sees success.
-	h.anthropic.Fail(fakeprovider.Status(529, ""))
-	if _, err := h.client.Chat.Completions.New(context.Background(), claudeParams()); err != nil {
-		t.Fatalf("a single 529 should be retried: %v", err)
-	}
-	if n := len(h.anthropic.Requests()); n != 4 {
-		t.Fatalf("%d upstream requests, want 4 (500, 400, 529, retry)", n)
+	if n := len(h.anthropic.Requests()); n != 2 {
+		t.Fatalf("%d upstream requests, want 2: 500 and 400 are not retried", n)
 	}
 	// An error event after HTTP 200 and partial output: the SDK reports it.
 	h.anthropic.Fail(fakeprovider.StreamError())
