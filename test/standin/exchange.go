@@ -6,9 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -128,12 +130,7 @@ func (x *exchange) cleanup() {
 		// concurrent Read. A local reply can end the exchange mid-body; an
 		// expired read deadline unblocks the read (the connection is not
 		// reused, as Envoy resets a stream whose body it did not consume).
-		select {
-		case <-s.stopped:
-		default:
-			_ = http.NewResponseController(x.w).SetReadDeadline(time.Now())
-			<-s.stopped
-		}
+		s.stop(x.w)
 	}
 	if x.fp != nil {
 		x.fp.closeStream() // end of the HTTP stream resets the gRPC stream (spec §1.1)
@@ -472,6 +469,7 @@ type source struct {
 	req      chan struct{}
 	deliver  func([]piece, error)
 	stopped  chan struct{} // closed when the reading goroutine has returned
+	reading  atomic.Bool   // the goroutine is inside Read
 }
 
 func newSource(x *exchange, r io.Reader, c Chunker, deliver func([]piece, error)) *source {
@@ -488,7 +486,9 @@ func newSource(x *exchange, r io.Reader, c Chunker, deliver func([]piece, error)
 			case <-x.done:
 				return
 			}
+			s.reading.Store(true)
 			n, err := r.Read(buf)
+			s.reading.Store(false)
 			data := append([]byte(nil), buf[:n]...)
 			if !x.post(func() { s.pending = false; s.handle(data, err) }) || err != nil {
 				return
@@ -496,6 +496,28 @@ func newSource(x *exchange, r io.Reader, c Chunker, deliver func([]piece, error)
 		}
 	}()
 	return s
+}
+
+// stop waits for the reading goroutine to return; x.done is already closed.
+// Only a Read in flight is interrupted, by an expired read deadline that is
+// cleared again at once: touching the deadline otherwise would also break
+// net/http's own background read of an idle keep-alive connection.
+func (s *source) stop(w http.ResponseWriter) {
+	for {
+		select {
+		case <-s.stopped:
+			return
+		default:
+		}
+		if s.reading.Load() {
+			rc := http.NewResponseController(w)
+			_ = rc.SetReadDeadline(time.Now())
+			<-s.stopped
+			_ = rc.SetReadDeadline(time.Time{})
+			return
+		}
+		runtime.Gosched() // the goroutine is between its select and Read, or returning
+	}
 }
 
 func (s *source) want() {
