@@ -3,14 +3,18 @@ package serve
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -36,6 +40,11 @@ limits:
 // startGateway runs a gateway process on loopback with the given config.
 func startGateway(t *testing.T, cfg, redisURL string) *Gateway {
 	t.Helper()
+	return startGatewayLog(t, cfg, redisURL, nil)
+}
+
+func startGatewayLog(t *testing.T, cfg, redisURL string, log *zap.Logger) *Gateway {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "c.yaml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -43,6 +52,7 @@ func startGateway(t *testing.T, cfg, redisURL string) *Gateway {
 	g, err := Start(context.Background(), Config{
 		GRPCAddr:    "127.0.0.1:0",
 		ConfigPaths: []string{dir},
+		Logger:      log,
 		LookupEnv: func(k string) (string, bool) {
 			return map[string]string{"K": "sk-x", "REDIS_URL": redisURL}[k], true
 		},
@@ -280,5 +290,116 @@ func TestMemoryLimit(t *testing.T) {
 	ok, refused := burst(t, []extprocv3.ExternalProcessorClient{dial(t, g)}, 30)
 	if ok != 10 || refused[429] != 20 {
 		t.Fatalf("admitted %d, refused %v", ok, refused)
+	}
+}
+
+// TestRedisTokenLimitOvershoot: three gateways share a tokens-per-minute
+// limit; every request under-reserves by the same error (the provider
+// reports more tokens than were reserved). Charged usage may exceed the
+// limit by no more than one request's reservation error.
+func TestRedisTokenLimitOvershoot(t *testing.T) {
+	r := redistest.Start(t)
+	url := "redis://" + r.Addr()
+	const limit, extra = 600, 25 // tokens per minute; each request uses 25 more than it reserved
+	cfg := limitsConfig(fmt.Sprintf(`  backend: redis
+  redis: {url: {env: REDIS_URL}, prefix: "tpm-test:"}
+  rate_limits:
+    - {scope: key, tokens_per_minute: %d}`, limit))
+	log, finished := requestSignals()
+	var clients []extprocv3.ExternalProcessorClient
+	for range 3 {
+		clients = append(clients, dial(t, startGatewayLog(t, cfg, url, log)))
+	}
+	body := []byte(`{"model":"smart-default","max_tokens":10,"messages":[]}`)
+	reserved := int64((len(body)+3)/4) + 10 // the gateway's estimate: 4 bytes per token, plus max_tokens
+	used := reserved + extra
+	var charged int64
+	for i := 0; ; i++ {
+		if i == 100 {
+			t.Fatal("the token limit never refused")
+		}
+		ok := fullRequest(t, clients[i%3], body, used)
+		if !ok {
+			break
+		}
+		charged += used
+		// Reconciliation happens when the gateway ends the stream; wait for
+		// that request's log line, so the next admission sees its charge.
+		waitSignal(t, finished)
+	}
+	if charged > limit+extra {
+		t.Fatalf("charged %d tokens against a %d limit: overshoot %d exceeds one request's reservation error %d", charged, limit, charged-limit, extra)
+	}
+	if charged < limit-used {
+		t.Fatalf("charged only %d of %d: refused too early", charged, limit)
+	}
+}
+
+// fullRequest runs one request through a gateway with a provider usage
+// report of used tokens, and reports whether it was admitted.
+func fullRequest(t *testing.T, client extprocv3.ExternalProcessorClient, body []byte, used int64) bool {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := client.Process(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hm := func(kv ...string) *corev3.HeaderMap {
+		m := &corev3.HeaderMap{}
+		for i := 0; i < len(kv); i += 2 {
+			m.Headers = append(m.Headers, &corev3.HeaderValue{Key: kv[i], RawValue: []byte(kv[i+1])})
+		}
+		return m
+	}
+	msgs := []*extprocv3.ProcessingRequest{
+		{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{
+			Headers: hm(":method", "POST", ":path", "/v1/chat/completions", "authorization", "Bearer "+testKey)}}},
+		{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: body, EndOfStream: true}}},
+		{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+			Headers: hm(":status", "200", "content-type", "application/json")}}},
+		{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
+			Body: fmt.Appendf(nil, `{"choices":[],"usage":{"prompt_tokens":%d,"completion_tokens":0,"total_tokens":%d}}`, used, used), EndOfStream: true}}},
+	}
+	for _, m := range msgs {
+		if err := s.Send(m); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := s.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ir := resp.GetImmediateResponse(); ir != nil {
+			if ir.GetStatus().GetCode() != 429 {
+				t.Fatalf("refused with %d", ir.GetStatus().GetCode())
+			}
+			return false
+		}
+	}
+	_ = s.CloseSend() // the end of the request: the gateway returns and reconciles
+	return true
+}
+
+// requestSignals returns a logger that sends on the channel each time a
+// gateway logs a finished request: the request's reconciliation is done by
+// then.
+func requestSignals() (*zap.Logger, <-chan struct{}) {
+	ch := make(chan struct{}, 1024)
+	discard := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.InfoLevel)
+	core := zapcore.RegisterHooks(discard, func(e zapcore.Entry) error {
+		if e.Message == "request" {
+			ch <- struct{}{}
+		}
+		return nil
+	})
+	return zap.New(core), ch
+}
+
+func waitSignal(t *testing.T, ch <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second): // a failure guard, not a synchronisation
+		t.Fatal("no request log line")
 	}
 }
