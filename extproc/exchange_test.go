@@ -551,3 +551,25 @@ func TestStreamUsageEveryOffset(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamEndedWithoutDone: a provider stream that ends without [DONE]
+// must end, for the client, with an error event, never cleanly; one that
+// carried the provider's own error event gets no second one.
+func TestStreamEndedWithoutDone(t *testing.T) {
+	full := string(readFixture(t, "openai/chat_stream.sse"))
+	cut := full[:strings.Index(full, "data: [DONE]")]
+	errored := cut + `data: {"error":{"message":"boom","type":"server_error","param":null,"code":null}}` + "\n\n"
+	for _, tc := range []struct {
+		name, stream string
+		wantEvent    bool
+	}{
+		{"complete", full, false},
+		{"cut before [DONE]", cut, true},
+		{"provider error event", errored, false},
+	} {
+		got, _ := runStream(t, `{"model":"smart-default","stream":true,"stream_options":{"include_usage":true}}`, []byte(tc.stream), 64)
+		if has := strings.HasSuffix(got, string(incompleteEvent)); has != tc.wantEvent {
+			t.Errorf("%s: ends with the incomplete event = %v, want %v", tc.name, has, tc.wantEvent)
+		}
+	}
+}

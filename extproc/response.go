@@ -185,6 +185,8 @@ type sseReader struct {
 	text       int  // bytes of completion text seen
 	commented  bool // the metering comment was sent
 	terminated bool // the stream was ended early; drop what follows
+	complete   bool // data: [DONE] arrived
+	errored    bool // the provider sent an error event
 }
 
 func (r *sseReader) chunk(p []byte, eos bool) ([]byte, bool) {
@@ -232,9 +234,18 @@ func (r *sseReader) chunk(p []byte, eos bool) ([]byte, bool) {
 			r.commented = true
 			r.out = append(r.out, r.x.meterComment()...)
 		}
+		if !r.complete && !r.errored {
+			// The provider ended the stream without [DONE]: never let that
+			// look like a complete answer.
+			r.out = append(r.out, incompleteEvent...)
+		}
 	}
 	return r.out, true
 }
+
+// incompleteEvent ends a stream the provider cut short, in OpenAI's error
+// format, which SDKs raise as an error.
+var incompleteEvent = []byte(`data: {"error":{"message":"The provider's stream ended before the response was complete.","type":"server_error","param":null,"code":"stream_incomplete"}}` + "\n\n")
 
 var doneData = []byte("[DONE]")
 
@@ -243,14 +254,20 @@ var doneData = []byte("[DONE]")
 func (r *sseReader) inspect(ev sse.Event) {
 	data := ev.Data
 	if len(data) == 0 || data[0] != '{' { // comments, [DONE], non-JSON
-		if !r.commented && bytes.Equal(data, doneData) {
-			r.commented = true
-			r.out = append(r.out, r.x.meterComment()...)
+		if bytes.Equal(data, doneData) {
+			r.complete = true
+			if !r.commented {
+				r.commented = true
+				r.out = append(r.out, r.x.meterComment()...)
+			}
 		}
 		r.out = append(r.out, ev.Raw...)
 		return
 	}
 	js := view(data)
+	if gjson.Get(js, "error").Exists() {
+		r.errored = true
+	}
 	if c := gjson.Get(js, "choices.0.delta"); c.Exists() {
 		r.text += len(c.Get("content").Str) + len(c.Get("refusal").Str) + len(c.Get("tool_calls.0.function.arguments").Str)
 	}
