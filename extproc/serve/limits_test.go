@@ -74,16 +74,9 @@ func admitted(ctx context.Context, client extprocv3.ExternalProcessorClient) (bo
 	if err != nil {
 		return false, 0, err
 	}
-	hdr := func(kv ...string) *corev3.HeaderMap {
-		m := &corev3.HeaderMap{}
-		for i := 0; i < len(kv); i += 2 {
-			m.Headers = append(m.Headers, &corev3.HeaderValue{Key: kv[i], RawValue: []byte(kv[i+1])})
-		}
-		return m
-	}
 	msgs := []*extprocv3.ProcessingRequest{
 		{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{
-			Headers: hdr(":method", "POST", ":path", "/v1/chat/completions", "authorization", "Bearer "+testKey, "x-request-id", "r")}}},
+			Headers: headerMap(":method", "POST", ":path", "/v1/chat/completions", "authorization", "Bearer "+testKey, "x-request-id", "r")}}},
 		{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{
 			Body: []byte(`{"model":"smart-default","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`), EndOfStream: true}}},
 	}
@@ -200,19 +193,12 @@ func spendThrough(t *testing.T, client extprocv3.ExternalProcessorClient) {
 			t.Fatal(err)
 		}
 	}
-	hm := func(kv ...string) *corev3.HeaderMap {
-		m := &corev3.HeaderMap{}
-		for i := 0; i < len(kv); i += 2 {
-			m.Headers = append(m.Headers, &corev3.HeaderValue{Key: kv[i], RawValue: []byte(kv[i+1])})
-		}
-		return m
-	}
 	send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{
-		Headers: hm(":method", "POST", ":path", "/v1/chat/completions", "authorization", "Bearer "+testKey)}}})
+		Headers: headerMap(":method", "POST", ":path", "/v1/chat/completions", "authorization", "Bearer "+testKey)}}})
 	send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{
 		Body: []byte(`{"model":"smart-default","max_tokens":10,"messages":[]}`), EndOfStream: true}}})
 	send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
-		Headers: hm(":status", "200", "content-type", "application/json")}}})
+		Headers: headerMap(":status", "200", "content-type", "application/json")}}})
 	send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
 		Body: []byte(`{"choices":[],"usage":{"prompt_tokens":1000,"completion_tokens":1000,"total_tokens":2000}}`), EndOfStream: true}}})
 	cancel()
@@ -345,19 +331,12 @@ func fullRequest(t *testing.T, client extprocv3.ExternalProcessorClient, body []
 	if err != nil {
 		t.Fatal(err)
 	}
-	hm := func(kv ...string) *corev3.HeaderMap {
-		m := &corev3.HeaderMap{}
-		for i := 0; i < len(kv); i += 2 {
-			m.Headers = append(m.Headers, &corev3.HeaderValue{Key: kv[i], RawValue: []byte(kv[i+1])})
-		}
-		return m
-	}
 	msgs := []*extprocv3.ProcessingRequest{
 		{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{
-			Headers: hm(":method", "POST", ":path", "/v1/chat/completions", "authorization", "Bearer "+testKey)}}},
+			Headers: headerMap(":method", "POST", ":path", "/v1/chat/completions", "authorization", "Bearer "+testKey)}}},
 		{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: body, EndOfStream: true}}},
 		{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
-			Headers: hm(":status", "200", "content-type", "application/json")}}},
+			Headers: headerMap(":status", "200", "content-type", "application/json")}}},
 		{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
 			Body: fmt.Appendf(nil, `{"choices":[],"usage":{"prompt_tokens":%d,"completion_tokens":0,"total_tokens":%d}}`, used, used), EndOfStream: true}}},
 	}
@@ -402,4 +381,13 @@ func waitSignal(t *testing.T, ch <-chan struct{}) {
 	case <-time.After(10 * time.Second): // a failure guard, not a synchronisation
 		t.Fatal("no request log line")
 	}
+}
+
+// headerMap builds an Envoy header map from name, value pairs.
+func headerMap(kv ...string) *corev3.HeaderMap {
+	m := &corev3.HeaderMap{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m.Headers = append(m.Headers, &corev3.HeaderValue{Key: kv[i], RawValue: []byte(kv[i+1])})
+	}
+	return m
 }

@@ -1,16 +1,15 @@
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tollgate-ai/tollgate/routing/yamldoc"
 )
 
 // maxNodes bounds the work of decoding one file; YAML aliases could otherwise expand a small file into a huge
@@ -66,7 +65,7 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // recording every problem with its field path and line.
 func decodeDocument(file string, data []byte, budget int) *document {
 	doc := &document{file: file, lines: map[string]int{}, badType: map[string]bool{}}
-	root, err := parseYAML(data)
+	root, err := yamldoc.Parse(data)
 	if err != nil {
 		p := Problem{File: file, Message: err.Error()}
 		if m := yamlLine.FindStringSubmatch(p.Message); m != nil {
@@ -101,38 +100,6 @@ func decodeDocument(file string, data []byte, budget int) *document {
 	}
 	dec.decode(n, reflect.ValueOf(&doc.cfg).Elem(), "")
 	return doc
-}
-
-// parseYAML returns the root node of the single document in data, or nil if data holds no document.
-func parseYAML(data []byte) (root *yaml.Node, err error) {
-	// The reload path must not crash the gateway even if the parser has a bug.
-	defer func() {
-		if r := recover(); r != nil {
-			root, err = nil, fmt.Errorf("YAML parser failed: %v", r)
-		}
-	}()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	var next yaml.Node
-	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return nil, err
-		}
-		return nil, fmt.Errorf("yaml: line %d: only one YAML document per file is supported", next.Line)
-	}
-	if doc.Kind == yaml.DocumentNode {
-		if len(doc.Content) == 0 {
-			return nil, nil
-		}
-		return doc.Content[0], nil
-	}
-	return &doc, nil
 }
 
 type decoder struct {

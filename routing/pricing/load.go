@@ -1,15 +1,14 @@
 package pricing
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tollgate-ai/tollgate/routing/yamldoc"
 )
 
 // maxNodes bounds the decoding work of one document, aliases expanded.
@@ -30,7 +29,7 @@ const maxNodes = 1 << 16
 // labels the problems.
 func Parse(name string, data []byte) (Table, error) {
 	d := &tableDecoder{file: name, lines: map[string]int{}, bad: map[string]bool{}, budget: maxNodes}
-	root, err := parseDocument(data)
+	root, err := yamldoc.Parse(data)
 	if err != nil {
 		p := Problem{File: name, Message: strings.TrimPrefix(err.Error(), "yaml: ")}
 		if rest, ok := strings.CutPrefix(p.Message, "line "); ok {
@@ -71,38 +70,6 @@ func (d *tableDecoder) finish(root *yaml.Node) (Table, error) {
 		return Table{}, d.problems
 	}
 	return t, nil
-}
-
-// parseDocument returns the root node of the single YAML document in data,
-// or nil for an empty document.
-func parseDocument(data []byte) (root *yaml.Node, err error) {
-	defer func() {
-		if r := recover(); r != nil { // a parser bug must not take the gateway down on reload
-			root, err = nil, fmt.Errorf("YAML parser failed: %v", r)
-		}
-	}()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	var next yaml.Node
-	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return nil, err
-		}
-		return nil, fmt.Errorf("line %d: only one YAML document is allowed", next.Line)
-	}
-	if doc.Kind == yaml.DocumentNode {
-		if len(doc.Content) == 0 {
-			return nil, nil
-		}
-		return doc.Content[0], nil
-	}
-	return &doc, nil
 }
 
 type tableDecoder struct {

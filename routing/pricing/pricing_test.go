@@ -394,7 +394,7 @@ func TestParseProblems(t *testing.T) {
 		{"duplicate tier", "models:\n  a: {provider: x, input: 1}\n  b: {provider: x, model: a, input: 2}\n", []string{`t.yaml:3: models[b]: duplicates entry "a": same model "a", effective_from and min_prompt_tokens`}},
 		{"same instant, different spelling", "models:\n  a: {provider: x, input: 1, effective_from: 2026-01-01}\n  b: {provider: x, model: a, input: 2, effective_from: '2026-01-01T01:00:00+01:00'}\n", []string{`t.yaml:3: models[b]: duplicates entry "a": same model "a", effective_from and min_prompt_tokens`}},
 		{"two providers", "models:\n  a: {provider: x, input: 1}\n  a-new: {provider: y, model: a, input: 2, effective_from: 2027-01-01}\n", []string{`t.yaml:3: models[a-new].provider: model "a" is also priced under provider "x" (entry "a"); a model id must have one provider`}},
-		{"two documents", "models: {}\n---\nmodels: {}\n", []string{`t.yaml:2: only one YAML document is allowed`}},
+		{"two documents", "models: {}\n---\nmodels: {}\n", []string{`t.yaml:2: only one YAML document per file is supported`}},
 		{"syntax error", "models: [\n", []string{`t.yaml:1: did not find expected node content`}},
 		{"models not a mapping", "models: [a]\n", []string{`t.yaml:1: models: expected a mapping, got a list`}},
 	}
