@@ -279,7 +279,7 @@ func duplicateKey(root gjson.Result) (string, bool) {
 }
 
 func resolveModel(x *exchange, _ *upstreamRequest) *oaierror.Error {
-	t, ok := x.snap.Routes.Resolve(x.rec.model)
+	t, ok := x.snap.Routes.Choose(x.rec.model, x.srv.intn)
 	if !ok {
 		return oaierror.ModelNotFound(x.rec.model)
 	}

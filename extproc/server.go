@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -52,6 +53,9 @@ type Options struct {
 	// Limiter keeps rate-limit and budget counters for the life of the
 	// process; nil disables limits.
 	Limiter limits.Limiter
+	// IntN picks members of weighted pools: a number in [0, n). nil means
+	// math/rand/v2; tests pass a seeded source.
+	IntN func(n int) int
 }
 
 // Server implements extprocv3.ExternalProcessorServer.
@@ -62,11 +66,15 @@ type Server struct {
 	metrics  *Metrics
 	now      func() time.Time
 	limiter  limits.Limiter
+	intn     func(n int) int
 }
 
 // New returns a Server.
 func New(o Options) *Server {
-	s := &Server{snapshot: o.Snapshot, log: o.Logger, metrics: o.Metrics, now: o.Now, limiter: o.Limiter}
+	s := &Server{snapshot: o.Snapshot, log: o.Logger, metrics: o.Metrics, now: o.Now, limiter: o.Limiter, intn: o.IntN}
+	if s.intn == nil {
+		s.intn = rand.IntN
+	}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}

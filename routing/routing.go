@@ -115,6 +115,7 @@ func (t Target) Canonical() string { return t.Provider.Name + "/" + t.Model }
 // Table maps client model names to targets. It is immutable.
 type Table struct {
 	names     map[string]Target    // aliases and allowed provider/model names
+	pools     map[string]pool      // aliases that are weighted pools
 	anyModel  map[string]*Provider // providers that accept any provider/model name
 	providers map[string]*Provider
 	listed    []string // sorted ids for /v1/models
@@ -160,7 +161,27 @@ func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Table, []e
 			}
 		}
 	}
+	t.pools = make(map[string]pool)
 	for _, mc := range cfg.Models {
+		if len(mc.Targets) > 0 {
+			var pl pool
+			for _, tc := range mc.Targets {
+				p := t.providers[tc.Provider]
+				if p == nil {
+					warnings = append(warnings, fmt.Errorf("model %s: unknown provider %q", mc.Name, tc.Provider))
+					continue
+				}
+				w := max(tc.Weight, 1)
+				pl.targets = append(pl.targets, Target{Provider: p, Model: tc.Model, Name: mc.Name})
+				pl.cumulative = append(pl.cumulative, pl.total+w)
+				pl.total += w
+			}
+			if len(pl.targets) > 0 {
+				t.pools[mc.Name] = pl
+				t.listed = append(t.listed, mc.Name)
+			}
+			continue
+		}
 		p := t.providers[mc.Provider]
 		if p == nil { // config validation guarantees this; stay safe anyway
 			warnings = append(warnings, fmt.Errorf("model %s: unknown provider %q", mc.Name, mc.Provider))
@@ -173,11 +194,41 @@ func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Table, []e
 	return t, warnings
 }
 
+// pool is a weighted set of targets for one alias.
+type pool struct {
+	targets    []Target
+	cumulative []int // running sum of weights
+	total      int
+}
+
+func (p pool) pick(intn func(n int) int) Target {
+	r := intn(p.total)
+	for i, c := range p.cumulative {
+		if r < c {
+			return p.targets[i]
+		}
+	}
+	return p.targets[len(p.targets)-1]
+}
+
+// Choose finds the target for one request: like Resolve, but an alias that is
+// a weighted pool picks a member, with intn(n) returning a number in [0, n).
+func (t *Table) Choose(name string, intn func(n int) int) (Target, bool) {
+	if pl, ok := t.pools[name]; ok {
+		return pl.pick(intn), true
+	}
+	return t.Resolve(name)
+}
+
 // Resolve finds the target for a client model name: an alias, or
-// "provider/model" where that provider allows it.
+// "provider/model" where that provider allows it. For a weighted pool it
+// returns the first member.
 func (t *Table) Resolve(name string) (Target, bool) {
 	if tg, ok := t.names[name]; ok {
 		return tg, true
+	}
+	if pl, ok := t.pools[name]; ok {
+		return pl.targets[0], true
 	}
 	prov, model, ok := strings.Cut(name, "/")
 	if !ok || model == "" {

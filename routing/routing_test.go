@@ -2,6 +2,8 @@ package routing
 
 import (
 	"errors"
+	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -128,5 +130,37 @@ func TestSchemaPaths(t *testing.T) {
 		if ok != tt.ok || (ok && got != tt.want) {
 			t.Errorf("%s %v: %q %v, want %q %v", tt.provider, tt.e, got, ok, tt.want, tt.ok)
 		}
+	}
+}
+
+func TestPoolSplit(t *testing.T) {
+	cfg := &config.Config{
+		Providers: []config.Provider{{Name: "a", Cluster: "a"}, {Name: "b", Cluster: "b"}},
+		Models: []config.Model{{Name: "pooled", Targets: []config.PoolTarget{
+			{Provider: "a", Model: "m1", Weight: 3}, {Provider: "b", Model: "m2", Weight: 1}, {Provider: "a", Model: "m3"},
+		}}},
+	}
+	table, _ := New(cfg, env)
+	rng := rand.New(rand.NewPCG(20261121, 1)) // fixed seed: the test is deterministic
+	counts := map[string]int{}
+	const n = 20000
+	for range n {
+		tg, ok := table.Choose("pooled", rng.IntN)
+		if !ok || tg.Name != "pooled" {
+			t.Fatalf("choose: %+v %v", tg, ok)
+		}
+		counts[tg.Canonical()]++
+	}
+	// Weights 3:1:1 (an unset weight is 1): expect 60%, 20%, 20%, within 1.5 points.
+	for target, want := range map[string]float64{"a/m1": 0.6, "b/m2": 0.2, "a/m3": 0.2} {
+		if got := float64(counts[target]) / n; math.Abs(got-want) > 0.015 {
+			t.Errorf("%s: share %.3f, want %.2f", target, got, want)
+		}
+	}
+	if tg, ok := table.Resolve("pooled"); !ok || tg.Model != "m1" {
+		t.Fatalf("Resolve on a pool: %+v", tg)
+	}
+	if got := strings.Join(table.Models(), ","); got != "pooled" {
+		t.Fatalf("models %s", got)
 	}
 }

@@ -51,6 +51,8 @@ type Config struct {
 	// OnReload, when set, is called after every reload attempt triggered by a
 	// file change, with its result (nil when the new config is in force).
 	OnReload func(error)
+	// IntN picks members of weighted pools (math/rand/v2 when nil).
+	IntN func(n int) int
 }
 
 // Gateway is a running gateway process.
@@ -113,6 +115,7 @@ func Start(ctx context.Context, cfg Config) (*Gateway, error) {
 		Logger:   cfg.Logger,
 		Metrics:  extproc.NewMetrics(cfg.Registry),
 		Limiter:  limiter,
+		IntN:     cfg.IntN,
 	})
 	g.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(MaxMessageSize))
 	extprocv3.RegisterExternalProcessorServer(g.grpc, srv)

@@ -149,7 +149,20 @@ type Model struct {
 	Name     string `json:"name"`     // what clients send; unique; no "/"
 	Provider string `json:"provider"` // a Provider.Name
 	Model    string `json:"model"`    // the provider's model id
+	// Targets makes the alias a weighted pool instead of a single
+	// provider/model: each request goes to one target, chosen by weight.
+	Targets []PoolTarget `json:"targets"`
 }
+
+// PoolTarget is one member of a weighted pool.
+type PoolTarget struct {
+	Provider string `json:"provider"`
+	Model    string `json:"model"`
+	Weight   int    `json:"weight"` // relative share, 1 to 1000; default 1
+}
+
+// MaxPoolTargets bounds the members of one pool.
+const MaxPoolTargets = 16
 
 // Key is a gateway API key, stored only as the SHA-256 of the key.
 type Key struct {

@@ -321,6 +321,14 @@ func TestLoadProblems(t *testing.T) {
 				`a.yaml:9: tenants[0].apps[0].guardrail_policy: unknown guardrail policy "lax"`,
 			}},
 
+		{"pools", map[string]string{"a.yaml": "version: 1\nproviders: [{name: p, schema: openai, cluster: c}]\nmodels:\n  - {name: a, provider: p, model: m, targets: [{provider: p, model: m}]}\n  - name: b\n    targets:\n      - {provider: q, model: m, weight: 5}\n      - {provider: p, model: '', weight: 1001}\n"}, nil,
+			[]string{
+				`a.yaml:4: models[0]: set either provider and model, or targets, not both`,
+				`a.yaml:7: models[1].targets[0].provider: unknown provider "q"`,
+				`a.yaml:8: models[1].targets[1].model: model is required`,
+				`a.yaml:8: models[1].targets[1].weight: weight must be between 1 and 1000`,
+			}},
+
 		// Several files.
 		{"duplicates across files", map[string]string{
 			"a.yaml": good,

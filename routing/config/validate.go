@@ -95,12 +95,24 @@ func validate(docs []*document) {
 					aliases[m.Name] = where{d, path + ".name"}
 				}
 			}
-			switch _, ok := providers[m.Provider]; {
-			case m.Provider == "":
-				d.addf(path+".provider", "provider is required")
-			case !ok:
-				d.addf(path+".provider", "unknown provider %q", m.Provider)
+			if len(m.Targets) > 0 {
+				if m.Provider != "" || m.Model != "" {
+					d.addf(path, "set either provider and model, or targets, not both")
+				}
+				if len(m.Targets) > MaxPoolTargets {
+					d.addf(path+".targets", "at most %d targets", MaxPoolTargets)
+				}
+				for j, tg := range m.Targets {
+					tp := fmt.Sprintf("%s.targets[%d]", path, j)
+					checkProviderRef(d, tp+".provider", tg.Provider, providers)
+					checkModelName(d, tp+".model", "model", tg.Model)
+					if tg.Weight < 0 || tg.Weight > 1000 {
+						d.addf(tp+".weight", "weight must be between 1 and 1000")
+					}
+				}
+				continue
 			}
+			checkProviderRef(d, path+".provider", m.Provider, providers)
 			checkModelName(d, path+".model", "model", m.Model)
 		}
 		for i, k := range d.cfg.Keys {
@@ -639,5 +651,14 @@ func checkGuardrailRefs(docs []*document, policies map[string]bool) {
 				}
 			}
 		}
+	}
+}
+
+func checkProviderRef(d *document, path, name string, providers map[string]where) {
+	switch _, ok := providers[name]; {
+	case name == "":
+		d.addf(path, "provider is required")
+	case !ok:
+		d.addf(path, "unknown provider %q", name)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -130,6 +131,18 @@ func (l *logBuffer) String() string {
 	return l.buf.String()
 }
 
+// seededIntN is a deterministic, goroutine-safe random source for weighted
+// pools.
+func seededIntN(seed uint64) func(int) int {
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(seed, seed))
+	return func(n int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return rng.IntN(n)
+	}
+}
+
 // front is what the client talks to: the stand-in or a real Envoy.
 type front interface {
 	URL() string
@@ -202,6 +215,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		},
 		Registry: h.reg,
 		OnReload: func(err error) { h.reloads <- err },
+		IntN:     seededIntN(20261121),
 	})
 	if err != nil {
 		t.Fatal(err)

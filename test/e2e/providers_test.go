@@ -174,3 +174,36 @@ func TestAnthropicErrors(t *testing.T) {
 		t.Fatalf("n=3 on Anthropic: %v", err)
 	}
 }
+
+// TestWeightedPool: an alias that is a pool of an OpenAI and an Anthropic
+// target (3:1) sends each request to one of them, translated for it, and
+// the split follows the weights.
+func TestWeightedPool(t *testing.T) {
+	h := newHarness(t, harnessOptions{extra: `version: 1
+models:
+  - name: pooled-default
+    targets:
+      - {provider: openai, model: gpt-4o-mini, weight: 3}
+      - {provider: anthropic, model: claude-sonnet-4-5, weight: 1}
+`})
+	openaiText := gjson.GetBytes(fixture(t, "openai/chat_response.json"), "choices.0.message.content").Str
+	claudeText := gjson.GetBytes(fixture(t, "anthropic/messages_response.json"), "content.0.text").Str
+	const n = 80
+	for i := range n {
+		resp, err := h.client.Chat.Completions.New(context.Background(), chatParams("pooled-default"))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if c := resp.Choices[0].Message.Content; c != openaiText && c != claudeText {
+			t.Fatalf("request %d: answer from neither provider: %q", i, c)
+		}
+	}
+	o, a := len(h.openai.Requests()), len(h.anthropic.Requests())
+	if o+a != n || a < n/8 || a > n*3/8 {
+		t.Fatalf("split openai %d / anthropic %d of %d, want about 3:1", o, a, n)
+	}
+	checkUpstream(t, lastRequest(t, h.openai), "/v1/chat/completions", "gpt-4o-mini")
+	if gjson.GetBytes(lastRequest(t, h.anthropic).Body, "model").Str != "claude-sonnet-4-5" {
+		t.Fatal("anthropic member got the wrong model")
+	}
+}
