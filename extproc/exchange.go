@@ -90,6 +90,7 @@ func (x *exchange) handle(req *extprocv3.ProcessingRequest) (*extprocv3.Processi
 	case *extprocv3.ProcessingRequest_RequestBody:
 		return x.onRequestBody(r.RequestBody), "request_body"
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		x.answeredBy(req)
 		return x.onResponseHeaders(r.ResponseHeaders), "response_headers"
 	case *extprocv3.ProcessingRequest_ResponseBody:
 		return x.onResponseBody(r.ResponseBody), "response_body"

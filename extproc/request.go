@@ -113,15 +113,19 @@ const metadataNamespace = "tollgate"
 // metadata exposes the routing decision to Envoy's access log as
 // %DYNAMIC_METADATA(tollgate:model)% and friends. Never secrets.
 func (x *exchange) metadata() *structpb.Struct {
+	f := map[string]*structpb.Value{
+		"key_id":         structpb.NewStringValue(x.rec.keyID),
+		"tenant":         structpb.NewStringValue(x.rec.tenant),
+		"app":            structpb.NewStringValue(x.rec.app),
+		metaModel:        structpb.NewStringValue(x.rec.model),
+		"provider":       structpb.NewStringValue(x.rec.provider),
+		"provider_model": structpb.NewStringValue(x.rec.providerModel),
+	}
+	if x.target.Chain != nil {
+		x.chainMetadata(f)
+	}
 	return &structpb.Struct{Fields: map[string]*structpb.Value{
-		metadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
-			"key_id":         structpb.NewStringValue(x.rec.keyID),
-			"tenant":         structpb.NewStringValue(x.rec.tenant),
-			"app":            structpb.NewStringValue(x.rec.app),
-			"model":          structpb.NewStringValue(x.rec.model),
-			"provider":       structpb.NewStringValue(x.rec.provider),
-			"provider_model": structpb.NewStringValue(x.rec.providerModel),
-		}}),
+		metadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: f}),
 	}}
 }
 
@@ -286,8 +290,14 @@ func resolveModel(x *exchange, _ *upstreamRequest) *oaierror.Error {
 	x.target = t
 	x.rec.provider = t.Provider.Name
 	x.rec.providerModel = t.Model
-	if _, ok := t.Provider.Path(x.endpoint, t.Model); !ok {
-		return oaierror.InvalidRequest("unsupported_endpoint", "model", "The model "+quote(x.rec.model)+" does not support "+x.endpoint.String()+".")
+	members := []routing.Target{t}
+	if t.Chain != nil {
+		members = t.Chain.Members
+	}
+	for _, m := range members {
+		if _, ok := m.Provider.Path(x.endpoint, m.Model); !ok {
+			return oaierror.InvalidRequest("unsupported_endpoint", "model", "The model "+quote(x.rec.model)+" does not support "+x.endpoint.String()+".")
+		}
 	}
 	return nil
 }
@@ -295,6 +305,23 @@ func resolveModel(x *exchange, _ *upstreamRequest) *oaierror.Error {
 // rewriteModel writes the provider's model id into the body, translating the
 // whole body for providers that do not speak OpenAI's format.
 func rewriteModel(x *exchange, req *upstreamRequest) *oaierror.Error {
+	if ch := x.target.Chain; ch != nil {
+		// Each attempt translates for its own provider upstream, where a
+		// refusal is impossible (spec §2.6): refuse here what any member
+		// could not take.
+		for _, m := range ch.Members {
+			if tr := m.Provider.Translator; tr != nil {
+				if _, err := tr.Request(req.body, m.Model, translate.RequestOptions{DefaultMaxTokens: m.Provider.DefaultMaxTokens, Stream: x.stream}); err != nil {
+					var oe *oaierror.Error
+					if errors.As(err, &oe) {
+						return oe
+					}
+					return oaierror.InvalidRequest("unsupported_request", "", "The request cannot be sent to this model's providers.")
+				}
+			}
+		}
+		return nil
+	}
 	if tr := x.target.Provider.Translator; tr != nil {
 		b, err := tr.Request(req.body, x.target.Model, translate.RequestOptions{
 			DefaultMaxTokens: x.target.Provider.DefaultMaxTokens, Stream: x.stream})
@@ -323,8 +350,8 @@ func rewriteModel(x *exchange, req *upstreamRequest) *oaierror.Error {
 // not, so every stream is metered. The response side then removes what the
 // client did not ask for, so it sees the stream it would have seen.
 func injectStreamUsage(x *exchange, req *upstreamRequest) *oaierror.Error {
-	if x.target.Provider.Translator != nil {
-		return nil // the translated stream reports usage whatever the client asked
+	if x.target.Provider.Translator != nil || x.target.Chain != nil {
+		return nil // translated streams report usage anyway; chain attempts ask for it themselves
 	}
 	if !x.stream || x.clientUsage {
 		return nil
@@ -347,6 +374,15 @@ func injectStreamUsage(x *exchange, req *upstreamRequest) *oaierror.Error {
 // routeUpstream points the request at the provider: cluster, path,
 // credential and an exact content-length.
 func routeUpstream(x *exchange, req *upstreamRequest) *oaierror.Error {
+	if ch := x.target.Chain; ch != nil {
+		// The chain cluster's upstream filter sets path and credential per
+		// attempt; the body stays in OpenAI's format until then.
+		req.mu.set(clusterHeader, ch.Cluster)
+		if req.bodyChanged {
+			req.mu.setContentLength(len(req.body))
+		}
+		return nil
+	}
 	p := x.target.Provider
 	header, value, err := p.Credential()
 	if x.target.Direct {

@@ -84,21 +84,51 @@ func New(o Options) *Server {
 	return s
 }
 
+// endOfStream maps a Recv error to Process's result. Envoy ends a stream by
+// resetting it (Canceled), or with a half-close under the graceful-close
+// runtime (io.EOF); both are the normal end of a request (spec §1.1).
+func endOfStream(err error) error {
+	if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// serveAttempt serves the stream of one upstream attempt of a fallback chain.
+func (s *Server) serveAttempt(stream extprocv3.ExternalProcessor_ProcessServer, req *extprocv3.ProcessingRequest) error {
+	a := &attempt{srv: s, snap: s.snapshot()}
+	for {
+		start := s.now()
+		resp, phase := a.handle(req)
+		if resp == nil {
+			return nil
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+		s.metrics.observePhase(phase, s.now().Sub(start))
+		var err error
+		if req, err = stream.Recv(); err != nil {
+			return endOfStream(err)
+		}
+	}
+}
+
 // Process serves one HTTP request's ext_proc stream.
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
+	req, err := stream.Recv()
+	if err != nil {
+		return endOfStream(err)
+	}
+	if isAttempt(req) {
+		return s.serveAttempt(stream, req)
+	}
 	x := newExchange(stream.Context(), s, s.snapshot())
 	s.metrics.streamStarted()
 	defer x.finish()
-	for {
-		req, err := stream.Recv()
+	for ; ; req, err = stream.Recv() {
 		if err != nil {
-			// Envoy ends a stream by resetting it (Canceled), or with a
-			// half-close under the graceful-close runtime (io.EOF); both are
-			// the normal end of a request (spec §1.1).
-			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled || errors.Is(err, context.Canceled) {
-				return nil
-			}
-			return err
+			return endOfStream(err)
 		}
 		start := s.now()
 		resp, phase := x.handle(req)

@@ -106,6 +106,26 @@ type Target struct {
 	Model    string // provider model id written into the upstream body
 	Name     string // the name the client asked for
 	Direct   bool   // the client named "provider/model" rather than an alias
+	// Chain is set for a fallback alias: Envoy's chain cluster tries its
+	// members in order, and each attempt is translated for its member.
+	Chain *Chain
+}
+
+// Chain is an ordered fallback chain behind one Envoy cluster.
+type Chain struct {
+	Cluster string
+	Members []Target // in priority order
+}
+
+// Member returns the chain's member for a provider: the one an upstream
+// attempt's endpoint belongs to.
+func (c *Chain) Member(provider string) (Target, bool) {
+	for _, m := range c.Members {
+		if m.Provider.Name == provider {
+			return m, true
+		}
+	}
+	return Target{}, false
 }
 
 // Canonical is the target as "provider/model", what allowlists may name
@@ -163,6 +183,21 @@ func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Table, []e
 	}
 	t.pools = make(map[string]pool)
 	for _, mc := range cfg.Models {
+		if fb := mc.Fallback; fb != nil {
+			ch := &Chain{Cluster: fb.Cluster}
+			for _, tc := range fb.Targets {
+				if p := t.providers[tc.Provider]; p != nil {
+					ch.Members = append(ch.Members, Target{Provider: p, Model: tc.Model, Name: mc.Name, Chain: ch})
+				}
+			}
+			if len(ch.Members) == 0 {
+				warnings = append(warnings, fmt.Errorf("model %s: no usable fallback target", mc.Name))
+				continue
+			}
+			t.names[mc.Name] = ch.Members[0]
+			t.listed = append(t.listed, mc.Name)
+			continue
+		}
 		if len(mc.Targets) > 0 {
 			var pl pool
 			for _, tc := range mc.Targets {

@@ -164,3 +164,23 @@ func TestPoolSplit(t *testing.T) {
 		t.Fatalf("models %s", got)
 	}
 }
+
+func TestFallbackChain(t *testing.T) {
+	cfg := &config.Config{
+		Providers: []config.Provider{{Name: "openai", Cluster: "openai"}, {Name: "claude", Schema: config.SchemaAnthropic, Cluster: "anthropic", BasePath: "/v1"}},
+		Models: []config.Model{{Name: "smart", Fallback: &config.Fallback{Cluster: "chain_smart", Targets: []config.ChainTarget{
+			{Provider: "openai", Model: "gpt-4o"}, {Provider: "claude", Model: "claude-sonnet-4-5"}}}}},
+	}
+	table, _ := New(cfg, env)
+	tg, ok := table.Resolve("smart")
+	if !ok || tg.Chain == nil || tg.Chain.Cluster != "chain_smart" || tg.Provider.Name != "openai" {
+		t.Fatalf("resolve: %+v", tg)
+	}
+	m, ok := tg.Chain.Member("claude")
+	if !ok || m.Model != "claude-sonnet-4-5" || m.Provider.Translator == nil || m.Name != "smart" {
+		t.Fatalf("member: %+v", m)
+	}
+	if _, ok := tg.Chain.Member("mistral"); ok {
+		t.Fatal("member of an unknown provider")
+	}
+}

@@ -152,6 +152,24 @@ type Model struct {
 	// Targets makes the alias a weighted pool instead of a single
 	// provider/model: each request goes to one target, chosen by weight.
 	Targets []PoolTarget `json:"targets"`
+	// Fallback makes the alias an ordered chain: Envoy tries the next member
+	// when one fails before any byte reached the client.
+	Fallback *Fallback `json:"fallback"`
+}
+
+// Fallback is an ordered chain of providers behind one Envoy cluster whose
+// endpoints are those providers at increasing priorities (see
+// envoy/envoy-fallback.yaml). An upstream ext_proc filter on that cluster
+// translates and authenticates each attempt for its provider.
+type Fallback struct {
+	Cluster string        `json:"cluster"` // the Envoy chain cluster
+	Targets []ChainTarget `json:"targets"` // in priority order; each provider at most once
+}
+
+// ChainTarget is one member of a fallback chain.
+type ChainTarget struct {
+	Provider string `json:"provider"` // matches the endpoint metadata tollgate.provider
+	Model    string `json:"model"`
 }
 
 // PoolTarget is one member of a weighted pool.

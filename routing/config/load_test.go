@@ -321,6 +321,14 @@ func TestLoadProblems(t *testing.T) {
 				`a.yaml:9: tenants[0].apps[0].guardrail_policy: unknown guardrail policy "lax"`,
 			}},
 
+		{"fallback chains", map[string]string{"a.yaml": "version: 1\nproviders: [{name: p, schema: openai, cluster: c}]\nmodels:\n  - name: a\n    fallback:\n      targets: [{provider: p, model: m}, {provider: p, model: n}]\n  - {name: b, provider: p, model: m, fallback: {cluster: 'x y', targets: [{provider: p, model: m}]}}\n"}, nil,
+			[]string{
+				`a.yaml:5: models[0].fallback.cluster: cluster is required: the Envoy cluster of the chain`,
+				`a.yaml:6: models[0].fallback.targets[1].provider: provider "p" is already in the chain: attempts are told apart by provider`,
+				`a.yaml:7: models[1]: set one of provider and model, targets, or fallback`,
+				`a.yaml:7: models[1].fallback.cluster: cluster "x y" is not a valid cluster name`,
+				`a.yaml:7: models[1].fallback.targets: a fallback chain needs at least two targets`,
+			}},
 		{"pools", map[string]string{"a.yaml": "version: 1\nproviders: [{name: p, schema: openai, cluster: c}]\nmodels:\n  - {name: a, provider: p, model: m, targets: [{provider: p, model: m}]}\n  - name: b\n    targets:\n      - {provider: q, model: m, weight: 5}\n      - {provider: p, model: '', weight: 1001}\n"}, nil,
 			[]string{
 				`a.yaml:4: models[0]: set either provider and model, or targets, not both`,

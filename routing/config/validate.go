@@ -95,6 +95,31 @@ func validate(docs []*document) {
 					aliases[m.Name] = where{d, path + ".name"}
 				}
 			}
+			if fb := m.Fallback; fb != nil {
+				if m.Provider != "" || m.Model != "" || len(m.Targets) > 0 {
+					d.addf(path, "set one of provider and model, targets, or fallback")
+				}
+				switch {
+				case fb.Cluster == "":
+					d.addf(path+".fallback.cluster", "cluster is required: the Envoy cluster of the chain")
+				case !clusterRE.MatchString(fb.Cluster):
+					d.addf(path+".fallback.cluster", "cluster %q is not a valid cluster name", fb.Cluster)
+				}
+				if len(fb.Targets) < 2 {
+					d.addf(path+".fallback.targets", "a fallback chain needs at least two targets")
+				}
+				seen := map[string]bool{}
+				for j, tg := range fb.Targets {
+					tp := fmt.Sprintf("%s.fallback.targets[%d]", path, j)
+					checkProviderRef(d, tp+".provider", tg.Provider, providers)
+					checkModelName(d, tp+".model", "model", tg.Model)
+					if seen[tg.Provider] {
+						d.addf(tp+".provider", "provider %q is already in the chain: attempts are told apart by provider", tg.Provider)
+					}
+					seen[tg.Provider] = true
+				}
+				continue
+			}
 			if len(m.Targets) > 0 {
 				if m.Provider != "" || m.Model != "" {
 					d.addf(path, "set either provider and model, or targets, not both")
