@@ -15,10 +15,12 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	previousprioritiesv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/priority/previous_priorities/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"sigs.k8s.io/yaml"
 )
 
@@ -603,4 +605,152 @@ func firstDifference(a, b string) string {
 		return "(end)"
 	}
 	return strings.Join(al[from:i], "\n") + "\n- envoy.yaml:     " + line(al) + "\n+ envoy-tls.yaml: " + line(bl)
+}
+
+// TestFallbackDiffersOnlyInChains keeps envoy-fallback.yaml in step with envoy.yaml: without its fallback
+// chain routes and clusters (chain_*) and the extra downstream response attribute, the two are equal.
+func TestFallbackDiffersOnlyInChains(t *testing.T) {
+	plain, fb := loadShipped(t, "envoy.yaml"), loadShipped(t, "envoy-fallback.yaml")
+	m := connectionManager(t, onlyListener(t, fb))
+	ep := &extprocv3.ExternalProcessor{}
+	if err := m.GetHttpFilters()[0].GetTypedConfig().UnmarshalTo(ep); err != nil {
+		t.Fatal(err)
+	}
+	const answered = "xds.upstream_host_metadata.filter_metadata['tollgate']['provider']"
+	attrs := ep.GetResponseAttributes()
+	if len(attrs) == 0 || attrs[len(attrs)-1] != answered {
+		t.Fatalf("downstream response_attributes = %v, want %s last", attrs, answered)
+	}
+	ep.ResponseAttributes = attrs[:len(attrs)-1]
+	a, err := anypb.New(ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.GetHttpFilters()[0].ConfigType = &hcmv3.HttpFilter_TypedConfig{TypedConfig: a}
+	vh := m.GetRouteConfig().GetVirtualHosts()[0]
+	vh.Routes = slices.DeleteFunc(vh.Routes, func(r *routev3.Route) bool { return strings.HasPrefix(r.GetName(), "chain_") })
+	fc := onlyListener(t, fb).GetFilterChains()[0]
+	if fc.GetFilters()[0].ConfigType, err = typedConfig(m); err != nil {
+		t.Fatal(err)
+	}
+	sr := fb.GetStaticResources()
+	sr.Clusters = slices.DeleteFunc(sr.Clusters, func(c *clusterv3.Cluster) bool { return strings.HasPrefix(c.GetName(), "chain_") })
+	if !proto.Equal(plain, fb) {
+		t.Errorf("envoy.yaml and envoy-fallback.yaml differ beyond the fallback chains:\n%s",
+			firstDifference(prototext.Format(plain), prototext.Format(fb)))
+	}
+}
+
+func typedConfig(m proto.Message) (*listenerv3.Filter_TypedConfig, error) {
+	a, err := anypb.New(m)
+	if err != nil {
+		return nil, err
+	}
+	return &listenerv3.Filter_TypedConfig{TypedConfig: a}, nil
+}
+
+// TestFallbackContract asserts the fallback chain's shape the Tollgate server relies on: priorities and
+// provider metadata per endpoint, per-endpoint TLS, the upstream ext_proc filter, and the chain route's
+// retry policy (spec §6).
+func TestFallbackContract(t *testing.T) {
+	bs := loadShipped(t, "envoy-fallback.yaml")
+	c := cluster(t, bs, "chain_smart_default")
+	if c.GetType() != clusterv3.Cluster_STRICT_DNS {
+		t.Errorf("chain cluster type %v, want STRICT_DNS (several DNS endpoints)", c.GetType())
+	}
+	var providers []string
+	for i, lle := range c.GetLoadAssignment().GetEndpoints() {
+		if int(lle.GetPriority()) != i || len(lle.GetLbEndpoints()) != 1 {
+			t.Fatalf("locality %d: priority %d with %d endpoints, want priority %d with one", i, lle.GetPriority(), len(lle.GetLbEndpoints()), i)
+		}
+		le := lle.GetLbEndpoints()[0]
+		md := le.GetMetadata().GetFilterMetadata()
+		provider := md["tollgate"].GetFields()["provider"].GetStringValue()
+		if provider == "" || md["envoy.transport_socket_match"].GetFields()["provider"].GetStringValue() != provider {
+			t.Errorf("endpoint %d metadata %v, want tollgate.provider and a matching envoy.transport_socket_match", i, md)
+		}
+		providers = append(providers, provider)
+		host := le.GetEndpoint().GetHostname()
+		if host != le.GetEndpoint().GetAddress().GetSocketAddress().GetAddress() {
+			t.Errorf("endpoint %d hostname %q differs from its address", i, host)
+		}
+		var tlsCtx *tlsv3.UpstreamTlsContext
+		for _, m := range c.GetTransportSocketMatches() {
+			if m.GetMatch().GetFields()["provider"].GetStringValue() == provider {
+				tlsCtx = &tlsv3.UpstreamTlsContext{}
+				if err := m.GetTransportSocket().GetTypedConfig().UnmarshalTo(tlsCtx); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		sans := tlsCtx.GetCommonTlsContext().GetValidationContext().GetMatchTypedSubjectAltNames()
+		if tlsCtx.GetSni() != host || len(sans) != 1 || sans[0].GetMatcher().GetExact() != host {
+			t.Errorf("endpoint %d (%s): TLS match %v, want sni and SAN %s", i, provider, tlsCtx, host)
+		}
+	}
+	if !slices.Equal(providers, []string{"openai", "anthropic"}) {
+		t.Errorf("chain providers %v, want [openai anthropic]", providers)
+	}
+
+	opts := &upstreamhttpv3.HttpProtocolOptions{}
+	if err := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].UnmarshalTo(opts); err != nil {
+		t.Fatal(err)
+	}
+	fs := opts.GetHttpFilters()
+	if len(fs) != 2 || filterType(fs[1]) != upstreamCodecType {
+		t.Fatalf("chain http_filters = %v, want [ext_proc, upstream_codec]", fs)
+	}
+	ep := &extprocv3.ExternalProcessor{}
+	if err := fs[0].GetTypedConfig().UnmarshalTo(ep); err != nil {
+		t.Fatalf("first upstream filter is not ext_proc: %v", err)
+	}
+	wantMode := &extprocv3.ProcessingMode{
+		RequestHeaderMode: extprocv3.ProcessingMode_SEND, RequestBodyMode: extprocv3.ProcessingMode_BUFFERED,
+		RequestTrailerMode: extprocv3.ProcessingMode_SKIP, ResponseHeaderMode: extprocv3.ProcessingMode_SKIP,
+		ResponseBodyMode: extprocv3.ProcessingMode_NONE, ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
+	}
+	if !proto.Equal(ep.GetProcessingMode(), wantMode) || ep.GetFailureModeAllow() || ep.GetAllowModeOverride() ||
+		ep.GetGrpcService().GetEnvoyGrpc().GetClusterName() != "tollgate_ext_proc" {
+		t.Errorf("upstream ext_proc %v", ep)
+	}
+	for _, a := range []string{"xds.cluster_name", "xds.upstream_host_metadata.filter_metadata['tollgate']['provider']", "upstream.request_attempt_count"} {
+		if !slices.Contains(ep.GetRequestAttributes(), a) {
+			t.Errorf("upstream request_attributes %v lack %s", ep.GetRequestAttributes(), a)
+		}
+	}
+	if got := ep.GetMetadataOptions().GetForwardingNamespaces().GetUntyped(); !slices.Equal(got, []string{"tollgate"}) {
+		t.Errorf("upstream forwarding_namespaces %v, want [tollgate]", got)
+	}
+
+	routes := connectionManager(t, onlyListener(t, bs)).GetRouteConfig().GetVirtualHosts()[0].GetRoutes()
+	i := slices.IndexFunc(routes, func(r *routev3.Route) bool { return r.GetName() == "chain_smart_default" })
+	if j := slices.IndexFunc(routes, func(r *routev3.Route) bool { return r.GetName() == "provider" }); i < 0 || j < i {
+		t.Fatalf("chain route at %d, provider route at %d: the chain route must come first", i, j)
+	}
+	r := routes[i]
+	hm := r.GetMatch().GetHeaders()
+	if len(hm) != 1 || hm[0].GetName() != "x-tollgate-cluster" || hm[0].GetStringMatch().GetExact() != "chain_smart_default" ||
+		r.GetRoute().GetCluster() != "chain_smart_default" || !r.GetRoute().GetAutoHostRewrite().GetValue() ||
+		!slices.Equal(r.GetRequestHeadersToRemove(), []string{"x-tollgate-cluster"}) {
+		t.Errorf("chain route %v", r)
+	}
+	rp := r.GetRoute().GetRetryPolicy()
+	retryOn := strings.Split(rp.GetRetryOn(), ",")
+	for _, want := range []string{"5xx", "reset", "connect-failure", "retriable-status-codes"} {
+		if !slices.Contains(retryOn, want) {
+			t.Errorf("retry_on %v lacks %s", retryOn, want)
+		}
+	}
+	if !slices.Contains(rp.GetRetriableStatusCodes(), 429) || rp.GetNumRetries().GetValue() != uint32(len(providers)-1) ||
+		rp.GetRetryPriority().GetName() != "envoy.retry_priorities.previous_priorities" || rp.GetPerTryIdleTimeout() == nil ||
+		len(rp.GetRetryHostPredicate()) != 1 || rp.GetRetryHostPredicate()[0].GetName() != "envoy.retry_host_predicates.previous_hosts" {
+		t.Errorf("chain retry policy %v", rp)
+	}
+	prio := &previousprioritiesv3.PreviousPrioritiesConfig{}
+	if err := rp.GetRetryPriority().GetTypedConfig().UnmarshalTo(prio); err != nil || prio.GetUpdateFrequency() != 1 {
+		t.Errorf("previous_priorities %v (%v), want update_frequency 1", prio, err)
+	}
+	if h := rp.GetRateLimitedRetryBackOff().GetResetHeaders(); len(h) == 0 || !strings.EqualFold(h[0].GetName(), "retry-after") {
+		t.Errorf("rate_limited_retry_back_off reset_headers = %v, want retry-after", h)
+	}
 }

@@ -13,18 +13,20 @@ import (
 
 // attributes evaluates the configured attribute expressions (spec §5): ints become
 // numbers, bools bools, everything else strings; expressions the stand-in does not know,
-// or whose value is unavailable, are omitted silently, as Envoy omits failed ones.
-func (x *exchange) attributes(exprs []string) *structpb.Struct {
+// or whose value is unavailable, are omitted silently, as Envoy omits failed ones. a is
+// the attempt an upstream filter belongs to (nil downstream, where the upstream
+// attributes describe the latest attempt).
+func (x *exchange) attributes(exprs []string, a *attempt) *structpb.Struct {
 	s := &structpb.Struct{Fields: map[string]*structpb.Value{}}
 	for _, e := range exprs {
-		if v := x.attribute(e); v != nil {
+		if v := x.attribute(e, a); v != nil {
 			s.Fields[e] = v
 		}
 	}
 	return s
 }
 
-func (x *exchange) attribute(expr string) *structpb.Value {
+func (x *exchange) attribute(expr string, a *attempt) *structpb.Value {
 	h := x.reqHeaders
 	str := func(v string, ok bool) *structpb.Value {
 		if !ok {
@@ -84,6 +86,9 @@ func (x *exchange) attribute(expr string) *structpb.Value {
 		// The upstream cluster exists only once the router chose one.
 		return str(x.cluster, x.cluster != "")
 	case "upstream.request_attempt_count":
+		if a != nil {
+			return num(a.n) // StreamInfo's attempt count when the attempt started
+		}
 		if x.attempts == 0 {
 			return nil
 		}
@@ -98,7 +103,66 @@ func (x *exchange) attribute(expr string) *structpb.Value {
 		}
 		return num(n)
 	}
+	return x.metadataAttribute(expr, a)
+}
+
+// metadataAttribute evaluates xds.upstream_host_metadata.filter_metadata['ns']['key'] and
+// xds.cluster_metadata.filter_metadata['ns']['key'] (either quote): the attempt's endpoint
+// (spec §6) or its cluster. String, number, bool and null values are converted as Envoy
+// does; anything else, and the whole-metadata forms (which Envoy sends as text proto),
+// are omitted.
+func (x *exchange) metadataAttribute(expr string, a *attempt) *structpb.Value {
+	if a == nil {
+		a = x.rt.last
+	}
+	var md *corev3.Metadata
+	var rest string
+	if r, ok := strings.CutPrefix(expr, "xds.upstream_host_metadata.filter_metadata"); ok && a != nil {
+		md, rest = a.host.metadata, r
+	} else if r, ok := strings.CutPrefix(expr, "xds.cluster_metadata.filter_metadata"); ok && x.rt.cluster != nil {
+		md, rest = x.rt.cluster.metadata, r
+	} else {
+		return nil
+	}
+	keys, ok := bracketKeys(rest)
+	if !ok || len(keys) < 2 {
+		return nil
+	}
+	s, ok := md.GetFilterMetadata()[keys[0]]
+	if !ok {
+		return nil
+	}
+	v := structpb.NewStructValue(s)
+	for _, k := range keys[1:] {
+		f, ok := v.GetStructValue().GetFields()[k]
+		if !ok {
+			return nil
+		}
+		v = f
+	}
+	switch v.GetKind().(type) {
+	case *structpb.Value_StringValue, *structpb.Value_NumberValue, *structpb.Value_BoolValue, *structpb.Value_NullValue:
+		return proto.Clone(v).(*structpb.Value)
+	}
 	return nil
+}
+
+// bracketKeys parses ['a']["b"]... into its keys.
+func bracketKeys(s string) ([]string, bool) {
+	var keys []string
+	for s != "" {
+		if len(s) < 4 || s[0] != '[' || (s[1] != '\'' && s[1] != '"') {
+			return nil, false
+		}
+		q := s[1]
+		end := strings.IndexByte(s[2:], q)
+		if end < 0 || len(s) < end+4 || s[end+3] != ']' {
+			return nil, false
+		}
+		keys = append(keys, s[2:2+end])
+		s = s[end+4:]
+	}
+	return keys, true
 }
 
 func portValue(addr string) *structpb.Value {

@@ -3,8 +3,10 @@ package standin
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -30,6 +32,7 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/upstream_codec/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/priority/previous_priorities/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 )
 
@@ -53,6 +56,15 @@ type Rewrite struct {
 	// Clusters maps cluster names to "127.0.0.1:port" or "unix:///path". Each listed
 	// cluster becomes STATIC with that one endpoint, its TLS transport socket removed. The
 	// endpoint keeps the original hostname, so auto_host_rewrite still yields it.
+	//
+	// A cluster with more than one endpoint (a fallback chain's priorities) cannot be
+	// collapsed that way; its endpoints are pointed one by one with keys
+	// "cluster/hostname" (every endpoint whose hostname, or else DNS address, is hostname)
+	// or "cluster/#n" (the n-th lb_endpoint in config order, from 0). Each keeps its
+	// hostname, priority, metadata and health status. The cluster loses its
+	// transport_socket and transport_socket_matches (all endpoints then speak plain text,
+	// so point them all for a real envoy), and becomes STATIC when every endpoint is
+	// pointed, else STRICT_DNS.
 	Clusters map[string]string
 	// UpstreamHTTP1 makes every listed cluster other than the ext_proc cluster speak
 	// HTTP/1.1 (plain test servers) instead of any configured HTTP/2.
@@ -135,24 +147,171 @@ func rewrite(bs *bootstrapv3.Bootstrap, o Rewrite) error {
 	}
 	bs.Admin.Address = socketAddress("127.0.0.1", adminPort)
 
-	grpcCluster := ""
-	if ep, _, err := extProcFilter(fc); err == nil && ep != nil {
-		grpcCluster = ep.GetGrpcService().GetEnvoyGrpc().GetClusterName()
+	grpc, err := grpcClusters(fc, sr.GetClusters())
+	if err != nil {
+		return err
 	}
-	for name, addr := range o.Clusters {
-		c := findCluster(sr.GetClusters(), name)
-		if c == nil {
-			return fmt.Errorf("standin: cluster %q not in bootstrap", name)
+	whole := map[string]string{}
+	endpoints := map[string]map[string]string{}
+	for key, addr := range o.Clusters {
+		if findCluster(sr.GetClusters(), key) != nil {
+			whole[key] = addr
+			continue
 		}
-		if err := pointCluster(c, addr); err != nil {
+		name, sel, ok := strings.Cut(key, "/")
+		if !ok || sel == "" || findCluster(sr.GetClusters(), name) == nil {
+			return fmt.Errorf("standin: cluster %q not in bootstrap", key)
+		}
+		if endpoints[name] == nil {
+			endpoints[name] = map[string]string{}
+		}
+		endpoints[name][sel] = addr
+	}
+	names := slices.Sorted(maps.Keys(whole))
+	for name := range endpoints {
+		if _, dup := whole[name]; dup {
+			return fmt.Errorf("standin: cluster %q is pointed both whole and by endpoint", name)
+		}
+		names = append(names, name)
+	}
+	for _, name := range names {
+		c := findCluster(sr.GetClusters(), name)
+		var err error
+		if addr, ok := whole[name]; ok {
+			if n := len(lbEndpoints(c)); n > 1 {
+				err = fmt.Errorf("it has %d endpoints: point them one by one as %q/<hostname> or %q/#<n>", n, name, name)
+			} else {
+				err = pointCluster(c, addr)
+			}
+		} else {
+			err = pointEndpoints(c, endpoints[name])
+		}
+		if err == nil && o.UpstreamHTTP1 && !grpc[name] {
+			err = forceHTTP1(c)
+		}
+		if err != nil {
 			return fmt.Errorf("standin: cluster %q: %w", name, err)
 		}
-		if o.UpstreamHTTP1 && name != grpcCluster {
-			if err := forceHTTP1(c); err != nil {
-				return fmt.Errorf("standin: cluster %q: %w", name, err)
+	}
+	return nil
+}
+
+// grpcClusters names the clusters ext_proc filters (downstream or upstream) talk gRPC to.
+func grpcClusters(fc *listenerv3.FilterChain, cs []*clusterv3.Cluster) (map[string]bool, error) {
+	out := map[string]bool{}
+	ep, _, err := extProcFilter(fc)
+	if err != nil {
+		return nil, err
+	}
+	if ep != nil {
+		out[ep.GetGrpcService().GetEnvoyGrpc().GetClusterName()] = true
+	}
+	for _, c := range cs {
+		a, ok := c.GetTypedExtensionProtocolOptions()[httpOptionsKey]
+		if !ok {
+			continue
+		}
+		opts := &upstreamhttpv3.HttpProtocolOptions{}
+		if err := a.UnmarshalTo(opts); err != nil {
+			return nil, fmt.Errorf("standin: cluster %q: %w", c.GetName(), err)
+		}
+		for _, f := range opts.GetHttpFilters() {
+			if f.GetTypedConfig().GetTypeUrl() != extProcTypeURL {
+				continue
 			}
+			ep := &extprocv3.ExternalProcessor{}
+			if err := f.GetTypedConfig().UnmarshalTo(ep); err != nil {
+				return nil, fmt.Errorf("standin: cluster %q: %w", c.GetName(), err)
+			}
+			out[ep.GetGrpcService().GetEnvoyGrpc().GetClusterName()] = true
 		}
 	}
+	return out, nil
+}
+
+func lbEndpoints(c *clusterv3.Cluster) []*endpointv3.LbEndpoint {
+	var out []*endpointv3.LbEndpoint
+	for _, lle := range c.GetLoadAssignment().GetEndpoints() {
+		out = append(out, lle.GetLbEndpoints()...)
+	}
+	return out
+}
+
+// endpointHostname is the hostname auto_host_rewrite uses: the endpoint's hostname, else
+// its DNS address (what LOGICAL_DNS / STRICT_DNS would use).
+func endpointHostname(ep *endpointv3.Endpoint) string {
+	if h := ep.GetHostname(); h != "" {
+		return h
+	}
+	if a := ep.GetAddress().GetSocketAddress().GetAddress(); a != "" {
+		if _, err := netip.ParseAddr(a); err != nil {
+			return a
+		}
+	}
+	return ""
+}
+
+// parseAddress parses "host:port" or "unix:///path".
+func parseAddress(addr string) (*corev3.Address, error) {
+	if p, ok := strings.CutPrefix(addr, "unix://"); ok {
+		return &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: p}}}, nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("address %q: %w", addr, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return nil, fmt.Errorf("address %q: bad port", addr)
+	}
+	return socketAddress(host, p), nil
+}
+
+// pointEndpoints points the selected endpoints of c at addresses, keeping everything else
+// about them (priority, metadata, health status, hostname).
+func pointEndpoints(c *clusterv3.Cluster, sels map[string]string) error {
+	used := map[string]bool{}
+	all, pointed, pipes := lbEndpoints(c), 0, false
+	for i, le := range all {
+		ep := le.GetEndpoint()
+		if ep == nil {
+			continue
+		}
+		hostname := endpointHostname(ep)
+		sel := "#" + strconv.Itoa(i)
+		addr, ok := sels[sel]
+		if !ok {
+			sel = hostname
+			addr, ok = sels[sel]
+		}
+		if !ok {
+			continue
+		}
+		a, err := parseAddress(addr)
+		if err != nil {
+			return err
+		}
+		used[sel] = true
+		pointed++
+		pipes = pipes || a.GetPipe() != nil
+		ep.Address, ep.Hostname = a, hostname
+	}
+	for sel := range sels {
+		if !used[sel] {
+			return fmt.Errorf("no endpoint %q (want a hostname or #index of its %d lb_endpoints)", sel, len(all))
+		}
+	}
+	switch {
+	case pointed == len(all):
+		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC}
+		c.DnsLookupFamily = clusterv3.Cluster_AUTO
+	case pipes && c.GetType() != clusterv3.Cluster_STATIC:
+		return errors.New("a unix address needs every endpoint of a DNS cluster pointed (it becomes STATIC)")
+	case c.GetType() == clusterv3.Cluster_LOGICAL_DNS:
+		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
+	}
+	c.TransportSocket = nil
+	c.TransportSocketMatches = nil
 	return nil
 }
 
@@ -181,40 +340,14 @@ func findCluster(cs []*clusterv3.Cluster, name string) *clusterv3.Cluster {
 }
 
 // pointCluster makes c a STATIC cluster with the single endpoint addr, without TLS,
-// keeping the original endpoint's hostname for auto_host_rewrite.
+// keeping the endpoint's hostname (for auto_host_rewrite), priority and metadata.
 func pointCluster(c *clusterv3.Cluster, addr string) error {
-	hostname := ""
-	for _, lle := range c.GetLoadAssignment().GetEndpoints() {
-		for _, le := range lle.GetLbEndpoints() {
-			ep := le.GetEndpoint()
-			if ep == nil {
-				continue
-			}
-			hostname = ep.GetHostname()
-			if hostname == "" {
-				if a := ep.GetAddress().GetSocketAddress().GetAddress(); a != "" {
-					if _, err := netip.ParseAddr(a); err != nil {
-						hostname = a // a DNS name: what LOGICAL_DNS would have used
-					}
-				}
-			}
-			break
-		}
-		break
+	if les := lbEndpoints(c); len(les) == 1 && les[0].GetEndpoint() != nil {
+		return pointEndpoints(c, map[string]string{"#0": addr})
 	}
-	var address *corev3.Address
-	if p, ok := strings.CutPrefix(addr, "unix://"); ok {
-		address = &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: p}}}
-	} else {
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return fmt.Errorf("address %q: %w", addr, err)
-		}
-		p, err := strconv.Atoi(port)
-		if err != nil {
-			return fmt.Errorf("address %q: bad port", addr)
-		}
-		address = socketAddress(host, p)
+	address, err := parseAddress(addr)
+	if err != nil {
+		return err
 	}
 	c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC}
 	c.DnsLookupFamily = clusterv3.Cluster_AUTO
@@ -223,9 +356,7 @@ func pointCluster(c *clusterv3.Cluster, addr string) error {
 	c.LoadAssignment = &endpointv3.ClusterLoadAssignment{
 		ClusterName: c.GetName(),
 		Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{{
-			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
-				Address: address, Hostname: hostname,
-			}},
+			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: address}},
 		}}}},
 	}
 	return nil

@@ -3,15 +3,12 @@ package standin
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
-	"strconv"
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 )
 
@@ -32,14 +29,9 @@ type config struct {
 	extProc  *extProcConfig // nil without an ext_proc filter
 	routes   *routeTable
 	clusters map[string]*cluster
-}
-
-type cluster struct {
-	name     string
-	network  string // "tcp" or "unix"
-	addr     string // dial address
-	hostname string // endpoint hostname, for auto_host_rewrite
-	loopback bool   // the stand-in dials only loopback and unix addresses
+	// routerFilters is the router's upstream_http_filters (without upstream_codec), used
+	// by clusters that configure no http_filters of their own.
+	routerFilters []*upstreamFilter
 }
 
 type extProcConfig struct {
@@ -105,7 +97,7 @@ func loadConfig(bs *bootstrapv3.Bootstrap, version int) (*config, error) {
 		return nil, fmt.Errorf("standin: route_config: %w", err)
 	}
 	for _, cl := range bs.GetStaticResources().GetClusters() {
-		cc, err := loadCluster(cl)
+		cc, err := loadCluster(cl, version)
 		if err != nil {
 			return nil, fmt.Errorf("standin: cluster %q: %w", cl.GetName(), err)
 		}
@@ -125,38 +117,20 @@ func loadConfig(bs *bootstrapv3.Bootstrap, version int) (*config, error) {
 	return c, nil
 }
 
-func loadCluster(cl *clusterv3.Cluster) (*cluster, error) {
-	c := &cluster{name: cl.GetName()}
-	for _, lle := range cl.GetLoadAssignment().GetEndpoints() {
-		for _, le := range lle.GetLbEndpoints() {
-			ep := le.GetEndpoint()
-			if ep == nil {
-				continue
-			}
-			c.hostname = ep.GetHostname()
-			switch a := ep.GetAddress().GetAddress().(type) {
-			case *corev3.Address_Pipe:
-				c.network, c.addr, c.loopback = "unix", a.Pipe.GetPath(), true
-			case *corev3.Address_SocketAddress:
-				host := a.SocketAddress.GetAddress()
-				c.network = "tcp"
-				c.addr = net.JoinHostPort(host, strconv.Itoa(int(a.SocketAddress.GetPortValue())))
-				if ip, err := netip.ParseAddr(host); err == nil {
-					c.loopback = ip.IsLoopback()
-				} else if c.hostname == "" {
-					c.hostname = host
-				}
-			}
-			return c, nil
-		}
-	}
-	return c, nil
-}
-
 func (c *config) loadFilters(hcm *hcmv3.HttpConnectionManager) error {
 	fs := hcm.GetHttpFilters()
 	if len(fs) == 0 || fs[len(fs)-1].GetTypedConfig().GetTypeUrl() != routerTypeURL {
 		return errors.New("standin: the router must be the last http filter")
+	}
+	rc := &routerv3.Router{}
+	if err := fs[len(fs)-1].GetTypedConfig().UnmarshalTo(rc); err != nil {
+		return fmt.Errorf("standin: router: %w", err)
+	}
+	if ufs := rc.GetUpstreamHttpFilters(); len(ufs) > 0 {
+		var err error
+		if c.routerFilters, err = loadUpstreamFilters(ufs, c.version); err != nil {
+			return fmt.Errorf("standin: router upstream_http_filters: %w", err)
+		}
 	}
 	for _, f := range fs[:len(fs)-1] {
 		if f.GetTypedConfig().GetTypeUrl() != extProcTypeURL {

@@ -1,6 +1,7 @@
 // Package standin is an Envoy stand-in for tests: an HTTP/1.1 front on 127.0.0.1 that
 // drives an ext_proc server exactly as Envoy 1.33–1.36's ext_proc HTTP filter does in
-// downstream placement, under a real Envoy v3 bootstrap. No Envoy binary can be installed
+// downstream and upstream placement, with the router's retries across prioritised
+// endpoints, under a real Envoy v3 bootstrap. No Envoy binary can be installed
 // on the project's machines, so the product is tested against this package; its
 // behaviour follows the project's ext_proc reference ("spec §x" in comments), Part B.
 //
@@ -10,7 +11,8 @@
 // From it the stand-in takes the listener's per_connection_buffer_limit_bytes, the HCM
 // (static route_config, http_filters, use_remote_address, normalize_path, merge_slashes,
 // stream_idle_timeout, header limits), the ext_proc filter's whole configuration, and the
-// clusters.
+// clusters: endpoints with priorities, metadata and health status, and their upstream HTTP
+// filters.
 //
 // # Emulated
 //
@@ -41,14 +43,46 @@
 //   - The router: virtual hosts by domain, prefix/path/path_separated_prefix/safe_regex
 //     matchers, header matchers, cluster, cluster_header (503 cluster_not_found),
 //     direct_response, request/response headers_to_add/remove, host_rewrite_literal,
-//     auto_host_rewrite (the endpoint hostname is kept when a cluster is pointed at
-//     loopback), prefix_rewrite, route timeout, idle_timeout, per_try_timeout and
-//     per_try_idle_timeout, ExtProcPerRoute (disabled, processing_mode, metadata
+//     auto_host_rewrite (per attempt, once its connection is ready, to the endpoint's
+//     hostname, kept when the endpoint is pointed at loopback), prefix_rewrite, route
+//     timeout, idle_timeout, ExtProcPerRoute (disabled, processing_mode, metadata
 //     namespaces, failure_mode_allow on 1.35+) merged once from the initial route.
+//   - Retries (route or virtual host retry_policy): every retry_on condition of HTTP/1.1
+//     upstreams (5xx, gateway-error, reset, reset-before-request, connect-failure,
+//     retriable-4xx, retriable-status-codes, retriable-headers, envoy-ratelimited, the
+//     gRPC ones; refused-stream never occurs over HTTP/1.1), retriable_request_headers,
+//     num_retries, only before response headers went downstream and only while the body
+//     fits the buffer limit (it is re-sent from the router's copy; retry_or_shadow_abandoned
+//     otherwise), Envoy's jittered exponential back-off and rate_limited_retry_back_off
+//     (reset headers over max_interval are discarded), per_try_timeout (ignored once the
+//     response started) and per_try_idle_timeout (both from connection plus complete
+//     request; retried as a local reset, 504 once retries are exhausted),
+//     include_request_attempt_count / include_attempt_count_in_response, the 503 wording of
+//     a retried reset, and the router's and cluster's retry counters.
+//   - Host selection: priorities by health (140% overprovisioning, total panic by host
+//     count), round robin within a priority, previous_priorities (each retry to the next
+//     priority with healthy hosts; all tried: starts over) and previous_hosts with
+//     host_selection_retry_max_attempts.
+//   - Each attempt connects in parallel with its upstream HTTP filters, on its own
+//     connection. Upstream filters (cluster http_filters, else the router's
+//     upstream_http_filters): ext_proc and header_mutation (request and response
+//     mutations, %DYNAMIC_METADATA(ns:key)% values), upstream_codec last. A new filter
+//     instance, so a new gRPC stream, per attempt; its attributes describe the attempt
+//     (xds.cluster_name, xds.upstream_host_metadata.filter_metadata[...][...],
+//     xds.cluster_metadata.filter_metadata[...][...], upstream.request_attempt_count); the
+//     dynamic metadata is the stream's, shared with the downstream filter; header
+//     mutations land in the router's headers and persist across attempts, body mutations
+//     apply to the attempt's copy; clear_route_cache is ignored and counted; every local
+//     reply (ImmediateResponse, gRPC error, message timeout, mutation error) is dropped and
+//     counted, leaving the attempt stalled until a per-try, route or idle timeout, or until
+//     more request data resumes it unprocessed (spec §2.6, §6). Its stream closes when the
+//     attempt's response headers arrive. Counters of upstream filters are prefixed
+//     "upstream.".
 //
 // Chunker controls where body bytes are cut into codec callbacks (and so STREAMED
-// messages), deterministically; Options.NewTimer replaces every timer so tests never
-// sleep. Stats and Log expose Envoy's counters and an access record per request.
+// messages), deterministically; Options.NewTimer replaces every timer, the retry back-off
+// included, so tests never sleep. Stats and Log expose Envoy's counters and an access
+// record per request, with its attempts and the last attempt's endpoint.
 //
 // # Not emulated
 //
@@ -59,8 +93,13 @@
 //     gRPC close (1.34+ runtime opt-in), the ext_proc cluster's own buffer limit, the
 //     x-envoy-internal / x-forwarded-for headers of Envoy's gRPC client (the stream does
 //     carry :authority = cluster name and grpc_service.initial_metadata).
-//   - Retries, retry priorities, hedging and upstream (per-attempt) ext_proc filters: the
-//     router makes one attempt; its attempt/retry-body structure is where they go.
+//   - Hedging, retry_options_predicates, other retry plugins, circuit breakers and retry
+//     budgets, outlier detection and health checks (health_status is static), connection
+//     reuse (each attempt opens a connection), TLS and transport_socket_matches (Clusters
+//     points endpoints at plain-text loopback servers), x-envoy-retry-on and friends (they
+//     are removed, not honoured), load-balancing weights and policies other than round
+//     robin, response processing and mode overrides in upstream ext_proc filters (Start
+//     rejects them), per-route config for upstream filters.
 //   - Other HTTP filters (Start rejects them), RDS, dynamic_metadata route matchers,
 //     local_reply_config, access-log formats, percent-decoding in normalize_path.
 //   - Envoy's 1.37+ behaviour (early stream close, local replies of upstream filters).

@@ -24,8 +24,8 @@ type Envoy struct {
 	cfg      *config
 	ln       net.Listener
 	srv      *http.Server
-	grpcConn *grpc.ClientConn // nil: the ext_proc gRPC client cannot be created (spec §4)
-	upstream map[string]*http.Transport
+	grpc     map[*extProcConfig]*grpc.ClientConn // nil value: the gRPC client cannot be created (spec §4)
+	conns    []*grpc.ClientConn
 	handlers sync.WaitGroup
 
 	mu     sync.Mutex
@@ -56,6 +56,14 @@ type AccessRecord struct {
 	DynamicMetadata map[string]*structpb.Struct
 	// UpstreamAttempts counts upstream requests started (%UPSTREAM_REQUEST_ATTEMPT_COUNT%).
 	UpstreamAttempts int
+	// UpstreamHost is %UPSTREAM_HOST% of the last attempt: the endpoint address it was
+	// sent to (after any Clusters override), "" if no attempt started.
+	UpstreamHost string
+	// UpstreamHostname is that endpoint's hostname, e.g. "api.anthropic.com" (what
+	// auto_host_rewrite uses).
+	UpstreamHostname string
+	// UpstreamPriority is that endpoint's priority in its cluster.
+	UpstreamPriority int
 }
 
 // Start parses the bootstrap, applies the cluster overrides the same way RewriteBootstrap
@@ -79,12 +87,10 @@ func Start(ctx context.Context, opts Options) (*Envoy, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Envoy{opts: opts, cfg: cfg, stats: map[string]uint64{}, upstream: map[string]*http.Transport{}}
-	if err := e.dialProcessor(); err != nil {
+	e := &Envoy{opts: opts, cfg: cfg, stats: map[string]uint64{}, grpc: map[*extProcConfig]*grpc.ClientConn{}}
+	if err := e.dialProcessors(); err != nil {
+		e.closeClients()
 		return nil, err
-	}
-	for name, c := range cfg.clusters {
-		e.upstream[name] = newTransport(c)
 	}
 	var lc net.ListenConfig
 	e.ln, err = lc.Listen(ctx, "tcp", "127.0.0.1:0")
@@ -98,11 +104,48 @@ func Start(ctx context.Context, opts Options) (*Envoy, error) {
 	return e, nil
 }
 
-func (e *Envoy) dialProcessor() error {
-	ep := e.cfg.extProc
-	if ep == nil {
-		return nil
+// dialProcessors creates one gRPC client per distinct ext_proc target, for the
+// downstream filter and every upstream one.
+func (e *Envoy) dialProcessors() error {
+	var eps []*extProcConfig
+	if e.cfg.extProc != nil {
+		eps = append(eps, e.cfg.extProc)
 	}
+	for _, fs := range append([][]*upstreamFilter{e.cfg.routerFilters}, clusterFilters(e.cfg)...) {
+		for _, f := range fs {
+			if f.extProc != nil {
+				eps = append(eps, f.extProc)
+			}
+		}
+	}
+	byTarget := map[string]*grpc.ClientConn{}
+	for _, ep := range eps {
+		key := ep.grpcCluster + "|" + ep.grpcTarget + "|" + ep.grpcAuthority
+		conn, ok := byTarget[key]
+		if !ok {
+			var err error
+			if conn, err = e.dialProcessor(ep); err != nil {
+				return err
+			}
+			byTarget[key] = conn
+			if conn != nil {
+				e.conns = append(e.conns, conn)
+			}
+		}
+		e.grpc[ep] = conn
+	}
+	return nil
+}
+
+func clusterFilters(cfg *config) [][]*upstreamFilter {
+	var out [][]*upstreamFilter
+	for _, c := range cfg.clusters {
+		out = append(out, c.filters)
+	}
+	return out
+}
+
+func (e *Envoy) dialProcessor(ep *extProcConfig) (*grpc.ClientConn, error) {
 	target := ep.grpcTarget
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -111,45 +154,35 @@ func (e *Envoy) dialProcessor() error {
 	}
 	if ep.grpcCluster != "" {
 		c := e.cfg.clusters[ep.grpcCluster]
-		if c == nil {
+		if c == nil || len(c.hosts) == 0 {
 			// Envoy 1.33–1.38 silently fail open when the gRPC client cannot be created
 			// (spec §4, last row): requests go through unprocessed.
-			return nil
+			return nil, nil
 		}
-		target = "passthrough:///" + c.addr
-		if c.network == "unix" {
-			target = "unix://" + c.addr
+		h := c.hosts[0]
+		target = "passthrough:///" + h.addr
+		if h.network == "unix" {
+			target = "unix://" + h.addr
 		}
-		opts = append(opts, grpc.WithAuthority(ep.grpcAuthority), grpc.WithContextDialer(loopbackDialer(c)))
+		opts = append(opts, grpc.WithAuthority(ep.grpcAuthority), grpc.WithContextDialer(loopbackDialer(h)))
 	}
 	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {
-		return fmt.Errorf("standin: ext_proc client: %w", err)
+		return nil, fmt.Errorf("standin: ext_proc client: %w", err)
 	}
-	e.grpcConn = conn
-	return nil
+	return conn, nil
 }
 
-// loopbackDialer dials the cluster's endpoint, refusing anything off this machine.
-func loopbackDialer(c *cluster) func(context.Context, string) (net.Conn, error) {
+// loopbackDialer dials the endpoint, refusing anything off this machine.
+func loopbackDialer(h *host) func(context.Context, string) (net.Conn, error) {
 	return func(ctx context.Context, _ string) (net.Conn, error) {
-		if !c.loopback {
+		if !h.loopback {
 			// Looks like a connection failure to the router (a 503).
-			return nil, &net.OpError{Op: "dial", Net: c.network,
-				Err: fmt.Errorf("standin: cluster %q: refusing non-loopback address %s", c.name, c.addr)}
+			return nil, &net.OpError{Op: "dial", Net: h.network,
+				Err: fmt.Errorf("standin: cluster %q: refusing non-loopback address %s", h.cluster.name, h.addr)}
 		}
 		var d net.Dialer
-		return d.DialContext(ctx, c.network, c.addr)
-	}
-}
-
-func newTransport(c *cluster) *http.Transport {
-	dial := loopbackDialer(c)
-	return &http.Transport{
-		DialContext:         func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx, "") },
-		DisableCompression:  true, // Envoy never adds accept-encoding
-		MaxIdleConnsPerHost: 64,
-		IdleConnTimeout:     time.Minute,
+		return d.DialContext(ctx, h.network, h.addr)
 	}
 }
 
@@ -174,20 +207,24 @@ func (e *Envoy) Close() error {
 }
 
 func (e *Envoy) closeClients() {
-	if e.grpcConn != nil {
-		_ = e.grpcConn.Close()
-	}
-	for _, t := range e.upstream {
-		t.CloseIdleConnections()
+	for _, c := range e.conns {
+		_ = c.Close()
 	}
 }
 
-// Stats returns the counters, by Envoy's names: the ext_proc filter's (spec §4:
-// streams_started, stream_msgs_sent, stream_msgs_received, spurious_msgs_received,
+// Stats returns the counters, by Envoy's names: the downstream ext_proc filter's (spec
+// §4: streams_started, stream_msgs_sent, stream_msgs_received, spurious_msgs_received,
 // streams_closed, streams_failed, failure_mode_allowed, message_timeouts,
 // rejected_header_mutations, override_message_timeout_received/_ignored,
-// clear_route_cache_ignored/_disabled) and the HCM's downstream_rq_too_large and
-// rs_too_large.
+// clear_route_cache_ignored/_disabled); the same counters of the upstream ext_proc filters
+// (all instances together) prefixed "upstream.", plus their
+// upstream.clear_route_cache_upstream_ignored and
+// upstream.send_immediate_resp_upstream_ignored (spec §2.5, §2.6); the HCM's
+// downstream_rq_too_large and rs_too_large; and the router's and clusters'
+// upstream_rq_timeout, upstream_rq_per_try_timeout, upstream_rq_per_try_idle_timeout,
+// upstream_rq_retry, upstream_rq_retry_success, upstream_rq_retry_limit_exceeded,
+// upstream_rq_retry_backoff_exponential, upstream_rq_retry_backoff_ratelimited,
+// retry_or_shadow_abandoned and upstream_cx_connect_fail.
 func (e *Envoy) Stats() map[string]uint64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()

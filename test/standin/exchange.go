@@ -326,6 +326,9 @@ func (x *exchange) finish() {
 	if h := x.reqHeaders; h != nil {
 		rec.RequestID, rec.Method, rec.Path = h.value("x-request-id"), h.value(":method"), h.value(":path")
 	}
+	if a := x.rt.last; a != nil {
+		rec.UpstreamHost, rec.UpstreamHostname, rec.UpstreamPriority = a.host.addr, a.host.hostname, a.host.priority
+	}
 	x.e.appendLog(rec)
 }
 

@@ -10,6 +10,7 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocsvc "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -34,10 +35,14 @@ const (
 )
 
 // filter is one ext_proc filter instance: one HTTP request, at most one gRPC stream
-// (spec §1.1), a state machine per direction (spec §1.6).
+// (spec §1.1), a state machine per direction (spec §1.6). In upstream placement (spec §6)
+// there is one instance per attempt; only its request path is driven.
 type filter struct {
 	x                *exchange
 	cfg              *extProcConfig
+	up               *attempt         // the attempt, in upstream placement; nil downstream
+	conn             *grpc.ClientConn // nil: the gRPC client cannot be created
+	statPrefix       string
 	dec, enc         *dirState
 	stream           *procStream
 	complete         bool // Envoy's processing_complete_: the processor is out of the loop
@@ -49,7 +54,8 @@ type filter struct {
 
 func newFilter(x *exchange, initial *route) (*filter, error) {
 	cfg := x.cfg.extProc
-	f := &filter{x: x, cfg: cfg, failureModeAllow: cfg.failureModeAllow, forwardNS: cfg.forwardNS, receiveNS: cfg.receiveNS}
+	f := &filter{x: x, cfg: cfg, conn: x.e.grpc[cfg], failureModeAllow: cfg.failureModeAllow,
+		forwardNS: cfg.forwardNS, receiveNS: cfg.receiveNS}
 	f.dec = &dirState{f: f, isReq: true, sink: x.rt}
 	f.enc = &dirState{f: f, sink: x.cw}
 	f.dec.setMode(cfg.mode)
@@ -96,7 +102,37 @@ func newFilter(x *exchange, initial *route) (*filter, error) {
 	return f, nil
 }
 
-func (f *filter) inc(name string) { f.x.e.inc(name) }
+// newUpstreamFilter is the attempt's instance of an upstream ext_proc filter, feeding
+// sink. Per-route overrides are not merged upstream.
+func newUpstreamFilter(x *exchange, a *attempt, cfg *extProcConfig, sink stage) *filter {
+	f := &filter{x: x, cfg: cfg, up: a, conn: x.e.grpc[cfg], statPrefix: "upstream.",
+		failureModeAllow: cfg.failureModeAllow, forwardNS: cfg.forwardNS, receiveNS: cfg.receiveNS}
+	f.dec = &dirState{f: f, isReq: true, sink: sink}
+	f.enc = &dirState{f: f, sink: discard{}}
+	f.dec.setMode(cfg.mode)
+	f.enc.setMode(cfg.mode)
+	return f
+}
+
+func (f *filter) inc(name string) { f.x.e.inc(f.statPrefix + name) }
+
+func (f *filter) hook(ev string) {
+	if f.up == nil {
+		f.x.e.hook(ev)
+	}
+}
+
+// localReply is sendLocalReply for the filter's errors and ImmediateResponses. In
+// upstream placement Envoy ≤1.35 (and most likely 1.36) drops it: the attempt stalls with
+// its headers held until a per-try, route or idle timeout fires (spec §2.6, §4).
+func (f *filter) localReply(code int, body, details string, mutate func(*headerMap)) {
+	if f.up != nil {
+		f.inc("send_immediate_resp_upstream_ignored")
+		f.x.e.hook(hookUpstreamDrop)
+		return
+	}
+	f.x.localReply(code, body, details, mutate)
+}
 
 // openStream opens the gRPC stream lazily, on the first message (spec §1.1). false means
 // "continue without the processor".
@@ -107,12 +143,12 @@ func (f *filter) openStream() bool {
 	if f.stream != nil {
 		return true
 	}
-	if f.x.e.grpcConn == nil {
+	if f.conn == nil {
 		f.complete = true // the client could not be created: silently fail open (spec §4)
 		return false
 	}
 	var s *procStream
-	s = openProcStream(f.x, f.x.e.grpcConn, f.cfg.initialMetadata,
+	s = openProcStream(f.x, f.conn, f.cfg.initialMetadata,
 		func(m *extprocsvc.ProcessingResponse) { f.onMessage(s, m) },
 		func(st *status.Status) { f.onStreamEnd(s, st) })
 	f.stream = s
@@ -145,7 +181,7 @@ func (f *filter) send(d *dirState, req *extprocsvc.ProcessingRequest) {
 	}
 	if !d.sentAttrs && len(attrs) > 0 {
 		d.sentAttrs = true // once per direction, on its first message (spec §1.2, §5)
-		req.Attributes = map[string]*structpb.Struct{attributesKey: f.x.attributes(attrs)}
+		req.Attributes = map[string]*structpb.Struct{attributesKey: f.x.attributes(attrs, f.up)}
 	}
 	if f.x.cfg.version >= 34 && !f.protocolSent {
 		f.protocolSent = true // first message of the stream only (1.34+)
@@ -234,7 +270,7 @@ func (f *filter) onMessage(s *procStream, m *extprocsvc.ProcessingResponse) {
 // empty body.
 func (f *filter) errorReply(details string) {
 	f.stop()
-	f.x.localReply(f.statusOnError(), "", noSpace(details), nil)
+	f.localReply(f.statusOnError(), "", noSpace(details), nil)
 }
 
 func (f *filter) statusOnError() int {
@@ -266,7 +302,7 @@ func (f *filter) onStreamEnd(s *procStream, st *status.Status) {
 		return
 	}
 	f.stop()
-	f.x.localReply(f.statusOnError(), "",
+	f.localReply(f.statusOnError(), "",
 		noSpace(fmt.Sprintf("ext_proc_error_gRPC_error_%d{%s}", st.Code(), st.Message())), nil)
 }
 
@@ -281,7 +317,7 @@ func (f *filter) onMessageTimeout() {
 	}
 	// Always 504; status_on_error does not apply (spec §4).
 	f.stop()
-	f.x.localReply(http.StatusGatewayTimeout, "", "ext_proc_error_per-message_timeout_exceeded", nil)
+	f.localReply(http.StatusGatewayTimeout, "", "ext_proc_error_per-message_timeout_exceeded", nil)
 }
 
 // onNewTimeout is override_message_timeout (spec §2.8).
@@ -377,7 +413,7 @@ func (f *filter) immediateResponse(ir *extprocsvc.ImmediateResponse) {
 				func() { f.inc("rejected_header_mutations") })
 		}
 	}
-	f.x.localReply(code, string(ir.GetBody()), noSpace(ir.GetDetails()), mutate)
+	f.localReply(code, string(ir.GetBody()), noSpace(ir.GetDetails()), mutate)
 }
 
 func (f *filter) clearAsyncState() {
@@ -405,10 +441,7 @@ type queued struct {
 type dirState struct {
 	f     *filter
 	isReq bool
-	sink  interface {
-		headers(h *headerMap, eos bool)
-		data(p []byte, eos bool)
-	}
+	sink  stage
 
 	sendHeaders, sendTrailers bool
 	bodyMode                  bodyMode
@@ -557,9 +590,9 @@ func (d *dirState) onData(p []byte, eos bool) {
 		d.paused = true
 		d.watermark = true
 		if d.isReq {
-			f.x.e.hook(hookRequestHeld)
+			f.hook(hookRequestHeld)
 		} else {
-			f.x.e.hook(hookResponseHeld)
+			f.hook(hookResponseHeld)
 		}
 		return
 	}
@@ -743,7 +776,7 @@ func (d *dirState) handleHeaders(cr *extprocsvc.CommonResponse) error {
 	}
 	d.clearRouteCache(cr)
 	if d.isReq {
-		defer f.x.e.hook(hookReqHeadersDone)
+		defer f.hook(hookReqHeadersDone)
 	}
 	replace := cr.GetStatus() == extprocsvc.CommonResponse_CONTINUE_AND_REPLACE
 	if d.cb == cbHeaders || replace {
@@ -930,6 +963,13 @@ func (d *dirState) clearRouteCache(cr *extprocsvc.CommonResponse) {
 		return
 	}
 	flag := cr.GetClearRouteCache()
+	if d.f.up != nil {
+		// "Upstream HTTP filters cannot change route or cluster" (spec §2.5, §6).
+		if flag {
+			d.f.inc("clear_route_cache_upstream_ignored")
+		}
+		return
+	}
 	if cr.GetHeaderMutation() == nil {
 		if flag {
 			d.f.inc("clear_route_cache_ignored")

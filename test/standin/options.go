@@ -12,9 +12,13 @@ type Options struct {
 	Listener string
 	// Clusters maps a cluster name to the loopback address that replaces its endpoints:
 	// "127.0.0.1:port" for a plain HTTP/1.1 upstream, or for the ext_proc cluster a gRPC
-	// target ("127.0.0.1:port" or "unix:///path"). Clusters not listed keep their bootstrap
-	// address; the stand-in never dials a non-loopback address (such a request gets Envoy's
-	// connection-failure 503).
+	// target ("127.0.0.1:port" or "unix:///path"). A cluster with several endpoints (for
+	// example priorities of a fallback chain) is pointed endpoint by endpoint instead:
+	// "cluster/hostname" names the endpoints with that hostname (the endpoint's hostname,
+	// else its DNS address), "cluster/#n" the n-th lb_endpoint in config order (from 0).
+	// See Rewrite.Clusters. Clusters and endpoints not listed keep their bootstrap
+	// address; the stand-in never dials a non-loopback address (such an attempt is a
+	// connection failure).
 	Clusters map[string]string
 	// Version is the emulated Envoy minor version, 33 to 36 (0 means 36). It selects the
 	// behaviours that changed between releases: mode_override DEFAULT semantics and
@@ -41,6 +45,7 @@ const (
 	StreamIdleTimeout TimerKind = "stream_idle_timeout"  // HCM stream_idle_timeout / route idle_timeout
 	PerTryTimeout     TimerKind = "per_try_timeout"      // retry_policy.per_try_timeout
 	PerTryIdleTimeout TimerKind = "per_try_idle_timeout" // retry_policy.per_try_idle_timeout
+	RetryBackoff      TimerKind = "retry_backoff"        // the wait before a retry (retry_back_off, rate_limited_retry_back_off)
 )
 
 // Events reported to Options.hook (tests only).
@@ -48,6 +53,8 @@ const (
 	hookRequestHeld    = "request_data_held"  // request data held while a headers reply is pending
 	hookResponseHeld   = "response_data_held" // response data held while a headers reply is pending
 	hookReqHeadersDone = "request_headers_reply_handled"
+	hookPerTryIgnored  = "per_try_timeout_ignored" // a per-try timeout after the response started
+	hookUpstreamDrop   = "upstream_local_reply_dropped"
 )
 
 // A Chunker decides where a body is cut into the pieces a codec would deliver. Cuts are

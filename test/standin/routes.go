@@ -28,6 +28,8 @@ type vhost struct {
 	routes    []*route
 	headers   headerOps
 	perFilter map[string]*anypb.Any
+	// x-envoy-attempt-count on upstream requests / on responses
+	attemptCountRequest, attemptCountResponse bool
 }
 
 // headerOps are the request/response header additions and removals of one config level.
@@ -60,7 +62,7 @@ type route struct {
 	idleTimeout            *time.Duration
 	perTryTimeout          time.Duration
 	perTryIdleTimeout      time.Duration
-	retry                  *routev3.RetryPolicy // kept for the retry emulation to come
+	retry                  *retryPolicy // nil: no retries
 
 	headers   headerOps
 	rcHeaders headerOps // route_configuration level
@@ -85,9 +87,15 @@ func compileRoutes(rc *routev3.RouteConfiguration) (*routeTable, error) {
 			headers: headerOps{
 				reqAdd: v.GetRequestHeadersToAdd(), reqRemove: v.GetRequestHeadersToRemove(),
 				respAdd: v.GetResponseHeadersToAdd(), respRemove: v.GetResponseHeadersToRemove(),
-			}}
+			},
+			attemptCountRequest:  v.GetIncludeRequestAttemptCount(),
+			attemptCountResponse: v.GetIncludeAttemptCountInResponse(),
+		}
+		if v.GetHedgePolicy() != nil {
+			return nil, fmt.Errorf("virtual_host %q: hedge_policy is not emulated", v.GetName())
+		}
 		for i, r := range v.GetRoutes() {
-			cr, err := compileRoute(r, vh)
+			cr, err := compileRoute(r, vh, v.GetRetryPolicy())
 			if err != nil {
 				return nil, fmt.Errorf("virtual_host %q route %d (%q): %w", v.GetName(), i, r.GetName(), err)
 			}
@@ -99,7 +107,7 @@ func compileRoutes(rc *routev3.RouteConfiguration) (*routeTable, error) {
 	return t, nil
 }
 
-func compileRoute(r *routev3.Route, vh *vhost) (*route, error) {
+func compileRoute(r *routev3.Route, vh *vhost, vhRetry *routev3.RetryPolicy) (*route, error) {
 	m := r.GetMatch()
 	cr := &route{
 		name: r.GetName(), vh: vh, caseSensitive: true, perFilter: r.GetTypedPerFilterConfig(),
@@ -189,10 +197,20 @@ func compileRoute(r *routev3.Route, vh *vhost) (*route, error) {
 			d := ra.GetIdleTimeout().AsDuration()
 			cr.idleTimeout = &d
 		}
-		if rp := ra.GetRetryPolicy(); rp != nil {
-			cr.retry = rp
+		rp := ra.GetRetryPolicy()
+		if rp == nil {
+			rp = vhRetry // the route's policy replaces the virtual host's
+		}
+		if rp != nil {
+			var err error
+			if cr.retry, err = compileRetryPolicy(rp); err != nil {
+				return nil, fmt.Errorf("retry_policy: %w", err)
+			}
 			cr.perTryTimeout = rp.GetPerTryTimeout().AsDuration()
 			cr.perTryIdleTimeout = rp.GetPerTryIdleTimeout().AsDuration()
+		}
+		if ra.GetHedgePolicy() != nil || ra.GetRetryPolicyTypedConfig() != nil {
+			return nil, fmt.Errorf("hedge_policy and retry_policy_typed_config are not emulated")
 		}
 	default:
 		return nil, fmt.Errorf("unsupported route action %T (only route and direct_response are emulated)", a)
@@ -412,11 +430,16 @@ func applyHeaderOps(h *headerMap, levels []headerOps, request bool) {
 // APPEND_IF_EXISTS_OR_ADD), or the deprecated append BoolValue when set; empty values are
 // skipped unless keep_empty_value.
 func applyHeaderValueOption(h *headerMap, o *corev3.HeaderValueOption) {
-	k := strings.ToLower(o.GetHeader().GetKey())
 	v := o.GetHeader().GetValue()
 	if raw := o.GetHeader().GetRawValue(); len(raw) > 0 {
 		v = string(raw)
 	}
+	applyHeaderValue(h, o, v)
+}
+
+// applyHeaderValue applies o with the (already formatted) value v.
+func applyHeaderValue(h *headerMap, o *corev3.HeaderValueOption, v string) {
+	k := strings.ToLower(o.GetHeader().GetKey())
 	if v == "" && !o.GetKeepEmptyValue() {
 		return
 	}
