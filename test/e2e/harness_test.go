@@ -161,6 +161,7 @@ type harness struct {
 	client    openai.Client
 	envoyLog  func() []standin.AccessRecord // nil for real Envoy
 	reloads   chan error                    // results of file-triggered reloads
+	idle      chan time.Time                // fires the stand-in's per-try idle timers
 	kubelet   int                           // generation of the kubelet-style volume, 0 if plain files
 }
 
@@ -170,11 +171,12 @@ type harnessOptions struct {
 	kubelet  bool            // lay the config directory out as a kubelet ConfigMap volume
 	anyCred  bool            // the fake provider accepts any credential (BYOK tests inspect it)
 	extra    string          // a second config file merged with the first (limits, more tenants)
+	fallback bool            // run envoy/envoy-fallback.yaml and route its chain cluster to the fakes
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
 	t.Helper()
-	h := &harness{t: t, logs: newLogBuffer(), reg: prometheus.NewRegistry(), reloads: make(chan error, 64)}
+	h := &harness{t: t, logs: newLogBuffer(), reg: prometheus.NewRegistry(), reloads: make(chan error, 64), idle: make(chan time.Time, 1)}
 	var err error
 	cred := providerSecret
 	if o.anyCred {
@@ -223,16 +225,24 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	t.Cleanup(func() { h.gw.Shutdown(context.Background()) })
 	t.Cleanup(h.scanLogs)
 
-	bootstrap, err := os.ReadFile("../../envoy/envoy.yaml")
+	file := "../../envoy/envoy.yaml"
+	if o.fallback {
+		file = "../../envoy/envoy-fallback.yaml"
+	}
+	bootstrap, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	clusters := map[string]string{"tollgate_ext_proc": h.gw.GRPCAddr(), "openai": h.openai.Addr(), "anthropic": h.anthropic.Addr()}
+	if o.fallback {
+		clusters["chain_smart_default/api.openai.com"] = h.openai.Addr()
+		clusters["chain_smart_default/api.anthropic.com"] = h.anthropic.Addr()
+	}
 	if o.realPath != "" {
 		h.front = startRealEnvoy(t, o.realPath, bootstrap, clusters)
 	} else {
 		e, err := standin.Start(context.Background(), standin.Options{
-			Bootstrap: bootstrap, Clusters: clusters, ResponseChunks: o.chunks,
+			Bootstrap: bootstrap, Clusters: clusters, ResponseChunks: o.chunks, NewTimer: h.newTimer,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -370,6 +380,25 @@ func (h *harness) requestLogs() []string {
 	}
 	return out
 }
+
+// newTimer drives the stand-in's timers: retry backoffs fire at once (their
+// lengths are the stand-in's own tests' business), per-try idle timeouts
+// fire only when a test calls fireIdleTimeout, and the rest are real.
+func (h *harness) newTimer(kind standin.TimerKind, d time.Duration) (<-chan time.Time, func() bool) {
+	switch kind {
+	case standin.RetryBackoff:
+		c := make(chan time.Time, 1)
+		c <- time.Now()
+		return c, func() bool { return true }
+	case standin.PerTryIdleTimeout:
+		return h.idle, func() bool { return true }
+	}
+	tm := time.NewTimer(d)
+	return tm.C, tm.Stop
+}
+
+// fireIdleTimeout expires the per-try idle timeout of the attempt waiting.
+func (h *harness) fireIdleTimeout() { h.idle <- time.Now() }
 
 // keyMaterial matches anything shaped like a gateway key.
 var keyMaterial = regexp.MustCompile(`tg_[A-Za-z0-9]{16,}`)

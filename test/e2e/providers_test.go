@@ -149,8 +149,14 @@ func TestAnthropicErrors(t *testing.T) {
 	if !asAPIError(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Type != "invalid_request_error" {
 		t.Fatalf("Anthropic 400: %v", err)
 	}
-	if n := len(h.anthropic.Requests()); n != 2 {
-		t.Fatalf("%d upstream requests, want 2: 500 and 400 are not retried", n)
+	// 529 overloaded is retryable (envoy.yaml retries 429/503/529 on the
+	// same provider): one overload is absorbed by Envoy.
+	h.anthropic.Fail(fakeprovider.Status(529, ""))
+	if _, err := h.client.Chat.Completions.New(context.Background(), claudeParams()); err != nil {
+		t.Fatalf("a single 529 should be retried: %v", err)
+	}
+	if n := len(h.anthropic.Requests()); n != 4 {
+		t.Fatalf("%d upstream requests, want 4: 500 and 400 not retried, 529 retried once", n)
 	}
 	// An error event after HTTP 200 and partial output: the SDK reports it.
 	h.anthropic.Fail(fakeprovider.StreamError())
