@@ -30,6 +30,8 @@ type exchange struct {
 	method, path  string
 	endpoint      routing.Endpoint
 	deployment    string // Azure-style path: the model name
+	contentType   string // of the client request
+	boundary      string // multipart boundary of a transcription request
 	bodyModel     string // "model" as the body had it
 	key           *keys.Key
 	app           *tenancy.App

@@ -20,8 +20,8 @@ import (
 
 // guardInput checks the prompt and writes redactions back into the body.
 func guardInput(x *exchange, req *upstreamRequest) *oaierror.Error {
-	if x.app == nil || x.app.GuardrailPolicy == "" || x.snap.Guardrails == nil {
-		return nil
+	if x.app == nil || x.app.GuardrailPolicy == "" || x.snap.Guardrails == nil || x.endpoint == routing.EndpointTranscriptions {
+		return nil // audio carries no text to check
 	}
 	pol, ok := x.snap.Guardrails.Policy(x.app.GuardrailPolicy)
 	if !ok { // config validation makes this impossible; fail closed anyway

@@ -223,7 +223,10 @@ func confine(x *exchange, _ *upstreamRequest) *oaierror.Error {
 
 // stripGatewayFields removes every top-level tollgate_* field: they are for
 // the gateway, never for a provider.
-func stripGatewayFields(_ *exchange, req *upstreamRequest) *oaierror.Error {
+func stripGatewayFields(x *exchange, req *upstreamRequest) *oaierror.Error {
+	if x.endpoint == routing.EndpointTranscriptions {
+		return nil // not JSON; gateway data comes in x-tollgate-* headers there
+	}
 	var names []string
 	gjson.ParseBytes(req.body).ForEach(func(k, _ gjson.Result) bool {
 		if strings.HasPrefix(k.Str, bodyFieldStart) {

@@ -42,7 +42,9 @@ func admit(x *exchange, req *upstreamRequest) *oaierror.Error {
 		return nil
 	}
 	x.budgets = bs
-	x.promptEst = estimateTokens(len(req.body))
+	if x.endpoint != routing.EndpointTranscriptions { // audio bytes are not tokens
+		x.promptEst = estimateTokens(len(req.body))
+	}
 	if x.endpoint == routing.EndpointChat {
 		x.maxOut = rules.defaultMaxTokens
 		for _, f := range [...]string{"max_completion_tokens", "max_tokens"} {
@@ -134,7 +136,7 @@ func (x *exchange) final() {
 			r.usage, r.usageKnown = u, true
 		}
 	}
-	if !r.usageKnown && x.forwarded && r.status == 200 {
+	if !r.usageKnown && x.forwarded && r.status == 200 && (x.endpoint == routing.EndpointChat || x.endpoint == routing.EndpointEmbeddings) {
 		out := 0
 		if x.body != nil {
 			out = x.body.received()

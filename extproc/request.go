@@ -187,6 +187,7 @@ func authenticate(x *exchange, h headers, _ *mutation) *oaierror.Error {
 // classify maps method and path to an endpoint.
 func classify(x *exchange, h headers, _ *mutation) *oaierror.Error {
 	x.method = h.get(":method")
+	x.contentType = h.get("content-type")
 	x.path, _ = splitPath(h.get(":path"))
 	want := ""
 	switch path := x.path; path {
@@ -196,6 +197,8 @@ func classify(x *exchange, h headers, _ *mutation) *oaierror.Error {
 		x.endpoint, want = routing.EndpointEmbeddings, "POST"
 	case "/v1/models":
 		x.endpoint, want = routing.EndpointModels, "GET"
+	case "/v1/audio/transcriptions":
+		x.endpoint, want = routing.EndpointTranscriptions, "POST"
 	default:
 		// Azure OpenAI clients put the deployment in the path; it stands for
 		// the model name (an alias or provider/model).
@@ -205,6 +208,8 @@ func classify(x *exchange, h headers, _ *mutation) *oaierror.Error {
 			x.endpoint, want, x.deployment = routing.EndpointChat, "POST", dep
 		case ok && op == "/embeddings":
 			x.endpoint, want, x.deployment = routing.EndpointEmbeddings, "POST", dep
+		case ok && op == "/audio/transcriptions":
+			x.endpoint, want, x.deployment = routing.EndpointTranscriptions, "POST", dep
 		default:
 			return oaierror.UnknownURL(x.method, x.path)
 		}
@@ -220,6 +225,9 @@ func classify(x *exchange, h headers, _ *mutation) *oaierror.Error {
 // parseRequest validates the JSON body and reads model, stream and the
 // gateway's own tollgate_* fields.
 func parseRequest(x *exchange, req *upstreamRequest) *oaierror.Error {
+	if x.endpoint == routing.EndpointTranscriptions {
+		return parseMultipart(x, req)
+	}
 	body := req.body
 	if !gjson.ValidBytes(body) {
 		return oaierror.InvalidRequest("invalid_json", "", "The request body is not valid JSON.")
@@ -305,6 +313,9 @@ func resolveModel(x *exchange, _ *upstreamRequest) *oaierror.Error {
 // rewriteModel writes the provider's model id into the body, translating the
 // whole body for providers that do not speak OpenAI's format.
 func rewriteModel(x *exchange, req *upstreamRequest) *oaierror.Error {
+	if x.endpoint == routing.EndpointTranscriptions {
+		return rewriteFormModel(x, req)
+	}
 	if ch := x.target.Chain; ch != nil {
 		// Each attempt translates for its own provider upstream, where a
 		// refusal is impossible (spec §2.6): refuse here what any member

@@ -24,6 +24,7 @@ const (
 	EndpointChat
 	EndpointEmbeddings
 	EndpointModels
+	EndpointTranscriptions
 )
 
 func (e Endpoint) String() string {
@@ -34,6 +35,8 @@ func (e Endpoint) String() string {
 		return "embeddings"
 	case EndpointModels:
 		return "models"
+	case EndpointTranscriptions:
+		return "transcriptions"
 	}
 	return "unknown"
 }
@@ -47,6 +50,8 @@ func (e Endpoint) suffix() string {
 		return "/embeddings"
 	case EndpointModels:
 		return "/models"
+	case EndpointTranscriptions:
+		return "/audio/transcriptions"
 	}
 	return ""
 }

@@ -1,0 +1,99 @@
+package extproc
+
+import (
+	"bytes"
+	"mime"
+	"strings"
+
+	"github.com/tollgate-ai/tollgate/extproc/oaierror"
+)
+
+// Audio transcriptions arrive as multipart/form-data: the audio and a model
+// field. The gateway finds the model field by scanning the buffered body in
+// place — the audio is never copied to be read — and rewrites only that
+// field's value.
+
+// formField locates the value of a multipart form field in body: the value
+// is body[start:end]. It copies nothing and scans each byte a bounded number
+// of times.
+func formField(body []byte, boundary, name string) (start, end int, ok bool) {
+	delim := []byte("--" + boundary)
+	pos := 0
+	for {
+		i := bytes.Index(body[pos:], delim)
+		if i < 0 {
+			return 0, 0, false
+		}
+		pos += i + len(delim)
+		if bytes.HasPrefix(body[pos:], []byte("--")) {
+			return 0, 0, false // the closing delimiter
+		}
+		hdrEnd := bytes.Index(body[pos:], []byte("\r\n\r\n"))
+		if hdrEnd < 0 {
+			return 0, 0, false
+		}
+		headers := body[pos : pos+hdrEnd]
+		valueStart := pos + hdrEnd + 4
+		next := bytes.Index(body[valueStart:], append([]byte("\r\n"), delim...))
+		if next < 0 {
+			return 0, 0, false
+		}
+		if partName(headers) == name {
+			return valueStart, valueStart + next, true
+		}
+		pos = valueStart + next
+	}
+}
+
+// partName reads the name parameter of a part's Content-Disposition.
+func partName(headers []byte) string {
+	for _, line := range strings.Split(string(headers), "\r\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), "content-disposition") {
+			continue
+		}
+		if _, params, err := mime.ParseMediaType(strings.TrimSpace(v)); err == nil {
+			return params["name"]
+		}
+	}
+	return ""
+}
+
+// parseMultipart reads the model of a transcription request.
+func parseMultipart(x *exchange, req *upstreamRequest) *oaierror.Error {
+	mt, params, err := mime.ParseMediaType(x.contentType)
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		return oaierror.InvalidRequest("invalid_content_type", "", "Audio transcriptions take a multipart/form-data body.")
+	}
+	x.boundary = params["boundary"]
+	start, end, ok := formField(req.body, x.boundary, "model")
+	switch {
+	case x.deployment != "":
+		x.rec.model = x.deployment
+	case !ok || start == end:
+		return oaierror.InvalidRequest("missing_required_parameter", "model", "You must provide a model parameter.")
+	default:
+		x.rec.model = string(req.body[start:end])
+	}
+	if ok {
+		x.bodyModel = string(req.body[start:end])
+	}
+	return nil
+}
+
+// rewriteFormModel replaces the model field's value for the provider.
+func rewriteFormModel(x *exchange, req *upstreamRequest) *oaierror.Error {
+	if x.target.Model == x.bodyModel {
+		return nil
+	}
+	start, end, ok := formField(req.body, x.boundary, "model")
+	if !ok {
+		return oaierror.InvalidRequest("missing_required_parameter", "model", "You must provide a model parameter.")
+	}
+	out := make([]byte, 0, len(req.body)-(end-start)+len(x.target.Model))
+	out = append(out, req.body[:start]...)
+	out = append(out, x.target.Model...)
+	out = append(out, req.body[end:]...)
+	req.body, req.bodyChanged = out, true
+	return nil
+}
