@@ -71,7 +71,9 @@ func (p *openAI) handle(r *http.Request, body []byte, id string) (reply, bool) {
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
 		serve = func([]byte, string) (reply, bool) { return p.ok(id, p.models), true }
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/audio/transcriptions":
-		serve = func(body []byte, id string) (reply, bool) { return p.transcription(r.Header.Get("Content-Type"), body, id) }
+		serve = func(body []byte, id string) (reply, bool) {
+			return p.transcription(r.Header.Get("Content-Type"), body, id)
+		}
 	default:
 		return p.apiError(http.StatusNotFound, id, fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path), "invalid_request_error", "", ""), false
 	}
