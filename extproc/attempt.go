@@ -57,7 +57,6 @@ type attempt struct {
 	stream bool
 	usage  bool // the client asked for include_usage
 	reqID  string
-	done   bool
 }
 
 func (a *attempt) handle(req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, string) {
