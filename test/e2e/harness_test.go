@@ -156,6 +156,7 @@ type harness struct {
 	front     front
 	openai    *fakeprovider.Server
 	anthropic *fakeprovider.Server
+	azure     *fakeprovider.Server
 	logs      *logBuffer
 	cfgDir    string
 	client    openai.Client
@@ -172,6 +173,7 @@ type harnessOptions struct {
 	anyCred  bool            // the fake provider accepts any credential (BYOK tests inspect it)
 	extra    string          // a second config file merged with the first (limits, more tenants)
 	fallback bool            // run envoy/envoy-fallback.yaml and route its chain cluster to the fakes
+	azure    bool            // add an Azure cluster (a copy of openai's) pointed at a fake Azure OpenAI
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -192,6 +194,12 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.anthropic.Close)
+	if o.azure {
+		if h.azure, err = fakeprovider.Start(fakeprovider.Options{Kind: fakeprovider.Azure, Credential: providerSecret}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(h.azure.Close)
+	}
 
 	h.cfgDir = t.TempDir()
 	if o.kubelet {
@@ -234,6 +242,10 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	clusters := map[string]string{"tollgate_ext_proc": h.gw.GRPCAddr(), "openai": h.openai.Addr(), "anthropic": h.anthropic.Addr()}
+	if o.azure {
+		bootstrap = withCluster(t, bootstrap, "openai", "azure_eastus", "tollgate-e2e.openai.azure.com")
+		clusters["azure_eastus"] = h.azure.Addr()
+	}
 	if o.fallback {
 		clusters["chain_smart_default/api.openai.com"] = h.openai.Addr()
 		clusters["chain_smart_default/api.anthropic.com"] = h.anthropic.Addr()
