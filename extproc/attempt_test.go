@@ -116,6 +116,17 @@ func TestDownstreamChainRequest(t *testing.T) {
 	}
 }
 
+func TestChainRefusesTranscriptions(t *testing.T) {
+	snap := chainSnapshot(t)
+	x := newExchange(t.Context(), New(Options{Snapshot: func() *Snapshot { return snap }}), snap)
+	x.handle(reqHeaders(false, ":method", "POST", ":path", "/v1/audio/transcriptions", "authorization", "Bearer "+testKey,
+		"content-type", "multipart/form-data; boundary=b"))
+	resp, _ := x.handle(reqBody("--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nsmart\r\n--b--\r\n"))
+	if status, e := immediateError(t, resp); status != 400 || e.Error.Code == nil || *e.Error.Code != "unsupported_endpoint" {
+		t.Fatalf("transcription on a chain: %d %v", status, e.Error.Code)
+	}
+}
+
 func contains(xs []string, s string) bool {
 	for _, x := range xs {
 		if x == s {

@@ -300,6 +300,10 @@ func resolveModel(x *exchange, _ *upstreamRequest) *oaierror.Error {
 	x.rec.providerModel = t.Model
 	members := []routing.Target{t}
 	if t.Chain != nil {
+		if x.endpoint == routing.EndpointTranscriptions {
+			// Attempts rewrite a JSON body; a multipart upload is not one.
+			return oaierror.InvalidRequest("unsupported_endpoint", "model", "Audio transcriptions cannot use the fallback alias "+quote(x.rec.model)+".")
+		}
 		members = t.Chain.Members
 	}
 	for _, m := range members {
