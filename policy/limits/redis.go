@@ -2,6 +2,8 @@ package limits
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -14,12 +16,21 @@ import (
 // with EVALSHA (falling back to EVAL when the server lost its script cache,
 // e.g. after a restart): one round trip for Admit, one for Reconcile, one
 // for Check. The replica's clock, passed to the script, is the time.
+//
+// Every call runs under a deadline (RedisOptions.AdmitTimeout,
+// ReconcileTimeout), whatever the caller's context, so a hung Redis costs a
+// request at most that long. A reconciliation that fails is queued and
+// retried in the background once Redis answers again; [Redis.Close] stops
+// that and reports what is left.
 type Redis struct {
 	client                  redis.Scripter
 	prefix                  string
 	now                     func() time.Time
 	failure                 FailurePolicy
+	admitTimeout            time.Duration
+	reconcileTimeout        time.Duration
 	admit, reconcile, check *redis.Script
+	retry                   *retryQueue
 }
 
 // RedisOptions configures a Redis backend.
@@ -34,15 +45,45 @@ type RedisOptions struct {
 	Now func() time.Time
 	// Failure is what to decide when Redis cannot be reached.
 	Failure FailurePolicy
+	// AdmitTimeout bounds each Admit and Check, including waiting for a
+	// pooled connection, dialing and go-redis's own retries
+	// (DefaultAdmitTimeout when 0). Keep it well under Envoy's ext_proc
+	// message_timeout: a refused or fail-open answer within it beats
+	// Envoy's 504.
+	AdmitTimeout time.Duration
+	// ReconcileTimeout bounds each Reconcile and each retry of a queued
+	// one (DefaultReconcileTimeout when 0).
+	ReconcileTimeout time.Duration
+	// RetryQueue is how many failed reconciliations are kept for retry
+	// (DefaultRetryQueue when 0); beyond it they are dropped and reported
+	// to OnDropped.
+	RetryQueue int
+	// RetryInterval is how long the retry worker waits after a failed retry
+	// before trying again (DefaultRetryInterval when 0). A successful call
+	// from a request wakes it at once.
+	RetryInterval time.Duration
+	// OnDropped is told about reconciliations given up: the queue was full,
+	// Redis refused the script, or Close found Redis still unreachable. Count
+	// and log them: their charges are lost. Called from any goroutine.
+	OnDropped func(n int, err error)
 }
+
+// Defaults of RedisOptions.
+const (
+	DefaultAdmitTimeout     = 500 * time.Millisecond
+	DefaultReconcileTimeout = 2 * time.Second
+	DefaultRetryQueue       = 10_000
+	DefaultRetryInterval    = time.Second
+)
 
 var _ Limiter = (*Redis)(nil)
 
 // NewRedis returns a backend using client (a *redis.Client, or a
-// *redis.ClusterClient with a hash-tagged prefix). Give the client short
-// timeouts (DialTimeout, ReadTimeout, WriteTimeout of tens of milliseconds,
-// ContextTimeoutEnabled) and few retries: admission waits for it. go-redis
-// reconnects by itself once the server is back.
+// *redis.ClusterClient with a hash-tagged prefix) and starts its retry
+// worker; call Close when done. Give the client ContextTimeoutEnabled, so
+// the call deadlines reach the socket, and short dial, read and write
+// timeouts with few retries. go-redis reconnects by itself once the server
+// is back.
 func NewRedis(client redis.Scripter, o RedisOptions) *Redis {
 	if o.Prefix == "" {
 		o.Prefix = "tollgate:"
@@ -50,12 +91,31 @@ func NewRedis(client redis.Scripter, o RedisOptions) *Redis {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Redis{
+	if o.AdmitTimeout <= 0 {
+		o.AdmitTimeout = DefaultAdmitTimeout
+	}
+	if o.ReconcileTimeout <= 0 {
+		o.ReconcileTimeout = DefaultReconcileTimeout
+	}
+	if o.RetryQueue <= 0 {
+		o.RetryQueue = DefaultRetryQueue
+	}
+	if o.RetryInterval <= 0 {
+		o.RetryInterval = DefaultRetryInterval
+	}
+	if o.OnDropped == nil {
+		o.OnDropped = func(int, error) {}
+	}
+	r := &Redis{
 		client: client, prefix: o.Prefix, now: o.Now, failure: o.Failure,
+		admitTimeout: o.AdmitTimeout, reconcileTimeout: o.ReconcileTimeout,
 		admit:     redis.NewScript(luaHelpers + admitLua),
 		reconcile: redis.NewScript(luaHelpers + reconcileLua),
 		check:     redis.NewScript(checkLua),
+		retry:     newRetryQueue(o.RetryQueue, o.RetryInterval, o.OnDropped),
 	}
+	go r.retryLoop()
+	return r
 }
 
 // maxLevel and keyMargin in milliseconds, spelled for Lua (a test checks).
@@ -132,26 +192,39 @@ end
 return out
 `
 
-// reconcileScript: KEYS = buckets, then counters. ARGV = now (ms), number
-// of buckets, then rate and signed units per bucket, then amount and TTL
-// (ms) per counter. A counter saturates at the int64 maximum.
+// reconcileScript: KEYS = the reconciliation's marker, then buckets, then
+// counters. ARGV = now (ms), number of buckets, marker TTL (ms), then rate
+// and signed units per bucket, then amount and TTL (ms) per counter. A
+// counter saturates at the int64 maximum.
+//
+// The marker makes a reconciliation apply at most once. A call that timed
+// out may still run: its command sits in the socket buffer of a hung
+// server, which executes it when it resumes, and the retry queue sends it
+// again. Whichever arrives second finds the marker and changes nothing
+// (returns 0).
 const reconcileLua = `
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then return 0 end
 local now = tonumber(ARGV[1])
 local nb = tonumber(ARGV[2])
 for i = 1, nb do
-  local rate, delta = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
-  local l, t = drain(KEYS[i], rate, now)
-  put(KEYS[i], rate, l + delta, t)
+  local rate, delta = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
+  local l, t = drain(KEYS[i + 1], rate, now)
+  put(KEYS[i + 1], rate, l + delta, t)
 end
-local base = 2 + 2 * nb
-for j = nb + 1, #KEYS do
-  local k = base + 2 * (j - nb) - 1
+local base = 3 + 2 * nb
+for j = nb + 2, #KEYS do
+  local k = base + 2 * (j - nb - 1) - 1
   local r = redis.pcall('INCRBY', KEYS[j], ARGV[k])
   if type(r) == 'table' and r.err then redis.call('SET', KEYS[j], '9223372036854775807') end
   redis.call('PEXPIRE', KEYS[j], ARGV[k + 1])
 end
 return 1
 `
+
+// markerTTL is how long a reconciliation's marker outlives its first
+// execution. A retry comes within seconds of Redis answering again, so a
+// few minutes is ample; each marker is one small key while it lives.
+const markerTTL = 5 * time.Minute
 
 // checkScript returns the value of every counter in KEYS. A script rather
 // than MGET so the client only needs to be a redis.Scripter.
@@ -187,10 +260,13 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Decision, error) {
 		keys = append(keys, r.prefix+op.key)
 		args = append(args, op.limit)
 	}
+	ctx, cancel := context.WithTimeout(ctx, r.admitTimeout)
+	defer cancel()
 	res, err := r.admit.Run(ctx, r.client, keys, args...).Slice()
 	if err != nil {
 		return p.failed(r.failure, fmt.Errorf("redis admit: %w", err))
 	}
+	r.answered()
 	if len(res) != 1+len(keys) {
 		return p.failed(r.failure, fmt.Errorf("redis admit: %d results for %d keys", len(res), len(keys)))
 	}
@@ -219,29 +295,59 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Decision, error) {
 	return d, nil
 }
 
-// Reconcile implements [Limiter]. On a Redis error the adjustment is lost
-// and the error wraps ErrUnavailable.
+// Reconcile implements [Limiter]. It runs under ReconcileTimeout and
+// ignores ctx's cancellation (a request's settlement must not be lost
+// because its client left). When Redis cannot be reached the settlement is
+// queued for retry and the error, wrapping ErrUnavailable, says so;
+// settlements the queue cannot keep go to OnDropped.
 func (r *Redis) Reconcile(ctx context.Context, res Reservation, used Usage) error {
 	now := r.now()
 	buckets, spends, err := planReconcile(res, used, now)
 	if err != nil || len(buckets)+len(spends) == 0 {
 		return err
 	}
-	keys := make([]string, 0, len(buckets)+len(spends))
-	args := make([]any, 0, 2+2*len(buckets)+2*len(spends))
-	args = append(args, now.UnixMilli(), len(buckets))
-	for _, op := range buckets {
-		keys = append(keys, r.prefix+op.key)
-		args = append(args, op.rate, op.units)
+	op := settlement{
+		keys: make([]string, 0, 1+len(buckets)+len(spends)),
+		args: make([]any, 0, 3+2*len(buckets)+2*len(spends)),
 	}
-	for _, op := range spends {
-		keys = append(keys, r.prefix+op.key)
-		args = append(args, op.limit, op.ttl.Milliseconds())
+	op.keys = append(op.keys, r.prefix+"x:"+rand.Text())
+	op.args = append(op.args, now.UnixMilli(), len(buckets), markerTTL.Milliseconds())
+	for _, b := range buckets {
+		op.keys = append(op.keys, r.prefix+b.key)
+		op.args = append(op.args, b.rate, b.units)
 	}
-	if err := r.reconcile.Run(ctx, r.client, keys, args...).Err(); err != nil {
-		return fmt.Errorf("%w: redis reconcile: %w", ErrUnavailable, err)
+	for _, s := range spends {
+		op.keys = append(op.keys, r.prefix+s.key)
+		op.args = append(op.args, s.limit, s.ttl.Milliseconds())
 	}
-	return nil
+	err = r.settle(context.WithoutCancel(ctx), op)
+	switch {
+	case err == nil:
+		r.answered()
+		return nil
+	case isReply(err):
+		r.retry.onDropped(1, err)
+		return fmt.Errorf("%w: redis reconcile refused, charge dropped: %w", ErrUnavailable, err)
+	case !r.retry.push(op):
+		r.retry.onDropped(1, fmt.Errorf("retry queue full: %w", err))
+		return fmt.Errorf("%w: redis reconcile, retry queue full, charge dropped: %w", ErrUnavailable, err)
+	}
+	return fmt.Errorf("%w: redis reconcile (queued for retry): %w", ErrUnavailable, err)
+}
+
+// settle runs one settlement under ReconcileTimeout.
+func (r *Redis) settle(ctx context.Context, op settlement) error {
+	ctx, cancel := context.WithTimeout(ctx, r.reconcileTimeout)
+	defer cancel()
+	return r.reconcile.Run(ctx, r.client, op.keys, op.args...).Err()
+}
+
+// isReply reports an error Redis answered with (a script error, a wrong
+// type): retrying would fail the same way. Anything else (timeouts,
+// refused or reset connections) is an outage worth retrying.
+func isReply(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // Check implements [Limiter]. On a Redis error it decides by the budgets'
@@ -269,10 +375,13 @@ func (r *Redis) Check(ctx context.Context, budgets []Budget, pending int64) (Dec
 		}
 		return Decision{Allowed: true}, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, r.admitTimeout)
+	defer cancel()
 	res, err := r.check.Run(ctx, r.client, keys).Slice()
 	if err != nil {
 		return fail(err)
 	}
+	r.answered()
 	if len(res) != len(ops) {
 		return fail(fmt.Errorf("%d results for %d keys", len(res), len(ops)))
 	}

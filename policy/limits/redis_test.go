@@ -29,11 +29,31 @@ func newClient(t testing.TB, addr string) *redis.Client {
 	return c
 }
 
+// newRedis is NewRedis, closed when the test ends.
+func newRedis(t testing.TB, client redis.Scripter, o RedisOptions) *Redis {
+	l := NewRedis(client, o)
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+// waitPending polls until l has n reconciliations queued, within a bounded
+// time.
+func waitPending(t *testing.T, l *Redis, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second) // a failure guard, not a synchronisation
+	for l.Pending() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d reconciliations queued; want %d", l.Pending(), n)
+		}
+		time.Sleep(5 * time.Millisecond) // polling an observable condition
+	}
+}
+
 // redisFactory: each instance is a replica with its own client.
 func redisFactory(t *testing.T, now func() time.Time) func() Limiter {
 	srv := redistest.Start(t)
 	return func() Limiter {
-		return NewRedis(newClient(t, srv.Addr()), RedisOptions{Prefix: "{test}:", Now: now})
+		return newRedis(t, newClient(t, srv.Addr()), RedisOptions{Prefix: "{test}:", Now: now})
 	}
 }
 
@@ -50,7 +70,7 @@ func TestRedisKeys(t *testing.T) {
 	srv := redistest.Start(t)
 	client := newClient(t, srv.Addr())
 	c := newClock("2026-05-01T23:00:00Z")
-	l := NewRedis(client, RedisOptions{Now: c.Now})
+	l := newRedis(t, client, RedisOptions{Now: c.Now})
 	d := admit(t, l, Request{Limits: []Limit{{Scope: "key:a", RequestsPerMinute: 10, TokensPerMinute: 100}}, Budgets: []Budget{{Scope: "key:a", Daily: 10, Monthly: 10}}, Tokens: 50})
 	reconcile(t, l, d.Reservation, Usage{Tokens: 60, Cost: 3})
 	for key, want := range map[string]time.Duration{
@@ -81,7 +101,7 @@ func TestRedisLargeCounters(t *testing.T) {
 	srv := redistest.Start(t)
 	client := newClient(t, srv.Addr())
 	c := newClock("2026-05-01T10:00:00Z")
-	l := NewRedis(client, RedisOptions{Now: c.Now})
+	l := newRedis(t, client, RedisOptions{Now: c.Now})
 	const budget = 1<<62 + 1 // not representable as a double
 	budgets := []Budget{{Scope: "big", Daily: budget}}
 	d := admit(t, l, Request{Budgets: budgets})
@@ -104,8 +124,8 @@ func TestRedisOutage(t *testing.T) {
 	srv := redistest.Start(t)
 	c := newClock("2026-05-01T10:00:00Z")
 	client := newClient(t, srv.Addr())
-	open := NewRedis(client, RedisOptions{Now: c.Now, Failure: FailurePolicy{Requests: FailOpen, Tokens: FailOpen, Budgets: FailClosed}})
-	closedTokens := NewRedis(client, RedisOptions{Now: c.Now, Failure: FailurePolicy{Tokens: FailClosed}})
+	open := newRedis(t, client, RedisOptions{Now: c.Now, RetryInterval: time.Hour, Failure: FailurePolicy{Requests: FailOpen, Tokens: FailOpen, Budgets: FailClosed}})
+	closedTokens := newRedis(t, client, RedisOptions{Now: c.Now, Failure: FailurePolicy{Tokens: FailClosed}})
 	rate := Request{Limits: []Limit{{Scope: "key:a", RequestsPerMinute: 10, TokensPerMinute: 1000}}, Tokens: 100}
 	budget := Request{Budgets: []Budget{{Scope: "key:a", Daily: 1000, MaxCostPerRequest: 50}}, EstimatedCost: 10}
 
@@ -141,8 +161,12 @@ func TestRedisOutage(t *testing.T) {
 	if d, err := closedTokens.Check(ctx, budget.Budgets, 0); !errors.Is(err, ErrUnavailable) || !d.Allowed {
 		t.Fatalf("Check, budgets fail-open: %+v, %v", d, err)
 	}
-	if err := open.Reconcile(ctx, duringOutage, Usage{Tokens: 10, Cost: 1}); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Reconcile during the outage: %v", err)
+	queued, err := open.Admit(ctx, rate)
+	if err == nil || !queued.Allowed {
+		t.Fatalf("second fail-open admission: %+v, %v", queued, err)
+	}
+	if err := open.Reconcile(ctx, queued.Reservation, Usage{Tokens: 10, Cost: 1}); !errors.Is(err, ErrUnavailable) || open.Pending() != 1 {
+		t.Fatalf("Reconcile during the outage: %v, %d queued", err, open.Pending())
 	}
 
 	srv.Start() // empty: no persistence, no cached scripts (EVALSHA falls back to EVAL)
@@ -150,10 +174,12 @@ func TestRedisOutage(t *testing.T) {
 	if !d.Allowed || d.Requests.Remaining != 9 || d.Tokens.Remaining != 900 {
 		t.Fatalf("after the outage: %+v", d)
 	}
-	// The request admitted open during the outage reserved nothing, so
-	// settling it charges its request and all its tokens.
+	// That success woke the retry worker: the queued settlement is applied.
+	waitPending(t, open, 0)
+	// Requests admitted open during the outage reserved nothing, so
+	// settling them charges their request and all their tokens.
 	reconcile(t, open, duringOutage, Usage{Tokens: 300, Cost: 1})
-	if d := admit(t, open, Request{Limits: rate.Limits}); d.Requests.Remaining != 7 || d.Tokens.Remaining != 600 {
+	if d := admit(t, open, Request{Limits: rate.Limits}); d.Requests.Remaining != 6 || d.Tokens.Remaining != 590 {
 		t.Fatalf("after settling: requests %+v tokens %+v", d.Requests, d.Tokens)
 	}
 	if d := admit(t, open, budget); !d.Allowed {
@@ -179,7 +205,7 @@ func TestRedisOneRoundTrip(t *testing.T) {
 	var cmds atomic.Int64
 	client.AddHook(countHook{&cmds})
 	c := newClock("2026-05-01T10:00:00Z")
-	l := NewRedis(client, RedisOptions{Now: c.Now})
+	l := newRedis(t, client, RedisOptions{Now: c.Now})
 	req := Request{Limits: []Limit{{Scope: "a", RequestsPerMinute: 10, TokensPerMinute: 1000}, {Scope: "b", RequestsPerMinute: 10}}, Budgets: []Budget{{Scope: "a", Daily: 100, Monthly: 100}}, Tokens: 10}
 	for _, step := range []struct {
 		name string
@@ -222,7 +248,7 @@ func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 
 func BenchmarkAdmitReconcileRedis(b *testing.B) {
 	srv := redistest.Start(b)
-	benchmarkAdmitReconcile(b, NewRedis(newClient(b, srv.Addr()), RedisOptions{}))
+	benchmarkAdmitReconcile(b, newRedis(b, newClient(b, srv.Addr()), RedisOptions{}))
 }
 
 // TestBackendsAgree runs the same random operations on both backends and
@@ -231,7 +257,7 @@ func TestBackendsAgree(t *testing.T) {
 	srv := redistest.Start(t)
 	c := newClock("2026-01-31T23:58:00Z")
 	mem := NewMemory(c.Now)
-	red := NewRedis(newClient(t, srv.Addr()), RedisOptions{Now: c.Now})
+	red := newRedis(t, newClient(t, srv.Addr()), RedisOptions{Now: c.Now})
 	rng := rand.New(rand.NewPCG(1, 2))
 	scopes := []string{"key:a", "app:b", "tenant:c", "global"}
 	type pending struct{ mem, red Reservation }

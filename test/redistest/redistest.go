@@ -1,7 +1,9 @@
 // Package redistest runs a real redis-server for tests: on a free loopback
 // port, without persistence, stopped when the test ends. Stop and Start
 // ([Server.Stop], [Server.Start]) simulate an outage and a recovery on the
-// same address.
+// same address; Pause and Resume ([Server.Pause], [Server.Resume]) a hung
+// server (SIGSTOP, SIGCONT), which still accepts connections in the kernel
+// but never answers.
 //
 // Without redis-server on PATH the test is skipped, unless the environment
 // has CI=true, where a missing server is a failure.
@@ -19,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -79,9 +82,40 @@ func (s *Server) Stop() {
 	if s.cmd == nil {
 		return
 	}
-	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Process.Kill() // SIGKILL ends a stopped process too
 	<-s.done
 	s.cmd = nil
+}
+
+// Pause stops the server with SIGSTOP: a hung Redis. The kernel keeps
+// accepting connections and buffering commands, none is answered until
+// Resume. The test's cleanup kills a paused server as usual.
+func (s *Server) Pause() {
+	s.t.Helper()
+	s.signal(syscall.SIGSTOP)
+}
+
+// Resume continues a paused server (SIGCONT) and returns once it answers
+// PING. Commands sent while it was paused are executed first, in the order
+// the server reads them.
+func (s *Server) Resume() {
+	s.t.Helper()
+	s.signal(syscall.SIGCONT)
+	if err := ping(s.Addr()); err != nil {
+		s.t.Fatalf("redistest: after SIGCONT: %v", err)
+	}
+}
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		s.t.Fatalf("redistest: %v to a server that is not running", sig)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: %v: %v", sig, err)
+	}
 }
 
 // Start starts a stopped server again on the same address, empty (there

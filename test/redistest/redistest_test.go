@@ -1,6 +1,11 @@
 package redistest
 
-import "testing"
+import (
+	"bufio"
+	"net"
+	"testing"
+	"time"
+)
 
 func TestStopStart(t *testing.T) {
 	s := Start(t)
@@ -32,4 +37,29 @@ func TestTwoServers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestPauseResume: a paused server accepts connections but does not answer;
+// once resumed it answers, including what was sent while it was paused.
+func TestPauseResume(t *testing.T) {
+	s := Start(t)
+	s.Pause()
+	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	if err != nil {
+		t.Fatalf("dial a paused server: %v (the kernel should accept)", err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := bufio.NewReader(c).ReadString('\n'); err == nil {
+		t.Fatal("a paused server answered")
+	}
+	s.Resume()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second)) // a failure guard
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "+PONG\r\n" {
+		t.Fatalf("the PING sent while paused: %q, %v", line, err)
+	}
+	s.Pause() // cleanup kills a paused server
 }
