@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -67,10 +68,74 @@ type Limits struct {
 	Budgets          []BudgetRule   `json:"budgets"`
 }
 
-// RedisBackend locates the shared Redis. The URL may hold a password, so it is a secret reference.
+// RedisBackend locates the shared Redis and bounds every wait on it. The URL may hold a password, so it is a
+// secret reference. Admission waits for Redis, so its waits are short by default: a hung Redis must cost a
+// request the admission timeout, not Envoy's message_timeout.
 type RedisBackend struct {
-	URL    SecretRef `json:"url"`    // redis://[user:password@]host:port[/db] or rediss://…
-	Prefix string    `json:"prefix"` // key prefix; default "tollgate:"
+	URL              SecretRef `json:"url"`               // redis://[user:password@]host:port[/db] or rediss://…
+	Prefix           string    `json:"prefix"`            // key prefix; default "tollgate:"
+	DialTimeout      Duration  `json:"dial_timeout"`      // default 250ms
+	ReadTimeout      Duration  `json:"read_timeout"`      // default 250ms
+	WriteTimeout     Duration  `json:"write_timeout"`     // default 250ms
+	PoolSize         int       `json:"pool_size"`         // connections per replica; default 10 per CPU
+	MaxRetries       *int      `json:"max_retries"`       // retries of a failed command; default 1, 0 = none
+	AdmissionTimeout Duration  `json:"admission_timeout"` // bound of one admission or budget check; default 500ms
+	ReconcileTimeout Duration  `json:"reconcile_timeout"` // bound of one reconciliation attempt; default 2s
+	ReconcileQueue   int       `json:"reconcile_queue"`   // failed reconciliations kept for retry; default 10000
+}
+
+// Duration is a Go duration string such as "250ms" or "2s".
+type Duration string
+
+// Defaults of the Redis backend's waits (see RedisBackend).
+const (
+	DefaultRedisDialTimeout      = 250 * time.Millisecond
+	DefaultRedisReadTimeout      = 250 * time.Millisecond
+	DefaultRedisWriteTimeout     = 250 * time.Millisecond
+	DefaultRedisMaxRetries       = 1
+	DefaultRedisAdmissionTimeout = 500 * time.Millisecond
+	DefaultRedisReconcileTimeout = 2 * time.Second
+	DefaultRedisReconcileQueue   = 10_000
+	// MaxRedisAdmissionTimeout keeps admission well under Envoy's ext_proc message_timeout (10s in the
+	// shipped bootstraps): past that, Envoy answers 504 whatever the failure policy says.
+	MaxRedisAdmissionTimeout = 5 * time.Second
+)
+
+// RedisSettings are a RedisBackend's waits with defaults filled in.
+type RedisSettings struct {
+	DialTimeout, ReadTimeout, WriteTimeout time.Duration
+	PoolSize                               int // 0: go-redis's default, 10 per CPU
+	MaxRetries                             int
+	AdmissionTimeout, ReconcileTimeout     time.Duration
+	ReconcileQueue                         int
+}
+
+// Settings returns r's waits, defaults for what is unset. Call it on a validated configuration.
+func (r *RedisBackend) Settings() RedisSettings {
+	s := RedisSettings{PoolSize: r.PoolSize, MaxRetries: DefaultRedisMaxRetries, ReconcileQueue: r.ReconcileQueue}
+	for _, f := range []struct {
+		dst *time.Duration
+		src Duration
+		def time.Duration
+	}{
+		{&s.DialTimeout, r.DialTimeout, DefaultRedisDialTimeout},
+		{&s.ReadTimeout, r.ReadTimeout, DefaultRedisReadTimeout},
+		{&s.WriteTimeout, r.WriteTimeout, DefaultRedisWriteTimeout},
+		{&s.AdmissionTimeout, r.AdmissionTimeout, DefaultRedisAdmissionTimeout},
+		{&s.ReconcileTimeout, r.ReconcileTimeout, DefaultRedisReconcileTimeout},
+	} {
+		*f.dst = f.def
+		if d, err := time.ParseDuration(string(f.src)); err == nil && d > 0 {
+			*f.dst = d
+		}
+	}
+	if r.MaxRetries != nil {
+		s.MaxRetries = *r.MaxRetries
+	}
+	if s.ReconcileQueue == 0 {
+		s.ReconcileQueue = DefaultRedisReconcileQueue
+	}
+	return s
 }
 
 // FailurePolicy says, per limit kind, whether requests pass ("open") or are refused ("closed") while the

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // demoHash is the SHA-256 of the example's demo key tg_demo_0123456789abcdefghijklmnopqrstuvwxyzAB.
@@ -313,6 +314,18 @@ func TestLoadProblems(t *testing.T) {
 				`a.yaml:12: limits.budgets[0].scope: budgets apply to key, app or tenant, not "model"`,
 				`a.yaml:13: limits.budgets[1].daily_usd: "lots" is not a USD amount such as 25 or 0.50`,
 				`a.yaml:14: limits.budgets[2]: set daily_usd, monthly_usd, max_cost_per_request_usd or several`,
+			}},
+
+		{"redis waits", map[string]string{"a.yaml": "version: 1\nlimits:\n  backend: redis\n  redis:\n    url: {env: R}\n    dial_timeout: 10\n    read_timeout: fast\n    write_timeout: 0s\n    admission_timeout: 10s\n    reconcile_timeout: 2m\n    pool_size: -1\n    max_retries: 11\n    reconcile_queue: 2000000\n"}, nil,
+			[]string{
+				`a.yaml:6: limits.redis.dial_timeout: expected a string, got a number (quote it)`,
+				`a.yaml:7: limits.redis.read_timeout: "fast" is not a duration such as 250ms or 2s`,
+				`a.yaml:8: limits.redis.write_timeout: write_timeout must be above 0 and at most 1m0s`,
+				`a.yaml:9: limits.redis.admission_timeout: admission_timeout must be above 0 and at most 5s: admission must end well before Envoy's message_timeout (10s in the shipped bootstraps)`,
+				`a.yaml:10: limits.redis.reconcile_timeout: reconcile_timeout must be above 0 and at most 1m0s`,
+				`a.yaml:11: limits.redis.pool_size: pool_size must be between 0 (10 per CPU) and 10000`,
+				`a.yaml:12: limits.redis.max_retries: max_retries must be between 0 and 10`,
+				`a.yaml:13: limits.redis.reconcile_queue: reconcile_queue must be between 0 (the default, 10000) and 1000000`,
 			}},
 
 		{"guardrails", map[string]string{"a.yaml": "version: 1\nguardrails:\n  policies:\n    - name: strict\n      input:\n        - {name: pii, type: pii, action: explode}\ntenants:\n  - name: t\n    apps: [{name: a, guardrail_policy: lax}]\n"}, nil,
@@ -625,5 +638,30 @@ func TestLoadProblemLimit(t *testing.T) {
 	total := (maxProblems + 7) + (maxProblems + 6)
 	if len(probs) != maxProblems+1 || probs[maxProblems].String() != fmt.Sprintf("and %d more problems", total-maxProblems) {
 		t.Errorf("got %d problems, last %v", len(probs), probs[len(probs)-1])
+	}
+}
+
+// TestRedisSettings: unset waits take the documented defaults; set ones are
+// used as written, and max_retries 0 means none.
+func TestRedisSettings(t *testing.T) {
+	zero := 0
+	tests := []struct {
+		name string
+		in   RedisBackend
+		want RedisSettings
+	}{
+		{"defaults", RedisBackend{}, RedisSettings{DialTimeout: 250 * time.Millisecond, ReadTimeout: 250 * time.Millisecond, WriteTimeout: 250 * time.Millisecond,
+			MaxRetries: 1, AdmissionTimeout: 500 * time.Millisecond, ReconcileTimeout: 2 * time.Second, ReconcileQueue: 10_000}},
+		{"set", RedisBackend{DialTimeout: "1s", ReadTimeout: "20ms", WriteTimeout: "30ms", PoolSize: 7, MaxRetries: &zero,
+			AdmissionTimeout: "100ms", ReconcileTimeout: "3s", ReconcileQueue: 5},
+			RedisSettings{DialTimeout: time.Second, ReadTimeout: 20 * time.Millisecond, WriteTimeout: 30 * time.Millisecond, PoolSize: 7,
+				AdmissionTimeout: 100 * time.Millisecond, ReconcileTimeout: 3 * time.Second, ReconcileQueue: 5}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.in.Settings(); got != tt.want {
+				t.Fatalf("Settings() = %+v; want %+v", got, tt.want)
+			}
+		})
 	}
 }

@@ -568,6 +568,7 @@ func validateLimits(docs []*document) {
 				d.addf("limits.redis", "backend redis needs redis.url")
 			} else {
 				validateSecretRef(d, "limits.redis.url", &l.Redis.URL)
+				validateRedis(d, l.Redis)
 			}
 		default:
 			d.addf("limits.backend", "backend %q must be memory or redis", l.Backend)
@@ -609,6 +610,42 @@ func validateLimits(docs []*document) {
 				d.addf(path, "set daily_usd, monthly_usd, max_cost_per_request_usd or several")
 			}
 		}
+	}
+}
+
+// validateRedis checks the Redis backend's waits and sizes.
+func validateRedis(d *document, r *RedisBackend) {
+	for _, f := range []struct {
+		name    string
+		v       Duration
+		max     time.Duration
+		maxHint string
+	}{
+		{"dial_timeout", r.DialTimeout, time.Minute, ""},
+		{"read_timeout", r.ReadTimeout, time.Minute, ""},
+		{"write_timeout", r.WriteTimeout, time.Minute, ""},
+		{"admission_timeout", r.AdmissionTimeout, MaxRedisAdmissionTimeout, ": admission must end well before Envoy's message_timeout (10s in the shipped bootstraps)"},
+		{"reconcile_timeout", r.ReconcileTimeout, time.Minute, ""},
+	} {
+		if f.v == "" {
+			continue
+		}
+		v, err := time.ParseDuration(string(f.v))
+		switch {
+		case err != nil:
+			d.addf("limits.redis."+f.name, "%q is not a duration such as 250ms or 2s", string(f.v))
+		case v <= 0 || v > f.max:
+			d.addf("limits.redis."+f.name, "%s must be above 0 and at most %v%s", f.name, f.max, f.maxHint)
+		}
+	}
+	if r.PoolSize < 0 || r.PoolSize > 10_000 {
+		d.addf("limits.redis.pool_size", "pool_size must be between 0 (10 per CPU) and 10000")
+	}
+	if r.MaxRetries != nil && (*r.MaxRetries < 0 || *r.MaxRetries > 10) {
+		d.addf("limits.redis.max_retries", "max_retries must be between 0 and 10")
+	}
+	if r.ReconcileQueue < 0 || r.ReconcileQueue > 1_000_000 {
+		d.addf("limits.redis.reconcile_queue", "reconcile_queue must be between 0 (the default, 10000) and 1000000")
 	}
 }
 
