@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 	"go.uber.org/zap"
 
 	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/policy/limits"
 	"github.com/tollgate-ai/tollgate/routing"
+	"github.com/tollgate-ai/tollgate/routing/config"
 	"github.com/tollgate-ai/tollgate/routing/pricing"
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )
@@ -46,12 +48,8 @@ func admit(x *exchange, req *upstreamRequest) *oaierror.Error {
 		x.promptEst = estimateTokens(len(req.body))
 	}
 	if x.endpoint == routing.EndpointChat {
-		x.maxOut = rules.defaultMaxTokens
-		for _, f := range [...]string{"max_completion_tokens", "max_tokens"} {
-			if v := gjson.GetBytes(req.body, f); v.Type == gjson.Number && v.Int() > 0 {
-				x.maxOut = v.Int()
-				break
-			}
+		if err := capOutput(x, req, rules.defaultMaxTokens, boundsOutput(ls, bs)); err != nil {
+			return err
 		}
 	}
 	var est pricing.Amount
@@ -72,6 +70,62 @@ func admit(x *exchange, req *upstreamRequest) *oaierror.Error {
 	res := dec.Reservation
 	x.reservation = &res
 	return nil
+}
+
+// capOutput sets x.maxOut, the output tokens reserved and priced: the
+// client's max_completion_tokens or max_tokens, else def. When the client set
+// neither and enforce is true, def is also written into the request, so the
+// provider stops where the reservation ends; otherwise a provider's own
+// default (or none) would let output, and the tokens charged, run past it.
+// The field is the provider's (config max_tokens_field); translated schemas
+// read it from the OpenAI-format body and send their own.
+func capOutput(x *exchange, req *upstreamRequest, def int64, enforce bool) *oaierror.Error {
+	set := false
+	for _, f := range [...]string{"max_completion_tokens", "max_tokens"} {
+		v := gjson.GetBytes(req.body, f)
+		if v.Type == gjson.Number && v.Int() > 0 {
+			x.maxOut = v.Int()
+			return nil
+		}
+		// Anything but null is the client's choice: left for the provider to judge.
+		set = set || (v.Exists() && v.Type != gjson.Null)
+	}
+	x.maxOut = def
+	if !enforce || set {
+		return nil
+	}
+	// A fallback chain's attempts share one body: the first member's field.
+	p := x.target.Provider
+	if ch := x.target.Chain; ch != nil && len(ch.Members) > 0 {
+		p = ch.Members[0].Provider
+	}
+	field := config.FieldMaxCompletionTokens
+	if p != nil && p.MaxTokensField != "" {
+		field = p.MaxTokensField
+	}
+	b, err := sjson.SetBytes(req.body, field, def)
+	if err != nil {
+		return oaierror.Internal(500, "rewrite_failed", "The gateway could not rewrite the request body.")
+	}
+	req.body, req.bodyChanged = b, true
+	return nil
+}
+
+// boundsOutput reports whether a request's output size matters to its
+// limits: a tokens-per-minute limit reserves it, a per-request cost cap
+// prices it.
+func boundsOutput(ls []limits.Limit, bs []limits.Budget) bool {
+	for _, l := range ls {
+		if l.TokensPerMinute > 0 {
+			return true
+		}
+	}
+	for _, b := range bs {
+		if b.MaxCostPerRequest > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // refusal maps a limiter refusal to OpenAI's error shapes: 429
@@ -163,8 +217,11 @@ func (x *exchange) reconcile() {
 	if x.reservation == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
+	// The client may be gone (its stream cancelled) but what it used must
+	// still be charged: keep the request's values, drop its cancellation.
+	// The backend bounds the call (Redis: limits.redis.reconcile_timeout) and
+	// queues it for retry when Redis does not answer.
+	ctx := context.WithoutCancel(x.ctx)
 	u := limits.Usage{Tokens: x.rec.usage.TotalTokens, Cost: int64(x.rec.cost)}
 	if err := x.srv.limiter.Reconcile(ctx, *x.reservation, u); err != nil {
 		x.srv.log.Warn("limits reconcile failed", zap.String("request_id", x.rec.requestID), zap.Error(err))

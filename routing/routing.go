@@ -70,7 +70,10 @@ type Provider struct {
 	// speak the OpenAI wire format; nil for OpenAI-compatible ones.
 	Translator       translate.Schema
 	DefaultMaxTokens int
-	apiVersion       string // azure-openai
+	// MaxTokensField is the OpenAI-format field that carries the gateway's
+	// output cap: max_completion_tokens or max_tokens.
+	MaxTokensField string
+	apiVersion     string // azure-openai
 
 	credHeader string
 	credValue  string // prefix + secret; never logged
@@ -159,7 +162,10 @@ func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Table, []e
 	var warnings []error
 	for _, pc := range cfg.Providers {
 		p := &Provider{Name: pc.Name, Schema: pc.Schema, Cluster: pc.Cluster, BasePath: pc.BasePath,
-			DefaultMaxTokens: pc.DefaultMaxTokens, apiVersion: pc.APIVersion}
+			DefaultMaxTokens: pc.DefaultMaxTokens, MaxTokensField: pc.MaxTokensField, apiVersion: pc.APIVersion}
+		if p.MaxTokensField == "" {
+			p.MaxTokensField = config.FieldMaxCompletionTokens
+		}
 		if pc.Schema == config.SchemaAnthropic {
 			p.Translator = &anthropic.Schema{}
 		}

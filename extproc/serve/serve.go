@@ -53,6 +53,9 @@ type Config struct {
 	OnReload func(error)
 	// IntN picks members of weighted pools (math/rand/v2 when nil).
 	IntN func(n int) int
+	// Now is the rate limiter's clock (time.Now when nil); tests freeze it
+	// to make limit decisions independent of the machine's speed.
+	Now func() time.Time
 }
 
 // Gateway is a running gateway process.
@@ -93,7 +96,7 @@ func Start(ctx context.Context, cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("initial configuration: %w", err)
 	}
 
-	limiter, closeLim, err := newLimiter(g.reload.limits, cfg.LookupEnv)
+	limiter, closeLim, err := newLimiter(g.reload.limits, limiterDeps{lookupEnv: cfg.LookupEnv, log: cfg.Logger, reg: cfg.Registry, now: cfg.Now})
 	if err != nil {
 		return nil, err
 	}

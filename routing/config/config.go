@@ -193,7 +193,18 @@ type Provider struct {
 	DefaultMaxTokens int `json:"default_max_tokens"`
 	// APIVersion is Azure OpenAI's api-version query parameter; required for azure-openai.
 	APIVersion string `json:"api_version"`
+	// MaxTokensField is the chat field that carries the gateway's output cap (limits.default_max_tokens)
+	// when a client sets none: "max_completion_tokens" (the default; OpenAI's current field, the only one
+	// its reasoning models accept) or "max_tokens" (for servers that know only the older field, such as
+	// Ollama, Mistral or OpenRouter). Translated schemas (anthropic) write their own field.
+	MaxTokensField string `json:"max_tokens_field"`
 }
+
+// Output cap fields of OpenAI-format chat requests.
+const (
+	FieldMaxCompletionTokens = "max_completion_tokens"
+	FieldMaxTokens           = "max_tokens"
+)
 
 // Credential is the header the gateway adds to requests sent to a provider: Header: Prefix + secret.
 type Credential struct {

@@ -316,6 +316,11 @@ func TestLoadProblems(t *testing.T) {
 				`a.yaml:14: limits.budgets[2]: set daily_usd, monthly_usd, max_cost_per_request_usd or several`,
 			}},
 
+		{"max_tokens_field", map[string]string{"a.yaml": "version: 1\nproviders:\n  - {name: p, schema: openai, cluster: c, max_tokens_field: maxTokens}\n  - {name: q, schema: anthropic, cluster: c, max_tokens_field: max_tokens}\n  - {name: r, schema: openai, cluster: c, max_tokens_field: max_tokens}\n"}, nil,
+			[]string{
+				`a.yaml:3: providers[0].max_tokens_field: max_tokens_field "maxTokens" must be max_completion_tokens or max_tokens`,
+				`a.yaml:4: providers[1].max_tokens_field: max_tokens_field applies to schemas openai and azure-openai; anthropic always sends max_tokens`,
+			}},
 		{"redis waits", map[string]string{"a.yaml": "version: 1\nlimits:\n  backend: redis\n  redis:\n    url: {env: R}\n    dial_timeout: 10\n    read_timeout: fast\n    write_timeout: 0s\n    admission_timeout: 10s\n    reconcile_timeout: 2m\n    pool_size: -1\n    max_retries: 11\n    reconcile_queue: 2000000\n"}, nil,
 			[]string{
 				`a.yaml:6: limits.redis.dial_timeout: expected a string, got a number (quote it)`,

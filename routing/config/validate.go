@@ -360,6 +360,14 @@ func validateProvider(d *document, path string, p *Provider) {
 	if p.DefaultMaxTokens < 0 {
 		d.addf(path+".default_max_tokens", "default_max_tokens must not be negative")
 	}
+	switch p.MaxTokensField {
+	case "", FieldMaxCompletionTokens, FieldMaxTokens:
+		if p.MaxTokensField != "" && p.Schema == SchemaAnthropic {
+			d.addf(path+".max_tokens_field", "max_tokens_field applies to schemas %s and %s; %s always sends max_tokens", SchemaOpenAI, SchemaAzureOpenAI, SchemaAnthropic)
+		}
+	default:
+		d.addf(path+".max_tokens_field", "max_tokens_field %q must be %s or %s", p.MaxTokensField, FieldMaxCompletionTokens, FieldMaxTokens)
+	}
 
 	switch {
 	case p.Cluster == "":
