@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -28,6 +29,12 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	log := newLogger(stderr, *dev, level)
 	defer func() { _ = log.Sync() }()
+	// go-redis's logger is package-global: one for every client in the
+	// process. So it is set here, where the binary is assembled, and never
+	// from library code (extproc/serve): tests run several gateways in one
+	// process, each with its own logger, and a library setting it would race
+	// and let the last one win.
+	redis.SetLogger(newRedisLogger(log))
 
 	g, err := serve.Start(ctx, serve.Config{
 		GRPCAddr:     *grpcAddr,
