@@ -53,7 +53,9 @@ func waitPending(t *testing.T, l *Redis, n int) {
 func redisFactory(t *testing.T, now func() time.Time) func() Limiter {
 	srv := redistest.Start(t)
 	return func() Limiter {
-		return newRedis(t, newClient(t, srv.Addr()), RedisOptions{Prefix: "{test}:", Now: now})
+		// Generous deadlines: these tests are about decisions, and a loaded
+		// machine must not turn a slow answer into a fail-open one.
+		return newRedis(t, newClient(t, srv.Addr()), RedisOptions{Prefix: "{test}:", Now: now, AdmitTimeout: 10 * time.Second, ReconcileTimeout: 10 * time.Second})
 	}
 }
 

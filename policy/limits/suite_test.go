@@ -3,6 +3,7 @@ package limits
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -63,6 +64,7 @@ func runSuite(t *testing.T, f factory) {
 		{"MaxCostPerRequest", testMaxCostPerRequest},
 		{"CheckMidStream", testCheckMidStream},
 		{"ConcurrentReplicas", testConcurrentReplicas},
+		{"RealClockBound", testRealClockBound},
 		{"TokenOvershootBound", testTokenOvershootBound},
 		{"ClockBackwards", testClockBackwards},
 		{"Invalid", testInvalid},
@@ -301,6 +303,35 @@ func testConcurrentReplicas(t *testing.T, f factory) {
 	d := admit(t, replicas[0], Request{Limits: req.Limits[1:]})
 	if d.Requests.Remaining != 1000-101 || d.Tokens.Remaining != 1_000_000-1000 {
 		t.Fatalf("tenant after 100 admissions: requests %+v tokens %+v", d.Requests, d.Tokens)
+	}
+}
+
+// testRealClockBound: on the real clock, buckets drain while a burst runs,
+// so exactness is not the promise; the documented bound is. Over an
+// interval of length d a limit of L per minute admits at least L (from an
+// empty bucket) and at most L x (1 + d/60s), however slow the machine.
+func testRealClockBound(t *testing.T, f factory) {
+	const limit = 100
+	newInstance := f(t, time.Now)
+	replicas := []Limiter{newInstance(), newInstance(), newInstance()}
+	req := Request{Limits: []Limit{{Scope: "real", RequestsPerMinute: limit}}}
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range 500 {
+		wg.Go(func() {
+			if d, err := replicas[i%3].Admit(ctx, req); err != nil {
+				t.Error(err)
+			} else if d.Allowed {
+				admitted.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	d := time.Since(start)
+	bound := limit + int64(math.Ceil(limit*d.Seconds()/60))
+	if n := admitted.Load(); n < limit || n > bound {
+		t.Fatalf("admitted %d of 500 in %v; want between %d and %d", n, d, limit, bound)
 	}
 }
 
