@@ -171,7 +171,7 @@ func TestRedisLimitAcrossReplicas(t *testing.T) {
 	// A long admission deadline: under -race on a loaded machine a short one
 	// could fail open, which is another test's subject.
 	cfg := limitsConfig(`  backend: redis
-  redis: {url: {env: REDIS_URL}, prefix: "rpm-test:", admission_timeout: 5s}
+  redis: {url: {env: REDIS_URL}, prefix: "rpm-test:", admission_timeout: 5s, reconcile_timeout: 30s}
   rate_limits:
     - {scope: key, requests_per_minute: 100}`)
 	now := frozen()
@@ -194,7 +194,7 @@ func TestRedisLimitAcrossReplicasRealClock(t *testing.T) {
 	url := "redis://" + r.Addr()
 	const limit = 100
 	cfg := limitsConfig(fmt.Sprintf(`  backend: redis
-  redis: {url: {env: REDIS_URL}, prefix: "rpm-real:", admission_timeout: 5s}
+  redis: {url: {env: REDIS_URL}, prefix: "rpm-real:", admission_timeout: 5s, reconcile_timeout: 30s}
   rate_limits:
     - {scope: key, requests_per_minute: %d}`, limit))
 	var clients []extprocv3.ExternalProcessorClient
@@ -218,7 +218,7 @@ func TestRedisBudgetAcrossReplicas(t *testing.T) {
 	url := "redis://" + r.Addr()
 	// max_tokens 10 and a tiny prompt: the estimate is far below the per-request cap.
 	cfg := limitsConfig(`  backend: redis
-  redis: {url: {env: REDIS_URL}, prefix: "budget-test:"}
+  redis: {url: {env: REDIS_URL}, prefix: "budget-test:", admission_timeout: 5s, reconcile_timeout: 30s}
   budgets:
     - {scope: key, daily_usd: "0.000001", max_cost_per_request_usd: "1"}`)
 	a, b := dial(t, startGateway(t, cfg, url)), dial(t, startGateway(t, cfg, url))
@@ -280,12 +280,12 @@ func TestRedisOutage(t *testing.T) {
 	r := redistest.Start(t)
 	url := "redis://" + r.Addr()
 	open := dial(t, startGateway(t, limitsConfig(`  backend: redis
-  redis: {url: {env: REDIS_URL}, prefix: "outage-open:"}
+  redis: {url: {env: REDIS_URL}, prefix: "outage-open:", admission_timeout: 5s, reconcile_timeout: 30s}
   on_backend_failure: {requests: open}
   rate_limits:
     - {scope: key, requests_per_minute: 1}`), url))
 	closed := dial(t, startGateway(t, limitsConfig(`  backend: redis
-  redis: {url: {env: REDIS_URL}, prefix: "outage-closed:"}
+  redis: {url: {env: REDIS_URL}, prefix: "outage-closed:", admission_timeout: 5s, reconcile_timeout: 30s}
   on_backend_failure: {budgets: closed}
   budgets:
     - {scope: key, daily_usd: 100}`), url))
@@ -345,7 +345,7 @@ func TestRedisTokenLimitOvershoot(t *testing.T) {
 	url := "redis://" + r.Addr()
 	const limit, extra = 600, 25 // tokens per minute; each request uses 25 more than it reserved
 	cfg := limitsConfig(fmt.Sprintf(`  backend: redis
-  redis: {url: {env: REDIS_URL}, prefix: "tpm-test:"}
+  redis: {url: {env: REDIS_URL}, prefix: "tpm-test:", admission_timeout: 5s, reconcile_timeout: 30s}
   rate_limits:
     - {scope: key, tokens_per_minute: %d}`, limit))
 	log, finished := requestSignals()
@@ -491,6 +491,9 @@ func TestRedisHung(t *testing.T) {
 			t.Fatalf("before the pause: status %d, %v", status, err)
 		}
 		waitSignal(t, finished)
+	}
+	for _, reg := range regs { // a reconciliation that timed out on a loaded machine is applied from the queue
+		waitMetric(t, reg, "tollgate_limits_reconcile_queued", 0)
 	}
 	rc := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	t.Cleanup(func() { _ = rc.Close() })
@@ -656,7 +659,7 @@ func TestRedisTokenBoundWithoutMaxTokens(t *testing.T) {
 	r := redistest.Start(t)
 	url := "redis://" + r.Addr()
 	cfg := limitsConfig(fmt.Sprintf(`  backend: redis
-  redis: {url: {env: REDIS_URL}, prefix: "tpm-cap:", admission_timeout: 5s}
+  redis: {url: {env: REDIS_URL}, prefix: "tpm-cap:", admission_timeout: 5s, reconcile_timeout: 30s}
   default_max_tokens: %d
   rate_limits:
     - {scope: key, tokens_per_minute: %d}`, defaultMT, limit))

@@ -29,8 +29,16 @@ func newClient(t testing.TB, addr string) *redis.Client {
 	return c
 }
 
-// newRedis is NewRedis, closed when the test ends.
+// newRedis is NewRedis, closed when the test ends. Deadlines not set are
+// generous: most tests are about decisions, and a loaded machine must not
+// turn a slow answer into a failure-policy one.
 func newRedis(t testing.TB, client redis.Scripter, o RedisOptions) *Redis {
+	if o.AdmitTimeout == 0 {
+		o.AdmitTimeout = 10 * time.Second
+	}
+	if o.ReconcileTimeout == 0 {
+		o.ReconcileTimeout = 10 * time.Second
+	}
 	l := NewRedis(client, o)
 	t.Cleanup(func() { _ = l.Close() })
 	return l
@@ -53,9 +61,7 @@ func waitPending(t *testing.T, l *Redis, n int) {
 func redisFactory(t *testing.T, now func() time.Time) func() Limiter {
 	srv := redistest.Start(t)
 	return func() Limiter {
-		// Generous deadlines: these tests are about decisions, and a loaded
-		// machine must not turn a slow answer into a fail-open one.
-		return newRedis(t, newClient(t, srv.Addr()), RedisOptions{Prefix: "{test}:", Now: now, AdmitTimeout: 10 * time.Second, ReconcileTimeout: 10 * time.Second})
+		return newRedis(t, newClient(t, srv.Addr()), RedisOptions{Prefix: "{test}:", Now: now})
 	}
 }
 
