@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,7 +29,15 @@ import (
 
 const testKey = "tg_limitsTest0000000000000000000000000000000"
 
+// patient are Redis waits for tests that are not about them: on a loaded
+// machine under -race a Redis answer can take longer than the defaults, and
+// a timed-out admission fails open, which would change what they count.
+const patient = "dial_timeout: 5s, read_timeout: 5s, write_timeout: 5s, admission_timeout: 5s, reconcile_timeout: 30s"
+
+// limitsConfig is a gateway config with the given limits section, in which
+// PATIENT stands for the patient Redis waits.
 func limitsConfig(limits string) string {
+	limits = strings.ReplaceAll(limits, "PATIENT", patient)
 	return fmt.Sprintf(`version: 1
 providers:
   - {name: openai, schema: openai, cluster: openai, credential: {header: authorization, prefix: "Bearer ", source: {env: K}}}
@@ -171,7 +180,7 @@ func TestRedisLimitAcrossReplicas(t *testing.T) {
 	// A long admission deadline: under -race on a loaded machine a short one
 	// could fail open, which is another test's subject.
 	cfg := limitsConfig(`  backend: redis
-  redis: {url: {env: REDIS_URL}, prefix: "rpm-test:", admission_timeout: 5s, reconcile_timeout: 30s}
+  redis: {url: {env: REDIS_URL}, prefix: "rpm-test:", PATIENT}
   rate_limits:
     - {scope: key, requests_per_minute: 100}`)
 	now := frozen()
@@ -194,7 +203,7 @@ func TestRedisLimitAcrossReplicasRealClock(t *testing.T) {
 	url := "redis://" + r.Addr()
 	const limit = 100
 	cfg := limitsConfig(fmt.Sprintf(`  backend: redis
-  redis: {url: {env: REDIS_URL}, prefix: "rpm-real:", admission_timeout: 5s, reconcile_timeout: 30s}
+  redis: {url: {env: REDIS_URL}, prefix: "rpm-real:", PATIENT}
   rate_limits:
     - {scope: key, requests_per_minute: %d}`, limit))
 	var clients []extprocv3.ExternalProcessorClient
@@ -218,7 +227,7 @@ func TestRedisBudgetAcrossReplicas(t *testing.T) {
 	url := "redis://" + r.Addr()
 	// max_tokens 10 and a tiny prompt: the estimate is far below the per-request cap.
 	cfg := limitsConfig(`  backend: redis
-  redis: {url: {env: REDIS_URL}, prefix: "budget-test:", admission_timeout: 5s, reconcile_timeout: 30s}
+  redis: {url: {env: REDIS_URL}, prefix: "budget-test:", PATIENT}
   budgets:
     - {scope: key, daily_usd: "0.000001", max_cost_per_request_usd: "1"}`)
 	a, b := dial(t, startGateway(t, cfg, url)), dial(t, startGateway(t, cfg, url))
@@ -280,12 +289,12 @@ func TestRedisOutage(t *testing.T) {
 	r := redistest.Start(t)
 	url := "redis://" + r.Addr()
 	open := dial(t, startGateway(t, limitsConfig(`  backend: redis
-  redis: {url: {env: REDIS_URL}, prefix: "outage-open:", admission_timeout: 5s, reconcile_timeout: 30s}
+  redis: {url: {env: REDIS_URL}, prefix: "outage-open:", PATIENT}
   on_backend_failure: {requests: open}
   rate_limits:
     - {scope: key, requests_per_minute: 1}`), url))
 	closed := dial(t, startGateway(t, limitsConfig(`  backend: redis
-  redis: {url: {env: REDIS_URL}, prefix: "outage-closed:", admission_timeout: 5s, reconcile_timeout: 30s}
+  redis: {url: {env: REDIS_URL}, prefix: "outage-closed:", PATIENT}
   on_backend_failure: {budgets: closed}
   budgets:
     - {scope: key, daily_usd: 100}`), url))
@@ -345,7 +354,7 @@ func TestRedisTokenLimitOvershoot(t *testing.T) {
 	url := "redis://" + r.Addr()
 	const limit, extra = 600, 25 // tokens per minute; each request uses 25 more than it reserved
 	cfg := limitsConfig(fmt.Sprintf(`  backend: redis
-  redis: {url: {env: REDIS_URL}, prefix: "tpm-test:", admission_timeout: 5s, reconcile_timeout: 30s}
+  redis: {url: {env: REDIS_URL}, prefix: "tpm-test:", PATIENT}
   rate_limits:
     - {scope: key, tokens_per_minute: %d}`, limit))
 	log, finished := requestSignals()
@@ -659,7 +668,7 @@ func TestRedisTokenBoundWithoutMaxTokens(t *testing.T) {
 	r := redistest.Start(t)
 	url := "redis://" + r.Addr()
 	cfg := limitsConfig(fmt.Sprintf(`  backend: redis
-  redis: {url: {env: REDIS_URL}, prefix: "tpm-cap:", admission_timeout: 5s, reconcile_timeout: 30s}
+  redis: {url: {env: REDIS_URL}, prefix: "tpm-cap:", PATIENT}
   default_max_tokens: %d
   rate_limits:
     - {scope: key, tokens_per_minute: %d}`, defaultMT, limit))
