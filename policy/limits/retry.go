@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,6 +26,7 @@ type retryQueue struct {
 
 	mu    sync.Mutex
 	items []settlement
+	n     atomic.Int64 // len(items), read without mu on every successful call
 
 	kick chan struct{} // wakes the worker; buffered 1
 	stop chan struct{} // closed by Close
@@ -48,6 +50,7 @@ func (q *retryQueue) push(op settlement) bool {
 		return false
 	}
 	q.items = append(q.items, op)
+	q.n.Store(int64(len(q.items)))
 	if len(q.items) == 1 {
 		q.wake()
 	}
@@ -61,11 +64,7 @@ func (q *retryQueue) wake() {
 	}
 }
 
-func (q *retryQueue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.items)
-}
+func (q *retryQueue) len() int { return int(q.n.Load()) }
 
 func (q *retryQueue) head() (settlement, bool) {
 	q.mu.Lock()
@@ -84,6 +83,7 @@ func (q *retryQueue) pop() {
 	if len(q.items) == 0 {
 		q.items = nil // release the backing array after an outage
 	}
+	q.n.Store(int64(len(q.items)))
 }
 
 // drop removes everything queued and returns how many there were.
@@ -92,6 +92,7 @@ func (q *retryQueue) drop() int {
 	defer q.mu.Unlock()
 	n := len(q.items)
 	q.items = nil
+	q.n.Store(0)
 	return n
 }
 
@@ -157,7 +158,8 @@ func (r *Redis) flush(stop <-chan struct{}) bool {
 // Close stops the retry worker, makes one last attempt to flush the queue
 // (each settlement bounded by ReconcileTimeout; the attempt ends at the
 // first failure) and reports whatever is left to OnDropped. It does not
-// close the client. Calls after the first do nothing.
+// close the client. Call it after the last Reconcile: a settlement queued
+// later is never sent. Calls after the first do nothing.
 func (r *Redis) Close() error {
 	q := r.retry
 	var err error
