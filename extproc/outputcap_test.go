@@ -101,3 +101,33 @@ func TestOutputCap(t *testing.T) {
 		})
 	}
 }
+
+// TestOutputCapPricesMaxCost: the per-request cost worst case of a request
+// without max_tokens prices default_max_tokens output tokens, the same cap
+// the provider receives. gpt-4o: $2.50 in, $10 out per MTok; a 40-byte body
+// is 10 prompt tokens; 300 output tokens: $0.003025 at worst.
+func TestOutputCapPricesMaxCost(t *testing.T) {
+	body := `{"model":"openai/gpt-4o","messages":[]}`
+	for _, tt := range []struct {
+		maxCost config.Decimal
+		status  int // 0: forwarded
+	}{{"0.003", 400}, {"0.0031", 0}} {
+		t.Run(string(tt.maxCost), func(t *testing.T) {
+			snap := capSnapshot(t, &config.Limits{DefaultMaxTokens: 300, Budgets: []config.BudgetRule{{Scope: config.ScopeKey, MaxCostPerRequestUSD: tt.maxCost}}})
+			srv := New(Options{Snapshot: func() *Snapshot { return snap }, Limiter: limits.NewMemory(nil)})
+			x := newExchange(context.Background(), srv, snap)
+			x.handle(chatHeaders())
+			resp, _ := x.handle(reqBody(body))
+			if tt.status == 0 {
+				if resp.GetRequestBody() == nil {
+					t.Fatalf("refused: %v", resp)
+				}
+				return
+			}
+			status, e := immediateError(t, resp)
+			if status != tt.status || e.Error.Code == nil || *e.Error.Code != "max_cost_per_request_exceeded" {
+				t.Fatalf("got %d %v, want %d max_cost_per_request_exceeded", status, e.Error.Code, tt.status)
+			}
+		})
+	}
+}
