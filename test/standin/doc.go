@@ -25,6 +25,8 @@
 //     x-request-id, x-forwarded-for/-proto with use_remote_address, path normalisation; a
 //     chunked upstream's transfer-encoding is visible to the processor but never copied
 //     to the client.
+//   - A response that starts before the request body ended closes the HTTP/1 connection
+//     ("connection: close"), as Envoy's HCM does.
 //   - attributes once per direction, metadata_context on every message,
 //     protocol_config on the first message (1.34+), observability_mode=false (§1.2, §5).
 //   - Processing modes (§1.3): headers SEND/SKIP, body NONE, BUFFERED, STREAMED

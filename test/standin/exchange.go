@@ -416,6 +416,16 @@ func (c *clientWriter) headers(h *headerMap, eos bool) {
 		out["Content-Type"] = nil // no sniffing: Envoy adds no content-type
 	}
 	out["Server"] = []string{"envoy"} // server_header_transformation OVERWRITE
+	if s := x.reqSrc; s != nil && !s.eof {
+		// A response that starts before the request ended closes an HTTP/1 connection:
+		// Envoy's ConnectionManagerImpl::ActiveStream::encodeHeaders sets the drain state
+		// to Closing when !remoteDecodeComplete() on HTTP/1 (counting
+		// downstream_rq_response_before_rq_complete) and so adds "connection: close".
+		// It also keeps net/http from reading the next request while the rest of this
+		// body is drained (golang/go#68560: with full duplex, the post-handler drain
+		// starts a background read that the next request's read then panics on).
+		out["Connection"] = []string{"close"}
+	}
 	c.started, c.status = true, status
 	if !x.replying && x.details == "" {
 		x.details = "via_upstream"
