@@ -273,10 +273,20 @@ func (x *exchange) localReply(code int, body, details string, mutate func(*heade
 	if mutate != nil {
 		mutate(h)
 	}
+	// local_reply_config runs on every local reply, an ImmediateResponse's included,
+	// after its header mutations (Envoy's Utility::sendLocalReply: modify_headers, then
+	// rewrite). A body the mappers changed gets their content type unless they set a
+	// content-type header themselves; an unchanged body keeps the reply's own.
+	ctBefore, _ := h.get("content-type")
+	code, body, ct := x.cfg.localReply.rewrite(x, h, code, body, details)
+	ctAfter, _ := h.get("content-type")
 	if body != "" {
 		h.set("content-length", strconv.Itoa(len(body)))
-		if !h.has("content-type") {
-			h.set("content-type", "text/plain")
+		if !h.has("content-type") || (ct != "" && ctAfter == ctBefore) {
+			if ct == "" {
+				ct = "text/plain"
+			}
+			h.set("content-type", ct)
 		}
 	}
 	x.cw.headers(h, body == "")
