@@ -278,7 +278,7 @@ func (x *exchange) localReply(code int, body, details string, mutate func(*heade
 	// rewrite). A body the mappers changed gets their content type unless they set a
 	// content-type header themselves; an unchanged body keeps the reply's own.
 	ctBefore, _ := h.get("content-type")
-	code, body, ct := x.cfg.localReply.rewrite(x, h, code, body, details)
+	_, body, ct := x.cfg.localReply.rewrite(x, h, code, body, details) // a new status is in h
 	ctAfter, _ := h.get("content-type")
 	if body != "" {
 		h.set("content-length", strconv.Itoa(len(body)))

@@ -209,6 +209,7 @@ func loadBodyFormat(f *corev3.SubstitutionFormatString) (*bodyFormat, error) {
 	case f.GetTextFormatSource() != nil:
 		b.text = f.GetTextFormatSource().GetInlineString()
 	default:
+		//lint:ignore SA1019 text_format is deprecated for text_format_source but still read by Envoy
 		b.text = f.GetTextFormat()
 	}
 	if b.contentType == "" {
