@@ -7,7 +7,11 @@ import (
 	"os"
 	"testing"
 
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	extprocsvc "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+	"sigs.k8s.io/yaml"
 )
 
 // localReplyEnv runs the product bootstrap (with its local_reply_config) with a processor
@@ -110,4 +114,47 @@ func TestLocalReplyConfig(t *testing.T) {
 			t.Fatalf("code %q", c)
 		}
 	})
+}
+
+// The mapper filters evaluate as Envoy's AccessLogFilters do.
+func TestLocalReplyFilters(t *testing.T) {
+	marked := map[string]*structpb.Struct{"tollgate": mustStruct(map[string]any{"gateway_reply": true})}
+	other := map[string]*structpb.Struct{"tollgate": mustStruct(map[string]any{"model": "m"})}
+	const notMarked = `metadata_filter: { matcher: { filter: tollgate, path: [{ key: gateway_reply }], value: { bool_match: false } } }`
+	tests := []struct {
+		name, filter string
+		code         int
+		meta         map[string]*structpb.Struct
+		want         bool
+	}{
+		{"status EQ", `status_code_filter: { comparison: { op: EQ, value: { default_value: 413, runtime_key: k } } }`, 413, nil, true},
+		{"status EQ other", `status_code_filter: { comparison: { op: EQ, value: { default_value: 413, runtime_key: k } } }`, 414, nil, false},
+		{"status GE", `status_code_filter: { comparison: { op: GE, value: { default_value: 400, runtime_key: k } } }`, 503, nil, true},
+		{"status GE below", `status_code_filter: { comparison: { op: GE, value: { default_value: 400, runtime_key: k } } }`, 200, nil, false},
+		{"metadata key absent", notMarked, 500, nil, true},
+		{"metadata namespace without the key", notMarked, 500, other, true},
+		{"metadata key present", notMarked, 500, marked, false},
+		{"metadata absent, match_if_key_not_found false", `metadata_filter: { matcher: { filter: tollgate, path: [{ key: gateway_reply }], value: { bool_match: true } }, match_if_key_not_found: false }`, 500, nil, false},
+		{"and", `and_filter: { filters: [{ status_code_filter: { comparison: { op: EQ, value: { default_value: 404, runtime_key: k } } } }, { ` + notMarked + ` }] }`, 404, marked, false},
+		{"or", `or_filter: { filters: [{ status_code_filter: { comparison: { op: EQ, value: { default_value: 404, runtime_key: k } } } }, { ` + notMarked + ` }] }`, 404, marked, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &accesslogv3.AccessLogFilter{}
+			js, err := yaml.YAMLToJSON([]byte(tt.filter))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := protojson.Unmarshal(js, f); err != nil {
+				t.Fatal(err)
+			}
+			rf, err := loadReplyFilter(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := rf(tt.code, tt.meta); got != tt.want {
+				t.Fatalf("filter(%d, %v) = %v, want %v", tt.code, tt.meta, got, tt.want)
+			}
+		})
+	}
 }

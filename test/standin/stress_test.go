@@ -185,3 +185,39 @@ func stressCancel(ctx context.Context, c *http.Client, base string) error {
 	}
 	return nil
 }
+
+// A response that starts before the request body ended closes the HTTP/1 connection, as
+// Envoy's HCM does; a response to a complete request keeps it.
+func TestResponseBeforeRequestEndClosesConnection(t *testing.T) {
+	e := newEnv(t, envOpts{
+		boot: boot{extProc: modes("SEND", "BUFFERED", "SEND", "NONE")},
+		script: replier(func(m *extprocsvc.ProcessingRequest) *extprocsvc.ProcessingResponse {
+			if p, _ := header(m, ":path"); m.GetRequestHeaders() != nil && p == "/refuse" {
+				return immediate(403, "no", nil)
+			}
+			return nil
+		}),
+	})
+	r := e.post(t, "/answer", "complete body")
+	wantStatus(t, r, 200)
+	if r.header.Get("Connection") == "close" {
+		t.Fatal("a complete request's connection was closed")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	body := &stallingBody{ctx: ctx, head: []byte("partial"), started: make(chan struct{})}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.envoy.URL()+"/refuse", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = 100
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 || !resp.Close || resp.Header.Get("Connection") != "close" {
+		t.Fatalf("status %d, Connection: close %v; want 403 and close", resp.StatusCode, resp.Close)
+	}
+}
