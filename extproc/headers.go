@@ -101,7 +101,8 @@ func strippedUpstream(k string) bool {
 // account (organization, project, Azure region and deployment) and the
 // provider's rate-limit headers, which disclose the account's quota. The
 // gateway's own x-ratelimit-* (set in the same reply where gateway limits
-// apply; Envoy applies remove_headers before set_headers) take their place.
+// apply; Envoy's MutationUtils::applyHeaderMutations applies remove_headers
+// before set_headers) take their place.
 // A provider's retry-after, retry-after-ms and x-should-retry pass: they tell
 // SDKs when to retry, not how large the account is. x-tollgate-* is the
 // gateway's namespace, never a provider's.
