@@ -196,7 +196,8 @@ func loopbackDialer(h *host) func(context.Context, string) (net.Conn, error) {
 // URL is the stand-in's base URL, e.g. "http://127.0.0.1:40123".
 func (e *Envoy) URL() string { return "http://" + e.ln.Addr().String() }
 
-// Close stops listening, resets open requests, and waits for their handlers to end.
+// Close stops listening, resets open requests, and waits for their handlers to end. It
+// returns an error if net/http recovered a handler panic during the stand-in's life.
 func (e *Envoy) Close() error {
 	e.mu.Lock()
 	e.closed = true
