@@ -8,6 +8,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/policy/guardrails"
@@ -115,12 +116,16 @@ func (x *exchange) refuse(e *oaierror.Error) *extprocv3.ProcessingResponse {
 
 // immediate answers the client directly (spec §2.6). content-type is set
 // explicitly: Envoy's local-reply default for a body is text/plain.
+// x-request-id carries Envoy's request id, which the OpenAI SDKs report as
+// the error's request_id; it also marks the reply as the gateway's own, so
+// the bootstraps' local_reply_config leaves its body alone.
 func (x *exchange) immediate(status int, body []byte, details string) *extprocv3.ProcessingResponse {
 	x.done = true
 	x.rec.status = status
 	mu := mutation{}
 	mu.set("content-type", "application/json")
 	if x.rec.requestID != "" {
+		mu.set("x-request-id", x.rec.requestID)
 		mu.set("x-tollgate-request-id", x.rec.requestID)
 	}
 	x.rateLimitHeaders(&mu)
@@ -131,6 +136,21 @@ func (x *exchange) immediate(status int, body []byte, details string) *extprocv3
 			Body:    body,
 			Details: details,
 		},
+	}, DynamicMetadata: gatewayReplyMark()}
+}
+
+// metaGatewayReply marks the stream's dynamic metadata when the gateway
+// answers itself. Envoy applies an ImmediateResponse's dynamic_metadata before
+// it sends the local reply, and runs the HCM's local_reply_config mappers on
+// that reply too; their metadata_filter skips marked replies, so the mappers
+// rewrite only Envoy's own errors and never a gateway body (envoy/envoy.yaml).
+const metaGatewayReply = "gateway_reply"
+
+func gatewayReplyMark() *structpb.Struct {
+	return &structpb.Struct{Fields: map[string]*structpb.Value{
+		metadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+			metaGatewayReply: structpb.NewBoolValue(true),
+		}}),
 	}}
 }
 

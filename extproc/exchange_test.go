@@ -573,3 +573,120 @@ func TestStreamEndedWithoutDone(t *testing.T) {
 		}
 	}
 }
+
+// Header rules, both directions (docs/architecture.md, "Headers").
+func TestHeaderRules(t *testing.T) {
+	tests := []struct {
+		name     string
+		up, down bool // stripped upstream (client request) / downstream (provider response)
+	}{
+		{"authorization", true, false},
+		{"api-key", true, false},
+		{"x-api-key", true, false},
+		{"accept-encoding", true, false},
+		{"x-agent-id", true, false},
+		{"x-tollgate-app-id", true, true},
+		{"x-tollgate-metadata-workspace_id", true, true},
+		{"x-tollgate-cost-usd", true, true},
+		{"openai-organization", true, true},
+		{"openai-project", true, true},
+		{"openai-beta", true, false},
+		{"anthropic-version", true, false},
+		{"anthropic-beta", true, false},
+		{"anthropic-organization-id", true, true},
+		{"anthropic-ratelimit-tokens-remaining", true, true},
+		{"x-ratelimit-remaining-tokens", false, true},
+		{"x-ratelimit-limit-tokens_usage_based", false, true},
+		{"x-ms-region", false, true},
+		{"x-ms-deployment-name", false, true},
+		{"azureml-model-session", false, true},
+		// Pass through: the documented list.
+		{"content-type", false, false},
+		{"accept", false, false},
+		{"user-agent", false, false},
+		{"x-stainless-retry-count", false, false},
+		{"idempotency-key", false, false},
+		{"traceparent", false, false},
+		{"x-request-id", false, false},
+		{"retry-after", false, false},
+		{"retry-after-ms", false, false},
+		{"x-should-retry", false, false},
+		{"openai-processing-ms", true, false},
+		{"request-id", false, false},
+		{"apim-request-id", false, false},
+	}
+	for _, tt := range tests {
+		if got := strippedUpstream(tt.name); got != tt.up {
+			t.Errorf("strippedUpstream(%q) = %v, want %v", tt.name, got, tt.up)
+		}
+		if got := strippedDownstream(tt.name); got != tt.down {
+			t.Errorf("strippedDownstream(%q) = %v, want %v", tt.name, got, tt.down)
+		}
+	}
+}
+
+func TestRequestHeadersStripScopeAndIdentity(t *testing.T) {
+	x := newTestExchange(t)
+	resp, _ := x.handle(chatHeaders("x-agent-id", "3b241101-e2bb-4255-8caf-4136c566a962",
+		"openai-organization", "org-client", "openai-project", "proj_client", "openai-beta", "assistants=v2",
+		"anthropic-beta", "context-1m-2025-08-07", "x-tollgate-metadata-workspace_id", "w1",
+		"x-stainless-retry-count", "0", "openai-organization", "org-again"))
+	removed := resp.GetRequestHeaders().GetResponse().GetHeaderMutation().GetRemoveHeaders()
+	want := []string{"authorization", "x-agent-id", "openai-organization", "openai-project", "openai-beta",
+		"anthropic-beta", "x-tollgate-metadata-workspace_id"}
+	for _, h := range want {
+		if !contains(removed, h) {
+			t.Errorf("%s not removed; removed=%v", h, removed)
+		}
+	}
+	if len(removed) != len(want) {
+		t.Errorf("removed %v, want exactly %v (each once; the rest passes)", removed, want)
+	}
+}
+
+func TestResponseHeadersStripProviderAccount(t *testing.T) {
+	x := newTestExchange(t)
+	x.handle(chatHeaders())
+	x.handle(reqBody(`{"model":"smart-default","messages":[]}`))
+	resp, _ := x.handle(respHeaders(":status", "429", "content-type", "application/json",
+		"openai-organization", "user-abc", "openai-project", "proj_abc", "openai-processing-ms", "12",
+		"x-ratelimit-limit-requests", "5000", "x-ratelimit-remaining-tokens", "3999945",
+		"x-request-id", "req_provider", "retry-after", "7", "x-ms-region", "East US"))
+	mu := resp.GetResponseHeaders().GetResponse().GetHeaderMutation()
+	for _, h := range []string{"openai-organization", "openai-project", "x-ratelimit-limit-requests", "x-ratelimit-remaining-tokens", "x-ms-region"} {
+		if !contains(mu.GetRemoveHeaders(), h) {
+			t.Errorf("%s not removed; removed=%v", h, mu.GetRemoveHeaders())
+		}
+	}
+	for _, h := range []string{"openai-processing-ms", "x-request-id", "retry-after"} {
+		if contains(mu.GetRemoveHeaders(), h) {
+			t.Errorf("%s removed", h)
+		}
+	}
+	if got := setHeaders(mu)["x-tollgate-request-id"]; got != "rid-1" {
+		t.Errorf("x-tollgate-request-id = %q", got)
+	}
+}
+
+// Every response the gateway generates carries Envoy's request id, and the
+// dynamic-metadata mark that keeps local_reply_config off its body.
+func TestImmediateResponsesCarryRequestID(t *testing.T) {
+	for name, req := range map[string]*extprocv3.ProcessingRequest{
+		"refusal": reqHeaders(false, ":method", "POST", ":path", "/v1/chat/completions", "x-request-id", "rid-9"),
+		"models":  reqHeaders(true, ":method", "GET", ":path", "/v1/models", "authorization", "Bearer "+testKey, "x-request-id", "rid-9"),
+	} {
+		x := newTestExchange(t)
+		resp, _ := x.handle(req)
+		ir := resp.GetImmediateResponse()
+		if ir == nil {
+			t.Fatalf("%s: no ImmediateResponse: %v", name, resp)
+		}
+		if got := setHeaders(ir.GetHeaders())["x-request-id"]; got != "rid-9" {
+			t.Errorf("%s: x-request-id = %q", name, got)
+		}
+		mark := resp.GetDynamicMetadata().GetFields()[metadataNamespace].GetStructValue().GetFields()[metaGatewayReply]
+		if !mark.GetBoolValue() {
+			t.Errorf("%s: dynamic metadata %v lacks the gateway-reply mark", name, resp.GetDynamicMetadata())
+		}
+	}
+}

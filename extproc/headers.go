@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -72,6 +73,62 @@ func (mu *mutation) remove(name string) {
 // local 500 (spec §3.1).
 func (mu *mutation) setContentLength(n int) {
 	mu.set("content-length", strconv.Itoa(n))
+}
+
+// Header rules, both directions. They are the documented lists of
+// docs/architecture.md ("Headers"); change both together.
+//
+// strippedUpstream reports whether a client's request header k must not reach
+// a provider: everything the gateway itself consumes (x-tollgate-*,
+// x-agent-id, the gateway key in any of its headers), accept-encoding (usage
+// is read from uncompressed bodies, spec §3.3), and headers that select a
+// provider account's scope or features (openai-organization, openai-project,
+// openai-beta; anthropic-version, anthropic-beta). A client may not steer the
+// platform's account: OpenAI answers an organization or project that does
+// not match the platform's key with 401, and an anthropic-beta name can turn
+// on differently priced features. The gateway sets the headers its providers
+// need itself (the credential, anthropic-version). Every other header passes.
+func strippedUpstream(k string) bool {
+	switch k {
+	case "authorization", "api-key", "x-api-key", "accept-encoding", "x-agent-id":
+		return true
+	}
+	return strings.HasPrefix(k, headerPrefix) || strings.HasPrefix(k, "openai-") || strings.HasPrefix(k, "anthropic-")
+}
+
+// strippedDownstream reports whether a provider's response header k must not
+// reach the client: headers that name or describe the platform's provider
+// account (organization, project, Azure region and deployment) and the
+// provider's rate-limit headers, which disclose the account's quota. The
+// gateway's own x-ratelimit-* (set in the same reply where gateway limits
+// apply; Envoy's MutationUtils::applyHeaderMutations applies remove_headers
+// before set_headers) take their place.
+// A provider's retry-after, retry-after-ms and x-should-retry pass: they tell
+// SDKs when to retry, not how large the account is. x-tollgate-* is the
+// gateway's namespace, never a provider's.
+func strippedDownstream(k string) bool {
+	switch k {
+	case "openai-organization", "openai-project", "anthropic-organization-id":
+		return true
+	}
+	for _, p := range [...]string{"x-ratelimit-", "anthropic-ratelimit-", "x-ms-", "azureml-", headerPrefix} {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// removeMatching removes every header of h that drop selects, each name once.
+func removeMatching(h headers, mu *mutation, drop func(string) bool) {
+	var seen []string // a handful at most: a slice beats a map
+	for _, hv := range h {
+		k := hv.GetKey()
+		if drop(k) && !slices.Contains(seen, k) {
+			seen = append(seen, k)
+			mu.remove(k)
+		}
+	}
 }
 
 // splitPath separates the query from a :path value.

@@ -136,29 +136,12 @@ func requireSnapshot(x *exchange, _ headers, _ *mutation) *oaierror.Error {
 	return nil
 }
 
-// credentialHeaders are where clients put gateway keys; none may reach a
-// provider.
-var credentialHeaders = [...]string{"authorization", "api-key", "x-api-key"}
-
-// sanitizeHeaders removes what a client must not send upstream: gateway
-// headers (a client could otherwise pick a cluster itself), its credentials,
-// and accept-encoding, so that response bodies arrive uncompressed and usage
-// can be read from them (spec §3.3).
-func sanitizeHeaders(x *exchange, h headers, mu *mutation) *oaierror.Error {
-	for _, hv := range h {
-		k := hv.GetKey()
-		if strings.HasPrefix(k, headerPrefix) {
-			mu.remove(k)
-		}
-	}
-	for _, k := range credentialHeaders {
-		if h.get(k) != "" {
-			mu.remove(k)
-		}
-	}
-	if h.get("accept-encoding") != "" {
-		mu.remove("accept-encoding")
-	}
+// sanitizeHeaders removes what a client must not send upstream
+// (strippedUpstream): gateway headers (a client could otherwise pick a
+// cluster itself), its credentials, identity headers, provider account scope,
+// and accept-encoding.
+func sanitizeHeaders(_ *exchange, h headers, mu *mutation) *oaierror.Error {
+	removeMatching(h, mu, strippedUpstream)
 	return nil
 }
 

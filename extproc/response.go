@@ -34,6 +34,7 @@ func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.Proces
 	x.rec.status, _ = strconv.Atoi(h.get(":status"))
 	reply := &extprocv3.ProcessingResponse{}
 	var mu mutation
+	removeMatching(h, &mu, strippedDownstream)
 	mu.set("x-tollgate-request-id", x.rec.requestID)
 	x.rateLimitHeaders(&mu)
 	if x.stream && x.rec.status == 200 && strings.HasPrefix(h.get("content-type"), "text/event-stream") {

@@ -544,8 +544,8 @@ func checkRoutes(t *testing.T, rc *routev3.RouteConfiguration) {
 	}
 	param, hasParam := body.Error["param"]
 	if msg, _ := body.Error["message"].(string); msg == "" || body.Error["type"] != "invalid_request_error" ||
-		body.Error["code"] != "not_found" || !hasParam || param != nil {
-		t.Errorf("404 body error = %v, want OpenAI shape with type invalid_request_error, code not_found, param null", body.Error)
+		body.Error["code"] != "envoy_no_route" || !hasParam || param != nil {
+		t.Errorf("404 body error = %v, want OpenAI shape with type invalid_request_error, code envoy_no_route, param null", body.Error)
 	}
 }
 
@@ -642,8 +642,10 @@ func TestFallbackDiffersOnlyInChains(t *testing.T) {
 }
 
 func typedConfig(m proto.Message) (*listenerv3.Filter_TypedConfig, error) {
-	a, err := anypb.New(m)
-	if err != nil {
+	// Deterministic, as protojson packs the shipped file's Any: map fields (the Structs of
+	// json_format bodies) would otherwise serialise in random order and compare unequal.
+	a := &anypb.Any{}
+	if err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true}); err != nil {
 		return nil, err
 	}
 	return &listenerv3.Filter_TypedConfig{TypedConfig: a}, nil

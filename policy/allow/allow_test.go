@@ -1,6 +1,11 @@
 package allow
 
-import "testing"
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
 
 func TestMatch(t *testing.T) {
 	tests := []struct {
@@ -24,6 +29,30 @@ func TestMatch(t *testing.T) {
 		{"a*b*c", "aXXbYY", false},
 		{"", "", true},
 		{"", "x", false},
+		// A '*' in the name is an ordinary character: the pattern's '*' is
+		// still a wildcard over it (fuzz crasher: "*" did not match "*0").
+		{"*", "*0", true},
+		{"*", "*", true},
+		{"a*", "a*b", true},
+		{"*b", "**b", true},
+		{"*?", "*", true},
+		{"?", "*", true},
+		{"a?c", "a*c", true},
+		{"a*c", "a*", false},
+		{"*x*", "**", false},
+		// '?' is one character, not one byte.
+		{"?", "é", true},
+		{"??", "é", false},
+		{"*??", "€", false},
+		{"gpt-?o", "gpt-éo", true},
+		{"é*", "éa", true},
+		{"*é", "aé", true},
+		// An invalid UTF-8 byte is one character of its own.
+		{"?", "\xff", true},
+		{"??", "\xc3\xa9", false},
+		{"\xc3*", "\xc3\xa9", false},
+		{"*\xa9", "\xc3\xa9", false},
+		{"*\xa9", "x\xa9", true},
 	}
 	for _, tt := range tests {
 		if got := Match(tt.pattern, tt.name); got != tt.want {
@@ -45,6 +74,8 @@ func TestList(t *testing.T) {
 	}
 }
 
+// FuzzMatch checks properties that hold for any input, valid UTF-8 or not.
+// Its corpus (testdata/fuzz/FuzzMatch) keeps the crasher "*" vs "*0".
 func FuzzMatch(f *testing.F) {
 	f.Add("a*b?c", "aXbYc")
 	f.Add("***", "")
@@ -55,6 +86,51 @@ func FuzzMatch(f *testing.F) {
 		}
 		if pattern == "*" && !got {
 			t.Fatal("* must match everything")
+		}
+	})
+}
+
+// reference is the plain oracle for FuzzMatchRegexp: the pattern translated
+// to an anchored regular expression, '*' to (?s:.*), '?' to (?s:.), every
+// other character quoted. Only valid UTF-8 translates (regexp rejects the rest).
+func reference(t *testing.T, pattern string) *regexp.Regexp {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(`^`)
+	for _, r := range pattern {
+		switch r {
+		case '*':
+			b.WriteString(`(?s:.*)`)
+		case '?':
+			b.WriteString(`(?s:.)`)
+		default:
+			b.WriteString(regexp.QuoteMeta(string(r)))
+		}
+	}
+	b.WriteString(`$`)
+	re, err := regexp.Compile(b.String())
+	if err != nil {
+		t.Fatalf("reference for %q: %v", pattern, err)
+	}
+	return re
+}
+
+// FuzzMatchRegexp compares Match with the regexp oracle on valid UTF-8.
+func FuzzMatchRegexp(f *testing.F) {
+	for _, s := range [][2]string{
+		{"*", "*0"}, {"a*b?c", "aXbYc"}, {"***", ""}, {"*?*", "*"}, {"*??", "€"},
+		{"openai/*", "openai/gpt-4o"}, {"*-mini", "openai/gpt-4o-mini"}, {"a*b*c", "aXXbYY"},
+		{"?é*", "xéé"}, {"*\n", "a\n"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, name string) {
+		if !utf8.ValidString(pattern) || !utf8.ValidString(name) || len(pattern) > 64 || len(name) > 256 {
+			t.Skip()
+		}
+		want := reference(t, pattern).MatchString(name)
+		if got := Match(pattern, name); got != want {
+			t.Fatalf("Match(%q, %q) = %v, reference says %v", pattern, name, got, want)
 		}
 	})
 }

@@ -163,6 +163,7 @@ type harness struct {
 	envoyLog  func() []standin.AccessRecord // nil for real Envoy
 	reloads   chan error                    // results of file-triggered reloads
 	idle      chan time.Time                // fires the stand-in's per-try idle timers
+	edge      edgeTimers                    // stream idle and message timers of edge_test.go
 	kubelet   int                           // generation of the kubelet-style volume, 0 if plain files
 }
 
@@ -174,6 +175,7 @@ type harnessOptions struct {
 	extra    string          // a second config file merged with the first (limits, more tenants)
 	fallback bool            // run envoy/envoy-fallback.yaml and route its chain cluster to the fakes
 	azure    bool            // add an Azure cluster (a copy of openai's) pointed at a fake Azure OpenAI
+	edge     edgeOptions     // Envoy failure cases (edge_test.go)
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -250,6 +252,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		clusters["chain_smart_default/api.openai.com"] = h.openai.Addr()
 		clusters["chain_smart_default/api.anthropic.com"] = h.anthropic.Addr()
 	}
+	bootstrap = h.applyEdge(o.edge, bootstrap, clusters)
 	if o.realPath != "" {
 		h.front = startRealEnvoy(t, o.realPath, bootstrap, clusters)
 	} else {
@@ -262,7 +265,11 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		h.front = e
 		h.envoyLog = e.Log
 	}
-	t.Cleanup(func() { _ = h.front.Close() })
+	t.Cleanup(func() {
+		if err := h.front.Close(); err != nil {
+			t.Error(err) // the stand-in reports its recovered handler panics here
+		}
+	})
 	h.client = h.newClient(gatewayKey)
 	return h
 }
@@ -404,6 +411,9 @@ func (h *harness) newTimer(kind standin.TimerKind, d time.Duration) (<-chan time
 		return c, func() bool { return true }
 	case standin.PerTryIdleTimeout:
 		return h.idle, func() bool { return true }
+	}
+	if c, ok := h.edge.timer(kind); ok {
+		return c, func() bool { return true }
 	}
 	tm := time.NewTimer(d)
 	return tm.C, tm.Stop

@@ -66,6 +66,15 @@ func (p *anthropic) header(id, contentType string) http.Header {
 	h := http.Header{}
 	h.Set("Content-Type", contentType)
 	h.Set("Request-Id", id)
+	// Account headers the real API sends (fixtures/anthropic/headers_request.txt notes);
+	// values invented.
+	h.Set("Anthropic-Organization-Id", "5b1f2c7e-90d4-4e3a-8c61-2f7a9d0b4e18")
+	h.Set("Anthropic-Ratelimit-Requests-Limit", "4000")
+	h.Set("Anthropic-Ratelimit-Requests-Remaining", "3999")
+	h.Set("Anthropic-Ratelimit-Requests-Reset", "2026-11-21T09:14:32Z")
+	h.Set("Anthropic-Ratelimit-Tokens-Limit", "2000000")
+	h.Set("Anthropic-Ratelimit-Tokens-Remaining", "1999000")
+	h.Set("Anthropic-Ratelimit-Tokens-Reset", "2026-11-21T09:14:32Z")
 	return h
 }
 

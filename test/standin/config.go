@@ -25,6 +25,7 @@ type config struct {
 	streamIdle       time.Duration // 0 = disabled
 	generateID       bool
 	limits           mutationLimits
+	localReply       *localReplyConfig // nil: local replies as they are
 
 	extProc  *extProcConfig // nil without an ext_proc filter
 	routes   *routeTable
@@ -89,6 +90,9 @@ func loadConfig(bs *bootstrapv3.Bootstrap, version int) (*config, error) {
 	}
 	if v := hcm.GetCommonHttpProtocolOptions().GetMaxHeadersCount(); v != nil {
 		c.limits.maxCount = int(v.GetValue())
+	}
+	if c.localReply, err = loadLocalReply(hcm.GetLocalReplyConfig()); err != nil {
+		return nil, fmt.Errorf("standin: local_reply_config: %w", err)
 	}
 	if hcm.GetRds() != nil || hcm.GetScopedRoutes() != nil {
 		return nil, errors.New("standin: only a static route_config is emulated")

@@ -25,6 +25,8 @@
 //     x-request-id, x-forwarded-for/-proto with use_remote_address, path normalisation; a
 //     chunked upstream's transfer-encoding is visible to the processor but never copied
 //     to the client.
+//   - A response that starts before the request body ended closes the HTTP/1 connection
+//     ("connection: close"), as Envoy's HCM does.
 //   - attributes once per direction, metadata_context on every message,
 //     protocol_config on the first message (1.34+), observability_mode=false (§1.2, §5).
 //   - Processing modes (§1.3): headers SEND/SKIP, body NONE, BUFFERED, STREAMED
@@ -40,6 +42,12 @@
 //     and route_cache_action (§2.5), dynamic metadata (§2.7), ImmediateResponse (§2.6),
 //     message timeouts, gRPC failures and failure_mode_allow, status_on_error (§4), and
 //     the rule that local replies never reach the processor (§1.7).
+//   - The HCM's local_reply_config on every local reply, ImmediateResponses included
+//     (after their header mutations): mappers with status_code_filter, metadata_filter
+//     (dynamic metadata, match_if_key_not_found), and_filter and or_filter; body,
+//     headers_to_add, status_code, body_format_override and body_format with text_format
+//     or json_format and content_type, formatting %LOCAL_REPLY_BODY%, %RESPONSE_CODE%,
+//     %RESPONSE_CODE_DETAILS% and %REQ(name)%. Other filters and commands fail Start.
 //   - The router: virtual hosts by domain, prefix/path/path_separated_prefix/safe_regex
 //     matchers, header matchers, cluster, cluster_header (503 cluster_not_found),
 //     direct_response, request/response headers_to_add/remove, host_rewrite_literal,
@@ -101,7 +109,7 @@
 //     robin, response processing and mode overrides in upstream ext_proc filters (Start
 //     rejects them), per-route config for upstream filters.
 //   - Other HTTP filters (Start rejects them), RDS, dynamic_metadata route matchers,
-//     local_reply_config, access-log formats, percent-decoding in normalize_path.
+//     access-log formats, percent-decoding in normalize_path.
 //   - Envoy's 1.37+ behaviour (early stream close, local replies of upstream filters).
 //
 // Where the stand-in has to choose, it is the stricter party: a BUFFERED body is checked

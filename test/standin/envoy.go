@@ -1,12 +1,15 @@
 package standin
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +35,7 @@ type Envoy struct {
 	closed bool
 	stats  map[string]uint64
 	log    []AccessRecord
+	panics []string // recovered handler panics, from the server's error log
 	stop   func() bool
 }
 
@@ -98,7 +102,10 @@ func Start(ctx context.Context, opts Options) (*Envoy, error) {
 		e.closeClients()
 		return nil, fmt.Errorf("standin: listen: %w", err)
 	}
-	e.srv = &http.Server{Handler: http.HandlerFunc(e.serveHTTP), ReadHeaderTimeout: time.Minute}
+	// net/http recovers a handler's panic and only logs it; Envoy never panics, so
+	// the log is kept and Close reports it.
+	e.srv = &http.Server{Handler: http.HandlerFunc(e.serveHTTP), ReadHeaderTimeout: time.Minute,
+		ErrorLog: log.New(serverLog{e}, "", 0)}
 	go func() { _ = e.srv.Serve(e.ln) }()
 	e.stop = context.AfterFunc(ctx, func() { _ = e.Close() })
 	return e, nil
@@ -189,7 +196,8 @@ func loopbackDialer(h *host) func(context.Context, string) (net.Conn, error) {
 // URL is the stand-in's base URL, e.g. "http://127.0.0.1:40123".
 func (e *Envoy) URL() string { return "http://" + e.ln.Addr().String() }
 
-// Close stops listening, resets open requests, and waits for their handlers to end.
+// Close stops listening, resets open requests, and waits for their handlers to end. It
+// returns an error if net/http recovered a handler panic during the stand-in's life.
 func (e *Envoy) Close() error {
 	e.mu.Lock()
 	e.closed = true
@@ -203,7 +211,31 @@ func (e *Envoy) Close() error {
 	if e.stop != nil {
 		e.stop()
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err == nil && len(e.panics) > 0 {
+		err = fmt.Errorf("standin: %d HTTP handler panics, the first: %s", len(e.panics), e.panics[0])
+	}
 	return err
+}
+
+// serverLog receives the HTTP server's error log and keeps the recovered panics.
+type serverLog struct{ e *Envoy }
+
+func (l serverLog) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("panic")) {
+		l.e.mu.Lock()
+		l.e.panics = append(l.e.panics, string(p))
+		l.e.mu.Unlock()
+	}
+	return len(p), nil
+}
+
+// Panics returns the HTTP handler panics net/http recovered so far (each with its stack).
+func (e *Envoy) Panics() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.panics)
 }
 
 func (e *Envoy) closeClients() {

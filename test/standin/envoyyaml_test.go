@@ -129,7 +129,7 @@ func TestProductBootstrap(t *testing.T) {
 				e := productEnv(t, v, "", nil, nil)
 				r := e.post(t, "/v1/chat/completions", `{"model":"unknown"}`)
 				wantStatus(t, r, 404)
-				if r.header.Get("Content-Type") != "application/json" || !strings.Contains(r.body, `"code":"not_found"`) {
+				if r.header.Get("Content-Type") != "application/json" || !strings.Contains(r.body, `"code":"envoy_no_route"`) {
 					t.Fatalf("direct response %v %q", r.header, r.body)
 				}
 				if l := e.lastLog(t); l.Route != "no_provider" || l.ResponseCodeDetails != "direct_response" {

@@ -273,10 +273,20 @@ func (x *exchange) localReply(code int, body, details string, mutate func(*heade
 	if mutate != nil {
 		mutate(h)
 	}
+	// local_reply_config runs on every local reply, an ImmediateResponse's included,
+	// after its header mutations (Envoy's Utility::sendLocalReply: modify_headers, then
+	// rewrite). A body the mappers changed gets their content type unless they set a
+	// content-type header themselves; an unchanged body keeps the reply's own.
+	ctBefore, _ := h.get("content-type")
+	_, body, ct := x.cfg.localReply.rewrite(x, h, code, body, details) // a new status is in h
+	ctAfter, _ := h.get("content-type")
 	if body != "" {
 		h.set("content-length", strconv.Itoa(len(body)))
-		if !h.has("content-type") {
-			h.set("content-type", "text/plain")
+		if !h.has("content-type") || (ct != "" && ctAfter == ctBefore) {
+			if ct == "" {
+				ct = "text/plain"
+			}
+			h.set("content-type", ct)
 		}
 	}
 	x.cw.headers(h, body == "")
@@ -416,6 +426,16 @@ func (c *clientWriter) headers(h *headerMap, eos bool) {
 		out["Content-Type"] = nil // no sniffing: Envoy adds no content-type
 	}
 	out["Server"] = []string{"envoy"} // server_header_transformation OVERWRITE
+	if s := x.reqSrc; s != nil && !s.eof {
+		// A response that starts before the request ended closes an HTTP/1 connection:
+		// Envoy's ConnectionManagerImpl::ActiveStream::encodeHeaders sets the drain state
+		// to Closing when !remoteDecodeComplete() on HTTP/1 (counting
+		// downstream_rq_response_before_rq_complete) and so adds "connection: close".
+		// It also keeps net/http from reading the next request while the rest of this
+		// body is drained (golang/go#68560: with full duplex, the post-handler drain
+		// starts a background read that the next request's read then panics on).
+		out["Connection"] = []string{"close"}
+	}
 	c.started, c.status = true, status
 	if !x.replying && x.details == "" {
 		x.details = "via_upstream"

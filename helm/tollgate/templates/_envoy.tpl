@@ -66,6 +66,99 @@ static_resources:
           merge_slashes: true
           # Bounds the whole stream, ext_proc time included; longer than the per-try idle timeout.
           stream_idle_timeout: {{ $e.timeouts.streamIdle }}
+          # Envoy's own local replies in OpenAI's error format, so SDKs surface them as typed API errors
+          # with a code (docs/config.md "Errors Envoy generates"). Envoy runs these mappers on every local
+          # reply, the processor's ImmediateResponses included, the first matching mapper wins, and a
+          # mapper's body_format_override applies only to the replies it matched
+          # (https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_conn_man/local_reply).
+          # Every gateway reply sets the dynamic metadata tollgate.gateway_reply=true before Envoy sends
+          # it (spec §2.6, §2.7); the metadata_filter below matches only where that key is absent
+          # (match_if_key_not_found, https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/accesslog/v3/accesslog.proto#config-accesslog-v3-metadatafilter),
+          # so gateway bodies such as model_not_found or guardrail_blocked are never rewritten. There is
+          # deliberately no top-level body_format, which would apply to every reply. Messages are fixed
+          # texts: %RESPONSE_CODE_DETAILS% and %LOCAL_REPLY_BODY% can name internal clusters and
+          # gRPC errors, so they stay in the access log. x-request-id (%REQ(X-REQUEST-ID)%) gives the
+          # SDKs their request_id.
+          local_reply_config:
+            mappers:
+            - filter:
+                and_filter:
+                  filters:
+                  - status_code_filter: { comparison: { op: EQ, value: { default_value: 413, runtime_key: tollgate.local_reply.413 } } }
+                  - metadata_filter: { matcher: { filter: tollgate, path: [{ key: gateway_reply }], value: { bool_match: false } }, match_if_key_not_found: true }
+              headers_to_add:
+              - { header: { key: x-request-id, value: "%REQ(X-REQUEST-ID)%" }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }
+              body_format_override:
+                json_format:
+                  error: { message: "The request body is larger than the gateway accepts.", type: invalid_request_error, code: envoy_payload_too_large }
+                content_type: application/json
+            - filter:
+                and_filter:
+                  filters:
+                  - status_code_filter: { comparison: { op: EQ, value: { default_value: 408, runtime_key: tollgate.local_reply.408 } } }
+                  - metadata_filter: { matcher: { filter: tollgate, path: [{ key: gateway_reply }], value: { bool_match: false } }, match_if_key_not_found: true }
+              headers_to_add:
+              - { header: { key: x-request-id, value: "%REQ(X-REQUEST-ID)%" }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }
+              body_format_override:
+                json_format:
+                  error: { message: "The request did not arrive completely in time.", type: invalid_request_error, code: envoy_request_timeout }
+                content_type: application/json
+            - filter:
+                and_filter:
+                  filters:
+                  - status_code_filter: { comparison: { op: EQ, value: { default_value: 404, runtime_key: tollgate.local_reply.404 } } }
+                  - metadata_filter: { matcher: { filter: tollgate, path: [{ key: gateway_reply }], value: { bool_match: false } }, match_if_key_not_found: true }
+              headers_to_add:
+              - { header: { key: x-request-id, value: "%REQ(X-REQUEST-ID)%" }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }
+              body_format_override:
+                json_format:
+                  error: { message: "No provider was selected for this request.", type: invalid_request_error, code: envoy_no_route }
+                content_type: application/json
+            - filter:
+                and_filter:
+                  filters:
+                  - status_code_filter: { comparison: { op: EQ, value: { default_value: 500, runtime_key: tollgate.local_reply.500 } } }
+                  - metadata_filter: { matcher: { filter: tollgate, path: [{ key: gateway_reply }], value: { bool_match: false } }, match_if_key_not_found: true }
+              headers_to_add:
+              - { header: { key: x-request-id, value: "%REQ(X-REQUEST-ID)%" }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }
+              body_format_override:
+                json_format:
+                  error: { message: "The gateway could not process the request.", type: server_error, code: envoy_processor_error }
+                content_type: application/json
+            - filter:
+                and_filter:
+                  filters:
+                  - status_code_filter: { comparison: { op: EQ, value: { default_value: 503, runtime_key: tollgate.local_reply.503 } } }
+                  - metadata_filter: { matcher: { filter: tollgate, path: [{ key: gateway_reply }], value: { bool_match: false } }, match_if_key_not_found: true }
+              headers_to_add:
+              - { header: { key: x-request-id, value: "%REQ(X-REQUEST-ID)%" }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }
+              body_format_override:
+                json_format:
+                  error: { message: "No provider endpoint is available for this request.", type: server_error, code: envoy_upstream_unavailable }
+                content_type: application/json
+            - filter:
+                and_filter:
+                  filters:
+                  - status_code_filter: { comparison: { op: EQ, value: { default_value: 504, runtime_key: tollgate.local_reply.504 } } }
+                  - metadata_filter: { matcher: { filter: tollgate, path: [{ key: gateway_reply }], value: { bool_match: false } }, match_if_key_not_found: true }
+              headers_to_add:
+              - { header: { key: x-request-id, value: "%REQ(X-REQUEST-ID)%" }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }
+              body_format_override:
+                json_format:
+                  error: { message: "The gateway timed out.", type: server_error, code: envoy_timeout }
+                content_type: application/json
+            # Anything else Envoy answers itself (400 bad path, 431, 502, 507 …).
+            - filter:
+                and_filter:
+                  filters:
+                  - status_code_filter: { comparison: { op: GE, value: { default_value: 400, runtime_key: tollgate.local_reply.other } } }
+                  - metadata_filter: { matcher: { filter: tollgate, path: [{ key: gateway_reply }], value: { bool_match: false } }, match_if_key_not_found: true }
+              headers_to_add:
+              - { header: { key: x-request-id, value: "%REQ(X-REQUEST-ID)%" }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }
+              body_format_override:
+                json_format:
+                  error: { message: "The gateway could not handle the request.", type: server_error, code: envoy_error }
+                content_type: application/json
           access_log:
           - name: envoy.access_loggers.stdout
             typed_config:
@@ -160,14 +253,14 @@ static_resources:
                       reset_headers:
                       - { name: retry-after, format: SECONDS }
                       max_interval: 30s
-              # Reached only when the processor chose no cluster; local replies bypass ext_proc (spec §1.7),
-              # so the body is already in the OpenAI error shape.
+              # Reached only when the processor chose no cluster; local replies bypass ext_proc (spec §1.7).
+              # The local_reply_config 404 mapper above writes the same body.
               - name: no_provider
                 match: { prefix: "/" }
                 direct_response:
                   status: 404
                   body:
-                    inline_string: '{"error":{"message":"No provider was selected for this request.","type":"invalid_request_error","param":null,"code":"not_found"}}'
+                    inline_string: '{"error":{"message":"No provider was selected for this request.","type":"invalid_request_error","param":null,"code":"envoy_no_route"}}'
                 response_headers_to_add:
                 - header: { key: content-type, value: application/json }
                   append_action: OVERWRITE_IF_EXISTS_OR_ADD
