@@ -128,7 +128,21 @@ type Provider struct {
 	DefaultMaxTokens int `json:"default_max_tokens"`
 	// APIVersion is Azure OpenAI's api-version query parameter; required for azure-openai.
 	APIVersion string `json:"api_version"`
+	// PriceAs prices some of this provider's model ids as another price entry: model id →
+	// "<price provider>/<model>", e.g. an Azure deployment gpt-4o-prod → "openai/gpt-4o". Without it a
+	// model is priced by the entry for this provider's name and the model id.
+	PriceAs map[string]string `json:"price_as"`
+	// Unpriced says what happens to a request for a model of this provider that has no price while a
+	// budget or cost cap applies to it: UnpricedRefuse (default; also when empty) or UnpricedAllow. Allow also silences the
+	// load-time check that every routable model of the provider is priced.
+	Unpriced string `json:"unpriced"`
 }
+
+// Values of Provider.Unpriced.
+const (
+	UnpricedRefuse = "refuse"
+	UnpricedAllow  = "allow"
+)
 
 // Credential is the header the gateway adds to requests sent to a provider: Header: Prefix + secret.
 type Credential struct {
