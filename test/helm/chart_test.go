@@ -54,7 +54,7 @@ routing:
   config:
     version: 1
     providers:
-      - {name: local, schema: openai, cluster: openai, models: [llama3.2], direct_models: any}
+      - {name: local, schema: openai, cluster: openai, models: [llama3.2], direct_models: any, unpriced: allow}
     models:
       - {name: local-default, provider: local, model: llama3.2}
 `
