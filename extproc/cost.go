@@ -1,6 +1,8 @@
 package extproc
 
 import (
+	"bytes"
+
 	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/pricing"
 	"github.com/tollgate-ai/tollgate/routing/usage"
@@ -55,4 +57,26 @@ func pricingUsage(u usage.Usage) pricing.Usage {
 		CacheWrite5mTokens: u.CacheWrite5mTokens, CacheWrite1hTokens: u.CacheWrite1hTokens,
 		AudioTokens: u.AudioTokens, CompletionTokens: u.CompletionTokens, AudioMillis: u.AudioMillis,
 	}
+}
+
+// transcriptionUsage reads a transcription's usage: the JSON body's, or, for
+// a streamed transcription (stream=true; the response is read whole, since
+// multipart requests are not switched to streaming), the usage of its
+// transcript.text.done event. Lines are scanned in place, without a copy.
+func transcriptionUsage(body []byte) (usage.Usage, bool) {
+	if u, ok := usage.FromTranscription(body); ok {
+		return u, true
+	}
+	for rest := body; len(rest) > 0; {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte("\n"))
+		data, ok := bytes.CutPrefix(bytes.TrimRight(line, "\r"), []byte("data:"))
+		if !ok || !bytes.Contains(data, []byte(`"transcript.text.done"`)) {
+			continue
+		}
+		if u, ok := usage.FromTranscription(bytes.TrimLeft(data, " ")); ok {
+			return u, true
+		}
+	}
+	return usage.Usage{}, false
 }

@@ -302,6 +302,9 @@ func TestTranscriptionCost(t *testing.T) {
 		// 14 audio tokens × 6.00 + 45 output × 10.00 ($/MTok).
 		{"gpt-4o-transcribe", "openai/transcription_response_tokens.json",
 			usage.Usage{PromptTokens: 14, CompletionTokens: 45, TotalTokens: 59, AudioTokens: 14}, "0.000534"},
+		// The same, streamed: the usage of transcript.text.done.
+		{"gpt-4o-transcribe", "openai/transcription_stream_tokens.sse",
+			usage.Usage{PromptTokens: 14, CompletionTokens: 45, TotalTokens: 59, AudioTokens: 14}, "0.000534"},
 		// 9.4 s at 0.006 $/min.
 		{"whisper-1", "openai/transcription_response_duration.json", usage.Usage{AudioMillis: 9400}, "0.00094"},
 	} {
@@ -324,4 +327,16 @@ func TestTranscriptionCost(t *testing.T) {
 	if rec := h.record(t); rec["audio_ms"] != int64(9400) || rec["cost_usd"] != "0.00094" {
 		t.Errorf("log %v", rec)
 	}
+}
+
+func FuzzTranscriptionUsage(f *testing.F) {
+	f.Add([]byte(`{"text":"x","usage":{"type":"duration","seconds":9.4}}`))
+	f.Add([]byte("data: {\"type\":\"transcript.text.done\",\"usage\":{\"type\":\"tokens\",\"input_tokens\":3,\"output_tokens\":1}}\r\n\r\n"))
+	f.Add([]byte("data: \"transcript.text.done\"\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		u, ok := transcriptionUsage(b)
+		if ok && (u.PromptTokens < 0 || u.CompletionTokens < 0 || u.AudioTokens > u.PromptTokens || u.AudioMillis < 0) {
+			t.Fatalf("%q: %+v", b, u)
+		}
+	})
 }

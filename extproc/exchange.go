@@ -199,8 +199,10 @@ func (x *exchange) finish() {
 	}
 	if r.costKnown {
 		fields = append(fields, zap.String("cost_usd", r.cost.String()))
-	} else if r.unpriced || r.usageKnown || r.estimated {
-		fields = append(fields, zap.Bool("unpriced", true)) // never silently free
+	} else if r.unpriced || r.usageKnown || r.estimated || x.forwarded && r.status >= 200 && r.status < 300 {
+		// Never silently free: a served request without a cost says so
+		// (no price, or no usage to price, e.g. a transcription as text).
+		fields = append(fields, zap.Bool("unpriced", true))
 	}
 	if r.agentInvalid {
 		fields = append(fields, zap.Bool("agent_id_invalid", true))

@@ -123,7 +123,7 @@ func (r *jsonReader) chunk(p []byte, eos bool) ([]byte, bool) {
 	if tr := r.x.target.Provider; tr != nil && tr.Translator != nil && r.x.rec.status != 0 {
 		data, changed = r.translate(tr.Translator, data), true
 	} else if r.x.endpoint == routing.EndpointTranscriptions {
-		r.u, r.ok = usage.FromTranscription(data)
+		r.u, r.ok = transcriptionUsage(data)
 	} else {
 		r.u, r.ok = usage.FromOpenAI(data)
 		if !r.ok {
