@@ -23,10 +23,10 @@ import (
 )
 
 // Build compiles a validated configuration into a snapshot. It refuses a
-// configuration only where Compile does (tollgate check runs compile too, through Check, so
-// check passes exactly what serve accepts). Warnings name providers whose
-// credential could not be read; requests to them are refused until a reload
-// fixes it.
+// configuration only where compile does, and tollgate check runs compile
+// too (through Check), so check passes exactly what serve accepts. Reading
+// secrets never refuses: warnings name providers whose credential could not
+// be read, and requests to them are refused until a reload fixes it.
 func Build(cfg *config.Config, lookupEnv func(string) (string, bool), now time.Time) (*extproc.Snapshot, []error, error) {
 	c, err := compile(cfg, now)
 	if err != nil {
