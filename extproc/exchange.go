@@ -60,8 +60,9 @@ type exchange struct {
 	lastBudgetCheck time.Time
 
 	// response side
-	body bodyReader
-	done bool // an ImmediateResponse was sent
+	body      bodyReader
+	done      bool // an ImmediateResponse was sent
+	respEnded bool // the response's end of stream was processed
 
 	rec record
 }
@@ -76,6 +77,8 @@ type record struct {
 	stream                                                           bool
 	usage                                                            usage.Usage
 	usageKnown, estimated, costKnown                                 bool
+	unpriced                                                         bool   // refused, or served without a price
+	outcome                                                          string // how the exchange ended for the client
 	cost                                                             pricing.Amount
 	firstByte, upstreamHeaders                                       time.Time
 }
@@ -178,6 +181,7 @@ var streamingMode = &extprocfilterv3.ProcessingMode{
 func (x *exchange) finish() {
 	r := &x.rec
 	x.final()
+	x.settleOutcome()
 	x.reconcile()
 	x.logDecisions()
 	end := x.srv.now()
@@ -193,11 +197,16 @@ func (x *exchange) finish() {
 		zap.String("provider", r.provider),
 		zap.String("provider_model", r.providerModel),
 		zap.Int("status", r.status),
+		zap.String("outcome", r.outcome),
 		zap.Bool("stream", r.stream),
 		zap.Int64("prompt_tokens", r.usage.PromptTokens),
 		zap.Int64("completion_tokens", r.usage.CompletionTokens),
 		zap.Int64("total_tokens", r.usage.TotalTokens),
 		zap.Int64("cached_tokens", r.usage.CachedTokens),
+		zap.Int64("cache_write_5m_tokens", r.usage.CacheWrite5mTokens),
+		zap.Int64("cache_write_1h_tokens", r.usage.CacheWrite1hTokens),
+		zap.Int64("reasoning_tokens", r.usage.ReasoningTokens),
+		zap.Int64("audio_tokens", r.usage.AudioTokens),
 		zap.Bool("usage_from_provider", r.usageKnown),
 		zap.Bool("usage_estimated", r.estimated),
 		zap.Duration("latency", end.Sub(x.start)),
@@ -205,8 +214,15 @@ func (x *exchange) finish() {
 	if r.stream && !r.firstByte.IsZero() {
 		fields = append(fields, zap.Duration("ttfb", r.firstByte.Sub(x.start)))
 	}
+	if r.usage.AudioMillis > 0 {
+		fields = append(fields, zap.Int64("audio_ms", r.usage.AudioMillis))
+	}
 	if r.costKnown {
 		fields = append(fields, zap.String("cost_usd", r.cost.String()))
+	} else if r.unpriced || r.usageKnown || r.estimated || x.forwarded && r.status >= 200 && r.status < 300 {
+		// Never silently free: a served request without a cost says so
+		// (no price, or no usage to price, e.g. a transcription as text).
+		fields = append(fields, zap.Bool("unpriced", true))
 	}
 	if r.agentInvalid {
 		fields = append(fields, zap.Bool("agent_id_invalid", true))

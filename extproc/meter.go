@@ -16,7 +16,6 @@ import (
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 	"github.com/tollgate-ai/tollgate/routing/pricing"
-	"github.com/tollgate-ai/tollgate/routing/usage"
 )
 
 // Metering: admission against rate limits and budgets before a request goes
@@ -52,9 +51,9 @@ func admit(x *exchange, req *upstreamRequest) *oaierror.Error {
 			return err
 		}
 	}
-	var est pricing.Amount
-	if x.snap.Prices != nil {
-		est, _ = x.snap.Prices.Estimate(x.target.Model, x.promptEst, x.maxOut, x.start)
+	est, refused := x.estimateCost(len(bs) > 0)
+	if refused != nil {
+		return refused
 	}
 	dec, err := limiter.Admit(x.ctx, limits.Request{Limits: ls, Budgets: bs, Tokens: x.promptEst + x.maxOut, EstimatedCost: int64(est)})
 	if err != nil {
@@ -191,22 +190,10 @@ func (x *exchange) final() {
 		}
 	}
 	if !r.usageKnown && x.forwarded && r.status == 200 && (x.endpoint == routing.EndpointChat || x.endpoint == routing.EndpointEmbeddings) {
-		out := 0
-		if x.body != nil {
-			out = x.body.received()
-		}
-		prompt := x.promptEst
-		if prompt == 0 {
-			prompt = estimateTokens(x.reqBytes)
-		}
-		r.usage = usage.Usage{PromptTokens: prompt, CompletionTokens: estimateTokens(out)}
-		r.usage.TotalTokens = r.usage.PromptTokens + r.usage.CompletionTokens
-		r.estimated = true
+		r.usage, r.estimated = x.estimateUsage(), true
 	}
-	if x.snap != nil && x.snap.Prices != nil && x.target.Provider != nil && (r.usageKnown || r.estimated) {
-		c, ok := x.snap.Prices.Cost(x.target.Model, pricing.Usage{
-			PromptTokens: r.usage.PromptTokens, CachedTokens: r.usage.CachedTokens, CompletionTokens: r.usage.CompletionTokens,
-		}, x.start)
+	if x.snap != nil && x.target.Provider != nil && (r.usageKnown || r.estimated) {
+		c, ok := x.snap.Prices.Cost(x.priceKey(), pricingUsage(r.usage), x.start)
 		r.cost, r.costKnown = c.Total, ok
 	}
 }
@@ -306,7 +293,7 @@ func (x *exchange) budgetSpent(received int) bool {
 		return false
 	}
 	x.lastBudgetCheck = now
-	c, _ := x.snap.Prices.Cost(x.target.Model, pricing.Usage{PromptTokens: x.promptEst, CompletionTokens: estimateTokens(received)}, x.start)
+	c, _ := x.snap.Prices.Cost(x.priceKey(), pricing.Usage{PromptTokens: x.promptEst, CompletionTokens: estimateTokens(received)}, x.start)
 	dec, err := x.srv.limiter.Check(x.ctx, x.budgets, int64(c.Total))
 	if err != nil {
 		x.srv.log.Warn("limits budget check failed", zap.Error(err))

@@ -95,6 +95,10 @@ func (m *Metrics) finished(r *record) {
 		m.tokens.WithLabelValues(r.provider, "prompt").Add(float64(r.usage.PromptTokens))
 		m.tokens.WithLabelValues(r.provider, "completion").Add(float64(r.usage.CompletionTokens))
 		m.tokens.WithLabelValues(r.provider, "cached").Add(float64(r.usage.CachedTokens))
+		m.tokens.WithLabelValues(r.provider, "cache_write_5m").Add(float64(r.usage.CacheWrite5mTokens))
+		m.tokens.WithLabelValues(r.provider, "cache_write_1h").Add(float64(r.usage.CacheWrite1hTokens))
+		m.tokens.WithLabelValues(r.provider, "reasoning").Add(float64(r.usage.ReasoningTokens))
+		m.tokens.WithLabelValues(r.provider, "audio").Add(float64(r.usage.AudioTokens))
 	}
 }
 

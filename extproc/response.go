@@ -13,6 +13,7 @@ import (
 
 	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/extproc/sse"
+	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )
@@ -22,10 +23,18 @@ type bodyReader interface {
 	// chunk returns the bytes to send in place of p, and whether they differ
 	// from p (if not, the reply carries no body mutation).
 	chunk(p []byte, eos bool) (out []byte, changed bool)
+	// usage is the response's final usage, when the provider reported it.
 	usage() (usage.Usage, bool)
+	// partial is whatever usage arrived, final or not, for an estimate.
+	partial() (usage.Usage, bool)
 	// received is how many bytes of completion text arrived, for an
 	// estimate when the provider's usage never did.
 	received() int
+	// outcome says how a body that reached its end ended for the client:
+	// "" when complete, outcomeIncomplete when the provider's stream ended
+	// without its end marker or with an error event, outcomeTerminated
+	// when the gateway ended it (guardrail, budget).
+	outcome() string
 }
 
 func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
@@ -57,6 +66,7 @@ func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.Proces
 		x.body = &jsonReader{x: x}
 	}
 	if m.GetEndOfStream() {
+		x.respEnded = true
 		x.meteringHeaders(&mu)
 	}
 	reply.Response = &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: headersReply(&mu, false)}
@@ -72,6 +82,9 @@ func (x *exchange) onResponseBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRe
 		if out, changed := x.body.chunk(b.GetBody(), b.GetEndOfStream()); changed {
 			common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}}
 		}
+	}
+	if b.GetEndOfStream() {
+		x.respEnded = true
 	}
 	if jr, buffered := x.body.(*jsonReader); buffered && b.GetEndOfStream() {
 		// Header mutations in a BUFFERED body reply still apply: the
@@ -110,6 +123,8 @@ func (r *jsonReader) chunk(p []byte, eos bool) ([]byte, bool) {
 	changed := false
 	if tr := r.x.target.Provider; tr != nil && tr.Translator != nil && r.x.rec.status != 0 {
 		data, changed = r.translate(tr.Translator, data), true
+	} else if r.x.endpoint == routing.EndpointTranscriptions {
+		r.u, r.ok = transcriptionUsage(data)
 	} else {
 		r.u, r.ok = usage.FromOpenAI(data)
 		if !r.ok {
@@ -159,8 +174,10 @@ func (r *jsonReader) translate(tr translate.Schema, data []byte) []byte {
 	return out
 }
 
-func (r *jsonReader) usage() (usage.Usage, bool) { return r.u, r.ok }
-func (r *jsonReader) received() int              { return r.text }
+func (r *jsonReader) usage() (usage.Usage, bool)   { return r.u, r.ok }
+func (r *jsonReader) partial() (usage.Usage, bool) { return r.u, r.ok }
+func (r *jsonReader) received() int                { return r.text }
+func (r *jsonReader) outcome() string              { return "" }
 
 // maxEventSize bounds one buffered SSE event, so a hostile or broken
 // upstream cannot make the processor buffer without limit.
@@ -312,7 +329,18 @@ func (r *sseReader) inspect(ev sse.Event) {
 	r.out = append(r.out, ev.Raw[i+len(data):]...)
 }
 
-func (r *sseReader) usage() (usage.Usage, bool) { return r.u, r.ok }
+func (r *sseReader) usage() (usage.Usage, bool)   { return r.u, r.ok }
+func (r *sseReader) partial() (usage.Usage, bool) { return r.u, r.ok }
+
+func (r *sseReader) outcome() string {
+	switch {
+	case r.terminated:
+		return outcomeTerminated
+	case !r.complete || r.errored:
+		return outcomeIncomplete
+	}
+	return ""
+}
 
 // translatingReader turns a provider's SSE stream into OpenAI chat
 // completion chunks through the provider's translator, event by event.
@@ -326,6 +354,7 @@ type translatingReader struct {
 	text       int
 	commented  bool
 	ended      bool
+	complete   bool // the provider's stream ended cleanly
 	terminated bool
 }
 
@@ -383,7 +412,7 @@ func (r *translatingReader) chunk(p []byte, eos bool) ([]byte, bool) {
 			r.commented = true
 			r.out = append(r.out, r.x.meterComment()...)
 		}
-		r.out, _ = r.st.End(r.out)
+		r.out, r.complete = r.st.End(r.out)
 		r.ended = true
 	}
 	return r.out, true
@@ -416,8 +445,19 @@ func (r *translatingReader) guardOutput(out []byte, start int) ([]byte, bool) {
 	return append(out[:start], rewritten...), false
 }
 
-func (r *translatingReader) usage() (usage.Usage, bool) { return r.st.Usage() }
-func (r *translatingReader) received() int              { return r.text }
+func (r *translatingReader) usage() (usage.Usage, bool)   { return r.st.Usage() }
+func (r *translatingReader) partial() (usage.Usage, bool) { return r.st.Partial() }
+func (r *translatingReader) received() int                { return r.text }
+
+func (r *translatingReader) outcome() string {
+	switch {
+	case r.terminated:
+		return outcomeTerminated
+	case !r.complete:
+		return outcomeIncomplete
+	}
+	return ""
+}
 
 // insertAt inserts ins into b at i.
 func insertAt(b []byte, i int, ins []byte) []byte {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/tollgate-ai/tollgate/routing/config"
+	"github.com/tollgate-ai/tollgate/routing/pricing"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 	"github.com/tollgate-ai/tollgate/routing/translate/anthropic"
 )
@@ -73,7 +74,11 @@ type Provider struct {
 	// MaxTokensField is the OpenAI-format field that carries the gateway's
 	// output cap: max_completion_tokens or max_tokens.
 	MaxTokensField string
-	apiVersion     string // azure-openai
+	// AllowUnpriced lets requests for its models that have no price pass
+	// where a budget or cost cap applies (config unpriced: allow).
+	AllowUnpriced bool
+	apiVersion    string                 // azure-openai
+	priceAs       map[string]pricing.Key // model id → the price entry it is priced as
 
 	credHeader string
 	credValue  string // prefix + secret; never logged
@@ -107,6 +112,15 @@ func (p *Provider) Credential() (header, value string, err error) {
 
 // String never includes the credential.
 func (p *Provider) String() string { return p.Name }
+
+// PriceKey is the price table key of one of the provider's models: its
+// price_as mapping, else the provider's own name and the model id.
+func (p *Provider) PriceKey(model string) pricing.Key {
+	if k, ok := p.priceAs[model]; ok {
+		return k
+	}
+	return pricing.Key{Provider: p.Name, Model: model}
+}
 
 // Target is where one request goes.
 type Target struct {
@@ -162,7 +176,8 @@ func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Table, []e
 	var warnings []error
 	for _, pc := range cfg.Providers {
 		p := &Provider{Name: pc.Name, Schema: pc.Schema, Cluster: pc.Cluster, BasePath: pc.BasePath,
-			DefaultMaxTokens: pc.DefaultMaxTokens, MaxTokensField: pc.MaxTokensField, apiVersion: pc.APIVersion}
+			DefaultMaxTokens: pc.DefaultMaxTokens, MaxTokensField: pc.MaxTokensField, apiVersion: pc.APIVersion,
+			AllowUnpriced: pc.Unpriced == config.UnpricedAllow, priceAs: priceAs(pc.PriceAs)}
 		if p.MaxTokensField == "" {
 			p.MaxTokensField = config.FieldMaxCompletionTokens
 		}

@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/tollgate-ai/tollgate/envoy/validate"
+	"github.com/tollgate-ai/tollgate/extproc/serve"
 	"github.com/tollgate-ai/tollgate/routing/config"
 )
 
@@ -27,7 +29,12 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	problems := 0
 	if len(paths) > 0 {
-		_, err := config.Load(paths...)
+		cfg, err := config.Load(paths...)
+		if err == nil {
+			// Exactly what serve runs to build a snapshot, secrets aside, so
+			// check passes only what serve accepts.
+			err = serve.Check(cfg, time.Now())
+		}
 		var ps config.Problems
 		switch {
 		case errors.As(err, &ps):

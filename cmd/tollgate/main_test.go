@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,5 +143,70 @@ func TestKeysNew(t *testing.T) {
 		if code, _, _ := runCLI(t, bad...); code != 2 {
 			t.Errorf("%v: exit %d, want 2", bad, code)
 		}
+	}
+}
+
+// TestCheckRefusesWhatServeRefuses feeds every kind of configuration that
+// config.Load accepts but serve refuses to start with to both commands:
+// check must fail on each, naming the problem, and pass exactly the
+// configurations serve starts with.
+func TestCheckRefusesWhatServeRefuses(t *testing.T) {
+	const provider = `version: 1
+providers:
+  - {name: openai, schema: openai, cluster: openai, models: [gpt-4o, my-finetune], direct_models: %s}
+  - {name: azure, schema: azure-openai, cluster: azure, api_version: "2024-10-21", models: [gpt-4o-prod]%s}
+`
+	cfg := func(direct, azure, rest string) string { return fmt.Sprintf(provider, direct, azure) + rest }
+	tests := []struct {
+		name   string
+		config string
+		ok     bool
+		want   []string // in check's output
+	}{
+		{"all priced", cfg("none", "", "models:\n  - {name: smart, provider: openai, model: gpt-4o}\n"), true, nil},
+		{"an Azure deployment without a price", cfg("none", "", "models:\n  - {name: azure-default, provider: azure, model: gpt-4o-prod}\n"), false,
+			[]string{"models[azure-default]", `"azure-default" routes to model "gpt-4o-prod" of provider "azure"`, "price_as"}},
+		{"a deployment named like an OpenAI model gets no OpenAI price", cfg("none", "", "models:\n  - {name: a, provider: azure, model: gpt-4o}\n"), false,
+			[]string{"models[a]", `provider "azure"`}},
+		{"price_as maps the deployment", cfg("none", ", price_as: {gpt-4o-prod: openai/gpt-4o}", "models:\n  - {name: azure-default, provider: azure, model: gpt-4o-prod}\n"), true, nil},
+		{"a provider-scoped price entry", cfg("none", "", "models:\n  - {name: azure-default, provider: azure, model: gpt-4o-prod}\npricing:\n  models:\n    azure-gpt-4o-prod: {provider: azure, model: gpt-4o-prod, input: 2.75, output: 11}\n"), true, nil},
+		{"unpriced: allow", cfg("none", ", unpriced: allow", "models:\n  - {name: azure-default, provider: azure, model: gpt-4o-prod}\n"), true, nil},
+		{"price_as to an entry that does not exist", cfg("none", ", price_as: {gpt-4o-prod: openai/gpt-9}", "models:\n  - {name: azure-default, provider: azure, model: gpt-4o-prod}\n"), false,
+			[]string{"pricing", "azure/gpt-4o-prod → openai/gpt-9"}},
+		{"a pool member without a price", cfg("none", "", "models:\n  - name: pool\n    targets: [{provider: openai, model: gpt-4o}, {provider: openai, model: my-finetune}]\n"), false,
+			[]string{"models[pool].targets[1]", `"my-finetune"`}},
+		{"a fallback member without a price", cfg("none", "", "models:\n  - name: chain\n    fallback: {cluster: chain, targets: [{provider: openai, model: gpt-4o}, {provider: azure, model: gpt-4o-prod}]}\n"), false,
+			[]string{"models[chain].fallback.targets[1]"}},
+		{"a directly addressable model without a price", cfg("listed", "", ""), false,
+			[]string{"providers[openai].models[my-finetune]", `"openai/my-finetune"`}},
+		{"a configured price entry that clashes with the built-in table", cfg("none", "", "pricing:\n  models:\n    gpt-4o-cheap: {provider: openai, model: gpt-4o, input: 1, output: 1}\n"), false,
+			[]string{"pricing.models[gpt-4o-cheap]", `duplicates entry "gpt-4o"`}},
+		{"a configured entry that leaves a built-in model without a base tier", cfg("none", "", "pricing:\n  models:\n    gemini-2.5-pro: {provider: gemini, min_prompt_tokens: 10, input: 1, output: 1}\n"), false,
+			[]string{"pricing.models[", "no tier for prompts from 0 tokens"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "c.yaml"), []byte(tt.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			// serve with SIGTERM already received: exit 0 if it started, 1 if it refused the configuration.
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			var sout, serr bytes.Buffer
+			serveCode := run(ctx, []string{"serve", "--config", dir, "--grpc-addr", "127.0.0.1:0", "--admin-addr", ""}, &sout, &serr)
+			code, out, errOut := runCLI(t, "check", "--config", dir)
+			if tt.ok != (serveCode == 0) {
+				t.Fatalf("serve exited %d, want ok=%v: %s", serveCode, tt.ok, serr.String())
+			}
+			if (code == 0) != (serveCode == 0) {
+				t.Fatalf("check exited %d but serve %d\ncheck: %s%s\nserve: %s", code, serveCode, out, errOut, serr.String())
+			}
+			for _, s := range tt.want {
+				if !strings.Contains(out, s) {
+					t.Errorf("check output lacks %q:\n%s", s, out)
+				}
+			}
+		})
 	}
 }

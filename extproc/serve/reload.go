@@ -22,13 +22,55 @@ import (
 	"github.com/tollgate-ai/tollgate/routing/pricing"
 )
 
-// Build compiles a validated configuration into a snapshot. Warnings name
-// providers whose credential could not be read; requests to them are refused
-// until a reload fixes it.
-func Build(cfg *config.Config, lookupEnv func(string) (string, bool)) (*extproc.Snapshot, []error, error) {
+// Build compiles a validated configuration into a snapshot. It refuses a
+// configuration only where compile does, and tollgate check runs compile
+// too (through Check), so check passes exactly what serve accepts. Reading
+// secrets never refuses: warnings name providers whose credential could not
+// be read, and requests to them are refused until a reload fixes it.
+func Build(cfg *config.Config, lookupEnv func(string) (string, bool), now time.Time) (*extproc.Snapshot, []error, error) {
+	c, err := compile(cfg, now)
+	if err != nil {
+		return nil, nil, err
+	}
 	table, warnings := routing.New(cfg, lookupEnv)
 	tenants, tw := tenancy.New(cfg, lookupEnv)
 	warnings = append(warnings, tw...)
+	return &extproc.Snapshot{Routes: table, Keys: c.keys, Tenants: tenants, Metadata: cfg.MetadataLimits(),
+		Prices: c.prices, Limits: c.limits, Guardrails: c.guards}, warnings, nil
+}
+
+// compiled is every part of a snapshot that needs no secret.
+type compiled struct {
+	keys   *keys.Store
+	prices *pricing.Prices
+	limits *extproc.Limits
+	guards *guardrails.Set
+}
+
+// Check runs every step that can refuse a configuration config.Load
+// accepted, exactly as serve runs it, without reading any secret. The error
+// is a config.Problems listing every problem found.
+func Check(cfg *config.Config, now time.Time) error {
+	_, err := compile(cfg, now)
+	return err
+}
+
+// compile compiles the parts of a snapshot that need no secret: the key
+// store, the price table (built-in merged with the configuration's entries
+// and price_as mappings, covering every routable model), the limits and the
+// guardrails. Every reason serve refuses a configuration that config.Load
+// accepted lives here, and every problem is reported, as config.Problems.
+func compile(cfg *config.Config, now time.Time) (*compiled, error) {
+	var c compiled
+	var ps config.Problems
+	fail := func(path string, err error) {
+		var cp config.Problems
+		if errors.As(err, &cp) {
+			ps = append(ps, cp...)
+			return
+		}
+		ps = append(ps, config.Problem{Path: path, Message: err.Error()})
+	}
 	entries := make([]keys.Entry, len(cfg.Keys))
 	for i, k := range cfg.Keys {
 		e := keys.Entry{SHA256: k.SHA256, Disabled: k.Disabled, Key: keys.Key{
@@ -41,46 +83,58 @@ func Build(cfg *config.Config, lookupEnv func(string) (string, bool)) (*extproc.
 		if k.Expires != "" {
 			t, err := time.Parse(time.RFC3339, k.Expires) // validated by config
 			if err != nil {
-				return nil, warnings, fmt.Errorf("key %s: %w", k.ID, err)
+				fail(fmt.Sprintf("keys[%s].expires", k.ID), err)
 			}
 			e.Expires = t
 		}
 		entries[i] = e
 	}
-	store, err := keys.NewStore(entries)
-	if err != nil {
-		return nil, warnings, err
+	var err error
+	if c.keys, err = keys.NewStore(entries); err != nil {
+		fail("keys", err)
 	}
-	prices, err := buildPrices(cfg.Prices)
-	if err != nil {
-		return nil, warnings, err
+	if c.prices, err = buildPrices(cfg.Prices, routing.PriceAliases(cfg)); err != nil {
+		fail("pricing", err)
+	} else {
+		ps = append(ps, routing.CheckPrices(cfg, c.prices, now)...)
 	}
-	lim, err := extproc.NewLimits(cfg.Limits)
-	if err != nil {
-		return nil, warnings, err
+	if c.limits, err = extproc.NewLimits(cfg.Limits); err != nil {
+		fail("limits", err)
 	}
-	var guards *guardrails.Set
 	if cfg.Guardrails != nil {
 		// Compiled once per load: no detector is built per request.
-		if guards, err = guardrails.NewSet(*cfg.Guardrails); err != nil {
-			return nil, warnings, fmt.Errorf("guardrails: %w", err)
+		if c.guards, err = guardrails.NewSet(*cfg.Guardrails); err != nil {
+			fail("guardrails", err)
 		}
 	}
-	return &extproc.Snapshot{Routes: table, Keys: store, Tenants: tenants, Metadata: cfg.MetadataLimits(),
-		Prices: prices, Limits: lim, Guardrails: guards}, warnings, nil
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	return &c, nil
 }
 
 // buildPrices merges the configured price entries over the built-in table
-// (seeded from the providers' list prices); an entry of the same name
-// replaces the built-in one.
-func buildPrices(own pricing.Table) (*pricing.Prices, error) {
+// (seeded from the providers' list prices), an entry of the same name
+// replacing the built-in one, and adds the providers' price_as mappings.
+func buildPrices(own pricing.Table, aliases map[pricing.Key]pricing.Key) (*pricing.Prices, error) {
 	t := pricing.DefaultTable()
 	for name, e := range own.Models {
 		t.Models[name] = e
 	}
 	p, err := pricing.New(t)
 	if err != nil {
+		var pp pricing.Problems
+		if errors.As(err, &pp) {
+			ps := make(config.Problems, len(pp))
+			for i, q := range pp {
+				ps[i] = config.Problem{Path: "pricing." + q.Path, Message: q.Message + " (in the configured entries merged over the built-in table)"}
+			}
+			return nil, ps
+		}
 		return nil, fmt.Errorf("price table: %w", err)
+	}
+	if p, err = p.WithAliases(aliases); err != nil {
+		return nil, fmt.Errorf("providers' price_as: %w", err)
 	}
 	return p, nil
 }
@@ -131,7 +185,7 @@ func (r *reloader) load() error {
 	if err == nil {
 		var snap *extproc.Snapshot
 		var warnings []error
-		snap, warnings, err = Build(cfg, r.lookupEnv)
+		snap, warnings, err = Build(cfg, r.lookupEnv, time.Now())
 		for _, w := range warnings {
 			r.log.Warn("configuration warning", zap.Error(w))
 		}

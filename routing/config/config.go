@@ -198,12 +198,26 @@ type Provider struct {
 	// its reasoning models accept) or "max_tokens" (for servers that know only the older field, such as
 	// Ollama, Mistral or OpenRouter). Translated schemas (anthropic) write their own field.
 	MaxTokensField string `json:"max_tokens_field"`
+	// PriceAs prices some of this provider's model ids as another price entry: model id →
+	// "<price provider>/<model>", e.g. an Azure deployment gpt-4o-prod → "openai/gpt-4o". Without it a
+	// model is priced by the entry for this provider's name and the model id.
+	PriceAs map[string]string `json:"price_as"`
+	// Unpriced says what happens to a request for a model of this provider that has no price while a
+	// budget or cost cap applies to it: UnpricedRefuse (default; also when empty) or UnpricedAllow. Allow also silences the
+	// load-time check that every routable model of the provider is priced.
+	Unpriced string `json:"unpriced"`
 }
 
 // Output cap fields of OpenAI-format chat requests.
 const (
 	FieldMaxCompletionTokens = "max_completion_tokens"
 	FieldMaxTokens           = "max_tokens"
+)
+
+// Values of Provider.Unpriced.
+const (
+	UnpricedRefuse = "refuse"
+	UnpricedAllow  = "allow"
 )
 
 // Credential is the header the gateway adds to requests sent to a provider: Header: Prefix + secret.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 	"unicode"
@@ -405,6 +406,30 @@ func validateProvider(d *document, path string, p *Provider) {
 	default:
 		d.addf(path+".direct_models", "direct_models %q must be one of %s, %s, %s", p.DirectModels, DirectNone, DirectListed, DirectAny)
 	}
+
+	switch p.Unpriced {
+	case "", UnpricedRefuse, UnpricedAllow: // empty: refuse
+	default:
+		d.addf(path+".unpriced", "unpriced %q must be %s or %s", p.Unpriced, UnpricedRefuse, UnpricedAllow)
+	}
+	for _, m := range sortedKeys(p.PriceAs) {
+		mp := path + ".price_as." + m
+		if !checkModelName(d, mp, "model id", m) {
+			continue
+		}
+		if k, ok := pricing.ParseKey(p.PriceAs[m]); !ok || !providerNameRE.MatchString(k.Provider) {
+			d.addf(mp, "price_as %q must name a price entry as <provider>/<model>, e.g. openai/gpt-4o", p.PriceAs[m])
+		}
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // checkBasePath returns why s is not a usable upstream path prefix, or "".

@@ -124,6 +124,27 @@ func (r Rate) times(tokens int64) Amount {
 	return Amount(lo)
 }
 
+// forMillis returns the cost of ms milliseconds at a per minute: a × ms /
+// 60,000, rounded up to the next pico-dollar (never under-billed),
+// saturating at MaxAmount.
+func (a Amount) forMillis(ms int64) Amount {
+	if ms <= 0 || a <= 0 {
+		return 0
+	}
+	hi, lo := bits.Mul64(uint64(a), uint64(ms))
+	if hi >= 60_000 { // the quotient would not fit in 64 bits
+		return MaxAmount
+	}
+	q, r := bits.Div64(hi, lo, 60_000)
+	if r > 0 {
+		q++
+	}
+	if q > uint64(MaxAmount) {
+		return MaxAmount
+	}
+	return Amount(q)
+}
+
 // add returns a + b, saturating at MaxAmount; both are non-negative.
 func add(a, b Amount) Amount {
 	if a > MaxAmount-b {

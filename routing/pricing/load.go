@@ -200,7 +200,7 @@ func (d *tableDecoder) decodeEntry(n *yaml.Node, path string) Entry {
 	}
 	rates := map[string]**Rate{
 		"input": &e.Input, "cached_input": &e.CachedInput, "output": &e.Output,
-		"cache_write_5m": &e.CacheWrite5m, "cache_write_1h": &e.CacheWrite1h,
+		"cache_write_5m": &e.CacheWrite5m, "cache_write_1h": &e.CacheWrite1h, "audio_input": &e.AudioInput,
 	}
 	d.fields(n, path, func(key string, line int, v *yaml.Node) {
 		p := path + "." + key
@@ -222,6 +222,17 @@ func (d *tableDecoder) decodeEntry(n *yaml.Node, path string) Entry {
 			return
 		}
 		switch key {
+		case "per_minute":
+			if v.Kind != yaml.ScalarNode || !(v.ShortTag() == "!!int" || v.ShortTag() == "!!float" || v.ShortTag() == "!!str") {
+				d.typeError(v.Line, p, "expected a price in USD per minute of audio, got %s", describe(v))
+				return
+			}
+			a, err := ParseUSD(v.Value)
+			if err != nil {
+				d.typeError(v.Line, p, "%v", err)
+				return
+			}
+			e.PerMinute = &a
 		case "provider", "model":
 			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
 				d.typeError(v.Line, p, "expected a string, got %s", describe(v))

@@ -52,6 +52,7 @@ func TestFixtureModels(t *testing.T) {
 	}
 	chat := Usage{PromptTokens: 1_234_567, CachedTokens: 34_567, CompletionTokens: 89_012}
 	embed := Usage{PromptTokens: 1_234_567, CachedTokens: 34_567}
+	audio := Usage{PromptTokens: 1_234_567, AudioTokens: 1_200_000, CompletionTokens: 89_012}
 	tests := map[string]struct { // fixture entry name → case
 		model string
 		u     Usage
@@ -71,6 +72,10 @@ func TestFixtureModels(t *testing.T) {
 		"gemini-2.5-pro":      {"gemini-2.5-pro", Usage{PromptTokens: 200_000, CachedTokens: 34_567, CompletionTokens: 89_012}, "1.14012"},
 		"gemini-2.5-pro-long": {"gemini-2.5-pro", chat, "4.4215975"}, // prompt over 200k: the long tier
 		"gemini-2.5-flash":    {"gemini-2.5-flash", chat, "0.5929001"},
+		// Audio: 90.5 s at 0.006 $/min; audio tokens at their own rate.
+		"whisper-1":              {"whisper-1", Usage{AudioMillis: 90_500}, "0.00905"},
+		"gpt-4o-transcribe":      {"gpt-4o-transcribe", audio, "8.1765375"},
+		"gpt-4o-mini-transcribe": {"gpt-4o-mini-transcribe", audio, "4.08826875"},
 	}
 	tab := mustParse(t, fixture, data)
 	for name := range tab.Models {
@@ -80,19 +85,19 @@ func TestFixtureModels(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			c, ok := prices.Cost(tt.model, tt.u, now)
+			c, ok := prices.Cost(dk(tt.model), tt.u, now)
 			if !ok {
 				t.Fatalf("Cost(%q) not priced", tt.model)
 			}
 			if got := c.Total.String(); got != tt.want {
 				t.Errorf("total = %s USD, want %s", got, tt.want)
 			}
-			if c.Input+c.CachedInput+c.CacheWrite+c.Output != c.Total {
+			if c.Input+c.CachedInput+c.CacheWrite+c.Audio+c.Output != c.Total {
 				t.Errorf("parts %+v do not add up to the total", c)
 			}
 		})
 	}
-	if _, ok := prices.Cost("gemini-2.5-pro-long", chat, now); ok {
+	if _, ok := prices.Cost(Key{"gemini", "gemini-2.5-pro-long"}, chat, now); ok {
 		t.Error("an entry name with a model field must not be a model id")
 	}
 }
@@ -114,7 +119,7 @@ func TestDefaultIsFixture(t *testing.T) {
 	if _, ok := b.Models["gpt-4o"]; !ok {
 		t.Error("DefaultTable copies share state")
 	}
-	if _, ok := Default().Cost("gpt-4o", Usage{PromptTokens: 1}, now); !ok {
+	if _, ok := Default().Cost(Key{"openai", "gpt-4o"}, Usage{PromptTokens: 1}, now); !ok {
 		t.Error("Default does not price gpt-4o")
 	}
 }
@@ -131,7 +136,7 @@ func TestAnthropicCacheWrites(t *testing.T) {
 	}
 	p := Default()
 	for _, tt := range tests {
-		c, ok := p.Cost(tt.model, u, now)
+		c, ok := p.Cost(dk(tt.model), u, now)
 		if !ok {
 			t.Fatalf("%s not priced", tt.model)
 		}
@@ -143,7 +148,7 @@ func TestAnthropicCacheWrites(t *testing.T) {
 	}
 	// Without cache-write rates, writes are billed as input.
 	q := mustNew(t, "models: {m: {provider: x, input: 2, output: 1}}")
-	c, _ := q.Cost("m", Usage{PromptTokens: 10, CacheWrite5mTokens: 3, CacheWrite1hTokens: 2}, now)
+	c, _ := q.Cost(Key{"x", "m"}, Usage{PromptTokens: 10, CacheWrite5mTokens: 3, CacheWrite1hTokens: 2}, now)
 	if c.CacheWrite != 5*2*MicroUSD || c.Input != 5*2*MicroUSD {
 		t.Errorf("fallback: %+v", c)
 	}
@@ -174,7 +179,7 @@ models:
 		{"saturates instead of wrapping", "chat", Usage{PromptTokens: 1 << 53, CompletionTokens: 1 << 53}, MaxAmount, true},
 	}
 	for _, tt := range tests {
-		c, ok := p.Cost(tt.model, tt.u, now)
+		c, ok := p.Cost(Key{"x", tt.model}, tt.u, now)
 		if ok != tt.ok || c.Total != tt.want {
 			t.Errorf("%s: got %v (%v), want %v (%v)", tt.name, c.Total, ok, tt.want, tt.ok)
 		}
@@ -204,7 +209,7 @@ models:
 		{"2099-01-01T00:00:00Z", 1, 3 * MicroUSD},
 	}
 	for _, tt := range tests {
-		c, ok := p.Cost("m", u(tt.prompt), date(tt.at))
+		c, ok := p.Cost(Key{"x", "m"}, u(tt.prompt), date(tt.at))
 		if !ok || c.Total != tt.want*Amount(tt.prompt) {
 			t.Errorf("at %s, %d tokens: got %v (%v), want %v per token", tt.at, tt.prompt, c.Total, ok, tt.want)
 		}
@@ -228,7 +233,7 @@ func TestEstimate(t *testing.T) {
 		{"gpt-4o", -1, 1, "0", false},
 	}
 	for _, tt := range tests {
-		got, ok := p.Estimate(tt.model, tt.prompt, tt.output, now)
+		got, ok := p.Estimate(dk(tt.model), tt.prompt, tt.output, now)
 		if ok != tt.ok || got.String() != tt.want {
 			t.Errorf("Estimate(%s, %d, %d) = %s, %v; want %s, %v", tt.model, tt.prompt, tt.output, got, ok, tt.want, tt.ok)
 		}
@@ -241,7 +246,7 @@ func TestEstimate(t *testing.T) {
 			{PromptTokens: tt.prompt, CachedTokens: tt.prompt / 2, CompletionTokens: tt.output},
 			{PromptTokens: tt.prompt, CacheWrite1hTokens: tt.prompt / 3, CacheWrite5mTokens: tt.prompt / 3, CompletionTokens: tt.output},
 		} {
-			if c, _ := p.Cost(tt.model, u, now); c.Total > got {
+			if c, _ := p.Cost(dk(tt.model), u, now); c.Total > got {
 				t.Errorf("%s: cost %s of %+v exceeds the estimate %s", tt.model, c.Total, u, got)
 			}
 		}
@@ -258,7 +263,7 @@ func TestNoDrift(t *testing.T) {
 	var floatSum float64
 	for i := range int64(n) {
 		u := Usage{PromptTokens: 1 + i%997, CachedTokens: min(i%13, 1+i%997), CompletionTokens: i % 101}
-		c, ok := p.Cost("gpt-4o-mini", u, now)
+		c, ok := p.Cost(Key{"openai", "gpt-4o-mini"}, u, now)
 		if !ok {
 			t.Fatal("not priced")
 		}
@@ -380,8 +385,8 @@ func TestParseProblems(t *testing.T) {
 		{"empty document", "", nil},
 		{"unknown top-level field", "model: {}\n", []string{`t.yaml:1: unknown field "model"`}},
 		{"unknown entry field", "models:\n  a:\n    provider: x\n    input: 1\n    outptu: 2\n", []string{`t.yaml:5: models[a]: unknown field "outptu"`}},
-		{"missing fields", "models:\n  a: {}\n", []string{`t.yaml:2: models[a].provider: required`, `t.yaml:2: models[a].input: required`}},
-		{"null entry", "models:\n  a:\n", []string{`t.yaml:2: models[a].provider: required`, `t.yaml:2: models[a].input: required`}},
+		{"missing fields", "models:\n  a: {}\n", []string{`t.yaml:2: models[a].provider: required`, `t.yaml:2: models[a].input: required (or per_minute, for a model billed by audio duration)`}},
+		{"null entry", "models:\n  a:\n", []string{`t.yaml:2: models[a].provider: required`, `t.yaml:2: models[a].input: required (or per_minute, for a model billed by audio duration)`}},
 		{"float price with too many decimals", "models:\n  a: {provider: x, input: 0.0000001}\n", []string{`t.yaml:2: models[a].input: price "0.0000001": more than 6 decimal places`}},
 		{"negative price", "models:\n  a: {provider: x, input: -1}\n", []string{`t.yaml:2: models[a].input: price "-1": must not be negative`}},
 		{"price of the wrong type", "models:\n  a:\n    provider: x\n    input: [1]\n", []string{`t.yaml:4: models[a].input: expected a price in USD per million tokens, got a list`}},
@@ -390,10 +395,12 @@ func TestParseProblems(t *testing.T) {
 		{"fractional min_prompt_tokens", "models:\n  a: {provider: x, input: 1, min_prompt_tokens: 1.5}\n", []string{`t.yaml:2: models[a].min_prompt_tokens: expected a whole number of tokens, got the number 1.5`}},
 		{"repeated key", "models:\n  a: {provider: x, input: 1, input: 2}\n", []string{`t.yaml:2: models[a]: key "input" given more than once`}},
 		{"merge key", "base: &b {provider: x}\nmodels:\n  a: {<<: *b, input: 1}\n", []string{`t.yaml:1: unknown field "base"`, `t.yaml:3: models[a]: YAML merge keys (<<) are not supported`, `t.yaml:3: models[a].provider: required`}},
-		{"no base tier", "models:\n  a-long: {provider: x, model: a, min_prompt_tokens: 10, input: 1}\n", []string{`t.yaml:2: models[a-long].min_prompt_tokens: model "a" with no effective_from has no tier for prompts from 0 tokens (an entry without min_prompt_tokens)`}},
-		{"duplicate tier", "models:\n  a: {provider: x, input: 1}\n  b: {provider: x, model: a, input: 2}\n", []string{`t.yaml:3: models[b]: duplicates entry "a": same model "a", effective_from and min_prompt_tokens`}},
-		{"same instant, different spelling", "models:\n  a: {provider: x, input: 1, effective_from: 2026-01-01}\n  b: {provider: x, model: a, input: 2, effective_from: '2026-01-01T01:00:00+01:00'}\n", []string{`t.yaml:3: models[b]: duplicates entry "a": same model "a", effective_from and min_prompt_tokens`}},
-		{"two providers", "models:\n  a: {provider: x, input: 1}\n  a-new: {provider: y, model: a, input: 2, effective_from: 2027-01-01}\n", []string{`t.yaml:3: models[a-new].provider: model "a" is also priced under provider "x" (entry "a"); a model id must have one provider`}},
+		{"no base tier", "models:\n  a-long: {provider: x, model: a, min_prompt_tokens: 10, input: 1}\n", []string{`t.yaml:2: models[a-long].min_prompt_tokens: model "a" of provider "x" with no effective_from has no tier for prompts from 0 tokens (an entry without min_prompt_tokens)`}},
+		{"duplicate tier", "models:\n  a: {provider: x, input: 1}\n  b: {provider: x, model: a, input: 2}\n", []string{`t.yaml:3: models[b]: duplicates entry "a": same provider "x", model "a", effective_from and min_prompt_tokens`}},
+		{"same instant, different spelling", "models:\n  a: {provider: x, input: 1, effective_from: 2026-01-01}\n  b: {provider: x, model: a, input: 2, effective_from: '2026-01-01T01:00:00+01:00'}\n", []string{`t.yaml:3: models[b]: duplicates entry "a": same provider "x", model "a", effective_from and min_prompt_tokens`}},
+		{"provider with a slash", "models:\n  a: {provider: x/y, input: 1}\n", []string{`t.yaml:2: models[a].provider: must name a gateway provider: no "/", whitespace or control characters`}},
+		{"neither input nor per_minute", "models:\n  a: {provider: x, output: 1}\n", []string{`t.yaml:2: models[a].input: required (or per_minute, for a model billed by audio duration)`}},
+		{"per_minute with too many decimals", "models:\n  a: {provider: x, input: 1, per_minute: 0.0000000000001}\n", []string{`t.yaml:2: models[a].per_minute: USD amount "0.0000000000001": more than 12 decimal places`}},
 		{"two documents", "models: {}\n---\nmodels: {}\n", []string{`t.yaml:2: only one YAML document per file is supported`}},
 		{"syntax error", "models: [\n", []string{`t.yaml:1: did not find expected node content`}},
 		{"models not a mapping", "models: [a]\n", []string{`t.yaml:1: models: expected a mapping, got a list`}},
@@ -486,9 +493,116 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse accepted a table New rejects: %v", err)
 		}
 		for name, e := range tab.Models {
-			if _, ok := p.Cost(e.model(name), Usage{PromptTokens: e.MinPromptTokens}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)); !ok {
+			if _, ok := p.Cost(Key{e.Provider, e.model(name)}, Usage{PromptTokens: e.MinPromptTokens}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)); !ok {
 				t.Fatalf("model of entry %q not priced", name)
 			}
 		}
 	})
+}
+
+// dk is the key of a model of the built-in table.
+func dk(model string) Key {
+	for name, e := range DefaultTable().Models {
+		if e.model(name) == model {
+			return Key{e.Provider, model}
+		}
+	}
+	return Key{"openai", model}
+}
+
+// TestProviderScoped: prices are keyed by provider and model, so the same
+// model id may cost differently at two providers, and a provider without an
+// entry of its own has no price (never another provider's).
+func TestProviderScoped(t *testing.T) {
+	p := mustNew(t, `
+models:
+  gpt-4o:       {provider: openai, input: 2.50, output: 10}
+  azure-gpt-4o: {provider: azure, model: gpt-4o, input: 2.75, output: 11}
+`)
+	u := Usage{PromptTokens: 1_000_000, CompletionTokens: 1_000_000}
+	for _, tt := range []struct {
+		k    Key
+		want string
+		ok   bool
+	}{
+		{Key{"openai", "gpt-4o"}, "12.5", true},
+		{Key{"azure", "gpt-4o"}, "13.75", true},
+		{Key{"azure-eu", "gpt-4o"}, "0", false},
+		{Key{"openai", "azure-gpt-4o"}, "0", false},
+	} {
+		c, ok := p.Cost(tt.k, u, now)
+		if ok != tt.ok || c.Total.String() != tt.want {
+			t.Errorf("%s: %s %v, want %s %v", tt.k, c.Total, ok, tt.want, tt.ok)
+		}
+		if p.Has(tt.k, now) != tt.ok {
+			t.Errorf("Has(%s) = %v", tt.k, !tt.ok)
+		}
+	}
+	if k, ok := ParseKey("vllm/meta-llama/Llama-3.1-8B"); !ok || k != (Key{"vllm", "meta-llama/Llama-3.1-8B"}) {
+		t.Errorf("ParseKey: %+v %v", k, ok)
+	}
+	for _, bad := range []string{"gpt-4o", "/gpt-4o", "openai/"} {
+		if _, ok := ParseKey(bad); ok {
+			t.Errorf("ParseKey(%q) accepted", bad)
+		}
+	}
+}
+
+func TestWithAliases(t *testing.T) {
+	p := mustNew(t, `
+models:
+  gpt-4o:  {provider: openai, input: 2.50, output: 10}
+  own:     {provider: azure, model: gpt-4o-prod, input: 99}
+`)
+	q, err := p.WithAliases(map[Key]Key{{"azure", "gpt-4o-prod"}: {"openai", "gpt-4o"}, {"azure", "gpt-4o-dev"}: {"openai", "gpt-4o"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := Usage{PromptTokens: 1_000_000, CompletionTokens: 1_000_000}
+	for _, k := range []Key{{"azure", "gpt-4o-prod"}, {"azure", "gpt-4o-dev"}, {"openai", "gpt-4o"}} {
+		if c, ok := q.Cost(k, u, now); !ok || c.Total.String() != "12.5" {
+			t.Errorf("%s: %s %v", k, c.Total, ok)
+		}
+	}
+	if p.Has(Key{"azure", "gpt-4o-dev"}, now) {
+		t.Error("WithAliases changed the original")
+	}
+	if _, err := p.WithAliases(map[Key]Key{{"azure", "x"}: {"openai", "nope"}}); err == nil || !strings.Contains(err.Error(), "azure/x → openai/nope") {
+		t.Errorf("unknown target: %v", err)
+	}
+}
+
+func TestAudioCost(t *testing.T) {
+	p := mustNew(t, `
+models:
+  whisper:  {provider: x, per_minute: 0.006}
+  odd:      {provider: x, per_minute: 0.000000000007}
+  tokens:   {provider: x, input: 2, audio_input: 6, output: 10}
+  plain:    {provider: x, input: 2, output: 10}
+`)
+	tests := []struct {
+		name, model string
+		u           Usage
+		want        Amount
+		ok          bool
+	}{
+		{"one second of whisper is exactly 100 µ$", "whisper", Usage{AudioMillis: 1000}, 100 * MicroUSD, true},
+		{"a millisecond is 0.1 µ$", "whisper", Usage{AudioMillis: 1}, 100 * NanoUSD, true},
+		{"a remainder rounds up, never down", "odd", Usage{AudioMillis: 1}, 1, true},
+		{"an hour", "odd", Usage{AudioMillis: 3_600_000}, 420, true},
+		{"tokens on a duration-only price", "whisper", Usage{PromptTokens: 1}, 0, false},
+		{"duration on a token-only price", "tokens", Usage{AudioMillis: 1000}, 0, false},
+		{"audio tokens at their rate, text at input", "tokens", Usage{PromptTokens: 14, AudioTokens: 10, CompletionTokens: 45}, 10*6*MicroUSD + 4*2*MicroUSD + 45*10*MicroUSD, true},
+		{"audio tokens without a rate are input", "plain", Usage{PromptTokens: 14, AudioTokens: 10}, 14 * 2 * MicroUSD, true},
+		{"saturates", "whisper", Usage{AudioMillis: 1 << 62}, MaxAmount, true},
+	}
+	for _, tt := range tests {
+		c, ok := p.Cost(Key{"x", tt.model}, tt.u, now)
+		if ok != tt.ok || c.Total != tt.want {
+			t.Errorf("%s: got %d (%v), want %d (%v)", tt.name, c.Total, ok, tt.want, tt.ok)
+		}
+	}
+	if est, ok := p.Estimate(Key{"x", "tokens"}, 100, 0, now); !ok || est != 100*6*MicroUSD {
+		t.Errorf("estimate bills prompt tokens at the audio rate, the highest: %d %v", est, ok)
+	}
 }

@@ -72,9 +72,12 @@ func parseEffective(s string) (time.Time, error) {
 	return t, nil
 }
 
+// MaxPerMinute is the highest accepted price per minute of audio, 1,000,000 USD.
+const MaxPerMinute = 1_000_000 * USD
+
 // Validate checks t strictly and returns every problem, ordered by entry
-// name, or nil. A valid table prices every model for every prompt size from
-// its earliest EffectiveFrom on, without ambiguity.
+// name, or nil. A valid table prices every (provider, model) for every
+// prompt size from its earliest EffectiveFrom on, without ambiguity.
 func (t Table) Validate() Problems {
 	var ps Problems
 	addf := func(path, format string, args ...any) {
@@ -87,13 +90,12 @@ func (t Table) Validate() Problems {
 	sort.Strings(names)
 
 	type group struct {
-		model string
-		from  time.Time
+		key  Key
+		from time.Time
 	}
 	tiers := map[group]map[int64]string{} // min_prompt_tokens → entry name
 	var groups []group                    // in first-seen order, for stable output
 	groupEntry := map[group]string{}      // the first entry of each group
-	provider := map[string]string{}       // model → entry name that set its provider
 
 	for _, name := range names {
 		e := t.Models[name]
@@ -101,8 +103,11 @@ func (t Table) Validate() Problems {
 		if strings.TrimSpace(name) == "" {
 			addf(p, "entry name must not be empty")
 		}
-		if e.Provider == "" {
+		switch {
+		case e.Provider == "":
 			addf(p+".provider", "required")
+		case strings.TrimSpace(e.Provider) != e.Provider || strings.ContainsAny(e.Provider, "/\x00\n\r\t"):
+			addf(p+".provider", "must name a gateway provider: no \"/\", whitespace or control characters")
 		}
 		model := e.model(name)
 		if strings.TrimSpace(model) != model || strings.ContainsAny(model, "\x00\n\r\t") {
@@ -115,35 +120,31 @@ func (t Table) Validate() Problems {
 		if e.MinPromptTokens < 0 {
 			addf(p+".min_prompt_tokens", "must not be negative")
 		}
-		if e.Input == nil {
-			addf(p+".input", "required")
+		if e.Input == nil && e.PerMinute == nil {
+			addf(p+".input", "required (or per_minute, for a model billed by audio duration)")
 		}
 		for _, r := range []struct {
 			field string
 			rate  *Rate
-		}{{"input", e.Input}, {"cached_input", e.CachedInput}, {"output", e.Output}, {"cache_write_5m", e.CacheWrite5m}, {"cache_write_1h", e.CacheWrite1h}} {
+		}{{"input", e.Input}, {"cached_input", e.CachedInput}, {"output", e.Output}, {"cache_write_5m", e.CacheWrite5m}, {"cache_write_1h", e.CacheWrite1h}, {"audio_input", e.AudioInput}} {
 			if r.rate != nil && (*r.rate < 0 || *r.rate > MaxRate) {
 				addf(p+"."+r.field, "must be between 0 and %s USD per million tokens", MaxRate)
 			}
 		}
-		if e.Provider != "" {
-			if other, ok := provider[model]; ok && t.Models[other].Provider != e.Provider {
-				addf(p+".provider", "model %q is also priced under provider %q (entry %q); a model id must have one provider", model, t.Models[other].Provider, other)
-			} else if !ok {
-				provider[model] = name
-			}
+		if e.PerMinute != nil && (*e.PerMinute < 0 || *e.PerMinute > MaxPerMinute) {
+			addf(p+".per_minute", "must be between 0 and %s USD per minute", MaxPerMinute)
 		}
 		if err != nil || e.MinPromptTokens < 0 {
 			continue
 		}
-		g := group{model, from}
+		g := group{Key{e.Provider, model}, from}
 		if tiers[g] == nil {
 			tiers[g] = map[int64]string{}
 			groups = append(groups, g)
 			groupEntry[g] = name
 		}
 		if other, ok := tiers[g][e.MinPromptTokens]; ok {
-			addf(p, "duplicates entry %q: same model %q, effective_from and min_prompt_tokens", other, model)
+			addf(p, "duplicates entry %q: same provider %q, model %q, effective_from and min_prompt_tokens", other, e.Provider, model)
 			continue
 		}
 		tiers[g][e.MinPromptTokens] = name
@@ -154,7 +155,7 @@ func (t Table) Validate() Problems {
 			if !g.from.IsZero() {
 				when = "effective from " + g.from.Format(time.RFC3339)
 			}
-			addf(entryPath(groupEntry[g])+".min_prompt_tokens", "model %q %s has no tier for prompts from 0 tokens (an entry without min_prompt_tokens)", g.model, when)
+			addf(entryPath(groupEntry[g])+".min_prompt_tokens", "model %q of provider %q %s has no tier for prompts from 0 tokens (an entry without min_prompt_tokens)", g.key.Model, g.key.Provider, when)
 		}
 	}
 	return ps

@@ -72,7 +72,13 @@ type Stream interface {
 	// clean end that looks complete.
 	End(out []byte) (_ []byte, complete bool)
 
-	// Usage returns the usage seen so far; ok is false if none was seen.
-	// After a clean end it is the final usage.
+	// Usage returns the response's usage once the provider reported its
+	// final figures; ok is false before (a stream cut or errored before
+	// them has no final usage).
 	Usage() (u usage.Usage, ok bool)
+
+	// Partial returns the usage seen so far, final or not; ok is false if
+	// none was seen. A cut stream is metered from the larger of it and an
+	// estimate.
+	Partial() (u usage.Usage, ok bool)
 }

@@ -14,6 +14,12 @@ type Anthropic struct {
 	CacheCreationInputTokens int64 // input written to the prompt cache
 	CacheReadInputTokens     int64 // input read from the prompt cache
 	OutputTokens             int64
+	// Ephemeral5mInputTokens and Ephemeral1hInputTokens split
+	// CacheCreationInputTokens by TTL (usage.cache_creation); HasTTLSplit is
+	// whether the provider sent that object.
+	Ephemeral5mInputTokens int64
+	Ephemeral1hInputTokens int64
+	HasTTLSplit            bool
 }
 
 // FromAnthropic reads the Anthropic usage object obj (raw JSON: "usage" of a
@@ -25,8 +31,9 @@ type Anthropic struct {
 //
 // It reports false, returning prev, when obj is not a JSON object, has none
 // of the four counts, or has a count that is not a whole number in
-// [0, 2^53] — the same rules as FromOpenAI. Other keys (cache_creation,
-// service_tier, server_tool_use) are ignored.
+// [0, 2^53] — the same rules as FromOpenAI. cache_creation's
+// ephemeral_5m_input_tokens and ephemeral_1h_input_tokens split the cache
+// writes by TTL; other keys (service_tier, server_tool_use) are ignored.
 func FromAnthropic(prev Anthropic, obj []byte) (Anthropic, bool) {
 	if len(obj) == 0 {
 		return prev, false
@@ -56,19 +63,39 @@ func FromAnthropic(prev Anthropic, obj []byte) (Anthropic, bool) {
 	if !seen {
 		return prev, false
 	}
+	if cc := r.Get("cache_creation"); cc.IsObject() {
+		var ttl [2]int64
+		for i, path := range [...]string{"ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens"} {
+			n, _, ok := count(cc, path)
+			if !ok {
+				return prev, false
+			}
+			ttl[i] = n
+		}
+		next.Ephemeral5mInputTokens, next.Ephemeral1hInputTokens, next.HasTTLSplit = ttl[0], ttl[1], true
+	}
 	return next, true
 }
 
 // OpenAI returns the usage in OpenAI's terms: prompt tokens are all input
 // (uncached, cache writes and cache reads), cached tokens are the cache
-// reads. Anthropic reports no reasoning breakdown; thinking is part of
-// OutputTokens.
+// reads, and the cache writes are split by TTL. Without a cache_creation
+// split every write has the default 5-minute TTL; writes the split does not
+// account for count as 5-minute ones, and a split larger than the writes is
+// capped at them, so the parts always add up to cache_creation_input_tokens.
+// Anthropic reports no reasoning breakdown; thinking is part of OutputTokens.
 func (a Anthropic) OpenAI() Usage {
 	prompt := a.InputTokens + a.CacheCreationInputTokens + a.CacheReadInputTokens
+	w1h := int64(0)
+	if a.HasTTLSplit {
+		w1h = min(a.Ephemeral1hInputTokens, a.CacheCreationInputTokens)
+	}
 	return Usage{
-		PromptTokens:     prompt,
-		CompletionTokens: a.OutputTokens,
-		TotalTokens:      prompt + a.OutputTokens,
-		CachedTokens:     a.CacheReadInputTokens,
+		PromptTokens:       prompt,
+		CompletionTokens:   a.OutputTokens,
+		TotalTokens:        prompt + a.OutputTokens,
+		CachedTokens:       a.CacheReadInputTokens,
+		CacheWrite5mTokens: a.CacheCreationInputTokens - w1h,
+		CacheWrite1hTokens: w1h,
 	}
 }

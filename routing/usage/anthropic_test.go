@@ -10,7 +10,7 @@ import (
 func TestFromAnthropicResponseFixture(t *testing.T) {
 	body := readFixture(t, "anthropic/messages_response.json")
 	a, ok := FromAnthropic(Anthropic{}, []byte(gjson.GetBytes(body, "usage").Raw))
-	want := Anthropic{InputTokens: 46, CacheReadInputTokens: 2048, OutputTokens: 29}
+	want := Anthropic{InputTokens: 46, CacheReadInputTokens: 2048, OutputTokens: 29, HasTTLSplit: true}
 	if !ok || a != want {
 		t.Fatalf("got %+v, %v; want %+v", a, ok, want)
 	}
@@ -29,10 +29,10 @@ func TestFromAnthropicStreams(t *testing.T) {
 		file string
 		want Anthropic
 	}{
-		{"anthropic/messages_stream.sse", Anthropic{InputTokens: 24, OutputTokens: 27}},
-		{"anthropic/messages_stream_tool_use.sse", Anthropic{InputTokens: 412, OutputTokens: 71}},
+		{"anthropic/messages_stream.sse", Anthropic{InputTokens: 24, OutputTokens: 27, HasTTLSplit: true}},
+		{"anthropic/messages_stream_tool_use.sse", Anthropic{InputTokens: 412, OutputTokens: 71, HasTTLSplit: true}},
 		// Cut by an error: only message_start's counts are known.
-		{"anthropic/messages_stream_error.sse", Anthropic{InputTokens: 24, OutputTokens: 4}},
+		{"anthropic/messages_stream_error.sse", Anthropic{InputTokens: 24, OutputTokens: 4, HasTTLSplit: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -71,10 +71,13 @@ func TestFromAnthropic(t *testing.T) {
 		want Anthropic
 		ok   bool
 	}{
-		{"older message_delta: output only", `{"output_tokens":15}`, Anthropic{10, 3, 5, 15}, true},
-		{"nulls keep prev", `{"input_tokens":null,"output_tokens":7}`, Anthropic{10, 3, 5, 7}, true},
-		{"all replaced", `{"input_tokens":1,"cache_creation_input_tokens":2,"cache_read_input_tokens":3,"output_tokens":4}`, Anthropic{1, 2, 3, 4}, true},
-		{"padding and exponent", `{ "output_tokens" : 2e1   }`, Anthropic{10, 3, 5, 20}, true},
+		{"older message_delta: output only", `{"output_tokens":15}`, Anthropic{InputTokens: 10, CacheCreationInputTokens: 3, CacheReadInputTokens: 5, OutputTokens: 15}, true},
+		{"nulls keep prev", `{"input_tokens":null,"output_tokens":7}`, Anthropic{InputTokens: 10, CacheCreationInputTokens: 3, CacheReadInputTokens: 5, OutputTokens: 7}, true},
+		{"all replaced", `{"input_tokens":1,"cache_creation_input_tokens":2,"cache_read_input_tokens":3,"output_tokens":4}`, Anthropic{InputTokens: 1, CacheCreationInputTokens: 2, CacheReadInputTokens: 3, OutputTokens: 4}, true},
+		{"padding and exponent", `{ "output_tokens" : 2e1   }`, Anthropic{InputTokens: 10, CacheCreationInputTokens: 3, CacheReadInputTokens: 5, OutputTokens: 20}, true},
+		{"cache writes split by TTL", `{"input_tokens":1,"cache_creation_input_tokens":30,"cache_read_input_tokens":0,"output_tokens":4,"cache_creation":{"ephemeral_5m_input_tokens":10,"ephemeral_1h_input_tokens":20}}`,
+			Anthropic{InputTokens: 1, CacheCreationInputTokens: 30, OutputTokens: 4, Ephemeral5mInputTokens: 10, Ephemeral1hInputTokens: 20, HasTTLSplit: true}, true},
+		{"bad TTL split", `{"output_tokens":4,"cache_creation":{"ephemeral_1h_input_tokens":-2}}`, prev, false},
 		{"no counts", `{"service_tier":"standard"}`, prev, false},
 		{"empty object", `{}`, prev, false},
 		{"not an object", `[1]`, prev, false},
@@ -116,4 +119,24 @@ func FuzzFromAnthropic(f *testing.F) {
 			t.Fatalf("inconsistent usage %+v from %+v", u, a)
 		}
 	})
+}
+
+// TestAnthropicCacheWritesByTTL: cache writes become 5-minute and 1-hour
+// writes that always add up to cache_creation_input_tokens.
+func TestAnthropicCacheWritesByTTL(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		a      Anthropic
+		w5, w1 int64
+	}{
+		{"no split: the default 5-minute TTL", Anthropic{CacheCreationInputTokens: 100}, 100, 0},
+		{"split", Anthropic{CacheCreationInputTokens: 100, Ephemeral5mInputTokens: 40, Ephemeral1hInputTokens: 60, HasTTLSplit: true}, 40, 60},
+		{"split short of the total: the rest is 5-minute", Anthropic{CacheCreationInputTokens: 100, Ephemeral1hInputTokens: 60, HasTTLSplit: true}, 40, 60},
+		{"split beyond the total is capped", Anthropic{CacheCreationInputTokens: 50, Ephemeral1hInputTokens: 60, HasTTLSplit: true}, 0, 50},
+	} {
+		u := tt.a.OpenAI()
+		if u.CacheWrite5mTokens != tt.w5 || u.CacheWrite1hTokens != tt.w1 || u.PromptTokens != tt.a.CacheCreationInputTokens {
+			t.Errorf("%s: %+v", tt.name, u)
+		}
+	}
 }

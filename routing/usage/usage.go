@@ -22,8 +22,20 @@ type Usage struct {
 	// PromptTokens (uncached input = PromptTokens - CachedTokens).
 	CachedTokens int64
 	// ReasoningTokens is completion_tokens_details.reasoning_tokens, a part
-	// of CompletionTokens.
+	// of CompletionTokens (billed as output).
 	ReasoningTokens int64
+	// CacheWrite5mTokens and CacheWrite1hTokens are the prompt tokens
+	// written to Anthropic's prompt cache with a 5-minute and a 1-hour TTL,
+	// parts of PromptTokens.
+	CacheWrite5mTokens int64
+	CacheWrite1hTokens int64
+	// AudioTokens is the audio input tokens within PromptTokens
+	// (prompt_tokens_details.audio_tokens; a transcription's
+	// input_token_details.audio_tokens).
+	AudioTokens int64
+	// AudioMillis is the input audio duration of a transcription billed by
+	// duration ("usage":{"type":"duration","seconds":…}), in milliseconds.
+	AudioMillis int64
 }
 
 // maxCount bounds every count: far above any real response, and low enough
@@ -79,6 +91,9 @@ func FromOpenAI(body []byte) (Usage, bool) {
 		return Usage{}, false
 	}
 	if u.ReasoningTokens, _, ok = count(obj, "completion_tokens_details.reasoning_tokens"); !ok {
+		return Usage{}, false
+	}
+	if u.AudioTokens, _, ok = count(obj, "prompt_tokens_details.audio_tokens"); !ok {
 		return Usage{}, false
 	}
 	if !prompt && !completion && !total {

@@ -255,3 +255,52 @@ func FuzzFromOpenAI(f *testing.F) {
 		}
 	})
 }
+
+func TestFromTranscription(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want Usage
+		ok   bool
+	}{
+		{"tokens with details", `{"text":"hi","usage":{"type":"tokens","input_tokens":14,"output_tokens":45,"total_tokens":59,"input_token_details":{"audio_tokens":12,"text_tokens":2}}}`,
+			Usage{PromptTokens: 14, CompletionTokens: 45, TotalTokens: 59, AudioTokens: 12}, true},
+		{"tokens without details: all input is audio", `{"text":"hi","usage":{"type":"tokens","input_tokens":14,"output_tokens":45,"total_tokens":59}}`,
+			Usage{PromptTokens: 14, CompletionTokens: 45, TotalTokens: 59, AudioTokens: 14}, true},
+		{"audio beyond input is capped", `{"usage":{"type":"tokens","input_tokens":14,"output_tokens":1,"input_token_details":{"audio_tokens":20}}}`,
+			Usage{PromptTokens: 14, CompletionTokens: 1, TotalTokens: 15, AudioTokens: 14}, true},
+		{"duration, whole seconds", `{"text":"hi","usage":{"type":"duration","seconds":3}}`, Usage{AudioMillis: 3000}, true},
+		{"duration, fraction", `{"usage":{"type":"duration","seconds":2.25}}`, Usage{AudioMillis: 2250}, true},
+		{"duration below a millisecond rounds up", `{"usage":{"type":"duration","seconds":0.0011}}`, Usage{AudioMillis: 2}, true},
+		{"duration, trailing zeros", `{"usage":{"type":"duration","seconds":1.5000}}`, Usage{AudioMillis: 1500}, true},
+		{"duration exponent refused", `{"usage":{"type":"duration","seconds":1e3}}`, Usage{}, false},
+		{"duration negative", `{"usage":{"type":"duration","seconds":-1}}`, Usage{}, false},
+		{"duration as a string", `{"usage":{"type":"duration","seconds":"3"}}`, Usage{}, false},
+		{"no usage", `{"text":"hi"}`, Usage{}, false},
+		{"unknown type", `{"usage":{"type":"characters","count":3}}`, Usage{}, false},
+		{"tokens, negative", `{"usage":{"type":"tokens","input_tokens":-1}}`, Usage{}, false},
+		{"tokens, none", `{"usage":{"type":"tokens"}}`, Usage{}, false},
+		{"chat usage is not transcription usage", `{"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`, Usage{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := FromTranscription([]byte(tt.body))
+		if ok != tt.ok || got != tt.want {
+			t.Errorf("%s: got %+v %v, want %+v %v", tt.name, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func FuzzFromTranscription(f *testing.F) {
+	f.Add([]byte(`{"usage":{"type":"tokens","input_tokens":14,"output_tokens":45,"total_tokens":59,"input_token_details":{"audio_tokens":14}}}`))
+	f.Add([]byte(`{"usage":{"type":"duration","seconds":3.25}}`))
+	f.Add([]byte(`{"usage":{"type":"duration","seconds":99999999999.9999}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		u, ok := FromTranscription(b)
+		if !ok {
+			return
+		}
+		if u.PromptTokens < 0 || u.CompletionTokens < 0 || u.AudioTokens < 0 || u.AudioTokens > u.PromptTokens || u.AudioMillis < 0 || u.AudioMillis >= maxCount {
+			t.Fatalf("%s: %+v", b, u)
+		}
+	})
+}

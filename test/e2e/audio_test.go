@@ -13,6 +13,7 @@ import (
 const audioConfig = `version: 1
 models:
   - {name: whisper-default, provider: openai, model: whisper-1}
+  - {name: transcribe-default, provider: openai, model: gpt-4o-transcribe}
   - {name: claude-audio, provider: anthropic, model: claude-sonnet-4-5}
 `
 
@@ -53,8 +54,22 @@ func TestAudioTranscription(t *testing.T) {
 		t.Fatalf("upstream form: model %q, audio intact %v", got["model"], bytes.Equal(got["file"], audio))
 	}
 	line := h.waitRequestLogs(1)[0]
-	if want := `"route":"transcriptions"`; !bytes.Contains([]byte(line), []byte(want)) {
-		t.Fatalf("log %s", line)
+	// whisper-1 is billed by duration: 9.4 s at 0.006 $/min.
+	for _, want := range []string{`"route":"transcriptions"`, `"audio_ms":9400`, `"cost_usd":"0.00094"`, `"usage_from_provider":true`, `"outcome":"completed"`} {
+		if !bytes.Contains([]byte(line), []byte(want)) {
+			t.Fatalf("log lacks %s: %s", want, line)
+		}
+	}
+	// gpt-4o-transcribe is billed by tokens: 14 audio input tokens at 6.00 and 45 output tokens at 10.00 $/MTok.
+	if _, err := h.client.Audio.Transcriptions.New(context.Background(), openai.AudioTranscriptionNewParams{
+		File: openai.File(bytes.NewReader(audio[:100]), "a.wav", "audio/wav"), Model: "transcribe-default"}); err != nil {
+		t.Fatal(err)
+	}
+	line = h.waitRequestLogs(2)[1]
+	for _, want := range []string{`"prompt_tokens":14`, `"audio_tokens":14`, `"completion_tokens":45`, `"cost_usd":"0.000534"`} {
+		if !bytes.Contains([]byte(line), []byte(want)) {
+			t.Fatalf("log lacks %s: %s", want, line)
+		}
 	}
 
 	// Confined like chat, and refused where the provider has no such endpoint.

@@ -21,6 +21,7 @@ providers:
     api_version: "2024-10-21"
     credential: {header: api-key, source: {env: E2E_OPENAI_KEY}}
     models: [gpt-4o-prod]
+    price_as: {gpt-4o-prod: openai/gpt-4o}   # the deployment runs gpt-4o: price it as OpenAI's gpt-4o
 models:
   - {name: azure-default, provider: azure, model: gpt-4o-prod}
 `

@@ -62,7 +62,7 @@ func cutComment(t *testing.T, got string) string {
 // fixtureCost is what the fixture chat response costs on gpt-4o-mini.
 func fixtureCost(t *testing.T) string {
 	t.Helper()
-	c, ok := pricing.Default().Cost("gpt-4o-mini", pricing.Usage{PromptTokens: 1342, CachedTokens: 1152, CompletionTokens: 286}, time.Now())
+	c, ok := pricing.Default().Cost(pricing.Key{Provider: "openai", Model: "gpt-4o-mini"}, pricing.Usage{PromptTokens: 1342, CachedTokens: 1152, CompletionTokens: 286}, time.Now())
 	if !ok {
 		t.Fatal("no price for gpt-4o-mini")
 	}
@@ -178,6 +178,49 @@ func TestCutStreamEstimated(t *testing.T) {
 	line = h.waitRequestLogs(2)[1]
 	if !gjson.Get(line, "usage_estimated").Bool() || gjson.Get(line, "prompt_tokens").Int() == 0 {
 		t.Fatalf("reset stream log line: %s", line)
+	}
+	// The stream's headers had reached the client: its 200 stands.
+	if gjson.Get(line, "status").Int() != 200 || gjson.Get(line, "outcome").Str != "reset" {
+		t.Fatalf("reset stream: status and outcome: %s", line)
+	}
+	if first := h.waitRequestLogs(1)[0]; gjson.Get(first, "outcome").Str != "incomplete" {
+		t.Fatalf("stream ended by a provider error: outcome: %s", first)
+	}
+
+	// Anthropic: a stream ended by an error event after message_start, whose
+	// output_tokens is a placeholder, is estimated, never taken as final.
+	h.anthropic.Fail(fakeprovider.StreamError())
+	stream = h.client.Chat.Completions.NewStreaming(context.Background(), chatParams("claude-default"))
+	for stream.Next() {
+	}
+	if stream.Err() == nil {
+		t.Fatal("a failed Anthropic stream ended without an error at the client")
+	}
+	line = h.waitRequestLogs(3)[2]
+	if !gjson.Get(line, "usage_estimated").Bool() || gjson.Get(line, "usage_from_provider").Bool() ||
+		gjson.Get(line, "prompt_tokens").Int() != 24 || gjson.Get(line, "completion_tokens").Int() <= 4 || gjson.Get(line, "outcome").Str != "incomplete" {
+		t.Fatalf("failed Anthropic stream log line: %s", line)
+	}
+}
+
+// TestBufferedResetRecorded: a non-streaming response reset mid-body never
+// reached the client (the gateway holds buffered headers until the body is
+// complete), so its record says status 0 and outcome reset, not 200.
+func TestBufferedResetRecorded(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.openai.Fail(fakeprovider.ResetAfter(200))
+	if _, err := h.client.Chat.Completions.New(context.Background(), chatParams("smart-default"), option.WithMaxRetries(0)); err == nil {
+		t.Fatal("a reset response reached the client as a success")
+	}
+	line := h.waitRequestLogs(1)[0]
+	if gjson.Get(line, "status").Int() != 0 || gjson.Get(line, "outcome").Str != "reset" {
+		t.Fatalf("reset response log line: %s", line)
+	}
+	if _, err := h.client.Chat.Completions.New(context.Background(), chatParams("smart-default")); err != nil {
+		t.Fatal(err)
+	}
+	if line := h.waitRequestLogs(2)[1]; gjson.Get(line, "status").Int() != 200 || gjson.Get(line, "outcome").Str != "completed" {
+		t.Fatalf("complete response log line: %s", line)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptrace"
 	"os"
@@ -757,4 +758,33 @@ func FuzzRequestBody(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTranscriptionUsageShapes: whisper-1 answers with duration usage, the
+// gpt-4o transcription models with token usage, each as its fixture has it.
+func TestTranscriptionUsageShapes(t *testing.T) {
+	s := startFake(t, OpenAI)
+	for _, tc := range []struct{ model, fixture string }{
+		{"whisper-1", "openai/transcription_response_duration.json"},
+		{"gpt-4o-transcribe", "openai/transcription_response_tokens.json"},
+		{"gpt-4o-mini-transcribe", "openai/transcription_response_tokens.json"},
+	} {
+		var b bytes.Buffer
+		w := multipart.NewWriter(&b)
+		fw, _ := w.CreateFormFile("file", "a.wav")
+		fw.Write([]byte("RIFF"))
+		w.WriteField("model", tc.model)
+		w.Close()
+		r := call{method: "POST", path: "/v1/audio/transcriptions", header: map[string]string{
+			"Authorization": "Bearer " + testKey, "Content-Type": w.FormDataContentType()}, body: b.Bytes()}.do(testCtx(t), s.URL())
+		if r.err != nil || r.status != 200 {
+			t.Fatalf("%s: %d %v %s", tc.model, r.status, r.err, r.body)
+		}
+		if got, want := gjson.GetBytes(r.body, "usage").Raw, gjson.GetBytes(fixture(t, tc.fixture), "usage").Raw; got != want {
+			t.Errorf("%s: usage %s, want %s", tc.model, got, want)
+		}
+		if got := gjson.GetBytes(r.body, "text").Str; got != "transcribed by "+tc.model {
+			t.Errorf("%s: text %q", tc.model, got)
+		}
+	}
 }

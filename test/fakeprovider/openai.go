@@ -21,6 +21,9 @@ type openAI struct {
 
 	chat, embeddings, models []byte
 
+	// transcription usage objects: token-billed and duration-billed models
+	transcribeTokens, transcribeDuration []byte
+
 	streamUsage, streamNoUsage            [][]byte
 	streamTools, streamToolsNoUsage       [][]byte
 	err400, err401, err429, err500, errEv []byte
@@ -28,13 +31,15 @@ type openAI struct {
 
 func newOpenAI(fs *fixtureSet, cred string) *openAI {
 	p := &openAI{
-		cred:          cred,
-		headers:       fs.headers("openai/headers_response.txt"),
-		chat:          fs.read("openai/chat_response.json"),
-		embeddings:    fs.read("openai/embeddings_response.json"),
-		models:        fs.read("openai/models_response.json"),
-		streamUsage:   splitEvents(fs.read("openai/chat_stream.sse")),
-		streamNoUsage: splitEvents(fs.read("openai/chat_stream_no_usage.sse")),
+		cred:               cred,
+		headers:            fs.headers("openai/headers_response.txt"),
+		chat:               fs.read("openai/chat_response.json"),
+		embeddings:         fs.read("openai/embeddings_response.json"),
+		models:             fs.read("openai/models_response.json"),
+		transcribeTokens:   []byte(gjson.GetBytes(fs.read("openai/transcription_response_tokens.json"), "usage").Raw),
+		transcribeDuration: []byte(gjson.GetBytes(fs.read("openai/transcription_response_duration.json"), "usage").Raw),
+		streamUsage:        splitEvents(fs.read("openai/chat_stream.sse")),
+		streamNoUsage:      splitEvents(fs.read("openai/chat_stream_no_usage.sse")),
 		// The tool-call capture was made with include_usage; without it the
 		// provider sends neither the usage chunk nor "usage":null, so that
 		// variant is derived by stripping both (see stripUsage).

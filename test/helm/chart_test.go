@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tollgate-ai/tollgate/extproc/serve"
 	"github.com/tollgate-ai/tollgate/routing/config"
 )
 
@@ -54,7 +55,7 @@ routing:
   config:
     version: 1
     providers:
-      - {name: local, schema: openai, cluster: openai, models: [llama3.2], direct_models: any}
+      - {name: local, schema: openai, cluster: openai, models: [llama3.2], direct_models: any, unpriced: allow}
     models:
       - {name: local-default, provider: local, model: llama3.2}
 `
@@ -554,6 +555,11 @@ func checkGatewayConfig(t *testing.T, r *release, bs *bootstrapv3.Bootstrap) {
 	}
 	if len(cfg.Providers) == 0 || len(cfg.Models) == 0 {
 		t.Errorf("gateway config has %d providers and %d models", len(cfg.Providers), len(cfg.Models))
+	}
+	// What serve runs on top of loading (keys, prices for every routable model, limits, guardrails): a
+	// configuration that loads but would not start must fail here, as `tollgate check` fails it.
+	if err := serve.Check(cfg, time.Now()); err != nil {
+		t.Errorf("gateway config refused by serve: %v", err)
 	}
 	for _, p := range cfg.Providers {
 		findCluster(t, bs, p.Cluster) // every provider's cluster exists in the Envoy bootstrap

@@ -53,7 +53,12 @@ type stream struct {
 	tools   map[int64]int // Anthropic tool_use block index → position in calls
 	calls   []toolCall
 	u       usage.Anthropic
-	usageOK bool
+	usageOK bool // some usage was read
+	// final is set once the usage is the message's own total: by
+	// message_delta's cumulative usage, or at message_stop. message_start's
+	// output_tokens is a placeholder (1-4), so a stream cut before either
+	// has only partial usage.
+	final bool
 }
 
 // toolCall is one tool_use block being streamed as an OpenAI tool call.
@@ -89,11 +94,14 @@ func (t *stream) Event(out []byte, name, data []byte) []byte {
 	case "content_block_stop":
 		out = t.blockStop(out, ev)
 	case "message_delta":
-		t.readUsage(ev.Get("usage"))
+		if t.readUsage(ev.Get("usage")) {
+			t.final = true
+		}
 		if stop := ev.Get("delta.stop_reason"); stop.Type == gjson.String {
 			out = t.finish(out, finishReason(stop.Str))
 		}
 	case "message_stop":
+		t.final = t.usageOK
 		out = t.finish(out, "stop")
 		if t.includeUsage && t.usageOK {
 			out = append(out, t.chunk...)
@@ -111,12 +119,16 @@ func (t *stream) Event(out []byte, name, data []byte) []byte {
 	return out
 }
 
-func (t *stream) readUsage(r gjson.Result) {
+// readUsage folds a usage object into the running usage and reports
+// whether it held any.
+func (t *stream) readUsage(r gjson.Result) bool {
 	if r.IsObject() {
 		if u, ok := usage.FromAnthropic(t.u, []byte(r.Raw)); ok {
 			t.u, t.usageOK = u, true
+			return true
 		}
 	}
+	return false
 }
 
 // open builds the shared chunk prefix and emits the role chunk. Events that
@@ -284,7 +296,13 @@ func (t *stream) End(out []byte) ([]byte, bool) {
 	return appendErrorEvent(out, "", "The provider's response stream ended before the response was complete."), false
 }
 
-func (t *stream) Usage() (usage.Usage, bool) { return t.u.OpenAI(), t.usageOK }
+// Usage is the message's usage once it is final (message_delta or
+// message_stop arrived).
+func (t *stream) Usage() (usage.Usage, bool) { return t.u.OpenAI(), t.usageOK && t.final }
+
+// Partial is whatever usage arrived, final or not: after a cut, the input
+// counts of message_start are exact while its output count is not.
+func (t *stream) Partial() (usage.Usage, bool) { return t.u.OpenAI(), t.usageOK }
 
 // appendErrorEvent appends the OpenAI-format error event that ends a failed
 // stream; OpenAI SDKs raise an error for any event whose data has "error".

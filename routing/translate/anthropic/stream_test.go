@@ -33,6 +33,7 @@ type result struct {
 	complete bool
 	usage    usage.Usage
 	usageOK  bool
+	partial  usage.Usage
 }
 
 // translateStream feeds in through an sse.Scanner in the given pieces, as the
@@ -65,6 +66,7 @@ func translateStream(tb testing.TB, in [][]byte, includeUsage bool) result {
 	var r result
 	r.out, r.complete = st.End(out)
 	r.usage, r.usageOK = st.Usage()
+	r.partial, _ = st.Partial()
 	return r
 }
 
@@ -165,9 +167,13 @@ func TestStreamErrorFixture(t *testing.T) {
 	if r.complete {
 		t.Error("complete = true after an error event")
 	}
-	// Partial usage for metering: message_start's counts.
-	if !r.usageOK || r.usage != (usage.Usage{PromptTokens: 24, CompletionTokens: 4, TotalTokens: 28}) {
-		t.Errorf("usage %+v %v", r.usage, r.usageOK)
+	// message_start's output_tokens is a placeholder: not final usage,
+	// only partial usage for the estimate.
+	if r.usageOK {
+		t.Errorf("usage reported as final after an error: %+v", r.usage)
+	}
+	if r.partial != (usage.Usage{PromptTokens: 24, CompletionTokens: 4, TotalTokens: 28}) {
+		t.Errorf("partial usage %+v", r.partial)
 	}
 }
 
@@ -175,13 +181,13 @@ func TestStreamErrorFixture(t *testing.T) {
 // byte offset, and in one-byte pieces: the output must equal the whole-feed
 // output.
 func TestStreamSplitEverywhere(t *testing.T) {
-	for _, name := range []string{"messages_stream.sse", "messages_stream_tool_use.sse", "messages_stream_error.sse"} {
+	for _, name := range []string{"messages_stream.sse", "messages_stream_tool_use.sse", "messages_stream_error.sse", "messages_stream_cache_write.sse"} {
 		in := readFixture(t, "anthropic/"+name)
 		for _, includeUsage := range []bool{false, true} {
 			whole := translateStream(t, [][]byte{in}, includeUsage)
 			check := func(how string, r result) {
 				t.Helper()
-				if !bytes.Equal(r.out, whole.out) || r.complete != whole.complete || r.usage != whole.usage {
+				if !bytes.Equal(r.out, whole.out) || r.complete != whole.complete || r.usage != whole.usage || r.usageOK != whole.usageOK || r.partial != whole.partial {
 					t.Fatalf("%s %s: output differs:\n got: %s\nwant: %s", name, how, r.out, whole.out)
 				}
 			}
@@ -212,6 +218,20 @@ func TestStreamCut(t *testing.T) {
 		if bytes.Contains(r.out, []byte("[DONE]")) {
 			t.Fatalf("cut after %d events: [DONE] sent", n)
 		}
+		// Only message_delta makes the usage final.
+		if final := bytes.Contains(cut, []byte("message_delta")); r.usageOK != final {
+			t.Fatalf("cut after %d events: usage final = %v", n, r.usageOK)
+		}
+	}
+}
+
+// TestStreamCacheWrites: cache writes keep their TTL split through the
+// stream, and the final usage comes from message_delta.
+func TestStreamCacheWrites(t *testing.T) {
+	r := translateStream(t, [][]byte{readFixture(t, "anthropic/messages_stream_cache_write.sse")}, false)
+	want := usage.Usage{PromptTokens: 10021, CompletionTokens: 18, TotalTokens: 10039, CacheWrite5mTokens: 4000, CacheWrite1hTokens: 6000}
+	if !r.complete || !r.usageOK || r.usage != want {
+		t.Fatalf("complete %v, usage %+v %v; want %+v", r.complete, r.usage, r.usageOK, want)
 	}
 }
 

@@ -127,3 +127,6 @@ func (s *stream) End(out []byte) ([]byte, bool) {
 }
 
 func (s *stream) Usage() (usage.Usage, bool) { return s.u, s.ok }
+
+// Partial is Usage: OpenAI sends usage once, complete, at the end.
+func (s *stream) Partial() (usage.Usage, bool) { return s.u, s.ok }
