@@ -63,6 +63,10 @@ type exchange struct {
 	done bool // an ImmediateResponse was sent
 
 	rec record
+
+	// reads, when set (tests only), is told every value the request steps
+	// read from the client's JSON body, by gjson path.
+	reads readHook
 }
 
 // record is what the request's log line and metrics say.
