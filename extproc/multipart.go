@@ -14,32 +14,37 @@ import (
 // field's value.
 
 // formField locates the value of a multipart form field in body: the value
-// is body[start:end]. It copies nothing and scans each byte a bounded number
-// of times.
-func formField(body []byte, boundary, name string) (start, end int, ok bool) {
+// is body[start:end]. n is the number of parts with that name (the value is
+// the first one's): a provider's form parser may take any of several, so
+// callers refuse n > 1. It copies nothing and scans each byte a bounded
+// number of times.
+func formField(body []byte, boundary, name string) (start, end, n int) {
 	delim := []byte("--" + boundary)
 	pos := 0
 	for {
 		i := bytes.Index(body[pos:], delim)
 		if i < 0 {
-			return 0, 0, false
+			return start, end, n
 		}
 		pos += i + len(delim)
 		if bytes.HasPrefix(body[pos:], []byte("--")) {
-			return 0, 0, false // the closing delimiter
+			return start, end, n // the closing delimiter
 		}
 		hdrEnd := bytes.Index(body[pos:], []byte("\r\n\r\n"))
 		if hdrEnd < 0 {
-			return 0, 0, false
+			return start, end, n
 		}
 		headers := body[pos : pos+hdrEnd]
 		valueStart := pos + hdrEnd + 4
 		next := bytes.Index(body[valueStart:], append([]byte("\r\n"), delim...))
 		if next < 0 {
-			return 0, 0, false
+			return start, end, n
 		}
 		if partName(headers) == name {
-			return valueStart, valueStart + next, true
+			if n == 0 {
+				start, end = valueStart, valueStart+next
+			}
+			n++
 		}
 		pos = valueStart + next
 	}
@@ -66,8 +71,11 @@ func parseMultipart(x *exchange, req *upstreamRequest) *oaierror.Error {
 		return oaierror.InvalidRequest("invalid_content_type", "", "Audio transcriptions take a multipart/form-data body.")
 	}
 	x.boundary = params["boundary"]
-	start, end, ok := formField(req.body, x.boundary, "model")
+	start, end, n := formField(req.body, x.boundary, "model")
+	ok := n > 0
 	switch {
+	case n > 1:
+		return oaierror.InvalidRequest("duplicate_key", "model", "The request has the form field \"model\" more than once.")
 	case x.deployment != "":
 		x.rec.model = x.deployment
 	case !ok || start == end:
@@ -86,8 +94,8 @@ func rewriteFormModel(x *exchange, req *upstreamRequest) *oaierror.Error {
 	if x.target.Model == x.bodyModel {
 		return nil
 	}
-	start, end, ok := formField(req.body, x.boundary, "model")
-	if !ok {
+	start, end, n := formField(req.body, x.boundary, "model")
+	if n != 1 {
 		return oaierror.InvalidRequest("missing_required_parameter", "model", "You must provide a model parameter.")
 	}
 	out := make([]byte, 0, len(req.body)-(end-start)+len(x.target.Model))
