@@ -23,11 +23,6 @@ type splice struct {
 	text       []byte
 }
 
-// editSlack is the spare capacity the gRPC codec leaves after a received
-// body, so that the usual edits (a longer model id, include_usage) are
-// written in place instead of into a second copy.
-const editSlack = 4 << 10
-
 // bodyError is the client's refusal for a body the scanner refused.
 func bodyError(err error) *oaierror.Error {
 	e, ok := err.(*jsonscan.Error)
@@ -155,7 +150,8 @@ func openBrace(b []byte) int {
 }
 
 // applyEdits writes every queued change in one pass. It works in place
-// when the result fits the body's capacity and nothing kept reads the
+// when the result fits the body's capacity (the gRPC codec,
+// extproc/internal/grpccodec, leaves spare capacity after large bodies) and nothing kept reads the
 // client's bytes (redaction keeps originals for restore: then a new
 // buffer). It reports false if two changes overlap, which the steps never
 // queue.
