@@ -382,7 +382,7 @@ func injectStreamUsage(x *exchange, req *upstreamRequest) *oaierror.Error {
 			return nil
 		}
 		end := opts.Index + len(opts.Raw) - 1 // the closing brace
-		if opts.Get("@keys.#").Int() == 0 {
+		if strings.TrimSpace(opts.Raw[1:len(opts.Raw)-1]) == "" { // {}
 			req.edit(opts.Index, end+1, []byte(`{"include_usage":true}`))
 		} else {
 			req.edit(end, end, []byte(`,"include_usage":true`))
