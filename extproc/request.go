@@ -313,7 +313,10 @@ func rewriteModel(x *exchange, req *upstreamRequest) *oaierror.Error {
 	if ch := x.target.Chain; ch != nil {
 		// Each attempt translates for its own provider upstream, where a
 		// refusal is impossible (spec §2.6): refuse here what any member
-		// could not take.
+		// could not take, given the body as it will leave.
+		if !req.applyEdits() {
+			return errRewrite()
+		}
 		for _, m := range ch.Members {
 			if tr := m.Provider.Translator; tr != nil {
 				if _, err := tr.Request(req.body, m.Model, translate.RequestOptions{DefaultMaxTokens: m.Provider.DefaultMaxTokens, Stream: x.stream}); err != nil {
@@ -331,7 +334,7 @@ func rewriteModel(x *exchange, req *upstreamRequest) *oaierror.Error {
 		// The translator reads the body as the provider will get it:
 		// redacted and without gateway fields.
 		if !req.applyEdits() {
-			return errRewrite
+			return errRewrite()
 		}
 		b, err := tr.Request(req.body, x.target.Model, translate.RequestOptions{
 			DefaultMaxTokens: x.target.Provider.DefaultMaxTokens, Stream: x.stream})
@@ -357,7 +360,9 @@ func rewriteModel(x *exchange, req *upstreamRequest) *oaierror.Error {
 	return nil
 }
 
-var errRewrite = oaierror.Internal(500, "rewrite_failed", "The gateway could not rewrite the request body.")
+func errRewrite() *oaierror.Error {
+	return oaierror.Internal(500, "rewrite_failed", "The gateway could not rewrite the request body.")
+}
 
 // injectStreamUsage asks the provider for the usage chunk when the client did
 // not, so every stream is metered. The response side then removes what the
@@ -381,7 +386,7 @@ func injectStreamUsage(x *exchange, req *upstreamRequest) *oaierror.Error {
 			req.edit(u.Index, u.Index+len(u.Raw), []byte("true"))
 			return nil
 		}
-		end := opts.Index + len(opts.Raw) - 1 // the closing brace
+		end := opts.Index + len(opts.Raw) - 1                     // the closing brace
 		if strings.TrimSpace(opts.Raw[1:len(opts.Raw)-1]) == "" { // {}
 			req.edit(opts.Index, end+1, []byte(`{"include_usage":true}`))
 		} else {
@@ -397,7 +402,7 @@ func spliceBody(x *exchange, req *upstreamRequest) *oaierror.Error {
 		return nil
 	}
 	if !req.applyEdits() {
-		return errRewrite
+		return errRewrite()
 	}
 	return nil
 }
