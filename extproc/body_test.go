@@ -20,6 +20,14 @@ import (
 // "guarded", whose guardrail policy reads every message (flag only, so the
 // prompt is forwarded unchanged) or redacts e-mail addresses.
 func guardedExchange(t testing.TB) *exchange {
+	return exchangeFor(t, guardedSnapshot(t))
+}
+
+func exchangeFor(t testing.TB, snap *Snapshot) *exchange {
+	return newExchange(t.Context(), New(Options{Snapshot: func() *Snapshot { return snap }}), snap)
+}
+
+func guardedSnapshot(t testing.TB) *Snapshot {
 	snap := testSnapshot(t)
 	gs, err := guardrails.NewSet(guardrails.Config{Policies: []guardrails.PolicyConfig{
 		{Name: "flag", Input: []guardrails.GuardrailConfig{{Name: "words", Type: "deny_list", Action: guardrails.Flag, Terms: []string{"secret"}}}},
@@ -36,7 +44,7 @@ func guardedExchange(t testing.TB) *exchange {
 		t.Fatal(errs)
 	}
 	snap.Tenants, snap.Guardrails = tenants, gs
-	return newExchange(t.Context(), New(Options{Snapshot: func() *Snapshot { return snap }}), snap)
+	return snap
 }
 
 // forwarded runs one chat request body through the exchange and returns the
@@ -189,8 +197,9 @@ func FuzzRequestBody(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	snap := guardedSnapshot(f) // compiling the policies is the slow part
 	f.Fuzz(func(t *testing.T, client []byte) {
-		x := guardedExchange(t)
+		x := exchangeFor(t, snap)
 		var reads []struct {
 			path string
 			v    gjson.Result
