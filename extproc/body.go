@@ -97,6 +97,39 @@ func (r *upstreamRequest) setString(v gjson.Result, s string) bool {
 	return true
 }
 
+// includeUsage queues stream_options.include_usage = true, keeping any
+// other stream option.
+func (r *upstreamRequest) includeUsage() {
+	opts := r.get("stream_options")
+	switch {
+	case !opts.Exists():
+		r.addMember("stream_options", []byte(`{"include_usage":true}`))
+	case !opts.IsObject():
+		r.edit(opts.Index, opts.Index+len(opts.Raw), []byte(`{"include_usage":true}`))
+	default:
+		if u := opts.Get("include_usage"); u.Exists() {
+			r.edit(u.Index, u.Index+len(u.Raw), []byte("true"))
+			return
+		}
+		end := opts.Index + len(opts.Raw) - 1                     // the closing brace
+		if strings.TrimSpace(opts.Raw[1:len(opts.Raw)-1]) == "" { // {}
+			r.edit(opts.Index, end+1, []byte(`{"include_usage":true}`))
+		} else {
+			r.edit(end, end, []byte(`,"include_usage":true`))
+		}
+	}
+}
+
+// setModel queues the model id, adding the member if the body has none.
+func (r *upstreamRequest) setModel(model string) {
+	value := oaierror.AppendString(nil, model)
+	if i := r.member("model"); i >= 0 {
+		r.edit(r.members[i].ValueStart, r.members[i].ValueEnd, value)
+	} else {
+		r.addMember("model", value) // Azure-style bodies may have none
+	}
+}
+
 // memberEdits turns deleted and added members into splices.
 func (r *upstreamRequest) memberEdits() {
 	n := len(r.members)

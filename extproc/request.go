@@ -351,12 +351,7 @@ func rewriteModel(x *exchange, req *upstreamRequest) *oaierror.Error {
 	if x.target.Model == x.bodyModel {
 		return nil
 	}
-	value := oaierror.AppendString(nil, x.target.Model)
-	if i := req.member("model"); i >= 0 {
-		req.edit(req.members[i].ValueStart, req.members[i].ValueEnd, value)
-	} else {
-		req.addMember("model", value) // Azure-style bodies may have none
-	}
+	req.setModel(x.target.Model)
 	return nil
 }
 
@@ -375,24 +370,7 @@ func injectStreamUsage(x *exchange, req *upstreamRequest) *oaierror.Error {
 		return nil
 	}
 	x.injectedUsage = true
-	opts := req.get("stream_options")
-	switch {
-	case !opts.Exists():
-		req.addMember("stream_options", []byte(`{"include_usage":true}`))
-	case !opts.IsObject():
-		req.edit(opts.Index, opts.Index+len(opts.Raw), []byte(`{"include_usage":true}`))
-	default:
-		if u := opts.Get("include_usage"); u.Exists() {
-			req.edit(u.Index, u.Index+len(u.Raw), []byte("true"))
-			return nil
-		}
-		end := opts.Index + len(opts.Raw) - 1                     // the closing brace
-		if strings.TrimSpace(opts.Raw[1:len(opts.Raw)-1]) == "" { // {}
-			req.edit(opts.Index, end+1, []byte(`{"include_usage":true}`))
-		} else {
-			req.edit(end, end, []byte(`,"include_usage":true`))
-		}
-	}
+	req.includeUsage()
 	return nil
 }
 
