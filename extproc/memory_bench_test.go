@@ -171,33 +171,37 @@ func BenchmarkLargeBody(b *testing.B) {
 
 	const size = 50 << 20
 	body := reqBody(string(largeChat(size)))
-	one := func(body *extprocv3.ProcessingRequest) {
+	try := func(body *extprocv3.ProcessingRequest) error {
 		size := len(body.GetRequestBody().GetBody())
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		s, err := client.Process(ctx)
 		if err != nil {
-			b.Fatal(err)
+			return err
 		}
-		if err := s.Send(chatHeaders()); err != nil {
-			b.Fatal(err)
+		out := []byte(nil)
+		for i, m := range []*extprocv3.ProcessingRequest{chatHeaders(), body, respHeaders(":status", "200", "content-type", "application/json"),
+			respBody(`{"id":"x","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`, true)} {
+			if err := s.Send(m); err != nil {
+				return err
+			}
+			r, err := s.Recv()
+			if err != nil {
+				return err
+			}
+			if i == 1 {
+				out = r.GetRequestBody().GetResponse().GetBodyMutation().GetBody()
+			}
 		}
-		if _, err := s.Recv(); err != nil {
-			b.Fatal(err)
-		}
-		if err := s.Send(body); err != nil {
-			b.Fatal(err)
-		}
-		r, err := s.Recv()
-		if err != nil {
-			b.Fatal(err)
-		}
-		out := r.GetRequestBody().GetResponse().GetBodyMutation().GetBody()
 		if len(out) < size-10 || !bytes.HasPrefix(out, []byte(`{"model":"gpt-4o-mini"`)) {
-			b.Fatalf("the body was not forwarded rewritten: %d bytes %.40q", len(out), out)
+			return fmt.Errorf("the body was not forwarded rewritten: %d bytes %.40q", len(out), out)
 		}
-		roundTripMem(b, s, respHeaders(":status", "200", "content-type", "application/json"))
-		roundTripMem(b, s, respBody(`{"id":"x","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`, true))
+		return nil
+	}
+	one := func(body *extprocv3.ProcessingRequest) {
+		if err := try(body); err != nil {
+			b.Fatal(err)
+		}
 	}
 	one(reqBody(string(largeChat(1 << 20)))) // warm up: gRPC buffers, code pages
 	pid := cmd.Process.Pid
@@ -237,15 +241,28 @@ func BenchmarkLargeBody(b *testing.B) {
 		}
 		report(b, procStatus(b, pid, "VmHWM")-base)
 	})
-}
-
-func roundTripMem(b *testing.B, s extprocv3.ExternalProcessor_ProcessClient, req *extprocv3.ProcessingRequest) {
-	if err := s.Send(req); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := s.Recv(); err != nil {
-		b.Fatal(err)
-	}
+	// concurrent-4: four requests in flight at once, from a clean process.
+	b.Run("concurrent-4", func(b *testing.B) {
+		peak := int64(0)
+		b.SetBytes(4 * size)
+		for b.Loop() {
+			b.StopTimer()
+			clean()
+			base := resetPeak()
+			b.StartTimer()
+			errs := make(chan error, 4)
+			for range 4 {
+				go func() { errs <- try(body) }()
+			}
+			for range 4 {
+				if err := <-errs; err != nil {
+					b.Fatal(err)
+				}
+			}
+			peak = max(peak, procStatus(b, pid, "VmHWM")-base)
+		}
+		report(b, peak)
+	})
 }
 
 // TestLargeBodyOverGRPC sends a body above grpccodec.Large through the
