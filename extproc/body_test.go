@@ -311,3 +311,28 @@ func equalJSON(g gjson.Result, want any, present bool) bool {
 		return bytes.Equal(a, b)
 	}
 }
+
+// TestEscapedBodyForwardedUnchanged: a well-formed body full of escapes
+// that needs no edit leaves byte for byte, without a body mutation (an
+// Azure-style path names the model, and the body's model is already the
+// provider's).
+func TestEscapedBodyForwardedUnchanged(t *testing.T) {
+	body := `{ "model" : "gpt-4o-mini", "messages" : [ {"role":"user","content":"caf\u00e9 \ud83d\ude00 \"q\" \\ \/ \n\t","name":"\u0041"},` +
+		` {"role":"user","content":[{"type":"text","text":"\u00fc"}]} ], "temperature" : 1.0e0, "n" : 1 }`
+	x := guardedExchange(t)
+	if h, _ := x.handle(reqHeaders(false, ":method", "POST", ":path", "/openai/deployments/smart-default/chat/completions",
+		"authorization", "Bearer "+testKey, "x-tollgate-app-id", "guarded")); h.GetRequestHeaders() == nil {
+		t.Fatalf("headers refused: %v", h)
+	}
+	resp, _ := x.handle(reqBody(body))
+	common := resp.GetRequestBody().GetResponse()
+	if common == nil {
+		t.Fatalf("refused: %v", resp)
+	}
+	if m := common.GetBodyMutation(); m != nil {
+		t.Fatalf("body changed:\n got %s\nwant %s", m.GetBody(), body)
+	}
+	if _, ok := setHeaders(common.GetHeaderMutation())["content-length"]; ok {
+		t.Fatal("content-length set for an unchanged body")
+	}
+}
