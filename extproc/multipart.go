@@ -40,28 +40,39 @@ func formField(body []byte, boundary, name string) (start, end, n int) {
 		if next < 0 {
 			return start, end, n
 		}
-		if partName(headers) == name {
+		if k := partNames(headers, name); k > 0 {
 			if n == 0 {
 				start, end = valueStart, valueStart+next
 			}
-			n++
+			n += k
 		}
 		pos = valueStart + next
 	}
 }
 
-// partName reads the name parameter of a part's Content-Disposition.
-func partName(headers []byte) string {
+// partNames reports whether a part's Content-Disposition names the field
+// name: 1 if it does, 0 if not. A part with more than one Content-Disposition
+// is ambiguous (parsers take the first or the last): if any of them names
+// the field, it counts as 2, so that the caller refuses it as a duplicate.
+func partNames(headers []byte, name string) int {
+	dispositions, named := 0, false
 	for _, line := range strings.Split(string(headers), "\r\n") {
 		k, v, ok := strings.Cut(line, ":")
 		if !ok || !strings.EqualFold(strings.TrimSpace(k), "content-disposition") {
 			continue
 		}
-		if _, params, err := mime.ParseMediaType(strings.TrimSpace(v)); err == nil {
-			return params["name"]
+		dispositions++
+		if _, params, err := mime.ParseMediaType(strings.TrimSpace(v)); err == nil && params["name"] == name {
+			named = true
 		}
 	}
-	return ""
+	switch {
+	case !named:
+		return 0
+	case dispositions > 1:
+		return 2
+	}
+	return 1
 }
 
 // parseMultipart reads the model of a transcription request.

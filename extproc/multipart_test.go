@@ -3,6 +3,7 @@ package extproc
 import (
 	"bytes"
 	"mime/multipart"
+	"strings"
 	"testing"
 )
 
@@ -50,6 +51,16 @@ func TestMultipartDuplicateModel(t *testing.T) {
 	w.Close()
 	if _, _, n := formField(b.Bytes(), w.Boundary(), "model"); n != 2 {
 		t.Fatalf("counted %d model parts", n)
+	}
+	// One part naming the field in two Content-Disposition headers is as
+	// ambiguous.
+	twice := "--b\r\nContent-Disposition: form-data; name=\"language\"\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nx\r\n--b--\r\n"
+	if _, _, n := formField([]byte(twice), "b", "model"); n != 2 {
+		t.Fatalf("counted %d for %q", n, twice)
+	}
+	twice = strings.Replace(twice, `"language"`, `"model"`, 1)
+	if _, _, n := formField([]byte(twice), "b", "model"); n != 2 {
+		t.Fatalf("counted %d for %q", n, twice)
 	}
 	x := newTestExchange(t)
 	x.handle(reqHeaders(false, ":method", "POST", ":path", "/v1/audio/transcriptions", "authorization", "Bearer "+testKey,
