@@ -9,16 +9,15 @@
 //   - receives a ProcessingRequest carrying a large HttpBody into one
 //     buffer of its own and points HttpBody.Body into it (with spare
 //     capacity after it, so the gateway's small edits need no new buffer);
-//   - sends a ProcessingResponse carrying a large body mutation as the
-//     marshalled reply without the body, followed by the encoding of just
-//     the body field, with the body's bytes referenced, not copied.
+//   - sends a ProcessingResponse carrying a large body mutation with the
+//     body's bytes referenced, not copied: each message on the way to the
+//     body is marshalled without that field, which is then written once,
+//     after the message's other fields, ending with the body. Every field
+//     still appears once; only the order differs from protobuf's own, and
+//     parsers accept fields in any order (https://protobuf.dev/programming-guides/encoding/,
+//     "Field Order").
 //
-// The second relies on protobuf's wire rule that a message field seen twice
-// is merged ("Last One Wins" in https://protobuf.dev/programming-guides/encoding/:
-// "For embedded message fields, the parser merges multiple instances of
-// the same field, as if with the Message::MergeFrom method"), which Envoy's
-// C++ parser, like every conforming one, follows. Every other message goes
-// through grpc-go's proto codec unchanged.
+// Every other message goes through grpc-go's proto codec unchanged.
 package grpccodec
 
 import (
@@ -30,7 +29,6 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Large is the body size from which the codec avoids the copies; smaller
@@ -54,14 +52,16 @@ func std() encoding.CodecV2 { return encoding.GetCodecV2("proto") }
 
 // Field numbers, read from the descriptors rather than written down.
 var (
-	reqFields  = (&extprocv3.ProcessingRequest{}).ProtoReflect().Descriptor().Fields()
-	fReqBody   = reqFields.ByName("request_body").Number()
-	fRespBody  = reqFields.ByName("response_body").Number()
-	fHTTPBody  = (&extprocv3.HttpBody{}).ProtoReflect().Descriptor().Fields().ByName("body").Number()
-	respFields = (&extprocv3.ProcessingResponse{}).ProtoReflect().Descriptor().Fields()
-	fBRCommon  = (&extprocv3.BodyResponse{}).ProtoReflect().Descriptor().Fields().ByName("response").Number()
-	fCRBodyMu  = (&extprocv3.CommonResponse{}).ProtoReflect().Descriptor().Fields().ByName("body_mutation").Number()
-	fBMBody    = (&extprocv3.BodyMutation{}).ProtoReflect().Descriptor().Fields().ByName("body").Number()
+	reqFields     = (&extprocv3.ProcessingRequest{}).ProtoReflect().Descriptor().Fields()
+	fReqBody      = reqFields.ByName("request_body").Number()
+	fRespBody     = reqFields.ByName("response_body").Number()
+	fHTTPBody     = (&extprocv3.HttpBody{}).ProtoReflect().Descriptor().Fields().ByName("body").Number()
+	respFields    = (&extprocv3.ProcessingResponse{}).ProtoReflect().Descriptor().Fields()
+	fRespReqBody  = respFields.ByName("request_body").Number()
+	fRespRespBody = respFields.ByName("response_body").Number()
+	fBRCommon     = (&extprocv3.BodyResponse{}).ProtoReflect().Descriptor().Fields().ByName("response").Number()
+	fCRBodyMu     = (&extprocv3.CommonResponse{}).ProtoReflect().Descriptor().Fields().ByName("body_mutation").Number()
+	fBMBody       = (&extprocv3.BodyMutation{}).ProtoReflect().Descriptor().Fields().ByName("body").Number()
 )
 
 // Unmarshal decodes a message; a ProcessingRequest with a large body gets a
@@ -175,43 +175,56 @@ func (c Codec) Marshal(v any) (mem.BufferSlice, error) {
 		return std().Marshal(v)
 	}
 	var br *extprocv3.BodyResponse
-	var top protoreflect.FieldNumber
+	var top protowire.Number
 	switch r := resp.GetResponse().(type) {
 	case *extprocv3.ProcessingResponse_RequestBody:
-		br, top = r.RequestBody, respFields.ByName("request_body").Number()
+		br, top = r.RequestBody, fRespReqBody
 	case *extprocv3.ProcessingResponse_ResponseBody:
-		br, top = r.ResponseBody, respFields.ByName("response_body").Number()
+		br, top = r.ResponseBody, fRespRespBody
 	}
-	bm := br.GetResponse().GetBodyMutation()
+	cr := br.GetResponse()
+	bm := cr.GetBodyMutation()
 	body := bm.GetBody()
-	if _, isBody := bm.GetMutation().(*extprocv3.BodyMutation_Body); !isBody || len(body) < Large {
+	n := len(body)
+	lBM := protowire.SizeTag(fBMBody) + protowire.SizeBytes(n) // BodyMutation{body}
+	if _, isBody := bm.GetMutation().(*extprocv3.BodyMutation_Body); !isBody || n < Large || proto.Size(bm) != lBM {
 		return std().Marshal(v)
 	}
-	saved := bm.Mutation
-	bm.Mutation = nil
-	prefix, err := proto.Marshal(resp)
-	bm.Mutation = saved
+	// Each message on the way to the body is marshalled without that field,
+	// which is then written once after the message's other fields (field
+	// order is free on the wire), ending with the body's bytes, referenced.
+	saved := resp.Response
+	resp.Response = nil
+	p0, err := proto.Marshal(resp)
+	resp.Response = saved
 	if err != nil {
 		return nil, err
 	}
-	return mem.BufferSlice{mem.SliceBuffer(prefix), mem.SliceBuffer(bodyField(top, len(body))), mem.SliceBuffer(body)}, nil
-}
-
-// bodyField is the encoding of ProcessingResponse{top: BodyResponse{
-// response: CommonResponse{body_mutation: BodyMutation{body: <n bytes>}}}}
-// up to the body's bytes.
-func bodyField(top protowire.Number, n int) []byte {
-	l1 := n
-	l2 := protowire.SizeTag(fBMBody) + protowire.SizeBytes(l1)
-	l3 := protowire.SizeTag(fCRBodyMu) + protowire.SizeBytes(l2)
-	l4 := protowire.SizeTag(fBRCommon) + protowire.SizeBytes(l3)
-	var b []byte
-	for _, f := range [...]struct {
-		num protowire.Number
-		n   int
-	}{{top, l4}, {fBRCommon, l3}, {fCRBodyMu, l2}, {fBMBody, l1}} {
-		b = protowire.AppendTag(b, f.num, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(f.n))
+	br.Response = nil
+	b0, err := proto.Marshal(br)
+	br.Response = cr
+	if err != nil {
+		return nil, err
 	}
-	return b
+	cr.BodyMutation = nil
+	c0, err := proto.Marshal(cr)
+	cr.BodyMutation = bm
+	if err != nil {
+		return nil, err
+	}
+	lCR := len(c0) + protowire.SizeTag(fCRBodyMu) + protowire.SizeBytes(lBM)
+	lBR := len(b0) + protowire.SizeTag(fBRCommon) + protowire.SizeBytes(lCR)
+	hdr := make([]byte, 0, len(p0)+len(b0)+len(c0)+48)
+	hdr = append(hdr, p0...)
+	hdr = protowire.AppendTag(hdr, top, protowire.BytesType)
+	hdr = protowire.AppendVarint(hdr, uint64(lBR))
+	hdr = append(hdr, b0...)
+	hdr = protowire.AppendTag(hdr, fBRCommon, protowire.BytesType)
+	hdr = protowire.AppendVarint(hdr, uint64(lCR))
+	hdr = append(hdr, c0...)
+	hdr = protowire.AppendTag(hdr, fCRBodyMu, protowire.BytesType)
+	hdr = protowire.AppendVarint(hdr, uint64(lBM))
+	hdr = protowire.AppendTag(hdr, fBMBody, protowire.BytesType)
+	hdr = protowire.AppendVarint(hdr, uint64(n))
+	return mem.BufferSlice{mem.SliceBuffer(hdr), mem.SliceBuffer(body)}, nil
 }

@@ -7,6 +7,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -105,11 +106,15 @@ func TestMarshalReferencesTheBody(t *testing.T) {
 		if !proto.Equal(got, resp) {
 			t.Fatalf("decoded reply differs from %v", resp)
 		}
-		if resp.GetRequestBody() != nil && len(resp.GetRequestBody().GetResponse().GetBodyMutation().GetBody()) >= Large {
+		if len(resp.GetRequestBody().GetResponse().GetBodyMutation().GetBody()) >= Large ||
+			len(resp.GetResponseBody().GetResponse().GetBodyMutation().GetBody()) >= Large {
 			if last := data[len(data)-1].ReadOnlyData(); &last[0] != &body[0] {
 				t.Fatal("the body was copied")
 			}
 		}
+		// No field is written twice at any level on the way to the body
+		// (that would rely on parsers merging repeated message fields).
+		onceEach(t, data.Materialize(), 0)
 	}
 }
 
@@ -131,4 +136,31 @@ func FuzzUnmarshalRequest(f *testing.F) {
 			t.Fatalf("UnmarshalRequest: %v, protobuf: %v", err, wantErr)
 		}
 	})
+}
+
+// onceEach fails if a field number appears twice in the reply or in any
+// message on the way to the body (the codec must not rely on parsers
+// merging repeated message fields).
+func onceEach(t *testing.T, b []byte, _ int) {
+	t.Helper()
+	path := []protowire.Number{0, fBRCommon, fCRBodyMu} // the top field is request_body or response_body
+	for level := 0; b != nil; level++ {
+		seen := map[protowire.Number]bool{}
+		var next []byte
+		err := fields(b, func(num protowire.Number, typ protowire.Type, _, value []byte) error {
+			if seen[num] {
+				t.Fatalf("field %d twice at level %d", num, level)
+			}
+			seen[num] = true
+			if level < len(path) && typ == protowire.BytesType &&
+				(level == 0 && (num == fRespReqBody || num == fRespRespBody) || level > 0 && num == path[level]) {
+				next = value
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = next
+	}
 }
