@@ -1,12 +1,13 @@
 package extproc
 
 import (
+	"errors"
+
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/tollgate-ai/tollgate/extproc/internal/jsonscan"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 )
@@ -160,18 +161,21 @@ func (a *attempt) translate(body []byte) ([]byte, error) {
 	if tr := p.Translator; tr != nil {
 		return tr.Request(body, a.member.Model, translate.RequestOptions{DefaultMaxTokens: p.DefaultMaxTokens, Stream: a.stream})
 	}
-	out, err := sjson.SetBytes(body, "model", a.member.Model)
+	// The downstream filter validated this body (it forwarded it); the
+	// edits are one splice pass, as there.
+	members, err := jsonscan.Object(body, nil)
 	if err != nil {
 		return nil, err
 	}
+	req := upstreamRequest{body: body, members: members}
+	req.setModel(a.member.Model)
 	if a.stream && !a.usage && a.ep == routing.EndpointChat {
-		if opts := gjson.GetBytes(out, "stream_options"); opts.Exists() && !opts.IsObject() {
-			out, err = sjson.SetRawBytes(out, "stream_options", []byte(`{"include_usage":true}`))
-		} else {
-			out, err = sjson.SetBytes(out, "stream_options.include_usage", true)
-		}
+		req.includeUsage()
 	}
-	return out, err
+	if !req.applyEdits() {
+		return nil, errors.New("overlapping body edits")
+	}
+	return req.body, nil
 }
 
 // chainMetadata is what the downstream exchange tells every attempt.

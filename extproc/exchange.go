@@ -65,6 +65,10 @@ type exchange struct {
 	respEnded bool // the response's end of stream was processed
 
 	rec record
+
+	// reads, when set (tests only), is told every value the request steps
+	// read from the client's JSON body, by gjson path.
+	reads readHook
 }
 
 // record is what the request's log line and metrics say.

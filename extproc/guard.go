@@ -28,43 +28,43 @@ func guardInput(x *exchange, req *upstreamRequest) *oaierror.Error {
 		return oaierror.Internal(500, "guardrail_unavailable", "The app's guardrail policy is not available.")
 	}
 	x.guard = pol.NewRequest()
-	root := gjson.ParseBytes(req.body)
-	in := guardrails.Input{GroundingContext: x.grounding,
-		MaxTokens: int(max(root.Get("max_tokens").Int(), root.Get("max_completion_tokens").Int()))}
-	var paths []string
-	add := func(role, text, path string) {
+	maxTokens := max(req.get("max_tokens").Int(), req.get("max_completion_tokens").Int())
+	in := guardrails.Input{GroundingContext: x.grounding, MaxTokens: int(maxTokens)}
+	var values []gjson.Result // where each piece is in the body
+	add := func(role, text, path string, v gjson.Result) {
 		in.Pieces = append(in.Pieces, guardrails.Piece{Role: role, Text: text})
-		paths = append(paths, path)
+		values = append(values, v)
+		x.read(path, v)
 	}
-	root.Get("messages").ForEach(func(i, m gjson.Result) bool {
+	req.get("messages").ForEach(func(i, m gjson.Result) bool {
 		role, base := m.Get("role").Str, "messages."+i.String()
 		switch c := m.Get("content"); {
 		case c.Type == gjson.String:
-			add(role, c.Str, base+".content")
+			add(role, c.Str, base+".content", c)
 		case c.IsArray():
 			c.ForEach(func(j, part gjson.Result) bool {
 				if t := part.Get("text"); part.Get("type").Str == "text" && t.Type == gjson.String {
-					add(role, t.Str, base+".content."+j.String()+".text")
+					add(role, t.Str, base+".content."+j.String()+".text", t)
 				}
 				return true
 			})
 		}
 		m.Get("tool_calls").ForEach(func(k, tc gjson.Result) bool {
 			if a := tc.Get("function.arguments"); a.Type == gjson.String {
-				add(role, a.Str, base+".tool_calls."+k.String()+".function.arguments")
+				add(role, a.Str, base+".tool_calls."+k.String()+".function.arguments", a)
 			}
 			return true
 		})
 		return true
 	})
 	if x.endpoint == routing.EndpointEmbeddings {
-		switch v := root.Get("input"); {
+		switch v := req.get("input"); {
 		case v.Type == gjson.String:
-			add("user", v.Str, "input")
+			add("user", v.Str, "input", v)
 		case v.IsArray():
 			v.ForEach(func(j, s gjson.Result) bool {
 				if s.Type == gjson.String {
-					add("user", s.Str, "input."+j.String())
+					add("user", s.Str, "input."+j.String(), s)
 				}
 				return true
 			})
@@ -75,12 +75,13 @@ func guardInput(x *exchange, req *upstreamRequest) *oaierror.Error {
 		return guardError(err)
 	}
 	for _, e := range edits {
-		b, err := sjson.SetBytes(req.body, paths[e.Index], e.Text)
-		if err != nil {
+		if !req.setString(values[e.Index], e.Text) {
 			return oaierror.Internal(500, "rewrite_failed", "The gateway could not rewrite the request body.")
 		}
-		req.body, req.bodyChanged = b, true
 	}
+	// The vault keeps the redacted originals, which alias the body: it
+	// must not be rewritten in place.
+	req.pinned = req.pinned || len(edits) > 0
 	return nil
 }
 

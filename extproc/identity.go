@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tollgate-ai/tollgate/extproc/oaierror"
@@ -78,28 +77,30 @@ func readIdentityHeaders(x *exchange, h headers, _ *mutation) *oaierror.Error {
 
 // parseGatewayFields reads tollgate_app_id and tollgate_metadata from the
 // body (OpenAI SDKs send them through extra_body).
-func parseGatewayFields(x *exchange, root gjson.Result) *oaierror.Error {
-	if app := root.Get("tollgate_app_id"); app.Exists() {
+func parseGatewayFields(x *exchange, req *upstreamRequest) *oaierror.Error {
+	if app := req.get("tollgate_app_id"); app.Exists() {
 		if app.Type != gjson.String || app.Str == "" {
 			return oaierror.InvalidRequest("invalid_type", "tollgate_app_id", "tollgate_app_id must be a non-empty string.")
 		}
-		x.appRequested = app.Str
+		x.appRequested = clone(app.Str)
+		x.read("tollgate_app_id", app)
 	}
-	if gc := root.Get("tollgate_grounding_context"); gc.Exists() {
+	if gc := req.get("tollgate_grounding_context"); gc.Exists() {
 		if !gc.IsArray() {
 			return oaierror.InvalidRequest("invalid_type", "tollgate_grounding_context", "tollgate_grounding_context must be an array of strings.")
 		}
 		var bad bool
-		gc.ForEach(func(_, v gjson.Result) bool {
+		gc.ForEach(func(i, v gjson.Result) bool {
 			bad = v.Type != gjson.String
-			x.grounding = append(x.grounding, v.Str)
+			x.grounding = append(x.grounding, clone(v.Str))
+			x.read("tollgate_grounding_context."+i.String(), v)
 			return !bad
 		})
 		if bad {
 			return oaierror.InvalidRequest("invalid_type", "tollgate_grounding_context", "tollgate_grounding_context must be an array of strings.")
 		}
 	}
-	md := root.Get("tollgate_metadata")
+	md := req.get("tollgate_metadata")
 	if !md.Exists() || md.Type == gjson.Null {
 		return nil
 	}
@@ -112,7 +113,8 @@ func parseGatewayFields(x *exchange, root gjson.Result) *oaierror.Error {
 			bad = oaierror.InvalidRequest("invalid_metadata", "tollgate_metadata", "tollgate_metadata values must be strings; "+quote(k.Str)+" is not.")
 			return false
 		}
-		x.meta.set(k.Str, v.Str)
+		x.meta.set(clone(k.Str), clone(v.Str))
+		x.read("tollgate_metadata."+k.Str, v)
 		return true
 	})
 	return bad
@@ -222,41 +224,18 @@ func confine(x *exchange, _ *upstreamRequest) *oaierror.Error {
 }
 
 // stripGatewayFields removes every top-level tollgate_* field: they are for
-// the gateway, never for a provider.
+// the gateway, never for a provider. Keys are matched as decoded, so an
+// escaped "tollgate\u005fmetadata" goes too.
 func stripGatewayFields(x *exchange, req *upstreamRequest) *oaierror.Error {
 	if x.endpoint == routing.EndpointTranscriptions {
 		return nil // not JSON; gateway data comes in x-tollgate-* headers there
 	}
-	var names []string
-	gjson.ParseBytes(req.body).ForEach(func(k, _ gjson.Result) bool {
-		if strings.HasPrefix(k.Str, bodyFieldStart) {
-			names = append(names, k.Str)
+	for i, m := range req.members {
+		if m.HasPrefix(bodyFieldStart) {
+			req.deleteMember(i)
 		}
-		return true
-	})
-	for _, n := range names {
-		b, err := sjson.DeleteBytes(req.body, escapePath(n))
-		if err != nil {
-			return oaierror.Internal(500, "rewrite_failed", "The gateway could not rewrite the request body.")
-		}
-		req.body, req.bodyChanged = b, true
 	}
 	return nil
-}
-
-// escapePath escapes gjson/sjson path syntax in a literal key.
-func escapePath(k string) string {
-	if !strings.ContainsAny(k, `.*?|#@\!=<>%"`) {
-		return k
-	}
-	var b strings.Builder
-	for _, r := range k {
-		if strings.ContainsRune(`.*?|#@\!=<>%"`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // azureDeployment splits an Azure OpenAI path

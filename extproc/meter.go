@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 	"go.uber.org/zap"
 
 	"github.com/tollgate-ai/tollgate/extproc/oaierror"
@@ -81,7 +80,7 @@ func admit(x *exchange, req *upstreamRequest) *oaierror.Error {
 func capOutput(x *exchange, req *upstreamRequest, def int64, enforce bool) *oaierror.Error {
 	set := false
 	for _, f := range [...]string{"max_completion_tokens", "max_tokens"} {
-		v := gjson.GetBytes(req.body, f)
+		v := req.get(f)
 		if v.Type == gjson.Number && v.Int() > 0 {
 			x.maxOut = v.Int()
 			return nil
@@ -102,11 +101,14 @@ func capOutput(x *exchange, req *upstreamRequest, def int64, enforce bool) *oaie
 	if p != nil && p.MaxTokensField != "" {
 		field = p.MaxTokensField
 	}
-	b, err := sjson.SetBytes(req.body, field, def)
-	if err != nil {
-		return oaierror.Internal(500, "rewrite_failed", "The gateway could not rewrite the request body.")
+	// Queued like every other body edit (spliceBody writes them in one pass):
+	// rewriting the body here would move the offsets of edits queued before.
+	value := strconv.AppendInt(nil, def, 10)
+	if i := req.member(field); i >= 0 { // present as null
+		req.edit(req.members[i].ValueStart, req.members[i].ValueEnd, value)
+	} else {
+		req.addMember(field, value)
 	}
-	req.body, req.bodyChanged = b, true
 	return nil
 }
 

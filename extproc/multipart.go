@@ -14,49 +14,65 @@ import (
 // field's value.
 
 // formField locates the value of a multipart form field in body: the value
-// is body[start:end]. It copies nothing and scans each byte a bounded number
-// of times.
-func formField(body []byte, boundary, name string) (start, end int, ok bool) {
+// is body[start:end]. n is the number of parts with that name (the value is
+// the first one's): a provider's form parser may take any of several, so
+// callers refuse n > 1. It copies nothing and scans each byte a bounded
+// number of times.
+func formField(body []byte, boundary, name string) (start, end, n int) {
 	delim := []byte("--" + boundary)
 	pos := 0
 	for {
 		i := bytes.Index(body[pos:], delim)
 		if i < 0 {
-			return 0, 0, false
+			return start, end, n
 		}
 		pos += i + len(delim)
 		if bytes.HasPrefix(body[pos:], []byte("--")) {
-			return 0, 0, false // the closing delimiter
+			return start, end, n // the closing delimiter
 		}
 		hdrEnd := bytes.Index(body[pos:], []byte("\r\n\r\n"))
 		if hdrEnd < 0 {
-			return 0, 0, false
+			return start, end, n
 		}
 		headers := body[pos : pos+hdrEnd]
 		valueStart := pos + hdrEnd + 4
 		next := bytes.Index(body[valueStart:], append([]byte("\r\n"), delim...))
 		if next < 0 {
-			return 0, 0, false
+			return start, end, n
 		}
-		if partName(headers) == name {
-			return valueStart, valueStart + next, true
+		if k := partNames(headers, name); k > 0 {
+			if n == 0 {
+				start, end = valueStart, valueStart+next
+			}
+			n += k
 		}
 		pos = valueStart + next
 	}
 }
 
-// partName reads the name parameter of a part's Content-Disposition.
-func partName(headers []byte) string {
+// partNames reports whether a part's Content-Disposition names the field
+// name: 1 if it does, 0 if not. A part with more than one Content-Disposition
+// is ambiguous (parsers take the first or the last): if any of them names
+// the field, it counts as 2, so that the caller refuses it as a duplicate.
+func partNames(headers []byte, name string) int {
+	dispositions, named := 0, false
 	for _, line := range strings.Split(string(headers), "\r\n") {
 		k, v, ok := strings.Cut(line, ":")
 		if !ok || !strings.EqualFold(strings.TrimSpace(k), "content-disposition") {
 			continue
 		}
-		if _, params, err := mime.ParseMediaType(strings.TrimSpace(v)); err == nil {
-			return params["name"]
+		dispositions++
+		if _, params, err := mime.ParseMediaType(strings.TrimSpace(v)); err == nil && params["name"] == name {
+			named = true
 		}
 	}
-	return ""
+	switch {
+	case !named:
+		return 0
+	case dispositions > 1:
+		return 2
+	}
+	return 1
 }
 
 // parseMultipart reads the model of a transcription request.
@@ -66,8 +82,11 @@ func parseMultipart(x *exchange, req *upstreamRequest) *oaierror.Error {
 		return oaierror.InvalidRequest("invalid_content_type", "", "Audio transcriptions take a multipart/form-data body.")
 	}
 	x.boundary = params["boundary"]
-	start, end, ok := formField(req.body, x.boundary, "model")
+	start, end, n := formField(req.body, x.boundary, "model")
+	ok := n > 0
 	switch {
+	case n > 1:
+		return oaierror.InvalidRequest("duplicate_key", "model", "The request has the form field \"model\" more than once.")
 	case x.deployment != "":
 		x.rec.model = x.deployment
 	case !ok || start == end:
@@ -86,8 +105,8 @@ func rewriteFormModel(x *exchange, req *upstreamRequest) *oaierror.Error {
 	if x.target.Model == x.bodyModel {
 		return nil
 	}
-	start, end, ok := formField(req.body, x.boundary, "model")
-	if !ok {
+	start, end, n := formField(req.body, x.boundary, "model")
+	if n != 1 {
 		return oaierror.InvalidRequest("missing_required_parameter", "model", "You must provide a model parameter.")
 	}
 	out := make([]byte, 0, len(req.body)-(end-start)+len(x.target.Model))

@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -60,6 +61,10 @@ func TestOutputCap(t *testing.T) {
 		{"null counts as omitted", tpm, `{"model":"openai/gpt-4o","max_tokens":null,"messages":[]}`, "max_completion_tokens", 300},
 		{"provider field max_tokens", tpm, `{"model":"local/llama3","messages":[]}`, "max_tokens", 300},
 		{"anthropic: translated max_tokens is the cap, not its own default", tpm, `{"model":"anthropic/claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}]}`, "max_tokens", 300},
+		// The cap is queued with the other body edits: stripping a gateway
+		// field and rewriting the model in the same request must not move it.
+		{"with gateway fields and stream usage", tpm, `{"model":"openai/gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}],"tollgate_metadata":{"team":"a"}}`, "max_completion_tokens", 300},
+		{"null, other field", tpm, `{"tollgate_metadata":{"team":"a"},"max_completion_tokens":null,"model":"openai/gpt-4o","messages":[]}`, "max_completion_tokens", 300},
 		{"max cost budget", maxCost, `{"model":"openai/gpt-4o","messages":[]}`, "max_completion_tokens", 300},
 		{"client max_tokens kept", tpm, `{"model":"openai/gpt-4o","max_tokens":50,"messages":[]}`, "", 50},
 		{"client max_completion_tokens kept", tpm, `{"model":"local/llama3","max_completion_tokens":70,"messages":[]}`, "", 70},
@@ -94,6 +99,9 @@ func TestOutputCap(t *testing.T) {
 				case tt.field == "" && sent.Raw != client.Raw:
 					t.Errorf("upstream %s = %q; the client sent %q", f, sent.Raw, client.Raw)
 				}
+			}
+			if !json.Valid([]byte(upstream)) || gjson.Get(upstream, "tollgate_metadata").Exists() {
+				t.Errorf("upstream body %s: invalid or still has gateway fields", upstream)
 			}
 			if x.maxOut != tt.want {
 				t.Errorf("reserved output %d; want %d", x.maxOut, tt.want)

@@ -6,10 +6,10 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/tollgate-ai/tollgate/extproc/internal/jsonscan"
 	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/translate"
@@ -44,6 +44,7 @@ var requestBodySteps = []bodyStep{
 	stripGatewayFields,
 	rewriteModel,
 	injectStreamUsage,
+	spliceBody,
 	routeUpstream,
 }
 
@@ -52,6 +53,13 @@ type upstreamRequest struct {
 	body        []byte
 	bodyChanged bool
 	mu          mutation
+
+	// Changes queued for spliceBody (body.go), over the client's bytes.
+	members []jsonscan.Member // the client body's top-level members
+	edits   []splice
+	deleted []bool // by member index
+	added   []byte // new members, each followed by a comma
+	pinned  bool   // something kept aliases the client's bytes: no in-place edits
 }
 
 func (x *exchange) onRequestHeaders(m *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
@@ -206,29 +214,24 @@ func classify(x *exchange, h headers, _ *mutation) *oaierror.Error {
 }
 
 // parseRequest validates the JSON body and reads model, stream and the
-// gateway's own tollgate_* fields.
+// gateway's own tollgate_* fields. The body is validated once, with no key
+// twice at any depth, no invalid UTF-8 and no lone surrogate, so that every
+// value read here and by later steps is the one a provider's parser reads
+// (see body.go).
 func parseRequest(x *exchange, req *upstreamRequest) *oaierror.Error {
 	if x.endpoint == routing.EndpointTranscriptions {
 		return parseMultipart(x, req)
 	}
-	body := req.body
-	if !gjson.ValidBytes(body) {
-		return oaierror.InvalidRequest("invalid_json", "", "The request body is not valid JSON.")
+	members, err := jsonscan.Object(req.body, req.members[:0])
+	if err != nil {
+		return bodyError(err)
 	}
-	root := gjson.ParseBytes(body)
-	if !root.IsObject() {
-		return oaierror.InvalidRequest("invalid_json", "", "The request body must be a JSON object.")
-	}
-	if dup, ok := duplicateKey(root); ok {
-		// A provider's parser may take a different duplicate than ours did:
-		// routing on one value and billing another is not an option.
-		return oaierror.InvalidRequest("duplicate_key", dup, "The request body has the key "+quote(dup)+" more than once.")
-	}
-	if err := parseGatewayFields(x, root); err != nil {
+	req.members = members
+	if err := parseGatewayFields(x, req); err != nil {
 		return err
 	}
-	model := root.Get("model")
-	x.bodyModel = model.Str
+	model := req.get("model")
+	x.bodyModel = clone(model.Str)
 	switch {
 	case x.deployment != "":
 		// Azure-style: the deployment in the path names the model.
@@ -238,10 +241,10 @@ func parseRequest(x *exchange, req *upstreamRequest) *oaierror.Error {
 	case model.Type != gjson.String:
 		return oaierror.InvalidRequest("invalid_type", "model", "The model parameter must be a string.")
 	default:
-		x.rec.model = model.Str
+		x.rec.model = x.bodyModel
 	}
 	if x.endpoint == routing.EndpointChat {
-		switch s := root.Get("stream"); s.Type {
+		switch s := req.get("stream"); s.Type {
 		case gjson.True:
 			x.stream = true
 		case gjson.False, gjson.Null:
@@ -252,25 +255,12 @@ func parseRequest(x *exchange, req *upstreamRequest) *oaierror.Error {
 		}
 	}
 	x.rec.stream = x.stream
-	x.clientUsage = root.Get("stream_options.include_usage").Type == gjson.True
+	usage := req.get("stream_options").Get("include_usage")
+	x.clientUsage = usage.Type == gjson.True
+	x.read("model", model)
+	x.read("stream", req.get("stream"))
+	x.read("stream_options.include_usage", usage)
 	return nil
-}
-
-// duplicateKey reports the first top-level key that appears twice.
-func duplicateKey(root gjson.Result) (string, bool) {
-	var seen []string // request bodies have few top-level keys: a slice beats a map
-	dup, found := "", false
-	root.ForEach(func(k, _ gjson.Result) bool {
-		for _, s := range seen {
-			if s == k.Str {
-				dup, found = k.Str, true
-				return false
-			}
-		}
-		seen = append(seen, k.Str)
-		return true
-	})
-	return dup, found
 }
 
 func resolveModel(x *exchange, _ *upstreamRequest) *oaierror.Error {
@@ -306,7 +296,10 @@ func rewriteModel(x *exchange, req *upstreamRequest) *oaierror.Error {
 	if ch := x.target.Chain; ch != nil {
 		// Each attempt translates for its own provider upstream, where a
 		// refusal is impossible (spec §2.6): refuse here what any member
-		// could not take.
+		// could not take, given the body as it will leave.
+		if !req.applyEdits() {
+			return errRewrite()
+		}
 		for _, m := range ch.Members {
 			if tr := m.Provider.Translator; tr != nil {
 				if _, err := tr.Request(req.body, m.Model, translate.RequestOptions{DefaultMaxTokens: m.Provider.DefaultMaxTokens, Stream: x.stream}); err != nil {
@@ -321,6 +314,11 @@ func rewriteModel(x *exchange, req *upstreamRequest) *oaierror.Error {
 		return nil
 	}
 	if tr := x.target.Provider.Translator; tr != nil {
+		// The translator reads the body as the provider will get it:
+		// redacted and without gateway fields.
+		if !req.applyEdits() {
+			return errRewrite()
+		}
 		b, err := tr.Request(req.body, x.target.Model, translate.RequestOptions{
 			DefaultMaxTokens: x.target.Provider.DefaultMaxTokens, Stream: x.stream})
 		if err != nil {
@@ -336,12 +334,12 @@ func rewriteModel(x *exchange, req *upstreamRequest) *oaierror.Error {
 	if x.target.Model == x.bodyModel {
 		return nil
 	}
-	b, err := sjson.SetBytes(req.body, "model", x.target.Model)
-	if err != nil {
-		return oaierror.Internal(500, "rewrite_failed", "The gateway could not rewrite the request body.")
-	}
-	req.body, req.bodyChanged = b, true
+	req.setModel(x.target.Model)
 	return nil
+}
+
+func errRewrite() *oaierror.Error {
+	return oaierror.Internal(500, "rewrite_failed", "The gateway could not rewrite the request body.")
 }
 
 // injectStreamUsage asks the provider for the usage chunk when the client did
@@ -354,18 +352,19 @@ func injectStreamUsage(x *exchange, req *upstreamRequest) *oaierror.Error {
 	if !x.stream || x.clientUsage {
 		return nil
 	}
-	opts := gjson.GetBytes(req.body, "stream_options")
-	var b []byte
-	var err error
-	if opts.Exists() && !opts.IsObject() {
-		b, err = sjson.SetRawBytes(req.body, "stream_options", []byte(`{"include_usage":true}`))
-	} else {
-		b, err = sjson.SetBytes(req.body, "stream_options.include_usage", true)
+	x.injectedUsage = true
+	req.includeUsage()
+	return nil
+}
+
+// spliceBody writes the queued changes to the body in one pass.
+func spliceBody(x *exchange, req *upstreamRequest) *oaierror.Error {
+	if x.endpoint == routing.EndpointTranscriptions {
+		return nil
 	}
-	if err != nil {
-		return oaierror.Internal(500, "rewrite_failed", "The gateway could not rewrite the request body.")
+	if !req.applyEdits() {
+		return errRewrite()
 	}
-	req.body, req.bodyChanged, x.injectedUsage = b, true, true
 	return nil
 }
 

@@ -27,6 +27,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/tollgate-ai/tollgate/extproc"
+	"github.com/tollgate-ai/tollgate/extproc/internal/grpccodec"
 )
 
 // MaxMessageSize bounds one ext_proc message. Envoy sends a BUFFERED body as
@@ -120,7 +121,10 @@ func Start(ctx context.Context, cfg Config) (*Gateway, error) {
 		Limiter:  limiter,
 		IntN:     cfg.IntN,
 	})
-	g.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(MaxMessageSize))
+	g.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(MaxMessageSize),
+		// Large bodies are neither copied out of the receive buffer nor
+		// into the reply (docs/performance.md, memory).
+		grpc.ForceServerCodecV2(grpccodec.Codec{Slack: grpccodec.DefaultSlack}))
 	extprocv3.RegisterExternalProcessorServer(g.grpc, srv)
 	g.health = health.NewServer()
 	healthpb.RegisterHealthServer(g.grpc, g.health)

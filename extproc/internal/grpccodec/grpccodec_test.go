@@ -1,0 +1,166 @@
+package grpccodec
+
+import (
+	"bytes"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+func big(n int) []byte { return bytes.Repeat([]byte("0123456789abcdef"), n/16) }
+
+func TestUnmarshalAliasesTheBody(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		msg  *extprocv3.ProcessingRequest
+	}{
+		{"request body", &extprocv3.ProcessingRequest{
+			Request:           &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: big(1 << 20), EndOfStream: true}},
+			MetadataContext:   &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"a": {}}},
+			ObservabilityMode: false,
+		}},
+		{"response body", &extprocv3.ProcessingRequest{
+			Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: big(Large)}},
+		}},
+		{"small", &extprocv3.ProcessingRequest{
+			Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte("{}"), EndOfStream: true}},
+		}},
+		{"headers", &extprocv3.ProcessingRequest{
+			Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{
+				Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: "k", RawValue: big(Large)}}}}},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wire, err := proto.Marshal(tc.msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Split as the transport would: many small buffers.
+			var data mem.BufferSlice
+			for i := 0; i < len(wire); i += 16 << 10 {
+				data = append(data, mem.SliceBuffer(wire[i:min(i+16<<10, len(wire))]))
+			}
+			got := &extprocv3.ProcessingRequest{}
+			if err := (Codec{Slack: 4096}).Unmarshal(data, got); err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(got, tc.msg) {
+				t.Fatal("decoded message differs")
+			}
+			body := got.GetRequestBody().GetBody()
+			if body == nil {
+				body = got.GetResponseBody().GetBody()
+			}
+			if len(body) >= Large && cap(body)-len(body) < 4096 {
+				t.Fatalf("a large body has %d bytes of spare capacity, want the slack", cap(body)-len(body))
+			}
+		})
+	}
+}
+
+func TestUnmarshalRepeatedBodyFieldMerges(t *testing.T) {
+	// Two request_body fields on the wire merge (protobuf's rule); the
+	// aliasing path leaves that case to protobuf.
+	a, _ := proto.Marshal(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: big(Large)}}})
+	b, _ := proto.Marshal(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{EndOfStream: true}}})
+	wire := append(a, b...)
+	want := &extprocv3.ProcessingRequest{}
+	if err := proto.Unmarshal(wire, want); err != nil {
+		t.Fatal(err)
+	}
+	got := &extprocv3.ProcessingRequest{}
+	if err := UnmarshalRequest(bytes.Clone(wire), got); err != nil || !proto.Equal(got, want) {
+		t.Fatalf("got %v, err %v", got.GetRequestBody().GetEndOfStream(), err)
+	}
+}
+
+func TestMarshalReferencesTheBody(t *testing.T) {
+	body := big(1 << 20)
+	for _, resp := range []*extprocv3.ProcessingResponse{
+		{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: &extprocv3.CommonResponse{
+			HeaderMutation:  &extprocv3.HeaderMutation{RemoveHeaders: []string{"x"}},
+			BodyMutation:    &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: body}},
+			ClearRouteCache: true,
+		}}}, DynamicMetadata: &structpb.Struct{Fields: map[string]*structpb.Value{"m": structpb.NewStringValue("v")}}},
+		{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{Response: &extprocv3.CommonResponse{
+			BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: body}},
+		}}}},
+		{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: &extprocv3.CommonResponse{
+			BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: []byte("small")}},
+		}}}},
+		{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{Body: body}}},
+	} {
+		data, err := Codec{}.Marshal(resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := &extprocv3.ProcessingResponse{}
+		if err := proto.Unmarshal(data.Materialize(), got); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(got, resp) {
+			t.Fatalf("decoded reply differs from %v", resp)
+		}
+		if len(resp.GetRequestBody().GetResponse().GetBodyMutation().GetBody()) >= Large ||
+			len(resp.GetResponseBody().GetResponse().GetBodyMutation().GetBody()) >= Large {
+			if last := data[len(data)-1].ReadOnlyData(); &last[0] != &body[0] {
+				t.Fatal("the body was copied")
+			}
+		}
+		// No field is written twice at any level on the way to the body
+		// (that would rely on parsers merging repeated message fields).
+		onceEach(t, data.Materialize(), 0)
+	}
+}
+
+func FuzzUnmarshalRequest(f *testing.F) {
+	for _, m := range []*extprocv3.ProcessingRequest{
+		{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte(`{"model":"m"}`), EndOfStream: true}}},
+		{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: []byte("data: x\n\n")}}},
+		{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{EndOfStream: true}}},
+	} {
+		b, _ := proto.Marshal(m)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		want := &extprocv3.ProcessingRequest{}
+		wantErr := proto.Unmarshal(wire, want)
+		got := &extprocv3.ProcessingRequest{}
+		err := UnmarshalRequest(bytes.Clone(wire), got)
+		if (err == nil) != (wantErr == nil) || err == nil && !proto.Equal(got, want) {
+			t.Fatalf("UnmarshalRequest: %v, protobuf: %v", err, wantErr)
+		}
+	})
+}
+
+// onceEach fails if a field number appears twice in the reply or in any
+// message on the way to the body (the codec must not rely on parsers
+// merging repeated message fields).
+func onceEach(t *testing.T, b []byte, _ int) {
+	t.Helper()
+	path := []protowire.Number{0, fBRCommon, fCRBodyMu} // the top field is request_body or response_body
+	for level := 0; b != nil; level++ {
+		seen := map[protowire.Number]bool{}
+		var next []byte
+		err := fields(b, func(num protowire.Number, typ protowire.Type, _, value []byte) error {
+			if seen[num] {
+				t.Fatalf("field %d twice at level %d", num, level)
+			}
+			seen[num] = true
+			if level < len(path) && typ == protowire.BytesType &&
+				(level == 0 && (num == fRespReqBody || num == fRespRespBody) || level > 0 && num == path[level]) {
+				next = value
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = next
+	}
+}

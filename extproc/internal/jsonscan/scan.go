@@ -1,0 +1,475 @@
+package jsonscan
+
+import (
+	"encoding/binary"
+	"strconv"
+	"unicode/utf8"
+)
+
+// manyKeys is the number of keys from which an object's keys are also kept
+// in a map: below it a linear comparison is cheaper and allocates nothing.
+const manyKeys = 16
+
+// frame is one open array or object.
+type frame struct {
+	array bool
+	index int // array: the current element
+	// object: the current key, as written (keyEsc: it has escapes)
+	keyStart, keyEnd int
+	keyEsc           bool
+	keysBase         int // this object's keys are s.keys[keysBase:]
+	decBase          int // and their decoded forms s.dec[decBase:]
+	seen             map[string]struct{}
+}
+
+// keyRef is a key seen in an open object: doc[start:end] when written
+// without escapes, else its decoded form s.dec[start:end].
+type keyRef struct {
+	start, end int
+	decoded    bool
+}
+
+type scanner struct {
+	doc     []byte
+	frames  []frame
+	stack   [16]frame
+	keys    []keyRef
+	keyBuf  [64]keyRef
+	dec     []byte
+	collect bool // record the members of the top-level object
+	members []Member
+}
+
+// plain marks the bytes a string may hold without a closer look: printable
+// ASCII other than the quote and the backslash.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+func skipSpace(doc []byte, i int) int {
+	for i < len(doc) {
+		switch doc[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+func (s *scanner) fail(k Kind, at int, reason string) error {
+	return &Error{Kind: k, Path: s.path(), Offset: at, Reason: reason}
+}
+
+func (s *scanner) run(doc []byte) error {
+	s.doc = doc
+	s.frames = s.stack[:0]
+	s.keys = s.keyBuf[:0]
+	i := skipSpace(doc, 0)
+	if s.collect && (i >= len(doc) || doc[i] != '{') {
+		if i >= len(doc) {
+			return s.fail(Syntax, i, "the document is empty")
+		}
+		s.collect = false
+		if err := s.value(i); err != nil {
+			return err
+		}
+		return s.fail(Syntax, i, "the document is not an object")
+	}
+	return s.value(i)
+}
+
+// value scans the value at doc[i] and everything after it.
+func (s *scanner) value(i int) error {
+	doc := s.doc
+	var err error
+	for {
+		// A value starts at i.
+		i = skipSpace(doc, i)
+		if i >= len(doc) {
+			return s.fail(Syntax, i, "unexpected end of the document")
+		}
+		switch c := doc[i]; {
+		case c == '{' || c == '[':
+			if len(s.frames) >= MaxDepth {
+				return s.fail(Syntax, i, "nested deeper than "+strconv.Itoa(MaxDepth)+" levels")
+			}
+			s.frames = append(s.frames, frame{array: c == '[', keysBase: len(s.keys), decBase: len(s.dec)})
+			i = skipSpace(doc, i+1)
+			if i < len(doc) && doc[i] == c+2 { // '}' is '{'+2, ']' is '['+2
+				s.pop()
+				i++
+				break
+			}
+			if c == '{' {
+				if i, err = s.member(i); err != nil {
+					return err
+				}
+			}
+			continue
+		case c == '"':
+			if i, _, err = s.str(i); err != nil {
+				return err
+			}
+		case c == 't':
+			if i, err = s.literal(i, "true"); err != nil {
+				return err
+			}
+		case c == 'f':
+			if i, err = s.literal(i, "false"); err != nil {
+				return err
+			}
+		case c == 'n':
+			if i, err = s.literal(i, "null"); err != nil {
+				return err
+			}
+		default:
+			if i, err = s.number(i); err != nil {
+				return err
+			}
+		}
+		// A value ended at i: close containers until one continues.
+		for {
+			if len(s.frames) == 0 {
+				if j := skipSpace(doc, i); j != len(doc) {
+					return s.fail(Syntax, j, "data after the JSON value")
+				}
+				return nil
+			}
+			if s.collect && len(s.frames) == 1 {
+				s.members[len(s.members)-1].ValueEnd = i
+			}
+			f := &s.frames[len(s.frames)-1]
+			i = skipSpace(doc, i)
+			if i >= len(doc) {
+				return s.fail(Syntax, i, "unexpected end of the document")
+			}
+			switch c := doc[i]; {
+			case c == ',' && f.array:
+				f.index++
+				i++
+			case c == ',':
+				if i, err = s.member(skipSpace(doc, i+1)); err != nil {
+					return err
+				}
+			case f.array && c == ']', !f.array && c == '}':
+				s.pop()
+				i++
+				continue
+			default:
+				return s.fail(Syntax, i, "unexpected "+strconv.QuoteRune(rune(c)))
+			}
+			break
+		}
+	}
+}
+
+func (s *scanner) pop() {
+	f := &s.frames[len(s.frames)-1]
+	s.keys, s.dec = s.keys[:f.keysBase], s.dec[:f.decBase]
+	s.frames = s.frames[:len(s.frames)-1]
+}
+
+// member scans an object member's key at doc[i] and its colon, checks the
+// key is new in its object, and returns where the value starts.
+func (s *scanner) member(i int) (int, error) {
+	doc := s.doc
+	if i >= len(doc) || doc[i] != '"' {
+		return i, s.fail(Syntax, i, "expected a string key")
+	}
+	f := &s.frames[len(s.frames)-1]
+	f.keyEnd = 0 // a failing key is not part of the path
+	end, esc, err := s.str(i)
+	if err != nil {
+		return i, err
+	}
+	f.keyStart, f.keyEnd, f.keyEsc = i+1, end-1, esc
+	k := keyRef{start: i + 1, end: end - 1}
+	if esc {
+		start := len(s.dec)
+		s.dec = appendUnescaped(s.dec, doc[i+1:end-1])
+		k = keyRef{start: start, end: len(s.dec), decoded: true}
+	}
+	name := s.keyBytes(k)
+	if dup := s.seen(f, name); dup {
+		return i, s.fail(Duplicate, i, "duplicate key")
+	}
+	s.keys = append(s.keys, k)
+	if f.seen != nil {
+		f.seen[string(name)] = struct{}{}
+	}
+	j := skipSpace(doc, end)
+	if j >= len(doc) || doc[j] != ':' {
+		return j, s.fail(Syntax, j, "expected ':' after a key")
+	}
+	j = skipSpace(doc, j+1)
+	if s.collect && len(s.frames) == 1 {
+		s.members = append(s.members, Member{Key: doc[i+1 : end-1], KeyStart: i, ValueStart: j, escaped: esc})
+	}
+	return j, nil
+}
+
+func (s *scanner) keyBytes(k keyRef) []byte {
+	if k.decoded {
+		return s.dec[k.start:k.end]
+	}
+	return s.doc[k.start:k.end]
+}
+
+// seen reports whether name is already a key of the object f.
+func (s *scanner) seen(f *frame, name []byte) bool {
+	if f.seen != nil {
+		_, ok := f.seen[string(name)]
+		return ok
+	}
+	keys := s.keys[f.keysBase:]
+	for _, k := range keys {
+		if string(s.keyBytes(k)) == string(name) {
+			return true
+		}
+	}
+	if len(keys)+1 >= manyKeys {
+		f.seen = make(map[string]struct{}, 2*manyKeys)
+		for _, k := range keys {
+			f.seen[string(s.keyBytes(k))] = struct{}{}
+		}
+	}
+	return false
+}
+
+func (s *scanner) literal(i int, lit string) (int, error) {
+	if len(s.doc)-i < len(lit) || string(s.doc[i:i+len(lit)]) != lit {
+		return i, s.fail(Syntax, i, "invalid literal")
+	}
+	return i + len(lit), nil
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *scanner) number(start int) (int, error) {
+	doc, i := s.doc, start
+	if i < len(doc) && doc[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(doc) && doc[i] == '0':
+		i++
+	case i < len(doc) && isDigit(doc[i]):
+		for i < len(doc) && isDigit(doc[i]) {
+			i++
+		}
+	default:
+		if i == start {
+			return i, s.fail(Syntax, i, "invalid character")
+		}
+		return i, s.fail(Syntax, i, "invalid number")
+	}
+	if i < len(doc) && doc[i] == '.' {
+		i++
+		if i >= len(doc) || !isDigit(doc[i]) {
+			return i, s.fail(Syntax, i, "invalid number")
+		}
+		for i < len(doc) && isDigit(doc[i]) {
+			i++
+		}
+	}
+	if i < len(doc) && (doc[i] == 'e' || doc[i] == 'E') {
+		i++
+		if i < len(doc) && (doc[i] == '+' || doc[i] == '-') {
+			i++
+		}
+		if i >= len(doc) || !isDigit(doc[i]) {
+			return i, s.fail(Syntax, i, "invalid number")
+		}
+		for i < len(doc) && isDigit(doc[i]) {
+			i++
+		}
+	}
+	return i, nil
+}
+
+// str scans the string whose opening quote is doc[i] and returns the offset
+// after its closing quote and whether it has escapes.
+func (s *scanner) str(i int) (end int, esc bool, err error) {
+	doc := s.doc
+	i++
+	for {
+		for len(doc)-i >= 8 && plainWord(binary.LittleEndian.Uint64(doc[i:])) {
+			i += 8
+		}
+		for i < len(doc) && plain[doc[i]] {
+			i++
+		}
+		if i >= len(doc) {
+			return i, esc, s.fail(Syntax, i, "unterminated string")
+		}
+		switch c := doc[i]; {
+		case c == '"':
+			return i + 1, esc, nil
+		case c == '\\':
+			esc = true
+			if i+1 >= len(doc) {
+				return i, esc, s.fail(Syntax, i, "unterminated string")
+			}
+			switch doc[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				r, ok := hex4(doc, i+2)
+				if !ok {
+					return i, esc, s.fail(Syntax, i, "invalid \\u escape")
+				}
+				switch {
+				case r >= 0xDC00 && r <= 0xDFFF:
+					return i, esc, s.fail(Encoding, i, "lone surrogate escape in a string")
+				case r >= 0xD800 && r <= 0xDBFF:
+					lo, ok := rune(0), false
+					if i+7 < len(doc) && doc[i+6] == '\\' && doc[i+7] == 'u' {
+						lo, ok = hex4(doc, i+8)
+					}
+					if !ok || lo < 0xDC00 || lo > 0xDFFF {
+						return i, esc, s.fail(Encoding, i, "lone surrogate escape in a string")
+					}
+					i += 12
+				default:
+					i += 6
+				}
+			default:
+				return i, esc, s.fail(Syntax, i, "invalid escape in a string")
+			}
+		case c < 0x20:
+			return i, esc, s.fail(Syntax, i, "control character in a string")
+		default:
+			r, n := utf8.DecodeRune(doc[i:])
+			if r == utf8.RuneError && n == 1 {
+				return i, esc, s.fail(Encoding, i, "invalid UTF-8 in a string")
+			}
+			i += n
+		}
+	}
+}
+
+const (
+	ones = 0x0101010101010101
+	high = 0x8080808080808080
+)
+
+// plainWord reports whether all eight bytes of w are plain: ASCII, none
+// below 0x20, none a quote or a backslash. For ASCII bytes, x-n borrows
+// into a byte's high bit exactly when some byte is below n (the usual
+// "has less" and "has zero" word tricks).
+func plainWord(w uint64) bool {
+	if w&high != 0 {
+		return false
+	}
+	q, bs := w^(ones*'"'), w^(ones*'\\')
+	return ((w-ones*0x20)|(q-ones)|(bs-ones))&^w&high == 0
+}
+
+func hex4(doc []byte, i int) (rune, bool) {
+	if len(doc)-i < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range doc[i : i+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// appendUnescaped appends the decoded form of a validated string's contents
+// (between the quotes).
+func appendUnescaped(dst, raw []byte) []byte {
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		if c != '\\' {
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		switch raw[i+1] {
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r, _ := hex4(raw, i+2)
+			if r >= 0xD800 && r <= 0xDBFF {
+				lo, _ := hex4(raw, i+8)
+				r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
+				i += 6
+			}
+			dst = utf8.AppendRune(dst, r)
+			i += 6
+			continue
+		default: // " \ /
+			dst = append(dst, raw[i+1])
+		}
+		i += 2
+	}
+	return dst
+}
+
+// path renders where the scanner is, e.g. messages[0].content.
+func (s *scanner) path() string {
+	var b []byte
+	for _, f := range s.frames {
+		if f.array {
+			b = append(b, '[')
+			b = strconv.AppendInt(b, int64(f.index), 10)
+			b = append(b, ']')
+			continue
+		}
+		if f.keyEnd == 0 {
+			break // no key yet (or the failing one)
+		}
+		name := s.doc[f.keyStart:f.keyEnd]
+		if f.keyEsc {
+			name = appendUnescaped(nil, name)
+		}
+		if identifier(name) {
+			if len(b) > 0 {
+				b = append(b, '.')
+			}
+			b = append(b, name...)
+		} else {
+			b = append(b, '[')
+			b = strconv.AppendQuote(b, string(name))
+			b = append(b, ']')
+		}
+	}
+	return string(b)
+}
+
+func identifier(name []byte) bool {
+	if len(name) == 0 {
+		return false
+	}
+	for i, c := range name {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_' || i > 0 && isDigit(c)) {
+			return false
+		}
+	}
+	return true
+}
