@@ -75,6 +75,7 @@ type Provider struct {
 	credHeader string
 	credValue  string // prefix + secret; never logged
 	credErr    error
+	auth       authenticator // minted credentials (bedrock, vertex-ai); nil otherwise
 }
 
 // Path returns the upstream :path for an endpoint and provider model, and
@@ -162,6 +163,10 @@ func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Table, []e
 			DefaultMaxTokens: pc.DefaultMaxTokens, apiVersion: pc.APIVersion}
 		if pc.Schema == config.SchemaAnthropic {
 			p.Translator = &anthropic.Schema{}
+		}
+		if err := compileCloud(p, pc, lookupEnv); err != nil {
+			p.credErr = fmt.Errorf("provider %s: %w: %v", pc.Name, ErrNoCredential, err)
+			warnings = append(warnings, p.credErr)
 		}
 		if c := pc.Credential; c != nil {
 			p.credHeader = strings.ToLower(c.Header)

@@ -127,7 +127,9 @@ type Provider struct {
 	// DefaultMaxTokens is sent to providers that require max_tokens (anthropic) when the client set none.
 	DefaultMaxTokens int `json:"default_max_tokens"`
 	// APIVersion is Azure OpenAI's api-version query parameter; required for azure-openai.
-	APIVersion string `json:"api_version"`
+	APIVersion string  `json:"api_version"`
+	AWS        *AWS    `json:"aws"`    // bedrock: region, host, credentials
+	Vertex     *Vertex `json:"vertex"` // vertex-ai: project, location, service account
 }
 
 // Credential is the header the gateway adds to requests sent to a provider: Header: Prefix + secret.
@@ -280,6 +282,7 @@ func (c *Config) SecretFiles() []string {
 		if p.Credential != nil {
 			add(p.Credential.Source.File)
 		}
+		cloudSecretFiles(p, add)
 	}
 	for _, t := range c.Tenants {
 		for _, tc := range t.ProviderCredentials {
