@@ -369,10 +369,14 @@ func validateProvider(d *document, path string, p *Provider) {
 		d.addf(path+".cluster", "cluster %q is invalid: use 1 to %d characters of letters, digits, '_', '.', ':' and '-', starting with a letter or digit", p.Cluster, maxCluster)
 	}
 
-	if p.BasePath == "" && p.Schema != SchemaBedrock {
+	switch {
+	case p.BasePath == "" && p.Schema == SchemaBedrock: // Bedrock's paths start at /model
+	case p.BasePath == "":
 		p.BasePath = DefaultBasePath
-	} else if msg := checkBasePath(p.BasePath); msg != "" {
-		d.addf(path+".base_path", "base_path %q %s", p.BasePath, msg)
+	default:
+		if msg := checkBasePath(p.BasePath); msg != "" {
+			d.addf(path+".base_path", "base_path %q %s", p.BasePath, msg)
+		}
 	}
 
 	if p.Credential != nil {

@@ -71,6 +71,11 @@ func TestFixtureModels(t *testing.T) {
 		"gemini-2.5-pro":      {"gemini-2.5-pro", Usage{PromptTokens: 200_000, CachedTokens: 34_567, CompletionTokens: 89_012}, "1.14012"},
 		"gemini-2.5-pro-long": {"gemini-2.5-pro", chat, "4.4215975"}, // prompt over 200k: the long tier
 		"gemini-2.5-flash":    {"gemini-2.5-flash", chat, "0.5929001"},
+		// Cloud-hosted ids at the vendors' list prices.
+		"us.anthropic.claude-sonnet-4-5-20250929-v1:0": {"us.anthropic.claude-sonnet-4-5-20250929-v1:0", chat, "4.9455501"},
+		"anthropic.claude-sonnet-4-5-20250929-v1:0":    {"anthropic.claude-sonnet-4-5-20250929-v1:0", chat, "4.9455501"},
+		"claude-sonnet-4-5@20250929":                   {"claude-sonnet-4-5@20250929", chat, "4.9455501"},
+		"google/gemini-2.5-flash":                      {"google/gemini-2.5-flash", chat, "0.5929001"},
 	}
 	tab := mustParse(t, fixture, data)
 	for name := range tab.Models {

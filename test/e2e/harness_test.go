@@ -48,7 +48,7 @@ const (
 // allSecrets is every key and credential the suite uses; none may ever
 // appear in a log line.
 var allSecrets = []string{gatewayKey, chatbotKey1, chatbotKey2, globexKey, limitedKey, expiredKey, disabledKey, providerSecret, acmeSecret,
-	rpmKey, budgetKey, streamKey, anthropicSecret, guardedKey}
+	rpmKey, budgetKey, streamKey, anthropicSecret, guardedKey, awsSecretKey, awsSessionToken}
 
 // gatewayConfig is the routing config of every e2e gateway.
 func gatewayConfig() string {
@@ -157,6 +157,7 @@ type harness struct {
 	openai    *fakeprovider.Server
 	anthropic *fakeprovider.Server
 	azure     *fakeprovider.Server
+	bedrock   *fakeprovider.Server
 	logs      *logBuffer
 	cfgDir    string
 	client    openai.Client
@@ -174,6 +175,7 @@ type harnessOptions struct {
 	extra    string          // a second config file merged with the first (limits, more tenants)
 	fallback bool            // run envoy/envoy-fallback.yaml and route its chain cluster to the fakes
 	azure    bool            // add an Azure cluster (a copy of openai's) pointed at a fake Azure OpenAI
+	bedrock  bool            // add a Bedrock cluster (a copy of openai's) pointed at a fake Bedrock checking SigV4
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -200,6 +202,12 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		}
 		t.Cleanup(h.azure.Close)
 	}
+	if o.bedrock {
+		if h.bedrock, err = fakeprovider.Start(fakeprovider.Options{Kind: fakeprovider.Bedrock, AWS: e2eAWS}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(h.bedrock.Close)
+	}
 
 	h.cfgDir = t.TempDir()
 	if o.kubelet {
@@ -220,7 +228,8 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		DrainTimeout: 10 * time.Second,
 		Logger:       log,
 		LookupEnv: func(k string) (string, bool) {
-			v, ok := map[string]string{providerEnv: providerSecret, acmeEnv: acmeSecret, anthropicEnv: anthropicSecret}[k]
+			v, ok := map[string]string{providerEnv: providerSecret, acmeEnv: acmeSecret, anthropicEnv: anthropicSecret,
+				awsKeyIDEnv: e2eAWS.AccessKeyID, awsSecretEnv: awsSecretKey, awsTokenEnv: awsSessionToken}[k]
 			return v, ok
 		},
 		Registry: h.reg,
@@ -245,6 +254,10 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if o.azure {
 		bootstrap = withCluster(t, bootstrap, "openai", "azure_eastus", "tollgate-e2e.openai.azure.com")
 		clusters["azure_eastus"] = h.azure.Addr()
+	}
+	if o.bedrock {
+		bootstrap = withCluster(t, bootstrap, "openai", "bedrock", bedrockHost)
+		clusters["bedrock"] = h.bedrock.Addr()
 	}
 	if o.fallback {
 		clusters["chain_smart_default/api.openai.com"] = h.openai.Addr()
