@@ -1,6 +1,9 @@
 package config
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"regexp"
 )
 
@@ -135,3 +138,40 @@ func cloudSecretFiles(p Provider, add func(string)) {
 
 // supportedSchemas lists every schema, for messages.
 const supportedSchemas = SchemaOpenAI + ", " + SchemaAnthropic + ", " + SchemaAzureOpenAI + ", " + SchemaBedrock + ", " + SchemaVertexAI
+
+// maxSecretDocument bounds a secret document such as a service-account key.
+const maxSecretDocument = 64 << 10
+
+// ResolveDocument reads a secret that is a document rather than a header
+// value (a service-account JSON key): like Resolve, but line breaks are kept
+// and the value is not checked for use in a header. Errors never include the
+// value.
+func (r SecretRef) ResolveDocument(lookupEnv func(string) (string, bool)) ([]byte, error) {
+	var val []byte
+	switch {
+	case r.Env != "" && r.File != "", r.Env == "" && r.File == "":
+		return nil, errors.New("secret reference: exactly one of env or file is required")
+	case r.Env != "":
+		if lookupEnv == nil {
+			lookupEnv = os.LookupEnv
+		}
+		v, ok := lookupEnv(r.Env)
+		if !ok {
+			return nil, fmt.Errorf("secret env %s: not set", r.Env)
+		}
+		val = []byte(v)
+	default:
+		b, err := os.ReadFile(r.File)
+		if err != nil {
+			return nil, fmt.Errorf("secret file: %w", err)
+		}
+		val = b
+	}
+	switch {
+	case len(val) == 0:
+		return nil, fmt.Errorf("secret %s: empty", r)
+	case len(val) > maxSecretDocument:
+		return nil, fmt.Errorf("secret %s: larger than %d bytes", r, maxSecretDocument)
+	}
+	return val, nil
+}

@@ -158,6 +158,7 @@ type harness struct {
 	anthropic *fakeprovider.Server
 	azure     *fakeprovider.Server
 	bedrock   *fakeprovider.Server
+	vertex    *fakeprovider.Server
 	logs      *logBuffer
 	cfgDir    string
 	client    openai.Client
@@ -176,6 +177,8 @@ type harnessOptions struct {
 	fallback bool            // run envoy/envoy-fallback.yaml and route its chain cluster to the fakes
 	azure    bool            // add an Azure cluster (a copy of openai's) pointed at a fake Azure OpenAI
 	bedrock  bool            // add a Bedrock cluster (a copy of openai's) pointed at a fake Bedrock checking SigV4
+	// vertex adds a Vertex AI cluster pointed at a fake Vertex that accepts this endpoint's access tokens.
+	vertex *fakeprovider.TokenEndpoint
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -207,6 +210,12 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 			t.Fatal(err)
 		}
 		t.Cleanup(h.bedrock.Close)
+	}
+	if o.vertex != nil {
+		if h.vertex, err = fakeprovider.Start(fakeprovider.Options{Kind: fakeprovider.Vertex, Tokens: o.vertex}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(h.vertex.Close)
 	}
 
 	h.cfgDir = t.TempDir()
@@ -258,6 +267,10 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if o.bedrock {
 		bootstrap = withCluster(t, bootstrap, "openai", "bedrock", bedrockHost)
 		clusters["bedrock"] = h.bedrock.Addr()
+	}
+	if o.vertex != nil {
+		bootstrap = withCluster(t, bootstrap, "openai", "vertex", vertexHost)
+		clusters["vertex"] = h.vertex.Addr()
 	}
 	if o.fallback {
 		clusters["chain_smart_default/api.openai.com"] = h.openai.Addr()

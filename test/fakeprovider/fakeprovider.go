@@ -26,6 +26,7 @@ const (
 	Anthropic                 // api.anthropic.com: /v1/messages
 	Azure                     // {resource}.openai.azure.com: deployment and v1 chat completions
 	Bedrock                   // bedrock-runtime.{region}.amazonaws.com: Converse, ConverseStream (SigV4)
+	Vertex                    // {location}-aiplatform.googleapis.com: OpenAI-compatible chat, Claude rawPredict
 )
 
 func (k Kind) String() string {
@@ -38,6 +39,8 @@ func (k Kind) String() string {
 		return "azure_openai"
 	case Bedrock:
 		return "bedrock"
+	case Vertex:
+		return "vertex"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -57,6 +60,9 @@ type Options struct {
 	// AWS is what Bedrock requests must be signed with; without an access key
 	// the signature is not checked.
 	AWS AWS
+	// Tokens is the token endpoint whose access tokens Vertex requests must
+	// carry; nil disables the check.
+	Tokens *TokenEndpoint
 }
 
 // Request is one request as the server received it.
@@ -125,6 +131,8 @@ func Start(opts Options) (*Server, error) {
 		p = newAzure(fs, opts.Credential)
 	case Bedrock:
 		p = newBedrock(fs, opts.AWS)
+	case Vertex:
+		p = newVertex(fs, opts.Tokens)
 	default:
 		return nil, fmt.Errorf("fakeprovider: unknown kind %v", opts.Kind)
 	}
