@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+	"sigs.k8s.io/yaml"
 
 	"github.com/tollgate-ai/tollgate/routing/pricing"
 	"github.com/tollgate-ai/tollgate/test/fakeprovider"
@@ -212,6 +215,84 @@ func TestBedrockCredentialsNeverLogged(t *testing.T) {
 	for _, s := range []string{awsSecretKey, awsSessionToken, "AWS4-HMAC-SHA256", "Signature="} {
 		if strings.Contains(logs, s) {
 			t.Fatalf("credential material %q… in the logs", s[:6])
+		}
+	}
+}
+
+// withChainFallback points the second priority of the bootstrap's chain
+// cluster at another provider's host and gateway provider name.
+func withChainFallback(t *testing.T, bootstrap []byte, host, provider string) []byte {
+	t.Helper()
+	js, err := yaml.YAMLToJSON(bootstrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range gjson.GetBytes(js, "static_resources.clusters").Array() {
+		if c.Get("name").Str != "chain_smart_default" {
+			continue
+		}
+		p := "static_resources.clusters." + strconv.Itoa(i) + ".load_assignment.endpoints.1.lb_endpoints.0."
+		for path, v := range map[string]any{
+			"endpoint.hostname":                          host,
+			"endpoint.address.socket_address.address":    host,
+			"metadata.filter_metadata.tollgate.provider": provider,
+		} {
+			if js, err = sjson.SetBytes(js, p+path, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return js
+	}
+	t.Fatal("no chain_smart_default cluster")
+	return nil
+}
+
+// bedrockFallbackConfig makes "resilient" an OpenAI → Bedrock chain.
+const bedrockFallbackConfig = bedrockConfig + `  - name: resilient
+    fallback:
+      cluster: chain_smart_default
+      targets:
+        - {provider: openai, model: gpt-4o-mini}
+        - {provider: bedrock, model: ` + bedrockModel + `}
+`
+
+// TestBedrockFallback: when OpenAI fails, Envoy's retry goes to Bedrock, and
+// that attempt is translated and signed over its own body (the fake Bedrock
+// verifies the signature), with OpenAI's credential removed.
+func TestBedrockFallback(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		h := newHarness(t, harnessOptions{fallback: true, bedrock: true, extra: bedrockFallbackConfig})
+		h.openai.Fail(fakeprovider.Status(500, ""))
+		p := chatParams("resilient")
+		var content string
+		if stream {
+			s := h.client.Chat.Completions.NewStreaming(context.Background(), p)
+			var acc openai.ChatCompletionAccumulator
+			for s.Next() {
+				acc.AddChunk(s.Current())
+			}
+			if err := s.Err(); err != nil {
+				t.Fatal(err)
+			}
+			content = acc.Choices[0].Message.Content
+		} else {
+			out, err := h.client.Chat.Completions.New(context.Background(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			content = out.Choices[0].Message.Content
+		}
+		if content != "Hello! How can I help you today?" || len(h.openai.Requests()) != 1 {
+			t.Fatalf("stream=%v: answer %q after %d OpenAI attempts", stream, content, len(h.openai.Requests()))
+		}
+		up := lastRequest(t, h.bedrock)
+		checkBedrockUpstream(t, up, stream)
+		if strings.Contains(up.Header.Get("Authorization"), providerSecret) {
+			t.Fatal("OpenAI's key reached Bedrock")
+		}
+		line := h.waitRequestLogs(1)[0]
+		if gjson.Get(line, "provider").Str != "bedrock" || gjson.Get(line, "prompt_tokens").Int() != 1512 || gjson.Get(line, "cost_usd").Str != bedrockCost(t, 1512, 1500, 11) {
+			t.Fatalf("log %s", line)
 		}
 	}
 }

@@ -274,7 +274,12 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	}
 	if o.fallback {
 		clusters["chain_smart_default/api.openai.com"] = h.openai.Addr()
-		clusters["chain_smart_default/api.anthropic.com"] = h.anthropic.Addr()
+		if o.bedrock { // the chain falls back to Bedrock instead of Anthropic
+			bootstrap = withChainFallback(t, bootstrap, bedrockHost, "bedrock")
+			clusters["chain_smart_default/"+bedrockHost] = h.bedrock.Addr()
+		} else {
+			clusters["chain_smart_default/api.anthropic.com"] = h.anthropic.Addr()
+		}
 	}
 	if o.realPath != "" {
 		h.front = startRealEnvoy(t, o.realPath, bootstrap, clusters)
