@@ -185,3 +185,29 @@ func FuzzDecoder(f *testing.F) {
 }
 
 func crc32IEEE(b []byte) uint32 { return crc32.ChecksumIEEE(b) }
+
+// BenchmarkDecode decodes a ConverseStream-shaped stream fed in 1 KiB chunks,
+// as Envoy delivers a streamed body.
+func BenchmarkDecode(b *testing.B) {
+	var s []byte
+	for range 200 {
+		s = Encode(s, [][2]string{{":event-type", "contentBlockDelta"}, {":content-type", "application/json"}, {":message-type", "event"}},
+			[]byte(`{"contentBlockIndex":0,"delta":{"text":"Hello, world. "},"p":"abcdefghijklmnop"}`))
+	}
+	b.SetBytes(int64(len(s)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var d Decoder
+		for i := 0; i < len(s); i += 1024 {
+			d.Feed(s[i:min(len(s), i+1024)])
+			for {
+				if _, ok := d.Next(); !ok {
+					break
+				}
+			}
+		}
+		if d.Finish() != nil {
+			b.Fatal(d.Err())
+		}
+	}
+}
