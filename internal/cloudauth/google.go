@@ -2,6 +2,8 @@ package cloudauth
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"time"
@@ -31,6 +33,10 @@ func NewGoogleToken(serviceAccountJSON []byte, client *http.Client) (*GoogleToke
 	if err != nil {
 		return nil, errors.New("google service account: not a service-account JSON key")
 	}
+	if !validKey(cfg.PrivateKey) {
+		// Caught at load rather than at the first request.
+		return nil, errors.New("google service account: private_key is not a PEM RSA private key")
+	}
 	if cfg.TokenURL == "" {
 		cfg.TokenURL = google.Endpoint.TokenURL
 	}
@@ -41,6 +47,19 @@ func NewGoogleToken(serviceAccountJSON []byte, client *http.Client) (*GoogleToke
 	// one request.
 	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, client)
 	return &GoogleToken{src: cfg.TokenSource(ctx)}, nil // a ReuseTokenSource
+}
+
+// validKey reports whether b is a PEM private key the JWT signer can use.
+func validKey(b []byte) bool {
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return false
+	}
+	if _, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+		return true
+	}
+	_, err := x509.ParsePKCS1PrivateKey(block.Bytes)
+	return err == nil
 }
 
 // Authenticate returns authorization: Bearer <access token>. The token does
