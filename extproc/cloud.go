@@ -27,9 +27,22 @@ func mintCredential(x *exchange, req *upstreamRequest) *oaierror.Error {
 		return nil // chain attempts mint upstream, per attempt
 	}
 	p := x.target.Provider
-	hs, err := mint(x.ctx, p, req.path, req.body, x.srv.now())
+	var hs [][2]string
+	var err error
+	own := false
+	if x.target.Direct {
+		// Bring your own key, as for pasted credentials: a tenant's own
+		// service account serves its provider/model requests.
+		ctx, cancel := context.WithTimeout(x.ctx, mintTimeout)
+		hs, own, err = p.AuthenticateTenant(ctx, x.key.Tenant, routing.Outgoing{Method: "POST", Path: req.path, Body: req.body, Time: x.srv.now()})
+		cancel()
+		x.rec.byok = x.rec.byok || own
+	}
+	if !own {
+		hs, err = mint(x.ctx, p, req.path, req.body, x.srv.now())
+	}
 	if err != nil {
-		x.srv.log.Warn("provider credential unavailable", zapProvider(p.Name), zap.Error(err))
+		x.srv.log.Warn("provider credential unavailable", zapProvider(p.Name), zap.Bool("byok", own), zap.Error(err))
 		return oaierror.Internal(503, "provider_unavailable", "The provider for this model is not available.")
 	}
 	for _, h := range hs {

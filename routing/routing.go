@@ -75,7 +75,8 @@ type Provider struct {
 	credHeader string
 	credValue  string // prefix + secret; never logged
 	credErr    error
-	auth       authenticator // minted credentials (bedrock, vertex-ai); nil otherwise
+	auth       authenticator         // minted credentials (bedrock, vertex-ai); nil otherwise
+	tenantAuth map[string]tenantAuth // tenant → its own minted credential (vertex-ai BYOK)
 }
 
 // Path returns the upstream :path for an endpoint and provider model, and
@@ -191,6 +192,7 @@ func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Table, []e
 			}
 		}
 	}
+	warnings = append(warnings, t.compileTenantAuth(cfg, lookupEnv)...)
 	t.pools = make(map[string]pool)
 	for _, mc := range cfg.Models {
 		if fb := mc.Fallback; fb != nil {

@@ -175,3 +175,14 @@ func (r SecretRef) ResolveDocument(lookupEnv func(string) (string, bool)) ([]byt
 	}
 	return val, nil
 }
+
+// mintsFromDocument reports whether a provider defined in this document mints its credential from a
+// secret document (vertex-ai's service account), which a tenant may bring instead (BYOK).
+func (d *document) mintsFromDocument(name string) bool {
+	for _, p := range d.cfg.Providers {
+		if p.Name == name {
+			return p.Schema == SchemaVertexAI
+		}
+	}
+	return false
+}

@@ -59,3 +59,21 @@ providers:
 		})
 	}
 }
+
+func TestCloudBYOK(t *testing.T) {
+	base := `version: 1
+providers:
+  - {name: vertex, schema: vertex-ai, cluster: v, vertex: {project: my-project, location: us-central1, service_account: {env: SA}}}
+  - {name: bedrock, schema: bedrock, cluster: b, aws: {region: us-east-1}}
+tenants:
+  - name: acme
+    provider_credentials:
+`
+	if _, err := Parse("a.yaml", []byte(base+"      - {provider: vertex, source: {file: /s/acme-sa.json}}\n")); err != nil {
+		t.Fatalf("vertex BYOK refused: %v", err)
+	}
+	_, err := Parse("a.yaml", []byte(base+"      - {provider: bedrock, source: {env: X}}\n"))
+	if err == nil || !strings.Contains(err.Error(), `provider "bedrock" takes no credential`) {
+		t.Fatalf("bedrock BYOK: %v", err)
+	}
+}

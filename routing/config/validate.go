@@ -228,7 +228,7 @@ func validateTenants(docs []*document, providers map[string]where) tenantApps {
 					d.addf(cp+".provider", "provider is required")
 				case !ok:
 					d.addf(cp+".provider", "unknown provider %q", c.Provider)
-				case w.doc.providerCredential(c.Provider) == nil:
+				case w.doc.providerCredential(c.Provider) == nil && !w.doc.mintsFromDocument(c.Provider):
 					d.addf(cp+".provider", "provider %q takes no credential, so there is nothing to bring", c.Provider)
 				case byok[c.Provider]:
 					d.addf(cp+".provider", "a second credential for provider %q", c.Provider)

@@ -14,6 +14,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/tidwall/gjson"
 
+	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/routing/pricing"
 	"github.com/tollgate-ai/tollgate/test/fakeprovider"
 )
@@ -30,13 +31,21 @@ const (
 // endpoint.
 func vertexHarness(t *testing.T, lifetime time.Duration) (*harness, *fakeprovider.TokenEndpoint) {
 	t.Helper()
+	return vertexHarnessWith(t, lifetime, nil)
+}
+
+// vertexHarnessWith adds the configuration more returns, given the token
+// endpoint (set up with its URL) and a directory for secret files.
+func vertexHarnessWith(t *testing.T, lifetime time.Duration, more func(ep *fakeprovider.TokenEndpoint, dir string) string) (*harness, *fakeprovider.TokenEndpoint) {
+	t.Helper()
 	ep, err := fakeprovider.NewTokenEndpoint(lifetime)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tokens := httptest.NewServer(ep)
 	t.Cleanup(tokens.Close)
-	sa := filepath.Join(t.TempDir(), "vertex-sa.json")
+	dir := t.TempDir()
+	sa := filepath.Join(dir, "vertex-sa.json")
 	if err := os.WriteFile(sa, ep.ServiceAccountJSON(tokens.URL+"/token"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -48,10 +57,14 @@ providers:
     default_max_tokens: 1024
     vertex: {project: tollgate-test-project, location: us-central1, service_account: {file: ` + sa + `}}
     models: ["` + vertexClaude + `", ` + vertexGemini + `]
+    direct_models: listed
 models:
   - {name: vertex-claude, provider: vertex, model: "` + vertexClaude + `"}
   - {name: vertex-gemini, provider: vertex, model: ` + vertexGemini + `}
 `
+	if more != nil {
+		cfg += more(ep, dir)
+	}
 	h := newHarness(t, harnessOptions{extra: cfg, vertex: ep})
 	t.Cleanup(func() { // no access token or key material in the logs
 		logs := h.logs.String()
@@ -170,5 +183,55 @@ func TestVertexClaude(t *testing.T) {
 		if r.Header.Get("Authorization") != "Bearer "+ep.Issued()[i] {
 			t.Fatalf("request %d sent %q…", i, r.Header.Get("Authorization")[:12])
 		}
+	}
+}
+
+const initechKey = "tg_e2eInitechGGGGGGGGGGGGGGGGGGGGGGGGGGGGGGGG"
+
+// TestVertexBYOK: a tenant's own service account serves its
+// provider/model requests; aliases and other tenants stay on the platform's.
+func TestVertexBYOK(t *testing.T) {
+	var initechSA string
+	h, ep := vertexHarnessWith(t, time.Hour, func(ep *fakeprovider.TokenEndpoint, dir string) string {
+		b, err := ep.NewAccount("initech")
+		if err != nil {
+			t.Fatal(err)
+		}
+		initechSA = filepath.Join(dir, "initech-sa.json")
+		if err := os.WriteFile(initechSA, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return `tenants:
+  - name: initech
+    provider_credentials:
+      - {provider: vertex, source: {file: ` + initechSA + `}}
+keys:
+  - {id: initech-key, sha256: ` + keys.Hash(initechKey) + `, tenant: initech}
+`
+	})
+	cases := []struct {
+		key, model string
+		owner      string
+		byok       bool
+	}{
+		{initechKey, "vertex/" + vertexGemini, "initech@", true},
+		{initechKey, "vertex-gemini", "tollgate-test@", false},         // aliases stay on the platform's account
+		{gatewayKey, "vertex/" + vertexGemini, "tollgate-test@", false}, // never another tenant's
+	}
+	for i, tc := range cases {
+		c := h.newClient(tc.key)
+		if _, err := c.Chat.Completions.New(context.Background(), chatParams(tc.model)); err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		tok, _ := strings.CutPrefix(lastRequest(t, h.vertex).Header.Get("Authorization"), "Bearer ")
+		if !strings.HasPrefix(ep.Owner(tok), tc.owner) {
+			t.Fatalf("case %d: token of %q, want %s…", i, ep.Owner(tok), tc.owner)
+		}
+		if line := h.waitRequestLogs(i + 1)[i]; gjson.Get(line, "byok").Bool() != tc.byok {
+			t.Fatalf("case %d: log %s", i, line)
+		}
+	}
+	if strings.Contains(h.logs.String(), initechKey) {
+		t.Fatal("key in the logs")
 	}
 }
