@@ -215,7 +215,7 @@ keys:
 		byok       bool
 	}{
 		{initechKey, "vertex/" + vertexGemini, "initech@", true},
-		{initechKey, "vertex-gemini", "tollgate-test@", false},         // aliases stay on the platform's account
+		{initechKey, "vertex-gemini", "tollgate-test@", false},          // aliases stay on the platform's account
 		{gatewayKey, "vertex/" + vertexGemini, "tollgate-test@", false}, // never another tenant's
 	}
 	for i, tc := range cases {
