@@ -89,3 +89,29 @@ func TestSigV4CredentialError(t *testing.T) {
 		t.Fatal("no error")
 	}
 }
+
+// TestDefaultChain: without static keys the SDK's default chain is used; its
+// first source is the environment (in Kubernetes, IRSA's web identity comes
+// next, then the instance role, which is disabled here to stay on loopback).
+func TestDefaultChain(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("AWS_ACCESS_KEY_ID", testKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", testSecret)
+	t.Setenv("AWS_SESSION_TOKEN", testToken)
+	t.Setenv("AWS_CONFIG_FILE", dir+"/none")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", dir+"/none")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	creds, err := DefaultChain(context.Background(), "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{}`)
+	hs, err := NewSigV4(creds, "bedrock", "us-east-1", testHost).Authenticate(context.Background(), Request{Method: "POST", Path: "/model/m/converse", Body: body, Time: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := aws.Credentials{AccessKeyID: testKeyID, SecretAccessKey: testSecret, SessionToken: testToken}
+	if err := VerifySigV4(received(t, "/model/m/converse", body, hs), body, want, "bedrock", "us-east-1"); err != nil {
+		t.Fatal(err)
+	}
+}
