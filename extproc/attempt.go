@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"context"
 	"errors"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -36,7 +37,8 @@ const (
 
 // providerHeaders are every header a provider credential or schema may set;
 // an attempt removes those its own provider does not use.
-var providerHeaders = [...]string{"authorization", "x-api-key", "api-key", "anthropic-version"}
+var providerHeaders = [...]string{"authorization", "x-api-key", "api-key", "anthropic-version",
+	"x-amz-date", "x-amz-content-sha256", "x-amz-security-token"}
 
 // isAttempt reports whether a stream's first message comes from the upstream
 // filter of a chain cluster: only that filter asks for the upstream host's
@@ -126,7 +128,7 @@ func (a *attempt) onBody(body []byte) *extprocv3.CommonResponse {
 		a.fail("the request cannot be translated: "+err.Error(), p.Name)
 		return &extprocv3.CommonResponse{HeaderMutation: mu.get()}
 	}
-	path, _ := p.Path(a.ep, a.member.Model)
+	path, _ := p.UpstreamPath(a.ep, a.member.Model, a.stream)
 	mu = mutation{}
 	set := map[string]bool{}
 	header, value, cerr := p.Credential()
@@ -136,6 +138,17 @@ func (a *attempt) onBody(body []byte) *extprocv3.CommonResponse {
 	}
 	if tr := p.Translator; tr != nil {
 		for _, h := range tr.Headers() {
+			mu.set(h[0], h[1])
+			set[h[0]] = true
+		}
+	}
+	if p.MintsCredential() {
+		// Last, over this attempt's own body and path (see cloud.go).
+		hs, err := mint(context.Background(), p, path, out, a.srv.now())
+		if err != nil {
+			a.fail("the provider credential cannot be minted", p.Name)
+		}
+		for _, h := range hs {
 			mu.set(h[0], h[1])
 			set[h[0]] = true
 		}

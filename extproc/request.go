@@ -46,12 +46,14 @@ var requestBodySteps = []bodyStep{
 	injectStreamUsage,
 	spliceBody,
 	routeUpstream,
+	mintCredential, // last: a signature covers the final body and path
 }
 
 // upstreamRequest is the request as it will leave for the provider.
 type upstreamRequest struct {
 	body        []byte
 	bodyChanged bool
+	path        string // upstream :path, once routed
 	mu          mutation
 
 	// Changes queued for spliceBody (body.go), over the client's bytes.
@@ -394,7 +396,8 @@ func routeUpstream(x *exchange, req *upstreamRequest) *oaierror.Error {
 		x.srv.log.Warn("provider credential unavailable", zapProvider(p.Name), zap.Bool("byok", x.rec.byok))
 		return oaierror.Internal(503, "provider_unavailable", "The provider for this model is not available.")
 	}
-	path, _ := p.Path(x.endpoint, x.target.Model) // resolveModel checked it is offered
+	path, _ := p.UpstreamPath(x.endpoint, x.target.Model, x.stream) // resolveModel checked it is offered
+	req.path = path
 	mu := &req.mu
 	mu.set(clusterHeader, p.Cluster)
 	mu.set(":path", path)

@@ -3,7 +3,6 @@ package extproc
 import (
 	"bytes"
 	"strconv"
-	"strings"
 	"unsafe"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -46,7 +45,7 @@ func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.Proces
 	removeMatching(h, &mu, strippedDownstream)
 	mu.set("x-tollgate-request-id", x.rec.requestID)
 	x.rateLimitHeaders(&mu)
-	if x.stream && x.rec.status == 200 && strings.HasPrefix(h.get("content-type"), "text/event-stream") {
+	if x.stream && x.rec.status == 200 && x.isStreamBody(h.get("content-type")) {
 		// Stream SSE through as it comes (spec §2.8). content-length was not
 		// removed by Envoy at header time because the configured mode was
 		// BUFFERED, so remove it here (spec §3.1). The headers leave now, so
@@ -56,7 +55,7 @@ func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.Proces
 		mu.set("server-timing", x.serverTiming())
 		if tr := x.target.Provider.Translator; tr != nil {
 			mu.set("content-type", "text/event-stream; charset=utf-8")
-			x.body = &translatingReader{x: x, st: tr.NewStream(x.target.Model, x.clientUsage), guard: newOutputGuard(x.guard)}
+			x.body = x.translatedStream(tr)
 		} else {
 			x.body = &sseReader{x: x, stripUsage: x.injectedUsage, guard: newOutputGuard(x.guard)}
 		}

@@ -83,6 +83,8 @@ type Provider struct {
 	credHeader string
 	credValue  string // prefix + secret; never logged
 	credErr    error
+	auth       authenticator         // minted credentials (bedrock, vertex-ai); nil otherwise
+	tenantAuth map[string]tenantAuth // tenant → its own minted credential (vertex-ai BYOK)
 }
 
 // Path returns the upstream :path for an endpoint and provider model, and
@@ -184,6 +186,10 @@ func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Table, []e
 		if pc.Schema == config.SchemaAnthropic {
 			p.Translator = &anthropic.Schema{}
 		}
+		if err := compileCloud(p, pc, lookupEnv); err != nil {
+			p.credErr = fmt.Errorf("provider %s: %w: %v", pc.Name, ErrNoCredential, err)
+			warnings = append(warnings, p.credErr)
+		}
 		if c := pc.Credential; c != nil {
 			p.credHeader = strings.ToLower(c.Header)
 			secret, err := c.Source.Resolve(lookupEnv)
@@ -207,6 +213,7 @@ func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Table, []e
 			}
 		}
 	}
+	warnings = append(warnings, t.compileTenantAuth(cfg, lookupEnv)...)
 	t.pools = make(map[string]pool)
 	for _, mc := range cfg.Models {
 		if fb := mc.Fallback; fb != nil {

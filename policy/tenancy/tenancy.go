@@ -59,10 +59,12 @@ type Directory struct {
 func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Directory, []error) {
 	d := &Directory{tenants: map[string]*Tenant{}}
 	prefixes := map[string]string{}
+	documents := map[string]bool{} // providers whose tenant credential is a document (a service-account key)
 	for _, p := range cfg.Providers {
 		if p.Credential != nil {
 			prefixes[p.Name] = p.Credential.Prefix
 		}
+		documents[p.Name] = p.Schema == config.SchemaVertexAI
 	}
 	var warnings []error
 	for _, tc := range cfg.Tenants {
@@ -82,7 +84,11 @@ func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Directory,
 			t.apps[a.Name] = a
 		}
 		for _, c := range tc.ProviderCredentials {
-			secret, err := c.Source.Resolve(lookupEnv)
+			resolve := c.Source.Resolve
+			if documents[c.Provider] {
+				resolve = c.Source.ResolveDocument
+			}
+			secret, err := resolve(lookupEnv)
 			if err != nil {
 				err = fmt.Errorf("tenant %s: credential for provider %s: %w", tc.Name, c.Provider, err)
 				warnings = append(warnings, err)

@@ -97,3 +97,20 @@ func TestAgentAllowed(t *testing.T) {
 		t.Fatal("no allowlist must admit any agent")
 	}
 }
+
+// TestDocumentCredential: a tenant's own Vertex AI service-account key is a
+// multi-line JSON document, read whole (not as a header value).
+func TestDocumentCredential(t *testing.T) {
+	cfg := &config.Config{
+		Providers: []config.Provider{{Name: "vertex", Schema: config.SchemaVertexAI, Cluster: "v"}},
+		Tenants:   []config.Tenant{{Name: "acme", ProviderCredentials: []config.TenantCredential{{Provider: "vertex", Source: config.SecretRef{Env: "SA"}}}}},
+	}
+	sa := "{\n  \"type\": \"service_account\"\n}\n"
+	d, warnings := New(cfg, func(string) (string, bool) { return sa, true })
+	if len(warnings) != 0 {
+		t.Fatal(warnings)
+	}
+	if v, ok, err := d.Credential("acme", "vertex"); !ok || err != nil || v != sa {
+		t.Fatalf("%q %v %v", v, ok, err)
+	}
+}

@@ -205,7 +205,9 @@ type Provider struct {
 	// Unpriced says what happens to a request for a model of this provider that has no price while a
 	// budget or cost cap applies to it: UnpricedRefuse (default; also when empty) or UnpricedAllow. Allow also silences the
 	// load-time check that every routable model of the provider is priced.
-	Unpriced string `json:"unpriced"`
+	Unpriced string  `json:"unpriced"`
+	AWS      *AWS    `json:"aws"`    // bedrock: region, host, credentials
+	Vertex   *Vertex `json:"vertex"` // vertex-ai: project, location, service account
 }
 
 // Output cap fields of OpenAI-format chat requests.
@@ -370,6 +372,7 @@ func (c *Config) SecretFiles() []string {
 		if p.Credential != nil {
 			add(p.Credential.Source.File)
 		}
+		cloudSecretFiles(p, add)
 	}
 	for _, t := range c.Tenants {
 		for _, tc := range t.ProviderCredentials {

@@ -149,7 +149,7 @@ func TestLoadProblems(t *testing.T) {
 		{"provider name missing and schema, cluster missing", map[string]string{"a.yaml": "version: 1\nproviders:\n  - models: [a]\n"}, nil,
 			[]string{
 				"a.yaml:3: providers[0].name: name is required",
-				"a.yaml:3: providers[0].schema: schema is required (supported: openai, anthropic, azure-openai)",
+				"a.yaml:3: providers[0].schema: schema is required (supported: openai, anthropic, azure-openai, bedrock, vertex-ai)",
 				"a.yaml:3: providers[0].cluster: cluster is required",
 			}},
 		{"provider name upper case", map[string]string{"a.yaml": "version: 1\nproviders:\n  - {name: OpenAI, schema: openai, cluster: c}\n"}, nil,
@@ -163,7 +163,7 @@ func TestLoadProblems(t *testing.T) {
 		{"duplicate provider in one file", map[string]string{"a.yaml": "version: 1\nproviders:\n  - {name: p, schema: openai, cluster: c}\n  - {name: p, schema: openai, cluster: d}\n"}, nil,
 			[]string{`a.yaml:4: providers[1].name: duplicate provider name "p" (first defined at a.yaml:3)`}},
 		{"unsupported schema", map[string]string{"a.yaml": "version: 1\nproviders:\n  - {name: p, schema: gemini, cluster: c}\n"}, nil,
-			[]string{`a.yaml:3: providers[0].schema: unsupported schema "gemini" (supported: openai, anthropic, azure-openai)`}},
+			[]string{`a.yaml:3: providers[0].schema: unsupported schema "gemini" (supported: openai, anthropic, azure-openai, bedrock, vertex-ai)`}},
 		{"schema options", map[string]string{"a.yaml": "version: 1\nproviders:\n  - {name: az, schema: azure-openai, cluster: c}\n  - {name: an, schema: anthropic, cluster: c, api_version: x, default_max_tokens: -1}\n  - {name: az2, schema: azure-openai, cluster: c, api_version: '1&x=2'}\n"}, nil,
 			[]string{
 				`a.yaml:3: providers[0].api_version: api_version is required for schema azure-openai (e.g. "2024-10-21")`,

@@ -229,7 +229,7 @@ func validateTenants(docs []*document, providers map[string]where) tenantApps {
 					d.addf(cp+".provider", "provider is required")
 				case !ok:
 					d.addf(cp+".provider", "unknown provider %q", c.Provider)
-				case w.doc.providerCredential(c.Provider) == nil:
+				case w.doc.providerCredential(c.Provider) == nil && !w.doc.mintsFromDocument(c.Provider):
 					d.addf(cp+".provider", "provider %q takes no credential, so there is nothing to bring", c.Provider)
 				case byok[c.Provider]:
 					d.addf(cp+".provider", "a second credential for provider %q", c.Provider)
@@ -342,21 +342,22 @@ func validateProvider(d *document, path string, p *Provider) {
 		d.addf(path+".name", "name %q is invalid: use 1 to %d characters of a-z, 0-9, '_' and '-', starting with a-z or 0-9", p.Name, maxProviderName)
 	}
 
-	switch p.Schema {
-	case SchemaOpenAI, SchemaAnthropic:
+	switch cloud := validateCloud(d, path, p); {
+	case cloud:
+	case p.Schema == SchemaOpenAI, p.Schema == SchemaAnthropic:
 		if p.APIVersion != "" {
 			d.addf(path+".api_version", "api_version applies to schema %s only", SchemaAzureOpenAI)
 		}
-	case SchemaAzureOpenAI:
+	case p.Schema == SchemaAzureOpenAI:
 		if p.APIVersion == "" {
 			d.addf(path+".api_version", "api_version is required for schema %s (e.g. \"2024-10-21\")", SchemaAzureOpenAI)
 		} else if strings.ContainsAny(p.APIVersion, "&?#/ ") {
 			d.addf(path+".api_version", "api_version %q is not a version string", p.APIVersion)
 		}
-	case "":
-		d.addf(path+".schema", "schema is required (supported: %s, %s, %s)", SchemaOpenAI, SchemaAnthropic, SchemaAzureOpenAI)
+	case p.Schema == "":
+		d.addf(path+".schema", "schema is required (supported: %s)", supportedSchemas)
 	default:
-		d.addf(path+".schema", "unsupported schema %q (supported: %s, %s, %s)", p.Schema, SchemaOpenAI, SchemaAnthropic, SchemaAzureOpenAI)
+		d.addf(path+".schema", "unsupported schema %q (supported: %s)", p.Schema, supportedSchemas)
 	}
 	if p.DefaultMaxTokens < 0 {
 		d.addf(path+".default_max_tokens", "default_max_tokens must not be negative")
@@ -377,10 +378,14 @@ func validateProvider(d *document, path string, p *Provider) {
 		d.addf(path+".cluster", "cluster %q is invalid: use 1 to %d characters of letters, digits, '_', '.', ':' and '-', starting with a letter or digit", p.Cluster, maxCluster)
 	}
 
-	if p.BasePath == "" {
+	switch {
+	case p.BasePath == "" && p.Schema == SchemaBedrock: // Bedrock's paths start at /model
+	case p.BasePath == "":
 		p.BasePath = DefaultBasePath
-	} else if msg := checkBasePath(p.BasePath); msg != "" {
-		d.addf(path+".base_path", "base_path %q %s", p.BasePath, msg)
+	default:
+		if msg := checkBasePath(p.BasePath); msg != "" {
+			d.addf(path+".base_path", "base_path %q %s", p.BasePath, msg)
+		}
 	}
 
 	if p.Credential != nil {

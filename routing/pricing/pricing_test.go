@@ -76,6 +76,11 @@ func TestFixtureModels(t *testing.T) {
 		"whisper-1":              {"whisper-1", Usage{AudioMillis: 90_500}, "0.00905"},
 		"gpt-4o-transcribe":      {"gpt-4o-transcribe", audio, "8.1765375"},
 		"gpt-4o-mini-transcribe": {"gpt-4o-mini-transcribe", audio, "4.08826875"},
+		// Cloud-hosted ids at the vendors' list prices.
+		"us.anthropic.claude-sonnet-4-5-20250929-v1:0": {"us.anthropic.claude-sonnet-4-5-20250929-v1:0", chat, "4.9455501"},
+		"anthropic.claude-sonnet-4-5-20250929-v1:0":    {"anthropic.claude-sonnet-4-5-20250929-v1:0", chat, "4.9455501"},
+		"claude-sonnet-4-5@20250929":                   {"claude-sonnet-4-5@20250929", chat, "4.9455501"},
+		"google/gemini-2.5-flash":                      {"google/gemini-2.5-flash", chat, "0.5929001"},
 	}
 	tab := mustParse(t, fixture, data)
 	for name := range tab.Models {

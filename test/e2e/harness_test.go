@@ -48,7 +48,7 @@ const (
 // allSecrets is every key and credential the suite uses; none may ever
 // appear in a log line.
 var allSecrets = []string{gatewayKey, chatbotKey1, chatbotKey2, globexKey, limitedKey, expiredKey, disabledKey, providerSecret, acmeSecret,
-	rpmKey, budgetKey, streamKey, anthropicSecret, guardedKey}
+	rpmKey, budgetKey, streamKey, anthropicSecret, guardedKey, awsSecretKey, awsSessionToken}
 
 // gatewayConfig is the routing config of every e2e gateway.
 func gatewayConfig() string {
@@ -157,6 +157,8 @@ type harness struct {
 	openai    *fakeprovider.Server
 	anthropic *fakeprovider.Server
 	azure     *fakeprovider.Server
+	bedrock   *fakeprovider.Server
+	vertex    *fakeprovider.Server
 	logs      *logBuffer
 	cfgDir    string
 	client    openai.Client
@@ -176,6 +178,9 @@ type harnessOptions struct {
 	fallback bool            // run envoy/envoy-fallback.yaml and route its chain cluster to the fakes
 	azure    bool            // add an Azure cluster (a copy of openai's) pointed at a fake Azure OpenAI
 	edge     edgeOptions     // Envoy failure cases (edge_test.go)
+	bedrock  bool            // add a Bedrock cluster (a copy of openai's) pointed at a fake Bedrock checking SigV4
+	// vertex adds a Vertex AI cluster pointed at a fake Vertex that accepts this endpoint's access tokens.
+	vertex *fakeprovider.TokenEndpoint
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -202,6 +207,18 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		}
 		t.Cleanup(h.azure.Close)
 	}
+	if o.bedrock {
+		if h.bedrock, err = fakeprovider.Start(fakeprovider.Options{Kind: fakeprovider.Bedrock, AWS: e2eAWS}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(h.bedrock.Close)
+	}
+	if o.vertex != nil {
+		if h.vertex, err = fakeprovider.Start(fakeprovider.Options{Kind: fakeprovider.Vertex, Tokens: o.vertex}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(h.vertex.Close)
+	}
 
 	h.cfgDir = t.TempDir()
 	if o.kubelet {
@@ -222,7 +239,8 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		DrainTimeout: 10 * time.Second,
 		Logger:       log,
 		LookupEnv: func(k string) (string, bool) {
-			v, ok := map[string]string{providerEnv: providerSecret, acmeEnv: acmeSecret, anthropicEnv: anthropicSecret}[k]
+			v, ok := map[string]string{providerEnv: providerSecret, acmeEnv: acmeSecret, anthropicEnv: anthropicSecret,
+				awsKeyIDEnv: e2eAWS.AccessKeyID, awsSecretEnv: awsSecretKey, awsTokenEnv: awsSessionToken}[k]
 			return v, ok
 		},
 		Registry: h.reg,
@@ -248,9 +266,22 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		bootstrap = withCluster(t, bootstrap, "openai", "azure_eastus", "tollgate-e2e.openai.azure.com")
 		clusters["azure_eastus"] = h.azure.Addr()
 	}
+	if o.bedrock {
+		bootstrap = withCluster(t, bootstrap, "openai", "bedrock", bedrockHost)
+		clusters["bedrock"] = h.bedrock.Addr()
+	}
+	if o.vertex != nil {
+		bootstrap = withCluster(t, bootstrap, "openai", "vertex", vertexHost)
+		clusters["vertex"] = h.vertex.Addr()
+	}
 	if o.fallback {
 		clusters["chain_smart_default/api.openai.com"] = h.openai.Addr()
-		clusters["chain_smart_default/api.anthropic.com"] = h.anthropic.Addr()
+		if o.bedrock { // the chain falls back to Bedrock instead of Anthropic
+			bootstrap = withChainFallback(t, bootstrap, bedrockHost, "bedrock")
+			clusters["chain_smart_default/"+bedrockHost] = h.bedrock.Addr()
+		} else {
+			clusters["chain_smart_default/api.anthropic.com"] = h.anthropic.Addr()
+		}
 	}
 	bootstrap = h.applyEdge(o.edge, bootstrap, clusters)
 	if o.realPath != "" {

@@ -25,6 +25,8 @@ const (
 	OpenAI    Kind = iota + 1 // api.openai.com: /v1/chat/completions, /v1/embeddings, /v1/models
 	Anthropic                 // api.anthropic.com: /v1/messages
 	Azure                     // {resource}.openai.azure.com: deployment and v1 chat completions
+	Bedrock                   // bedrock-runtime.{region}.amazonaws.com: Converse, ConverseStream (SigV4)
+	Vertex                    // {location}-aiplatform.googleapis.com: OpenAI-compatible chat, Claude rawPredict
 )
 
 func (k Kind) String() string {
@@ -35,6 +37,10 @@ func (k Kind) String() string {
 		return "anthropic"
 	case Azure:
 		return "azure_openai"
+	case Bedrock:
+		return "bedrock"
+	case Vertex:
+		return "vertex"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -51,6 +57,12 @@ type Options struct {
 	// FixturesDir is the fixtures root holding openai/, anthropic/ and
 	// azure_openai/. Empty means test/testdata/fixtures of this module checkout.
 	FixturesDir string
+	// AWS is what Bedrock requests must be signed with; without an access key
+	// the signature is not checked.
+	AWS AWS
+	// Tokens is the token endpoint whose access tokens Vertex requests must
+	// carry; nil disables the check.
+	Tokens *TokenEndpoint
 }
 
 // Request is one request as the server received it.
@@ -117,6 +129,10 @@ func Start(opts Options) (*Server, error) {
 		p = newAnthropic(fs, opts.Credential)
 	case Azure:
 		p = newAzure(fs, opts.Credential)
+	case Bedrock:
+		p = newBedrock(fs, opts.AWS)
+	case Vertex:
+		p = newVertex(fs, opts.Tokens)
 	default:
 		return nil, fmt.Errorf("fakeprovider: unknown kind %v", opts.Kind)
 	}

@@ -1,0 +1,243 @@
+package bedrock
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/tollgate-ai/tollgate/routing/translate"
+	"github.com/tollgate-ai/tollgate/routing/usage"
+)
+
+// NewStream returns the translator for one ConverseStream response. Its
+// events come from the processor's event-stream decoder (see
+// translate.FramingEventStream).
+func (s *Schema) NewStream(model string, includeUsage bool) translate.Stream {
+	return &stream{model: model, includeUsage: includeUsage, created: s.now()}
+}
+
+// Stream states.
+const (
+	fresh  = iota // nothing sent to the client yet
+	open          // the role chunk went out
+	done          // the stream ended cleanly: [DONE] went out
+	failed        // an error event went out
+)
+
+// stream turns ConverseStream events into chat.completion.chunk events:
+//
+//	messageStart                         → role chunk
+//	contentBlockStart (start.toolUse)    → tool call chunk with id, name, "arguments":""
+//	contentBlockDelta (delta.text)       → {"content": text}
+//	contentBlockDelta (delta.toolUse)    → tool call arguments fragment
+//	contentBlockStop                     → "{}" arguments for a tool that streamed none
+//	messageStop       (stopReason)       → finish chunk
+//	metadata          (usage)            → usage chunk (if asked for), data: [DONE]
+//	exception:*                          → data: {"error":{...}}
+//
+// Bedrock sends metadata, with the usage, after messageStop: the stream is
+// complete only then. Reasoning deltas and unknown events produce nothing.
+type stream struct {
+	model        string
+	includeUsage bool
+	created      int64
+	state        int
+	finished     bool // the finish chunk went out
+
+	chunk []byte // shared prefix of every chunk, up to `"choices":[`
+	tail  []byte // closes a content chunk after its delta
+
+	tools   map[int64]int // contentBlockIndex → position in calls
+	calls   []bool        // whether an arguments fragment went out
+	u       usage.Anthropic
+	usageOK bool
+}
+
+func (t *stream) Event(out []byte, name, data []byte) []byte {
+	if t.state >= done {
+		return out
+	}
+	ev := gjson.Parse(unsafeString(data))
+	if exc, ok := strings.CutPrefix(string(name), translate.ExceptionPrefix); ok {
+		t.state = failed
+		return appendErrorEvent(out, exc, ev.Get("message").String())
+	}
+	if !ev.IsObject() {
+		return out
+	}
+	switch string(name) {
+	case "messageStart":
+		out = t.open(out)
+	case "contentBlockStart":
+		out = t.blockStart(out, ev)
+	case "contentBlockDelta":
+		out = t.blockDelta(out, ev)
+	case "contentBlockStop":
+		out = t.blockStop(out, ev)
+	case "messageStop":
+		out = t.finish(out, finishReason(ev.Get("stopReason").String()))
+	case "metadata":
+		if u, ok := readUsage(t.u, ev.Get("usage")); ok {
+			t.u, t.usageOK = u, true
+		}
+		out = t.finish(out, "stop")
+		if t.includeUsage && t.usageOK {
+			out = append(out, t.chunk...)
+			out = append(out, `],"usage":`...)
+			out = appendUsage(out, t.u.OpenAI())
+			out = append(out, "}\n\n"...)
+		}
+		out = append(out, "data: [DONE]\n\n"...)
+		t.state = done
+	}
+	return out
+}
+
+// open builds the shared chunk prefix and emits the role chunk, once.
+func (t *stream) open(out []byte) []byte {
+	if t.state != fresh {
+		return out
+	}
+	t.state = open
+	t.chunk = append(t.chunk[:0], `data: {"id":`...)
+	t.chunk = appendString(t.chunk, newID())
+	t.chunk = append(t.chunk, `,"object":"chat.completion.chunk","created":`...)
+	t.chunk = strconv.AppendInt(t.chunk, t.created, 10)
+	t.chunk = append(t.chunk, `,"model":`...)
+	t.chunk = appendString(t.chunk, t.model)
+	t.chunk = append(t.chunk, `,"choices":[`...)
+	t.tail = append(t.tail[:0], `,"logprobs":null,"finish_reason":null}]`...)
+	if t.includeUsage {
+		t.tail = append(t.tail, `,"usage":null`...)
+	}
+	t.tail = append(t.tail, "}\n\n"...)
+	out = t.delta(out)
+	out = append(out, `{"role":"assistant","content":""}`...)
+	return append(out, t.tail...)
+}
+
+func (t *stream) delta(out []byte) []byte {
+	out = append(out, t.chunk...)
+	return append(out, `{"index":0,"delta":`...)
+}
+
+func (t *stream) blockStart(out []byte, ev gjson.Result) []byte {
+	tu := ev.Get("start.toolUse")
+	idx := ev.Get("contentBlockIndex")
+	if !tu.IsObject() || idx.Type != gjson.Number {
+		return out
+	}
+	if _, dup := t.tools[idx.Int()]; dup {
+		return out
+	}
+	out = t.open(out)
+	if t.tools == nil {
+		t.tools = make(map[int64]int)
+	}
+	n := len(t.calls)
+	t.tools[idx.Int()] = n
+	t.calls = append(t.calls, false)
+	out = t.delta(out)
+	out = append(out, `{"tool_calls":[{"index":`...)
+	out = strconv.AppendInt(out, int64(n), 10)
+	out = append(out, `,"id":`...)
+	out = appendString(out, tu.Get("toolUseId").String())
+	out = append(out, `,"type":"function","function":{"name":`...)
+	out = appendString(out, tu.Get("name").String())
+	out = append(out, `,"arguments":""}}]}`...)
+	return append(out, t.tail...)
+}
+
+func (t *stream) blockDelta(out []byte, ev gjson.Result) []byte {
+	d := ev.Get("delta")
+	if text := d.Get("text"); text.Type == gjson.String {
+		if text.Str == "" {
+			return out
+		}
+		out = t.open(out)
+		out = t.delta(out)
+		out = append(out, `{"content":`...)
+		out = appendString(out, text.Str)
+		out = append(out, '}')
+		return append(out, t.tail...)
+	}
+	if in := d.Get("toolUse.input"); in.Type == gjson.String && in.Str != "" {
+		n, ok := t.tools[ev.Get("contentBlockIndex").Int()]
+		if !ok {
+			return out
+		}
+		t.calls[n] = true
+		return t.arguments(out, n, in.Str)
+	}
+	return out // reasoningContent, citations and future deltas
+}
+
+// blockStop gives a tool call that streamed no input "{}" as arguments, as
+// OpenAI does, so arguments always parse.
+func (t *stream) blockStop(out []byte, ev gjson.Result) []byte {
+	n, ok := t.tools[ev.Get("contentBlockIndex").Int()]
+	if !ok || t.calls[n] {
+		return out
+	}
+	t.calls[n] = true
+	return t.arguments(out, n, "{}")
+}
+
+func (t *stream) arguments(out []byte, n int, frag string) []byte {
+	out = t.delta(out)
+	out = append(out, `{"tool_calls":[{"index":`...)
+	out = strconv.AppendInt(out, int64(n), 10)
+	out = append(out, `,"function":{"arguments":`...)
+	out = appendString(out, frag)
+	out = append(out, `}}]}`...)
+	return append(out, t.tail...)
+}
+
+func (t *stream) finish(out []byte, reason string) []byte {
+	if t.finished {
+		return out
+	}
+	t.finished = true
+	out = t.open(out)
+	out = t.delta(out)
+	out = append(out, `{},"logprobs":null,"finish_reason":"`...)
+	out = append(out, reason...)
+	out = append(out, `"}]`...)
+	if t.includeUsage {
+		out = append(out, `,"usage":null`...)
+	}
+	return append(out, "}\n\n"...)
+}
+
+func (t *stream) End(out []byte) ([]byte, bool) {
+	switch t.state {
+	case done:
+		return out, true
+	case failed:
+		return out, false
+	}
+	t.state = failed
+	return appendErrorEvent(out, "", "The provider's response stream ended before the response was complete."), false
+}
+
+func (t *stream) Usage() (usage.Usage, bool) { return t.u.OpenAI(), t.usageOK }
+
+// Partial is Usage: ConverseStream reports usage once, in its final
+// metadata event, so there are no partial counts to meter a cut stream by.
+func (t *stream) Partial() (usage.Usage, bool) { return t.Usage() }
+
+// appendErrorEvent appends the OpenAI-format error event that ends a failed
+// stream. An empty exception is a stream cut short: a server error.
+func appendErrorEvent(out []byte, exception, msg string) []byte {
+	status := 502
+	if exception != "" {
+		status = 0
+	}
+	if msg == "" {
+		msg = "The provider reported an error."
+	}
+	out = append(out, "data: "...)
+	out = append(out, openAIError(status, exception, msg).Body()...)
+	return append(out, "\n\n"...)
+}
