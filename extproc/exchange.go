@@ -154,7 +154,8 @@ var streamingMode = &extprocfilterv3.ProcessingMode{
 	ResponseTrailerMode: extprocfilterv3.ProcessingMode_SKIP,
 }
 
-// finish writes the request's single log line and its metrics.
+// finish writes the request's single log line and its metrics, and hands
+// its record to the sink (the usage ledger) when there is one.
 func (x *exchange) finish() {
 	r := &x.rec
 	x.final()
@@ -202,4 +203,7 @@ func (x *exchange) finish() {
 	}
 	x.srv.log.Info("request", fields...)
 	x.srv.metrics.finished(r)
+	if x.srv.sink != nil {
+		x.srv.sink.Record(x.export(end))
+	}
 }
