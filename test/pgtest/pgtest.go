@@ -188,7 +188,7 @@ func (s *Server) start() error {
 	}
 	cmd := s.command("postgres", "-D", s.data(), "-p", strconv.Itoa(s.port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+		"-c", "fsync=off", "-c", "full_page_writes=off", // not synchronous_commit=off: Stop must not lose commits
 		"-c", "max_connections=50", "-c", "logging_collector=off")
 	out, err := cmd.StderrPipe()
 	if err != nil {
