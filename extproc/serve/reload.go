@@ -104,10 +104,12 @@ type reloader struct {
 	reloads   *prometheus.CounterVec
 	onReload  func(error)
 	snap      atomic.Pointer[extproc.Snapshot]
+	admin     atomic.Pointer[adminToken]
 
 	mu      sync.Mutex
 	secrets []string       // secret files of the config in force
 	limits  *config.Limits // the limits section at start; it chose the backend
+	ledger  *config.Ledger // the ledger section at start; it chose the database
 }
 
 func newReloader(paths []string, lookupEnv func(string) (string, bool), log *zap.Logger, reg prometheus.Registerer) *reloader {
@@ -140,6 +142,8 @@ func (r *reloader) load() error {
 			r.reloads.WithLabelValues("success").Inc()
 			r.setSecrets(cfg.SecretFiles())
 			r.setLimits(cfg.Limits)
+			r.setLedger(cfg.Ledger)
+			r.admin.Store(resolveAdmin(cfg.Admin, r.lookupEnv))
 			r.log.Info("configuration loaded", zap.Int("providers", len(cfg.Providers)),
 				zap.Int("models", len(cfg.Models)), zap.Int("keys", len(cfg.Keys)))
 			return nil
@@ -174,6 +178,20 @@ func (r *reloader) setLimits(l *config.Limits) {
 	}
 	if r.limits == nil {
 		r.limits = l
+	}
+}
+
+// setLedger remembers the ledger section; the first one chooses the database.
+func (r *reloader) setLedger(l *config.Ledger) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ledger == nil {
+		r.ledger = l
+		return
+	}
+	if l == nil || l.Backend != r.ledger.Backend || (l.SQLite != nil) != (r.ledger.SQLite != nil) ||
+		(l.SQLite != nil && l.SQLite.Path != r.ledger.SQLite.Path) || (l.Postgres != nil && l.Postgres.DSN != r.ledger.Postgres.DSN) {
+		r.log.Warn("ledger section changed in the configuration; it takes effect after a restart")
 	}
 }
 
