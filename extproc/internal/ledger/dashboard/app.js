@@ -14,6 +14,11 @@ function initToken() {
     history.replaceState(null, "", location.pathname + location.search);
   }
   $("#token").value = sessionStorage.getItem(tokenKey) || "";
+  // Filters may come in the query string, so a view can be linked.
+  const q = new URLSearchParams(location.search);
+  for (const f of ["period", "tenant", "app"]) {
+    if (q.get(f)) $("#" + f).value = q.get(f);
+  }
 }
 
 function params(extra) {
@@ -56,7 +61,7 @@ function cell(tr, text, cls) {
 }
 
 function meter(tr, frac, err) {
-  const td = cell(tr, "");
+  const td = cell(tr, "", "bar");
   const bar = document.createElement("div");
   bar.className = err ? "meter err" : "meter";
   bar.style.width = Math.max(0, Math.min(1, frac)) * 100 + "%";
