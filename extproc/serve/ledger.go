@@ -3,9 +3,9 @@ package serve
 import (
 	"net/http"
 
-	"github.com/tollgate-ai/tollgate/extproc"
 	"context"
 	"fmt"
+	"github.com/tollgate-ai/tollgate/extproc"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
