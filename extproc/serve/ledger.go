@@ -1,16 +1,15 @@
 package serve
 
 import (
-	"net/http"
-
 	"context"
 	"fmt"
-	"github.com/tollgate-ai/tollgate/extproc"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/tollgate-ai/tollgate/extproc"
 	"github.com/tollgate-ai/tollgate/extproc/internal/ledger"
 	"github.com/tollgate-ai/tollgate/routing/config"
 )
