@@ -202,7 +202,7 @@ func (x *exchange) finish() {
 		fields = append(fields, zap.String("refusal", r.refusal))
 	}
 	x.srv.log.Info("request", fields...)
-	x.srv.metrics.finished(r)
+	x.srv.metrics.finished(r, end.Sub(x.start), x.ttfb(), x.procTime)
 	if x.srv.sink != nil {
 		x.srv.sink.Record(x.export(end))
 	}

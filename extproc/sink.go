@@ -43,6 +43,19 @@ type Record struct {
 	Metadata [][2]string
 }
 
+// ttfb is the time from the start of the request to the first response
+// body byte, or to the response headers when no body came; 0 without a
+// response.
+func (x *exchange) ttfb() time.Duration {
+	switch r := &x.rec; {
+	case !r.firstByte.IsZero():
+		return r.firstByte.Sub(x.start)
+	case !r.upstreamHeaders.IsZero():
+		return r.upstreamHeaders.Sub(x.start)
+	}
+	return 0
+}
+
 // export copies the exchange's record for a sink.
 func (x *exchange) export(end time.Time) *Record {
 	r := &x.rec
@@ -50,13 +63,8 @@ func (x *exchange) export(end time.Time) *Record {
 		Start: x.start, RequestID: r.requestID, KeyID: r.keyID, Tenant: r.tenant, App: r.app, Tier: r.tier,
 		AgentID: r.agentID, Endpoint: r.route, Alias: r.model, Provider: r.provider, ProviderModel: r.providerModel,
 		Status: r.status, Refusal: r.refusal, Stream: r.stream, Usage: r.usage, UsageKnown: r.usageKnown,
-		Estimated: r.estimated, Cost: r.cost, CostKnown: r.costKnown, Latency: end.Sub(x.start), ProcTime: x.procTime,
-	}
-	switch {
-	case !r.firstByte.IsZero():
-		out.TTFB = r.firstByte.Sub(x.start)
-	case !r.upstreamHeaders.IsZero():
-		out.TTFB = r.upstreamHeaders.Sub(x.start)
+		Estimated: r.estimated, Cost: r.cost, CostKnown: r.costKnown, Latency: end.Sub(x.start), TTFB: x.ttfb(),
+		ProcTime: x.procTime,
 	}
 	if len(r.metadata) > 0 {
 		out.Metadata = make([][2]string, len(r.metadata))
