@@ -58,9 +58,9 @@ tollgate_model_cost_usd_total{gen_ai_provider_name="openai",gen_ai_request_model
 		// one chat stream; the failed embedding and the refusal have no usage
 		"gen_ai_client_token_usage": 2, // input and output of the stream
 		// the stream and the failed embedding reached a provider; the refusal did not
-		"gen_ai_server_request_duration_seconds": 2,
+		"gen_ai_server_request_duration_seconds":    2,
 		"gen_ai_server_time_to_first_token_seconds": 1,
-		"tollgate_gateway_overhead_seconds": 2, // routes chat and embeddings
+		"tollgate_gateway_overhead_seconds":         2, // routes chat and embeddings
 	}
 	for name, n := range counts {
 		if got, err := testutil.GatherAndCount(reg, name); err != nil || got != n {

@@ -315,8 +315,9 @@ func TestDrainUnderLoad(t *testing.T) {
 			if d := w.Dropped(); d != refused {
 				t.Errorf("Dropped() = %d, want %d", d, refused)
 			}
-			if got := testutil.ToFloat64(w.m.dropped.WithLabelValues("queue_full")); got != float64(refused) {
-				t.Errorf("dropped metric = %v, want %d", got, refused)
+			full, closed := testutil.ToFloat64(w.m.dropped.WithLabelValues("queue_full")), testutil.ToFloat64(w.m.dropped.WithLabelValues("closed"))
+			if full+closed != float64(refused) {
+				t.Errorf("dropped metric = %v queue_full + %v closed, want %d", full, closed, refused)
 			}
 			if got := testutil.ToFloat64(w.m.written); got != float64(accepted) {
 				t.Errorf("written metric = %v, want %d", got, accepted)

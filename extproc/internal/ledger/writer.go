@@ -89,7 +89,7 @@ func NewWriter(store *Store, o WriterOptions) *Writer {
 	w.m = writerMetrics{
 		written: prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_ledger_rows_written_total", Help: "Usage ledger rows committed to the database."}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_ledger_rows_dropped_total",
-			Help: "Usage ledger records dropped, by reason (queue_full, shutdown)."}, []string{"reason"}),
+			Help: "Usage ledger records dropped, by reason (queue_full; closed: finished after the drain; shutdown: unwritten at the drain deadline)."}, []string{"reason"}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_ledger_write_errors_total", Help: "Usage ledger batch writes that failed and were retried."}),
 		purged: prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_ledger_rows_purged_total", Help: "Usage ledger rows deleted by retention."}),
 	}
@@ -111,15 +111,17 @@ func (w *Writer) Record(r *extproc.Record) { w.Offer(r) }
 func (w *Writer) Offer(r *extproc.Record) bool {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
+	reason := "closed"
 	if !w.closed {
 		select {
 		case w.q <- r:
 			return true
 		default:
+			reason = "queue_full"
 		}
 	}
 	w.dropped.Add(1)
-	w.m.dropped.WithLabelValues("queue_full").Inc()
+	w.m.dropped.WithLabelValues(reason).Inc()
 	return false
 }
 
@@ -237,7 +239,7 @@ func (w *Writer) write(batch []Row) []Row {
 func (w *Writer) reportDrops() {
 	total := w.dropped.Load()
 	if prev := w.reported.Swap(total); total > prev {
-		w.log.Error("usage ledger: records dropped because the queue was full",
+		w.log.Error("usage ledger: records dropped because the queue was full (or the writer had closed)",
 			zap.Int64("dropped", total-prev), zap.Int64("dropped_total", total), zap.Int("queue_size", w.o.Queue))
 	}
 }
