@@ -114,3 +114,19 @@ func (g *Gateway) analyticsRoutes(mux *http.ServeMux) {
 	mux.Handle("/dashboard/", http.StripPrefix("/dashboard", ledger.Dashboard()))
 	mux.Handle("/dashboard", http.RedirectHandler("/dashboard/", http.StatusMovedPermanently))
 }
+
+// sameLedger reports whether two ledger sections open the same database
+// with the same settings.
+func sameLedger(a, b *config.Ledger) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	same := a.Backend == b.Backend && a.RetentionDays == b.RetentionDays && a.QueueSize == b.QueueSize && a.BatchSize == b.BatchSize
+	switch {
+	case a.SQLite != nil && b.SQLite != nil:
+		return same && a.SQLite.Path == b.SQLite.Path
+	case a.Postgres != nil && b.Postgres != nil:
+		return same && a.Postgres.DSN == b.Postgres.DSN
+	}
+	return false
+}

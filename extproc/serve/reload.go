@@ -106,10 +106,11 @@ type reloader struct {
 	snap      atomic.Pointer[extproc.Snapshot]
 	admin     atomic.Pointer[adminToken]
 
-	mu      sync.Mutex
-	secrets []string       // secret files of the config in force
-	limits  *config.Limits // the limits section at start; it chose the backend
-	ledger  *config.Ledger // the ledger section at start; it chose the database
+	mu        sync.Mutex
+	secrets   []string       // secret files of the config in force
+	limits    *config.Limits // the limits section at start; it chose the backend
+	ledger    *config.Ledger // the ledger section at start; it chose the database
+	ledgerSet bool
 }
 
 func newReloader(paths []string, lookupEnv func(string) (string, bool), log *zap.Logger, reg prometheus.Registerer) *reloader {
@@ -181,16 +182,16 @@ func (r *reloader) setLimits(l *config.Limits) {
 	}
 }
 
-// setLedger remembers the ledger section; the first one chooses the database.
+// setLedger remembers the ledger section; the first one (at start) chose
+// the database, and a later change only warns.
 func (r *reloader) setLedger(l *config.Ledger) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.ledger == nil {
-		r.ledger = l
+	if !r.ledgerSet {
+		r.ledger, r.ledgerSet = l, true
 		return
 	}
-	if l == nil || l.Backend != r.ledger.Backend || (l.SQLite != nil) != (r.ledger.SQLite != nil) ||
-		(l.SQLite != nil && l.SQLite.Path != r.ledger.SQLite.Path) || (l.Postgres != nil && l.Postgres.DSN != r.ledger.Postgres.DSN) {
+	if !sameLedger(r.ledger, l) {
 		r.log.Warn("ledger section changed in the configuration; it takes effect after a restart")
 	}
 }
