@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate-ai/tollgate/extproc"
 	"github.com/tollgate-ai/tollgate/test/pgtest"
 )
 
@@ -37,4 +38,19 @@ func benchWriter(b *testing.B, s *Store) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds()/float64(runtime.GOMAXPROCS(0)), "rows/s/core")
+}
+
+// BenchmarkOffer is what a finishing request pays to hand its record to the
+// ledger: one non-blocking queue send (the writer's goroutine is not
+// running here, so its work is not counted).
+func BenchmarkOffer(b *testing.B) {
+	w := &Writer{q: make(chan *extproc.Record, b.N)}
+	r := record(1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if !w.Offer(r) {
+			b.Fatal("refused")
+		}
+	}
 }
