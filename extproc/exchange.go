@@ -181,7 +181,8 @@ var streamingMode = &extprocfilterv3.ProcessingMode{
 	ResponseTrailerMode: extprocfilterv3.ProcessingMode_SKIP,
 }
 
-// finish writes the request's single log line and its metrics.
+// finish writes the request's single log line and its metrics, and hands
+// its record to the sink (the usage ledger) when there is one.
 func (x *exchange) finish() {
 	r := &x.rec
 	x.final()
@@ -241,5 +242,8 @@ func (x *exchange) finish() {
 		fields = append(fields, zap.String("refusal", r.refusal))
 	}
 	x.srv.log.Info("request", fields...)
-	x.srv.metrics.finished(r)
+	x.srv.metrics.finished(r, end.Sub(x.start), x.ttfb(), x.procTime)
+	if x.srv.sink != nil {
+		x.srv.sink.Record(x.export(end))
+	}
 }

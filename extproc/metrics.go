@@ -22,6 +22,7 @@ type Metrics struct {
 	admissions *prometheus.CounterVec
 	backendErr prometheus.Counter
 	guardrails *prometheus.CounterVec
+	genAI      *genAIMetrics
 }
 
 // NewMetrics registers the processor's metrics on reg.
@@ -62,6 +63,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Guardrail decisions by guardrail, stage (input, output) and action (block, redact, flag).",
 	}, []string{"guardrail", "stage", "action"})
 	reg.MustRegister(m.requests, m.processing, m.tokens, m.streams, m.cost, m.admissions, m.backendErr, m.guardrails)
+	m.genAI = newGenAIMetrics()
+	reg.MustRegister(m.genAI.collectors()...)
 	return m
 }
 
@@ -78,10 +81,11 @@ func (m *Metrics) streamStarted() {
 	}
 }
 
-func (m *Metrics) finished(r *record) {
+func (m *Metrics) finished(r *record, latency, ttfb, proc time.Duration) {
 	if m == nil {
 		return
 	}
+	m.genAI.observe(r, latency, ttfb, proc)
 	m.streams.Dec()
 	status := "0" // stream ended before any response
 	if r.status != 0 {

@@ -56,6 +56,9 @@ type Options struct {
 	// IntN picks members of weighted pools: a number in [0, n). nil means
 	// math/rand/v2; tests pass a seeded source.
 	IntN func(n int) int
+	// Sink receives every finished request's record (the usage ledger);
+	// nil keeps only the log line.
+	Sink RecordSink
 }
 
 // Server implements extprocv3.ExternalProcessorServer.
@@ -67,11 +70,12 @@ type Server struct {
 	now      func() time.Time
 	limiter  limits.Limiter
 	intn     func(n int) int
+	sink     RecordSink
 }
 
 // New returns a Server.
 func New(o Options) *Server {
-	s := &Server{snapshot: o.Snapshot, log: o.Logger, metrics: o.Metrics, now: o.Now, limiter: o.Limiter, intn: o.IntN}
+	s := &Server{snapshot: o.Snapshot, log: o.Logger, metrics: o.Metrics, now: o.Now, limiter: o.Limiter, intn: o.IntN, sink: o.Sink}
 	if s.intn == nil {
 		s.intn = rand.IntN
 	}

@@ -158,10 +158,13 @@ type reloader struct {
 	reloads   *prometheus.CounterVec
 	onReload  func(error)
 	snap      atomic.Pointer[extproc.Snapshot]
+	admin     atomic.Pointer[adminToken]
 
-	mu      sync.Mutex
-	secrets []string       // secret files of the config in force
-	limits  *config.Limits // the limits section at start; it chose the backend
+	mu        sync.Mutex
+	secrets   []string       // secret files of the config in force
+	limits    *config.Limits // the limits section at start; it chose the backend
+	ledger    *config.Ledger // the ledger section at start; it chose the database
+	ledgerSet bool
 }
 
 func newReloader(paths []string, lookupEnv func(string) (string, bool), log *zap.Logger, reg prometheus.Registerer) *reloader {
@@ -194,6 +197,8 @@ func (r *reloader) load() error {
 			r.reloads.WithLabelValues("success").Inc()
 			r.setSecrets(cfg.SecretFiles())
 			r.setLimits(cfg.Limits)
+			r.setLedger(cfg.Ledger)
+			r.admin.Store(resolveAdmin(cfg.Admin, r.lookupEnv))
 			r.log.Info("configuration loaded", zap.Int("providers", len(cfg.Providers)),
 				zap.Int("models", len(cfg.Models)), zap.Int("keys", len(cfg.Keys)))
 			return nil
@@ -228,6 +233,20 @@ func (r *reloader) setLimits(l *config.Limits) {
 	}
 	if r.limits == nil {
 		r.limits = l
+	}
+}
+
+// setLedger remembers the ledger section; the first one (at start) chose
+// the database, and a later change only warns.
+func (r *reloader) setLedger(l *config.Ledger) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.ledgerSet {
+		r.ledger, r.ledgerSet = l, true
+		return
+	}
+	if !sameLedger(r.ledger, l) {
+		r.log.Warn("ledger section changed in the configuration; it takes effect after a restart")
 	}
 }
 

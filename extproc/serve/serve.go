@@ -70,6 +70,7 @@ type Gateway struct {
 	adminLis net.Listener
 	reload   *reloader
 	closeLim func() error
+	ledger   *usageLedger
 	draining atomic.Bool
 	drainc   chan struct{}
 	cancel   context.CancelFunc
@@ -102,13 +103,19 @@ func Start(ctx context.Context, cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g.closeLim = closeLim
+	if g.ledger, err = openLedger(ctx, g.reload.ledger, cfg.LookupEnv, cfg.Logger, cfg.Registry); err != nil {
+		_ = closeLim()
+		return nil, err
+	}
 	if g.grpcLis, err = listen(cfg.GRPCAddr); err != nil {
+		g.ledger.close(context.Background(), g.log)
 		_ = closeLim()
 		return nil, fmt.Errorf("grpc listener: %w", err)
 	}
 	if cfg.AdminAddr != "" {
 		if g.adminLis, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
 			g.grpcLis.Close()
+			g.ledger.close(context.Background(), g.log)
 			_ = closeLim()
 			return nil, fmt.Errorf("admin listener: %w", err)
 		}
@@ -120,6 +127,7 @@ func Start(ctx context.Context, cfg Config) (*Gateway, error) {
 		Metrics:  extproc.NewMetrics(cfg.Registry),
 		Limiter:  limiter,
 		IntN:     cfg.IntN,
+		Sink:     g.sink(),
 	})
 	g.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(MaxMessageSize),
 		// Large bodies are neither copied out of the receive buffer nor
@@ -207,6 +215,11 @@ func (g *Gateway) Shutdown(ctx context.Context) {
 	if g.admin != nil {
 		_ = g.admin.Close()
 	}
+	// Every stream has ended, so every record is queued: flush them, with a
+	// budget of their own so a drain that ran out of time still writes them.
+	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), ledgerDrainTimeout)
+	defer lcancel()
+	g.ledger.close(lctx, g.log)
 	g.cancel()
 	g.wg.Wait()
 	_ = g.closeLim()
@@ -229,6 +242,7 @@ func (g *Gateway) adminHandler() http.Handler {
 		}
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(g.cfg.Registry, promhttp.HandlerOpts{Registry: g.cfg.Registry}))
+	g.analyticsRoutes(mux)
 	return mux
 }
 

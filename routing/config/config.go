@@ -53,6 +53,8 @@ type Config struct {
 	Pricing         *yaml.Node         `json:"pricing"`          // price table (routing/pricing format); merged over the built-in one
 	Limits          *Limits            `json:"limits"`           // rate limits and budgets (policy config)
 	Guardrails      *guardrails.Config `json:"guardrails"`       // guardrail policies, named by apps
+	Ledger          *Ledger            `json:"ledger"`           // usage ledger database; at most one file
+	Admin           *Admin             `json:"admin"`            // admin API settings; at most one file
 
 	// Prices is the pricing section parsed and merged across files: model entry name → entry.
 	Prices pricing.Table `json:"-"`
@@ -66,6 +68,45 @@ type Limits struct {
 	DefaultMaxTokens int            `json:"default_max_tokens"` // output reservation when a request sets no max_tokens; default 1024
 	RateLimits       []RateLimit    `json:"rate_limits"`
 	Budgets          []BudgetRule   `json:"budgets"`
+}
+
+// Ledger configures the usage ledger: one database row per finished request, written asynchronously. The
+// backend is chosen at start; a change needs a restart.
+type Ledger struct {
+	Backend       string          `json:"backend"`        // "sqlite" (default) or "postgres"
+	SQLite        *SQLiteLedger   `json:"sqlite"`         // with backend sqlite
+	Postgres      *PostgresLedger `json:"postgres"`       // required with backend postgres
+	RetentionDays int             `json:"retention_days"` // rows older than this are purged; DefaultRetentionDays when 0
+	QueueSize     int             `json:"queue_size"`     // records held for the writer; DefaultLedgerQueue when 0
+	BatchSize     int             `json:"batch_size"`     // rows per insert; DefaultLedgerBatch when 0
+}
+
+// SQLiteLedger is the embedded backend: one database file.
+type SQLiteLedger struct {
+	Path string `json:"path"` // database file; relative to the naming configuration file's directory
+}
+
+// PostgresLedger is the shared backend for several replicas. The DSN may hold a password, so it is a secret
+// reference.
+type PostgresLedger struct {
+	DSN SecretRef `json:"dsn"` // postgres://user:password@host:5432/db?sslmode=… or key=value form
+}
+
+// Ledger defaults and bounds.
+const (
+	DefaultRetentionDays = 90
+	MaxRetentionDays     = 3650
+	DefaultLedgerQueue   = 10000
+	MaxLedgerQueue       = 1_000_000
+	DefaultLedgerBatch   = 256
+	MaxLedgerBatch       = 1000
+	DefaultSQLitePath    = "tollgate-ledger.db"
+)
+
+// Admin configures the admin server's authenticated API (usage analytics and the dashboard).
+type Admin struct {
+	// Token is the bearer token the analytics API and dashboard require. Unset: they are disabled.
+	Token *SecretRef `json:"token"`
 }
 
 // RedisBackend locates the shared Redis and bounds every wait on it. The URL may hold a password, so it is a
@@ -381,6 +422,12 @@ func (c *Config) SecretFiles() []string {
 	}
 	if c.Limits != nil && c.Limits.Redis != nil {
 		add(c.Limits.Redis.URL.File)
+	}
+	if c.Ledger != nil && c.Ledger.Postgres != nil {
+		add(c.Ledger.Postgres.DSN.File)
+	}
+	if c.Admin != nil && c.Admin.Token != nil {
+		add(c.Admin.Token.File)
 	}
 	return files
 }

@@ -114,6 +114,12 @@ func finish(docs []*document, probs Problems) (*Config, error) {
 		if d.cfg.Limits != nil {
 			cfg.Limits = d.cfg.Limits
 		}
+		if d.cfg.Ledger != nil {
+			cfg.Ledger = d.cfg.Ledger
+		}
+		if d.cfg.Admin != nil {
+			cfg.Admin = d.cfg.Admin
+		}
 		if g := d.cfg.Guardrails; g != nil {
 			if cfg.Guardrails == nil {
 				cfg.Guardrails = &guardrails.Config{}

@@ -80,6 +80,8 @@ func validate(docs []*document) {
 	validateMetadataLimits(docs)
 	validatePricing(docs)
 	validateLimits(docs)
+	validateLedger(docs)
+	validateAdmin(docs)
 
 	aliases := map[string]where{}
 	ids := map[string]where{}
@@ -760,5 +762,80 @@ func checkProviderRef(d *document, path, name string, providers map[string]where
 		d.addf(path, "provider is required")
 	case !ok:
 		d.addf(path, "unknown provider %q", name)
+	}
+}
+
+func validateLedger(docs []*document) {
+	var first *where
+	for _, d := range docs {
+		l := d.cfg.Ledger
+		if l == nil {
+			continue
+		}
+		if first != nil {
+			d.addf("ledger", "ledger is already set at %s", *first)
+			continue
+		}
+		first = &where{d, "ledger"}
+		switch l.Backend {
+		case "", "sqlite":
+			if l.Postgres != nil {
+				d.addf("ledger.postgres", "postgres is set but backend is %q", l.Backend)
+			}
+			if l.Backend == "" {
+				l.Backend = "sqlite"
+			}
+			if l.SQLite == nil {
+				l.SQLite = &SQLiteLedger{}
+			}
+			if l.SQLite.Path == "" {
+				l.SQLite.Path = DefaultSQLitePath
+			}
+			if strings.ContainsRune(l.SQLite.Path, 0) || strings.ContainsAny(l.SQLite.Path, "?#") {
+				d.addf("ledger.sqlite.path", "path must not contain NUL, ? or #")
+			} else if !filepath.IsAbs(l.SQLite.Path) {
+				l.SQLite.Path = filepath.Join(filepath.Dir(d.file), l.SQLite.Path)
+			}
+		case "postgres":
+			if l.SQLite != nil {
+				d.addf("ledger.sqlite", "sqlite is set but backend is postgres")
+			}
+			if l.Postgres == nil {
+				d.addf("ledger.postgres", "backend postgres needs postgres.dsn")
+			} else {
+				validateSecretRef(d, "ledger.postgres.dsn", &l.Postgres.DSN)
+			}
+		default:
+			d.addf("ledger.backend", "backend %q must be sqlite or postgres", l.Backend)
+		}
+		bound := func(field string, v *int, def, max int) {
+			switch {
+			case *v < 0 || *v > max:
+				d.addf("ledger."+field, "%s must be between 1 and %d (0 or unset: %d)", field, max, def)
+			case *v == 0:
+				*v = def
+			}
+		}
+		bound("retention_days", &l.RetentionDays, DefaultRetentionDays, MaxRetentionDays)
+		bound("queue_size", &l.QueueSize, DefaultLedgerQueue, MaxLedgerQueue)
+		bound("batch_size", &l.BatchSize, DefaultLedgerBatch, MaxLedgerBatch)
+	}
+}
+
+func validateAdmin(docs []*document) {
+	var first *where
+	for _, d := range docs {
+		a := d.cfg.Admin
+		if a == nil {
+			continue
+		}
+		if first != nil {
+			d.addf("admin", "admin is already set at %s", *first)
+			continue
+		}
+		first = &where{d, "admin"}
+		if a.Token != nil {
+			validateSecretRef(d, "admin.token", a.Token)
+		}
 	}
 }

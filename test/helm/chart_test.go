@@ -41,7 +41,10 @@ type chartCase struct {
 	hpa            bool
 	serviceMonitor bool
 	networkPolicy  bool
-	noPolicy       bool // policy.config unset: no policy ConfigMap
+	noPolicy       bool   // policy.config unset: no policy ConfigMap
+	ledger         string // "", "sqlite" or "postgres"
+	adminToken     bool   // admin.existingSecret set: the analytics API is on
+	adminService   bool
 	// mirrorsShipped: the bootstrap must equal envoy/envoy.yaml (envoy-tls.yaml with TLS) apart from the
 	// listener address, the ext_proc address and the health listener (default providers only).
 	mirrorsShipped bool
@@ -79,8 +82,15 @@ func chartCases() []chartCase {
 		{name: "no-credentials", args: []string{"--set", "credentials.enabled=false"}, values: noCredentials,
 			external: []string{"tollgate-keys"}, unix: true, mirrorsShipped: true},
 		{name: "ci/dev", args: []string{"-f", ci("dev-values.yaml")}, tls: true, unix: true, devMode: true, mirrorsShipped: true},
-		{name: "ci/full", args: []string{"-f", ci("full-values.yaml")}, external: append([]string{"gw-redis"}, defaultExternal...),
-			unix: true, redis: "secret", hpa: true, serviceMonitor: true, networkPolicy: true},
+		{name: "ci/full", args: []string{"-f", ci("full-values.yaml")}, external: append([]string{"gw-redis", "gw-ledger-dsn", "gw-admin"}, defaultExternal...),
+			unix: true, redis: "secret", hpa: true, serviceMonitor: true, networkPolicy: true, ledger: "postgres", adminToken: true, adminService: true},
+		{name: "ledger-sqlite", args: []string{"--set", "ledger.enabled=true", "--set", "replicaCount=1", "--set", "admin.existingSecret=gw-admin",
+			"--set", "admin.service.enabled=true"}, external: append([]string{"gw-admin"}, defaultExternal...), unix: true,
+			ledger: "sqlite", adminToken: true, adminService: true, mirrorsShipped: true},
+		{name: "ledger-sqlite-existing-claim", args: []string{"--set", "ledger.enabled=true", "--set", "replicaCount=1",
+			"--set", "ledger.sqlite.existingClaim=usage-db"}, external: defaultExternal, unix: true, ledger: "sqlite", mirrorsShipped: true},
+		{name: "admin-token-only", args: []string{"--set", "admin.existingSecret=gw-admin"}, external: append([]string{"gw-admin"}, defaultExternal...),
+			unix: true, adminToken: true, mirrorsShipped: true},
 		{name: "no-policy", args: []string{"--set", "policy.config=null"}, external: defaultExternal, unix: true, noPolicy: true, mirrorsShipped: true},
 	}
 }
@@ -109,6 +119,7 @@ func TestRender(t *testing.T) {
 			checkTermination(t, r)
 			checkGatewayConfig(t, r, bs)
 			checkOptional(t, r, c)
+			checkLedger(t, r, c)
 		})
 	}
 }
@@ -651,6 +662,94 @@ func checkOptional(t *testing.T, r *release, c chartCase) {
 		}
 		if c.tls && r.secrets[fullname+"-dev-tls"] == nil {
 			t.Error("devMode with TLS and no tls.existingSecret must render a self-signed certificate Secret")
+		}
+	}
+}
+
+// checkLedger checks the ledger and admin values: the rendered configuration, the volumes, the SQLite claim,
+// the update strategy and the admin Service.
+func checkLedger(t *testing.T, r *release, c chartCase) {
+	t.Helper()
+	cm := r.configMaps[fullname+"-ledger"]
+	if (cm != nil) != (c.ledger != "" || c.adminToken) {
+		t.Fatalf("ledger ConfigMap rendered = %v, want %v", cm != nil, c.ledger != "" || c.adminToken)
+	}
+	var cfg struct {
+		Ledger *struct {
+			Backend       string `json:"backend"`
+			RetentionDays int    `json:"retention_days"`
+			SQLite        *struct {
+				Path string `json:"path"`
+			} `json:"sqlite"`
+			Postgres *struct {
+				DSN struct {
+					File string `json:"file"`
+				} `json:"dsn"`
+			} `json:"postgres"`
+		} `json:"ledger"`
+		Admin *struct {
+			Token struct {
+				File string `json:"file"`
+			} `json:"token"`
+		} `json:"admin"`
+		Version int `json:"version"`
+	}
+	if cm != nil {
+		if err := yaml.UnmarshalStrict([]byte(cm.Data["ledger.yaml"]), &cfg); err != nil {
+			t.Fatalf("ledger.yaml: %v", err)
+		}
+	}
+	tg := r.container(t, "tollgate")
+	switch c.ledger {
+	case "":
+		if cfg.Ledger != nil {
+			t.Errorf("ledger configured: %+v", cfg.Ledger)
+		}
+	case "sqlite":
+		if cfg.Ledger == nil || cfg.Ledger.Backend != "sqlite" || cfg.Ledger.SQLite == nil || cfg.Ledger.RetentionDays != 90 {
+			t.Fatalf("ledger = %+v", cfg.Ledger)
+		}
+		m := mountContaining(tg, cfg.Ledger.SQLite.Path)
+		if m == nil || m.ReadOnly {
+			t.Fatalf("SQLite file %s is not on a writable mount", cfg.Ledger.SQLite.Path)
+		}
+		v := r.volume(m.Name)
+		if v.PersistentVolumeClaim == nil {
+			t.Fatalf("SQLite file %s is not on a PersistentVolumeClaim", cfg.Ledger.SQLite.Path)
+		}
+		claim := v.PersistentVolumeClaim.ClaimName
+		if rendered := r.pvcs[claim] != nil; rendered == strings.Contains(strings.Join(c.args, " "), "existingClaim") {
+			t.Errorf("claim %s rendered = %v", claim, rendered)
+		}
+		if r.deployment.Spec.Strategy.Type != "Recreate" {
+			t.Errorf("SQLite ledger with strategy %q, want Recreate (one pod owns the volume)", r.deployment.Spec.Strategy.Type)
+		}
+	case "postgres":
+		if cfg.Ledger == nil || cfg.Ledger.Backend != "postgres" || cfg.Ledger.Postgres == nil {
+			t.Fatalf("ledger = %+v", cfg.Ledger)
+		}
+		if len(r.pvcs) != 0 {
+			t.Error("a PostgreSQL ledger needs no claim")
+		}
+		for _, e := range tg.Env {
+			if strings.Contains(strings.ToLower(e.Name), "dsn") {
+				t.Errorf("the DSN must be a mounted file, not env %s", e.Name)
+			}
+		}
+	}
+	if c.adminToken != (cfg.Admin != nil) {
+		t.Errorf("admin token configured = %v, want %v", cfg.Admin != nil, c.adminToken)
+	}
+	svc := r.services[fullname+"-admin"]
+	if (svc != nil) != c.adminService {
+		t.Fatalf("admin Service rendered = %v, want %v", svc != nil, c.adminService)
+	}
+	if svc != nil {
+		if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort.StrVal != "admin" || svc.Spec.Type != corev1.ServiceTypeClusterIP {
+			t.Errorf("admin Service %+v, want one ClusterIP port targeting admin", svc.Spec)
+		}
+		if gw := r.services[fullname]; gw != nil && slices.ContainsFunc(gw.Spec.Ports, func(p corev1.ServicePort) bool { return p.TargetPort.StrVal == "admin" }) {
+			t.Error("the public Service exposes the admin port")
 		}
 	}
 }

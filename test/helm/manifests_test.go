@@ -28,6 +28,8 @@ func newObject(apiVersion, kind string) (metav1.Object, error) {
 		return &corev1.Service{}, nil
 	case "v1 ServiceAccount":
 		return &corev1.ServiceAccount{}, nil
+	case "v1 PersistentVolumeClaim":
+		return &corev1.PersistentVolumeClaim{}, nil
 	case "apps/v1 Deployment":
 		return &appsv1.Deployment{}, nil
 	case "autoscaling/v2 HorizontalPodAutoscaler":
@@ -54,6 +56,7 @@ type release struct {
 	pdb            *policyv1.PodDisruptionBudget
 	networkPolicy  *networkingv1.NetworkPolicy
 	serviceMonitor *monitoringv1.ServiceMonitor
+	pvcs           map[string]*corev1.PersistentVolumeClaim
 }
 
 var docSeparator = regexp.MustCompile(`(?m)^---[ \t]*$`)
@@ -65,6 +68,7 @@ func decodeRelease(manifests string) (*release, error) {
 		services:   map[string]*corev1.Service{},
 		configMaps: map[string]*corev1.ConfigMap{},
 		secrets:    map[string]*corev1.Secret{},
+		pvcs:       map[string]*corev1.PersistentVolumeClaim{},
 	}
 	for i, doc := range docSeparator.Split(manifests, -1) {
 		var tm metav1.TypeMeta
@@ -121,6 +125,11 @@ func (r *release) add(obj metav1.Object) error {
 		r.secrets[name] = o
 	case *corev1.ServiceAccount:
 		r.serviceAccount = o
+	case *corev1.PersistentVolumeClaim:
+		if r.pvcs[name] != nil {
+			return dup("PersistentVolumeClaim")
+		}
+		r.pvcs[name] = o
 	case *autoscalingv2.HorizontalPodAutoscaler:
 		r.hpa = o
 	case *policyv1.PodDisruptionBudget:

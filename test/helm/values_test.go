@@ -55,6 +55,12 @@ func TestBadValuesRejected(t *testing.T) {
 		{"bad image digest", []string{"--set", "image.digest=latest"}, "at '/image/digest'", false},
 		{"bad log level", []string{"--set", "tollgate.logLevel=verbose"}, "at '/tollgate/logLevel'", false},
 		{"service type", []string{"--set", "service.type=ExternalName"}, "at '/service/type'", false},
+		{"sqlite ledger with two replicas", []string{"--set", "ledger.enabled=true"}, "ledger.backend sqlite keeps the ledger in one file", true},
+		{"sqlite ledger with autoscaling", []string{"--set", "ledger.enabled=true", "--set", "replicaCount=1", "--set", "autoscaling.enabled=true"}, "ledger.backend sqlite keeps the ledger in one file", true},
+		{"postgres ledger without a DSN Secret", []string{"--set", "ledger.enabled=true", "--set", "ledger.backend=postgres"}, "at '/ledger/postgres/existingSecret': minLength", false},
+		{"unknown ledger backend", []string{"--set", "ledger.backend=mysql"}, "at '/ledger/backend'", false},
+		{"retention of zero days", []string{"--set", "ledger.retentionDays=0"}, "at '/ledger/retentionDays': minimum", false},
+		{"unknown admin key", []string{"--set", "admin.token=x"}, "additional properties 'token' not allowed", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -59,6 +59,24 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "tollgate.policyDir" -}}/etc/tollgate/policy{{- end }}
 {{- define "tollgate.keysDir" -}}/etc/tollgate/keys{{- end }}
 {{- define "tollgate.credentialsDir" -}}/etc/tollgate/credentials{{- end }}
+{{- define "tollgate.ledgerConfigDir" -}}/etc/tollgate/ledger{{- end }}
+{{- define "tollgate.ledgerDataDir" -}}/var/lib/tollgate/ledger{{- end }}
+{{- define "tollgate.ledgerDSNDir" -}}/etc/tollgate/ledger-dsn{{- end }}
+{{- define "tollgate.adminDir" -}}/etc/tollgate/admin{{- end }}
+
+{{/* The ledger/admin ConfigMap is rendered when either section has something to say. */}}
+{{- define "tollgate.ledgerConfigEnabled" -}}
+{{- if or .Values.ledger.enabled .Values.admin.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/* A SQLite ledger: a volume with the database file. */}}
+{{- define "tollgate.sqliteLedger" -}}
+{{- if and .Values.ledger.enabled (eq .Values.ledger.backend "sqlite") }}true{{ end }}
+{{- end }}
+
+{{- define "tollgate.ledgerClaimName" -}}
+{{- .Values.ledger.sqlite.existingClaim | default (printf "%s-ledger" (include "tollgate.fullname" .)) }}
+{{- end }}
 {{- define "tollgate.envoyConfigDir" -}}/etc/envoy/bootstrap{{- end }}
 {{- define "tollgate.envoyTLSDir" -}}/etc/envoy/tls{{- end }}
 
@@ -152,6 +170,11 @@ fails `helm install` and `helm template` before anything is applied.
 {{- if not (hasKey $clusters (.cluster | default "")) }}
 {{- fail (printf "routing: provider %q uses Envoy cluster %q, which is not in envoy.providers" .name (.cluster | default "")) }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- if include "tollgate.sqliteLedger" . }}
+{{- if or $v.autoscaling.enabled (gt (int $v.replicaCount) 1) }}
+{{- fail "ledger.backend sqlite keeps the ledger in one file on one volume: set replicaCount to 1 without autoscaling, or use ledger.backend postgres" }}
 {{- end }}
 {{- end }}
 {{- if and $v.tls.enabled (not $v.tls.existingSecret) (not $v.devMode.enabled) }}
