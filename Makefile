@@ -10,7 +10,7 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 FUZZTIME  ?= 15s
 BENCHTIME ?= 1s
 
-.PHONY: all build run test test-short vet fmt-check lint staticcheck bench fuzz check-config helm-test docker tools clean
+.PHONY: all build run test test-short vet fmt-check lint staticcheck tidy-check bench fuzz check-config helm-test docker tools clean
 
 all: build
 
@@ -46,8 +46,12 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-## lint: vet, gofmt and staticcheck
-lint: vet fmt-check staticcheck
+## lint: vet, gofmt, staticcheck and a tidy go.mod (both modules)
+lint: vet fmt-check staticcheck tidy-check
+
+tidy-check:
+	$(GO) mod tidy -diff
+	cd test/helm && $(GO) mod tidy -diff
 
 staticcheck:
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
