@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -183,6 +184,45 @@ func TestVertexClaude(t *testing.T) {
 		if r.Header.Get("Authorization") != "Bearer "+ep.Issued()[i] {
 			t.Fatalf("request %d sent %q…", i, r.Header.Get("Authorization")[:12])
 		}
+	}
+}
+
+// TestVertexTools: tool calls stream back through both Vertex paths — Claude
+// (the Anthropic translation over streamRawPredict) and Gemini (the
+// OpenAI-compatible endpoint) — as OpenAI tool-call chunks.
+func TestVertexTools(t *testing.T) {
+	h, _ := vertexHarness(t, time.Hour)
+	for _, alias := range []string{"vertex-claude", "vertex-gemini"} {
+		t.Run(alias, func(t *testing.T) {
+			p := chatParams(alias)
+			p.Tools = []openai.ChatCompletionToolUnionParam{openai.ChatCompletionFunctionTool(openai.FunctionDefinitionParam{
+				Name:       "get_weather",
+				Parameters: openai.FunctionParameters{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}},
+			})}
+			s := h.client.Chat.Completions.NewStreaming(context.Background(), p)
+			var acc openai.ChatCompletionAccumulator
+			for s.Next() {
+				acc.AddChunk(s.Current())
+			}
+			if err := s.Err(); err != nil {
+				t.Fatal(err)
+			}
+			calls := acc.Choices[0].Message.ToolCalls
+			if len(calls) == 0 || calls[0].Function.Name == "" || !json.Valid([]byte(calls[0].Function.Arguments)) || acc.Choices[0].FinishReason != "tool_calls" {
+				t.Fatalf("tool calls %+v finish %q", calls, acc.Choices[0].FinishReason)
+			}
+			up := lastRequest(t, h.vertex)
+			switch alias {
+			case "vertex-claude":
+				if !gjson.GetBytes(up.Body, "tools.0.input_schema").Exists() || !strings.HasSuffix(up.Path, ":streamRawPredict") {
+					t.Fatalf("upstream %s %s", up.Path, up.Body)
+				}
+			default:
+				if gjson.GetBytes(up.Body, "tools.0.function.name").Str != "get_weather" {
+					t.Fatalf("upstream %s %s", up.Path, up.Body)
+				}
+			}
+		})
 	}
 }
 

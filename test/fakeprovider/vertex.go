@@ -18,6 +18,8 @@ type vertex struct {
 
 	chat, message         []byte
 	chatStream, msgStream [][]byte
+	// Tool-call streams, served when the request declares tools.
+	chatTools, msgTools [][]byte
 }
 
 func newVertex(fs *fixtureSet, tokens *TokenEndpoint) *vertex {
@@ -27,6 +29,8 @@ func newVertex(fs *fixtureSet, tokens *TokenEndpoint) *vertex {
 		chatStream: splitEvents(fs.read("openai/chat_stream.sse")),
 		message:    fs.read("anthropic/messages_response.json"),
 		msgStream:  splitEvents(fs.read("anthropic/messages_stream.sse")),
+		chatTools:  splitEvents(fs.read("openai/chat_stream_tool_calls.sse")),
+		msgTools:   splitEvents(fs.read("anthropic/messages_stream_tool_use.sse")),
 	}
 }
 
@@ -45,13 +49,18 @@ func (p *vertex) handle(r *http.Request, body []byte, id string) (reply, bool) {
 	}
 	root := gjson.ParseBytes(body)
 	stream := root.Get("stream").Bool()
+	tools := len(root.Get("tools").Array()) > 0
 	switch {
 	case op == "endpoints/openapi/chat/completions":
 		if !strings.HasPrefix(root.Get("model").Str, "google/") {
 			return p.googleError(http.StatusBadRequest, "INVALID_ARGUMENT", "Model must be a publisher model such as google/gemini-2.5-flash."), false
 		}
 		if stream {
-			return reply{status: 200, header: vertexHeader(contentSSE), chunks: p.chatStream, stream: true}, true
+			events := p.chatStream
+			if tools { // the capture has the usage chunk, which the gateway always asks for
+				events = p.chatTools
+			}
+			return reply{status: 200, header: vertexHeader(contentSSE), chunks: events, stream: true}, true
 		}
 		return reply{status: 200, header: vertexHeader(contentJSON), chunks: [][]byte{p.chat}}, true
 	case strings.HasPrefix(op, "publishers/anthropic/models/"):
@@ -61,6 +70,8 @@ func (p *vertex) handle(r *http.Request, body []byte, id string) (reply, bool) {
 			return p.googleError(http.StatusNotFound, "NOT_FOUND", "Unknown method."), false
 		case root.Get("anthropic_version").Str != "vertex-2023-10-16" || root.Get("model").Exists():
 			return p.googleError(http.StatusBadRequest, "INVALID_ARGUMENT", "anthropic_version: vertex-2023-10-16 is required and model is not allowed in the body."), false
+		case verb == "streamRawPredict" && tools:
+			return reply{status: 200, header: vertexHeader(contentSSE), chunks: p.msgTools, stream: true}, true
 		case verb == "streamRawPredict":
 			return reply{status: 200, header: vertexHeader(contentSSE), chunks: p.msgStream, stream: true}, true
 		}
