@@ -47,12 +47,29 @@ func Handler(basePath string) http.Handler {
 }
 
 type chatRequest struct {
-	Model         string        `json:"model"`
-	Messages      []chatMessage `json:"messages"`
-	Stream        bool          `json:"stream"`
+	Model         string          `json:"model"`
+	Messages      []chatMessage   `json:"messages"`
+	Stream        bool            `json:"stream"`
+	Tools         []tool          `json:"tools"`
+	ToolChoice    json.RawMessage `json:"tool_choice"`
 	StreamOptions *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
+}
+
+type tool struct {
+	Function struct {
+		Name string `json:"name"`
+	} `json:"function"`
+}
+
+// toolCall is the function the mock calls: the first tool offered, unless tool_choice is
+// "none" or the conversation already ends with a tool result.
+func (r chatRequest) toolCall() (string, bool) {
+	if len(r.Tools) == 0 || string(r.ToolChoice) == `"none"` || r.Messages[len(r.Messages)-1].Role == "tool" {
+		return "", false
+	}
+	return r.Tools[0].Function.Name, true
 }
 
 type chatMessage struct {
@@ -101,23 +118,36 @@ func chat(w http.ResponseWriter, r *http.Request) {
 	}
 	content := Completion(last)
 	u := usage{PromptTokens: Tokens(prompt), CompletionTokens: int64(len(strings.Fields(content)))}
-	u.TotalTokens = u.PromptTokens + u.CompletionTokens
 	id := "chatcmpl-mock-" + fmt.Sprintf("%016x", hash(last))
+	fn, calls := req.toolCall()
+	if calls {
+		u.CompletionTokens = Tokens(len(fn) + len(noArguments))
+	}
+	u.TotalTokens = u.PromptTokens + u.CompletionTokens
 	if req.Stream {
 		stream(w, req, id, content, u)
 		return
 	}
+	msg := map[string]any{"role": "assistant", "content": content, "refusal": nil}
+	finish := "stop"
+	if calls {
+		msg["content"] = nil
+		msg["tool_calls"] = []any{map[string]any{"id": toolCallID, "type": "function",
+			"function": map[string]any{"name": fn, "arguments": noArguments}}}
+		finish = "tool_calls"
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"id": id, "object": "chat.completion", "created": Created, "model": req.Model,
-		"choices": []any{map[string]any{
-			"index":         0,
-			"message":       map[string]any{"role": "assistant", "content": content, "refusal": nil},
-			"logprobs":      nil,
-			"finish_reason": "stop",
-		}},
-		"usage": u,
+		"choices": []any{map[string]any{"index": 0, "message": msg, "logprobs": nil, "finish_reason": finish}},
+		"usage":   u,
 	})
 }
+
+// The mock's tool call: fixed id, no arguments.
+const (
+	toolCallID  = "call_mock_0"
+	noArguments = "{}"
+)
 
 // stream writes the completion as OpenAI's SSE chunks: the role, one chunk per word, the
 // finish reason, the usage chunk when asked for, and [DONE].
@@ -136,14 +166,21 @@ func stream(w http.ResponseWriter, req chatRequest, id, content string, u usage)
 		buf.Write(b)
 		buf.WriteString("\n\n")
 	}
-	event(chunk(map[string]any{"role": "assistant", "content": ""}, nil))
-	for i, word := range strings.Fields(content) {
-		if i > 0 {
-			word = " " + word
+	if fn, ok := req.toolCall(); ok {
+		event(chunk(map[string]any{"role": "assistant", "content": nil, "tool_calls": []any{map[string]any{
+			"index": 0, "id": toolCallID, "type": "function", "function": map[string]any{"name": fn, "arguments": ""}}}}, nil))
+		event(chunk(map[string]any{"tool_calls": []any{map[string]any{"index": 0, "function": map[string]any{"arguments": noArguments}}}}, nil))
+		event(chunk(map[string]any{}, "tool_calls"))
+	} else {
+		event(chunk(map[string]any{"role": "assistant", "content": ""}, nil))
+		for i, word := range strings.Fields(content) {
+			if i > 0 {
+				word = " " + word
+			}
+			event(chunk(map[string]any{"content": word}, nil))
 		}
-		event(chunk(map[string]any{"content": word}, nil))
+		event(chunk(map[string]any{}, "stop"))
 	}
-	event(chunk(map[string]any{}, "stop"))
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		event(map[string]any{"id": id, "object": "chat.completion.chunk", "created": Created, "model": req.Model,
 			"choices": []any{}, "usage": u})

@@ -194,3 +194,34 @@ func TestCompletionBounded(t *testing.T) {
 		t.Fatal(Completion("  "))
 	}
 }
+
+func TestChatTools(t *testing.T) {
+	srv := httptest.NewServer(Handler("/v1"))
+	defer srv.Close()
+	tools := `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]`
+	for _, tc := range []struct {
+		name, body string
+		want       []string
+	}{
+		{"calls the first tool", `{"model":"m",` + tools + `,"messages":[{"role":"user","content":"weather?"}]}`,
+			[]string{`"finish_reason":"tool_calls"`, `"name":"get_weather"`, `"arguments":"{}"`, `"id":"call_mock_0"`}},
+		{"streamed", `{"model":"m","stream":true,` + tools + `,"messages":[{"role":"user","content":"weather?"}]}`,
+			[]string{`"finish_reason":"tool_calls"`, `"name":"get_weather"`, `"arguments":"{}"`, "data: [DONE]"}},
+		{"tool_choice none", `{"model":"m",` + tools + `,"tool_choice":"none","messages":[{"role":"user","content":"weather?"}]}`,
+			[]string{`"finish_reason":"stop"`, "You said: weather?"}},
+		{"answers a tool result", `{"model":"m",` + tools + `,"messages":[{"role":"user","content":"weather?"},{"role":"tool","tool_call_id":"call_mock_0","content":"sunny"}]}`,
+			[]string{`"finish_reason":"stop"`, "You said: sunny"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, b := post(t, srv, "/v1/chat/completions", tc.body)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d: %s", resp.StatusCode, b)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(string(b), w) {
+					t.Fatalf("answer lacks %s:\n%s", w, b)
+				}
+			}
+		})
+	}
+}
