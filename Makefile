@@ -18,9 +18,10 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tollgate
 
-## run: the gateway on its embedded example config (in-memory stores, example routing)
+## run: the whole gateway on its embedded example config: processor, mock provider, and Envoy (or,
+## without an envoy binary, the development front) listening on 127.0.0.1:10000
 run:
-	$(GO) run ./cmd/tollgate serve --dev
+	$(GO) run ./cmd/tollgate run --dev
 
 ## test: the whole suite, as CI runs it (vet, gofmt, race-enabled tests incl. e2e, Redis and Helm chart)
 test: vet fmt-check helm-test

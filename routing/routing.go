@@ -255,7 +255,13 @@ func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Table, []e
 			warnings = append(warnings, fmt.Errorf("model %s: unknown provider %q", mc.Name, mc.Provider))
 			continue
 		}
-		t.names[mc.Name] = Target{Provider: p, Model: mc.Model, Name: mc.Name}
+		model := mc.Model
+		if alt := mc.IfNoCredential; alt != nil && p.credErr != nil {
+			if ap := t.providers[alt.Provider]; ap != nil {
+				p, model = ap, alt.Model
+			}
+		}
+		t.names[mc.Name] = Target{Provider: p, Model: model, Name: mc.Name}
 		t.listed = append(t.listed, mc.Name)
 	}
 	sort.Strings(t.listed)

@@ -184,3 +184,30 @@ func TestFallbackChain(t *testing.T) {
 		t.Fatal("member of an unknown provider")
 	}
 }
+
+// An alias with if_no_credential goes to its stand-in only while its own
+// provider's credential cannot be read.
+func TestIfNoCredential(t *testing.T) {
+	cfg := func() *config.Config {
+		c := testConfig()
+		c.Models = []config.Model{{Name: "smart-default", Provider: "openai", Model: "gpt-4o",
+			IfNoCredential: &config.Target{Provider: "ollama", Model: "llama3.2"}}}
+		return c
+	}
+	for _, tc := range []struct {
+		name            string
+		env             func(string) (string, bool)
+		provider, model string
+	}{
+		{"credential set", env, "openai", "gpt-4o"},
+		{"credential missing", func(string) (string, bool) { return "", false }, "ollama", "llama3.2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			table, _ := New(cfg(), tc.env)
+			got, ok := table.names["smart-default"]
+			if !ok || got.Provider.Name != tc.provider || got.Model != tc.model || got.Name != "smart-default" {
+				t.Fatalf("smart-default -> %+v (found %v)", got, ok)
+			}
+		})
+	}
+}

@@ -1,5 +1,6 @@
 // Command tollgate is the Tollgate AI gateway: an Envoy external processor.
 //
+//	tollgate run     [--config PATH]... [--listen ADDR] [--front auto|envoy|emulated] [--envoy PATH] [--dev]
 //	tollgate serve   [--config PATH]... [--grpc-addr ADDR] [--admin-addr ADDR] [--drain-timeout D] [--dev]
 //	tollgate check   --config PATH... [--envoy FILE]...
 //	tollgate health  [--grpc-addr ADDR]
@@ -28,6 +29,7 @@ func main() {
 const usage = `usage: tollgate <command> [flags]
 
 commands:
+  run       the whole gateway locally: processor, mock provider and Envoy (or the development front)
   serve     run the ext_proc gRPC server and the admin server
   check     validate gateway configuration and Envoy bootstraps
   health    query the gRPC health service (for exec probes)
@@ -44,6 +46,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
+	case "run":
+		return runCmd(ctx, args[1:], stderr)
 	case "serve":
 		return serveCmd(ctx, args[1:], stderr)
 	case "check":

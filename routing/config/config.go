@@ -288,6 +288,17 @@ type Model struct {
 	// Fallback makes the alias an ordered chain: Envoy tries the next member
 	// when one fails before any byte reached the client.
 	Fallback *Fallback `json:"fallback"`
+	// IfNoCredential is where a single-target alias goes instead while its
+	// provider's credential cannot be read (an unset environment variable, a
+	// missing Secret file), e.g. the example's mock provider when
+	// OPENAI_API_KEY is unset.
+	IfNoCredential *Target `json:"if_no_credential"`
+}
+
+// Target is one provider and model.
+type Target struct {
+	Provider string `json:"provider"`
+	Model    string `json:"model"`
 }
 
 // Fallback is an ordered chain of providers behind one Envoy cluster whose

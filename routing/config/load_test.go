@@ -581,11 +581,14 @@ func TestExample(t *testing.T) {
 			Credential:   &Credential{Header: "authorization", Prefix: "Bearer ", Source: SecretRef{Env: "OPENAI_API_KEY"}},
 			Models:       []string{"gpt-4o", "gpt-4o-mini", "o4-mini", "text-embedding-3-small"},
 			DirectModels: DirectListed,
+		}, {
+			Name: "mock", Schema: "openai", Cluster: "tollgate_mock", BasePath: "/v1",
+			Models: []string{"tollgate-mock", "tollgate-mock-embed"}, DirectModels: DirectListed,
 		}},
 		Models: []Model{
-			{Name: "smart-default", Provider: "openai", Model: "gpt-4o"},
-			{Name: "fast-default", Provider: "openai", Model: "gpt-4o-mini"},
-			{Name: "embed-default", Provider: "openai", Model: "text-embedding-3-small"},
+			{Name: "smart-default", Provider: "openai", Model: "gpt-4o", IfNoCredential: &Target{Provider: "mock", Model: "tollgate-mock"}},
+			{Name: "fast-default", Provider: "openai", Model: "gpt-4o-mini", IfNoCredential: &Target{Provider: "mock", Model: "tollgate-mock"}},
+			{Name: "embed-default", Provider: "openai", Model: "text-embedding-3-small", IfNoCredential: &Target{Provider: "mock", Model: "tollgate-mock-embed"}},
 		},
 		Tenants: []Tenant{{Name: "demo", Apps: []App{{Name: "playground", Models: []string{"*-default"}}}}},
 		Keys:    []Key{{ID: "demo", Tenant: "demo", SHA256: fmt.Sprintf("%x", sha256.Sum256([]byte("tg_demo_0123456789abcdefghijklmnopqrstuvwxyzAB")))}},
@@ -674,6 +677,37 @@ func TestRedisSettings(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := tt.in.Settings(); got != tt.want {
 				t.Fatalf("Settings() = %+v; want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestIfNoCredentialValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name, models string
+		want         []string
+	}{
+		{"valid", "  - {name: a, provider: p, model: m, if_no_credential: {provider: p, model: n}}\n", nil},
+		{"unknown provider", "  - {name: a, provider: p, model: m, if_no_credential: {provider: q, model: n}}\n",
+			[]string{`a.yaml:7: models[0].if_no_credential.provider: unknown provider "q"`}},
+		{"with targets", "  - {name: a, targets: [{provider: p, model: m}], if_no_credential: {provider: p, model: n}}\n",
+			[]string{`a.yaml:7: models[0].if_no_credential: if_no_credential applies to a single provider and model, not to targets or fallback`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFiles(t, dir, map[string]string{"a.yaml": "version: 1\nproviders:\n  - name: p\n    schema: openai\n    cluster: c\nmodels:\n" + tc.models})
+			_, err := Load(filepath.Join(dir, "a.yaml"))
+			var got []string
+			var ps Problems
+			if errors.As(err, &ps) {
+				for _, p := range ps {
+					got = append(got, strings.TrimPrefix(p.String(), dir+string(filepath.Separator)))
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 			}
 		})
 	}

@@ -98,6 +98,9 @@ func validate(docs []*document) {
 					aliases[m.Name] = where{d, path + ".name"}
 				}
 			}
+			if m.IfNoCredential != nil && (m.Fallback != nil || len(m.Targets) > 0) {
+				d.addf(path+".if_no_credential", "if_no_credential applies to a single provider and model, not to targets or fallback")
+			}
 			if fb := m.Fallback; fb != nil {
 				if m.Provider != "" || m.Model != "" || len(m.Targets) > 0 {
 					d.addf(path, "set one of provider and model, targets, or fallback")
@@ -142,6 +145,10 @@ func validate(docs []*document) {
 			}
 			checkProviderRef(d, path+".provider", m.Provider, providers)
 			checkModelName(d, path+".model", "model", m.Model)
+			if t := m.IfNoCredential; t != nil {
+				checkProviderRef(d, path+".if_no_credential.provider", t.Provider, providers)
+				checkModelName(d, path+".if_no_credential.model", "model", t.Model)
+			}
 		}
 		for i, k := range d.cfg.Keys {
 			path := fmt.Sprintf("keys[%d]", i)

@@ -1,5 +1,5 @@
 // Package e2e holds Tollgate's end-to-end tests: the official OpenAI Go SDK
-// as the client, the Envoy stand-in (test/standin) driving a real gateway
+// as the client, the Envoy stand-in (internal/devfront) driving a real gateway
 // started through extproc/serve exactly as `tollgate serve` starts it, and
 // fake providers (test/fakeprovider) speaking the providers' wire formats.
 // When an `envoy` binary is on PATH the same cases also run through real

@@ -12,8 +12,8 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/tidwall/gjson"
 
+	"github.com/tollgate-ai/tollgate/internal/devfront"
 	"github.com/tollgate-ai/tollgate/test/fakeprovider"
-	"github.com/tollgate-ai/tollgate/test/standin"
 )
 
 func fixture(t *testing.T, name string) []byte {
@@ -144,11 +144,11 @@ func TestChat(t *testing.T) {
 }
 
 // streamChunkings are the response splits every streaming case runs with.
-var streamChunkings = map[string]standin.Chunker{
-	"1-byte":           standin.Fixed(1),
-	"7-byte":           standin.Fixed(7),
-	"random":           standin.Random(20261121, 97),
-	"7-byte-empty-eos": standin.EmptyEnd(standin.Fixed(7)),
+var streamChunkings = map[string]devfront.Chunker{
+	"1-byte":           devfront.Fixed(1),
+	"7-byte":           devfront.Fixed(7),
+	"random":           devfront.Random(20261121, 97),
+	"7-byte-empty-eos": devfront.EmptyEnd(devfront.Fixed(7)),
 }
 
 func TestChatStream(t *testing.T) {

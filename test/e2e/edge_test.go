@@ -15,7 +15,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"google.golang.org/grpc"
 
-	"github.com/tollgate-ai/tollgate/test/standin"
+	"github.com/tollgate-ai/tollgate/internal/devfront"
 )
 
 // edgeOptions set up the Envoy failure cases: Envoy's own local replies, which the
@@ -33,11 +33,11 @@ type edgeTimers struct {
 	messageTimeout bool           // ext_proc message timers fire at once
 }
 
-func (e edgeTimers) timer(kind standin.TimerKind) (<-chan time.Time, bool) {
+func (e edgeTimers) timer(kind devfront.TimerKind) (<-chan time.Time, bool) {
 	switch {
-	case kind == standin.StreamIdleTimeout && e.streamIdle != nil:
+	case kind == devfront.StreamIdleTimeout && e.streamIdle != nil:
 		return e.streamIdle, true
-	case kind == standin.MessageTimeout && e.messageTimeout:
+	case kind == devfront.MessageTimeout && e.messageTimeout:
 		c := make(chan time.Time, 1)
 		c <- time.Now()
 		return c, true

@@ -23,9 +23,9 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tollgate-ai/tollgate/extproc/serve"
+	"github.com/tollgate-ai/tollgate/internal/devfront"
 	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/test/fakeprovider"
-	"github.com/tollgate-ai/tollgate/test/standin"
 )
 
 const (
@@ -162,23 +162,23 @@ type harness struct {
 	logs      *logBuffer
 	cfgDir    string
 	client    openai.Client
-	envoyLog  func() []standin.AccessRecord // nil for real Envoy
-	reloads   chan error                    // results of file-triggered reloads
-	idle      chan time.Time                // fires the stand-in's per-try idle timers
-	edge      edgeTimers                    // stream idle and message timers of edge_test.go
-	kubelet   int                           // generation of the kubelet-style volume, 0 if plain files
+	envoyLog  func() []devfront.AccessRecord // nil for real Envoy
+	reloads   chan error                     // results of file-triggered reloads
+	idle      chan time.Time                 // fires the stand-in's per-try idle timers
+	edge      edgeTimers                     // stream idle and message timers of edge_test.go
+	kubelet   int                            // generation of the kubelet-style volume, 0 if plain files
 }
 
 type harnessOptions struct {
-	chunks   standin.Chunker // response body chunking in the stand-in
-	realPath string          // run real Envoy from this binary instead of the stand-in
-	kubelet  bool            // lay the config directory out as a kubelet ConfigMap volume
-	anyCred  bool            // the fake provider accepts any credential (BYOK tests inspect it)
-	extra    string          // a second config file merged with the first (limits, more tenants)
-	fallback bool            // run envoy/envoy-fallback.yaml and route its chain cluster to the fakes
-	azure    bool            // add an Azure cluster (a copy of openai's) pointed at a fake Azure OpenAI
-	edge     edgeOptions     // Envoy failure cases (edge_test.go)
-	bedrock  bool            // add a Bedrock cluster (a copy of openai's) pointed at a fake Bedrock checking SigV4
+	chunks   devfront.Chunker // response body chunking in the stand-in
+	realPath string           // run real Envoy from this binary instead of the stand-in
+	kubelet  bool             // lay the config directory out as a kubelet ConfigMap volume
+	anyCred  bool             // the fake provider accepts any credential (BYOK tests inspect it)
+	extra    string           // a second config file merged with the first (limits, more tenants)
+	fallback bool             // run envoy/envoy-fallback.yaml and route its chain cluster to the fakes
+	azure    bool             // add an Azure cluster (a copy of openai's) pointed at a fake Azure OpenAI
+	edge     edgeOptions      // Envoy failure cases (edge_test.go)
+	bedrock  bool             // add a Bedrock cluster (a copy of openai's) pointed at a fake Bedrock checking SigV4
 	// vertex adds a Vertex AI cluster pointed at a fake Vertex that accepts this endpoint's access tokens.
 	vertex *fakeprovider.TokenEndpoint
 }
@@ -287,7 +287,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if o.realPath != "" {
 		h.front = startRealEnvoy(t, o.realPath, bootstrap, clusters)
 	} else {
-		e, err := standin.Start(context.Background(), standin.Options{
+		e, err := devfront.Start(context.Background(), devfront.Options{
 			Bootstrap: bootstrap, Clusters: clusters, ResponseChunks: o.chunks, NewTimer: h.newTimer,
 		})
 		if err != nil {
@@ -434,13 +434,13 @@ func (h *harness) requestLogs() []string {
 // newTimer drives the stand-in's timers: retry backoffs fire at once (their
 // lengths are the stand-in's own tests' business), per-try idle timeouts
 // fire only when a test calls fireIdleTimeout, and the rest are real.
-func (h *harness) newTimer(kind standin.TimerKind, d time.Duration) (<-chan time.Time, func() bool) {
+func (h *harness) newTimer(kind devfront.TimerKind, d time.Duration) (<-chan time.Time, func() bool) {
 	switch kind {
-	case standin.RetryBackoff:
+	case devfront.RetryBackoff:
 		c := make(chan time.Time, 1)
 		c <- time.Now()
 		return c, func() bool { return true }
-	case standin.PerTryIdleTimeout:
+	case devfront.PerTryIdleTimeout:
 		return h.idle, func() bool { return true }
 	}
 	if c, ok := h.edge.timer(kind); ok {
@@ -502,7 +502,7 @@ func (r *realEnvoy) Close() error {
 func startRealEnvoy(t *testing.T, bin string, bootstrap []byte, clusters map[string]string) *realEnvoy {
 	t.Helper()
 	port := freePort(t)
-	out, err := standin.RewriteBootstrap(bootstrap, standin.Rewrite{ListenerPort: port, Clusters: clusters, UpstreamHTTP1: true})
+	out, err := devfront.RewriteBootstrap(bootstrap, devfront.Rewrite{ListenerPort: port, Clusters: clusters, UpstreamHTTP1: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,8 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/tidwall/gjson"
 
+	"github.com/tollgate-ai/tollgate/internal/devfront"
 	"github.com/tollgate-ai/tollgate/test/fakeprovider"
-	"github.com/tollgate-ai/tollgate/test/standin"
 )
 
 // anthropicStreamText concatenates the text deltas of an Anthropic stream
@@ -111,7 +111,7 @@ func TestAnthropicStream(t *testing.T) {
 }
 
 func TestAnthropicToolStream(t *testing.T) {
-	h := newHarness(t, harnessOptions{chunks: standin.Fixed(5)})
+	h := newHarness(t, harnessOptions{chunks: devfront.Fixed(5)})
 	p := claudeParams()
 	p.Tools = []openai.ChatCompletionToolUnionParam{openai.ChatCompletionFunctionTool(openai.FunctionDefinitionParam{
 		Name:       "get_weather",
