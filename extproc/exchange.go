@@ -63,6 +63,7 @@ type exchange struct {
 	done bool // an ImmediateResponse was sent
 
 	rec record
+	tr  *spanState // the request's span; nil when tracing is off
 }
 
 // record is what the request's log line and metrics say.
@@ -202,4 +203,5 @@ func (x *exchange) finish() {
 	}
 	x.srv.log.Info("request", fields...)
 	x.srv.metrics.finished(r)
+	x.endSpan(end)
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -56,6 +58,13 @@ type Options struct {
 	// IntN picks members of weighted pools: a number in [0, n). nil means
 	// math/rand/v2; tests pass a seeded source.
 	IntN func(n int) int
+	// TracerProvider, when set, traces every request (one span each); nil
+	// turns tracing off at no cost. Propagator reads and writes trace
+	// context (W3C TraceContext when nil). LatestGenAI emits the latest
+	// GenAI semantic conventions instead of the v1.36.0 set.
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
+	LatestGenAI    bool
 }
 
 // Server implements extprocv3.ExternalProcessorServer.
@@ -67,11 +76,12 @@ type Server struct {
 	now      func() time.Time
 	limiter  limits.Limiter
 	intn     func(n int) int
+	tracing  *tracing // nil when off
 }
 
 // New returns a Server.
 func New(o Options) *Server {
-	s := &Server{snapshot: o.Snapshot, log: o.Logger, metrics: o.Metrics, now: o.Now, limiter: o.Limiter, intn: o.IntN}
+	s := &Server{snapshot: o.Snapshot, log: o.Logger, metrics: o.Metrics, now: o.Now, limiter: o.Limiter, intn: o.IntN, tracing: newTracing(o)}
 	if s.intn == nil {
 		s.intn = rand.IntN
 	}
