@@ -339,14 +339,19 @@ func (s *spanState) content(latest bool) []attribute.KeyValue {
 	return a
 }
 
-// errorType is error.type: the refusal's code, a stream cut short, or the
-// HTTP status of a failed response.
+// errorType is error.type: the refusal's code, a stream that failed or was
+// cut short, or the HTTP status of a failed response.
 func (x *exchange) errorType() string {
 	if x.rec.refusal != "" {
 		return x.rec.refusal
 	}
-	if r, ok := x.body.(*sseReader); ok && !r.complete && !r.errored && !r.terminated {
-		return "stream_incomplete"
+	if r, ok := x.body.(*sseReader); ok && !r.terminated {
+		switch {
+		case r.errored: // the provider sent an error event mid-stream
+			return "stream_error"
+		case !r.complete:
+			return "stream_incomplete"
+		}
 	}
 	if x.rec.status >= 400 {
 		return strconv.Itoa(x.rec.status)

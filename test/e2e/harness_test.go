@@ -19,6 +19,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -174,6 +175,9 @@ type harnessOptions struct {
 	extra    string          // a second config file merged with the first (limits, more tenants)
 	fallback bool            // run envoy/envoy-fallback.yaml and route its chain cluster to the fakes
 	azure    bool            // add an Azure cluster (a copy of openai's) pointed at a fake Azure OpenAI
+
+	tracer trace.TracerProvider // the gateway's tracing; nil is off
+	latest bool                 // OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -226,6 +230,9 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		Registry: h.reg,
 		OnReload: func(err error) { h.reloads <- err },
 		IntN:     seededIntN(20261121),
+
+		TracerProvider: o.tracer,
+		LatestGenAI:    o.latest,
 	})
 	if err != nil {
 		t.Fatal(err)
