@@ -62,7 +62,9 @@ func LatestGenAI(lookupEnv func(string) (string, bool)) bool {
 // FromEnv builds the tracer provider the environment describes, or a zero
 // Setup when tracing is not configured. The OTLP exporters read their own
 // endpoint, headers, timeout, compression and TLS variables, and the SDK
-// reads OTEL_TRACES_SAMPLER/_ARG, OTEL_BSP_* and the resource variables.
+// reads OTEL_TRACES_SAMPLER/_ARG, OTEL_BSP_* and the resource variables,
+// from the process environment: lookupEnv decides only whether tracing is on
+// and which protocol, so the binary passes os.LookupEnv.
 func FromEnv(ctx context.Context, lookupEnv func(string) (string, bool)) (Setup, error) {
 	s := Setup{LatestGenAI: LatestGenAI(lookupEnv), Shutdown: func(context.Context) error { return nil }}
 	if !Enabled(lookupEnv) {
