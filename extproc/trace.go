@@ -54,8 +54,9 @@ type spanState struct {
 	span     trace.Span
 	attempts atomic.Int64
 	capture  bool // the app records prompts and completions
-	input    string
-	output   string
+	input    []message
+	output   []message
+	streamed strings.Builder // a captured stream's completion text
 	respID   string
 	respMod  string
 	finish   []string
@@ -134,12 +135,7 @@ func captureInput(x *exchange, req *upstreamRequest) *oaierror.Error {
 		return nil
 	}
 	x.tr.capture = true
-	root := gjson.ParseBytes(req.body)
-	if m := root.Get("messages"); m.Exists() {
-		x.tr.input = m.Raw
-	} else if in := root.Get("input"); in.Exists() {
-		x.tr.input = in.Raw
-	}
+	x.tr.input = readMessages(gjson.GetBytes(req.body, "messages"), false)
 	return nil
 }
 
@@ -168,7 +164,7 @@ func (x *exchange) traceBody(sent []byte, eos bool) {
 			return true
 		})
 		if s.capture && x.rec.status >= 200 && x.rec.status < 300 {
-			s.output = root.Get("choices").Raw
+			s.output = readMessages(root.Get("choices"), true)
 		}
 		return
 	}
@@ -187,6 +183,9 @@ func (x *exchange) traceBody(sent []byte, eos bool) {
 		s.readResponse(root)
 		if fr := root.Get("choices.0.finish_reason"); fr.Str != "" {
 			s.finish = append(s.finish, strings.Clone(fr.Str))
+		}
+		if s.capture {
+			s.streamed.WriteString(root.Get("choices.0.delta.content").Str)
 		}
 	}
 }
@@ -312,31 +311,24 @@ func (x *exchange) endSpan(end time.Time) {
 		}
 	}
 	if s.capture {
-		a = append(a, s.content(t.latest)...)
+		if s.streamed.Len() > 0 {
+			fr := ""
+			if len(s.finish) > 0 {
+				fr = s.finish[len(s.finish)-1]
+			}
+			s.output = []message{{Role: "assistant", Parts: []msgPart{{Type: "text", Content: s.streamed.String()}}, FinishReason: fr}}
+		}
+		system := ""
+		if p := x.target.Provider; p != nil {
+			system = providerName(p, false)
+		}
+		a = append(a, s.recordContent(t.latest, system)...)
 	}
 	if et := x.errorType(); et != "" {
 		a = append(a, attribute.String("error.type", et))
 		s.span.SetStatus(codes.Error, et)
 	}
 	s.span.SetAttributes(a...)
-}
-
-// content is the captured prompt and completion: gen_ai.input.messages and
-// gen_ai.output.messages in the latest conventions; in the v1.36.0 set, the
-// attributes gen_ai.prompt and gen_ai.completion.
-func (s *spanState) content(latest bool) []attribute.KeyValue {
-	var a []attribute.KeyValue
-	in, out := "gen_ai.prompt", "gen_ai.completion"
-	if latest {
-		in, out = "gen_ai.input.messages", "gen_ai.output.messages"
-	}
-	if s.input != "" {
-		a = append(a, attribute.String(in, s.input))
-	}
-	if s.output != "" {
-		a = append(a, attribute.String(out, s.output))
-	}
-	return a
 }
 
 // errorType is error.type: the refusal's code, a stream that failed or was

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/tidwall/gjson"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -360,39 +362,71 @@ keys:
 const captureKey = "tg_e2eObservedKKKKKKKKKKKKKKKKKKKKKKKKKKKKKK"
 
 // TestTraceContentCapture: content is recorded only for apps that opted in,
-// in the latest conventions' attributes when opted in to them, and only
-// after guardrail redaction.
+// only after guardrail redaction, as gen_ai.input/output.messages under the
+// latest conventions and as v1.36.0 message events otherwise.
 func TestTraceContentCapture(t *testing.T) {
-	h, rcv, app := tracedHarness(t, harnessOptions{extra: captureConfig(), latest: true})
 	prompt := "Write to jane.doe@example.com about the API gateway."
-	call := func(appName string) map[string]*commonpb.AnyValue {
-		c := h.newClient(captureKey, option.WithHeader("x-tollgate-app-id", appName))
-		sc := appCall(app, func(opt option.RequestOption) {
-			if _, err := c.Chat.Completions.New(context.Background(), userParams(prompt), opt); err != nil {
-				t.Fatal(err)
+	for _, latest := range []bool{true, false} {
+		t.Run(fmt.Sprintf("latest=%v", latest), func(t *testing.T) {
+			h, rcv, app := tracedHarness(t, harnessOptions{extra: captureConfig(), latest: latest})
+			call := func(appName string, stream bool) (*tracepb.Span, map[string]*commonpb.AnyValue) {
+				c := h.newClient(captureKey, option.WithHeader("x-tollgate-app-id", appName))
+				sc := appCall(app, func(opt option.RequestOption) {
+					if stream {
+						s := c.Chat.Completions.NewStreaming(context.Background(), userParams(prompt), opt)
+						for s.Next() {
+						}
+						if err := s.Err(); err != nil {
+							t.Fatal(err)
+						}
+						return
+					}
+					if _, err := c.Chat.Completions.New(context.Background(), userParams(prompt), opt); err != nil {
+						t.Fatal(err)
+					}
+				})
+				return gatewaySpan(t, rcv, sc)
+			}
+			for _, stream := range []bool{false, true} {
+				s, a := call("recorder", stream)
+				var in, out string
+				if latest {
+					wantStr(t, a, "gen_ai.provider.name", "openai")
+					if _, ok := a["gen_ai.system"]; ok {
+						t.Error("gen_ai.system under gen_ai_latest_experimental")
+					}
+					if _, ok := a["gen_ai.usage.cache_read.input_tokens"]; !ok {
+						t.Error("no cache-read tokens under gen_ai_latest_experimental")
+					}
+					in, out = a["gen_ai.input.messages"].GetStringValue(), a["gen_ai.output.messages"].GetStringValue()
+					if gjson.Get(in, "0.role").Str != "user" || gjson.Get(in, "0.parts.0.type").Str != "text" ||
+						gjson.Get(out, "0.role").Str != "assistant" || gjson.Get(out, "0.finish_reason").Str == "" {
+						t.Errorf("stream=%v: messages not in the conventions' schema: %s / %s", stream, in, out)
+					}
+					in, out = gjson.Get(in, "0.parts.0.content").Str, gjson.Get(out, "0.parts.0.content").Str
+				} else {
+					for _, e := range s.GetEvents() {
+						ea := attrs(&tracepb.Span{Attributes: e.GetAttributes()})
+						switch e.GetName() {
+						case "gen_ai.user.message":
+							in = ea["content"].GetStringValue()
+						case "gen_ai.choice":
+							out = gjson.Get(ea["message"].GetStringValue(), "content").Str
+						}
+					}
+				}
+				if !strings.Contains(in, "API gateway") || strings.Contains(in, "jane.doe@example.com") {
+					t.Errorf("stream=%v: captured input must be the redacted prompt: %q", stream, in)
+				}
+				if out == "" {
+					t.Errorf("stream=%v: no captured completion", stream)
+				}
+			}
+			s, a := call("quiet", false)
+			if _, ok := a["gen_ai.input.messages"]; ok || events(s)["gen_ai.user.message"] != 0 {
+				t.Error("content captured for an app that did not opt in")
 			}
 		})
-		_, a := gatewaySpan(t, rcv, sc)
-		return a
-	}
-	a := call("recorder")
-	wantStr(t, a, "gen_ai.provider.name", "openai")
-	if _, ok := a["gen_ai.system"]; ok {
-		t.Error("gen_ai.system under gen_ai_latest_experimental")
-	}
-	if _, ok := a["gen_ai.usage.cache_read.input_tokens"]; !ok {
-		t.Error("no cache-read tokens under gen_ai_latest_experimental")
-	}
-	in, out := a["gen_ai.input.messages"].GetStringValue(), a["gen_ai.output.messages"].GetStringValue()
-	if !strings.Contains(in, "API gateway") || strings.Contains(in, "jane.doe@example.com") {
-		t.Errorf("captured input must be the redacted prompt: %q", in)
-	}
-	if out == "" {
-		t.Error("no captured output")
-	}
-	a = call("quiet")
-	if _, ok := a["gen_ai.input.messages"]; ok {
-		t.Error("content captured for an app that did not opt in")
 	}
 }
 
