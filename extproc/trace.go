@@ -289,7 +289,10 @@ func (x *exchange) endSpan(end time.Time) {
 	str("tollgate.refusal", r.refusal)
 	if r.costKnown {
 		c, _ := strconv.ParseFloat(r.cost.String(), 64)
-		a = append(a, attribute.Float64("tollgate.cost_usd", c))
+		// Langfuse reads cost from its own attribute (it would otherwise
+		// infer one from its price list); the exact figure is the gateway's.
+		a = append(a, attribute.Float64("tollgate.cost_usd", c),
+			attribute.String("langfuse.observation.cost_details", `{"total":`+r.cost.String()+`}`))
 	}
 	if n := s.attempts.Load(); n > 0 {
 		a = append(a, attribute.Int64("tollgate.fallback.attempts", n))

@@ -203,6 +203,9 @@ func TestTraceChat(t *testing.T) {
 	if c, _ := strconv.ParseFloat(fixtureCost(t), 64); a["tollgate.cost_usd"].GetDoubleValue() != c {
 		t.Errorf("cost %v, want %v", a["tollgate.cost_usd"], c)
 	}
+	if got := a["langfuse.observation.cost_details"].GetStringValue(); got != `{"total":`+fixtureCost(t)+`}` {
+		t.Errorf("langfuse cost details %q", got)
+	}
 	if a["tollgate.usage.estimated"].GetBoolValue() {
 		t.Error("usage from the provider flagged estimated")
 	}
