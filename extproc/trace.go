@@ -242,13 +242,18 @@ func (x *exchange) endSpan(end time.Time) {
 	}
 	r := &x.rec
 	op := operationName(x.endpoint)
-	name := op
-	if r.model != "" {
-		name += " " + r.model
-	}
-	s.span.SetName(name)
 	a := make([]attribute.KeyValue, 0, 32)
-	a = append(a, attribute.String("gen_ai.operation.name", op))
+	switch {
+	case op == "": // refused before its endpoint was known (a bad key)
+		s.span.SetName("tollgate")
+	case r.model != "":
+		s.span.SetName(op + " " + r.model)
+	default:
+		s.span.SetName(op)
+	}
+	if op != "" {
+		a = append(a, attribute.String("gen_ai.operation.name", op))
+	}
 	if p := x.target.Provider; p != nil {
 		if t.latest {
 			a = append(a, attribute.String("gen_ai.provider.name", providerName(p, true)))
@@ -368,7 +373,7 @@ func operationName(e routing.Endpoint) string {
 	case routing.EndpointModels:
 		return "models"
 	}
-	return "tollgate"
+	return ""
 }
 
 // providerName is gen_ai.provider.name (latest) or gen_ai.system (v1.36.0)
