@@ -234,7 +234,8 @@ func (x *exchange) endSpan(end time.Time) {
 	}
 	t := x.srv.tracing
 	if x.rec.requestID != "" {
-		t.inflight.Delete(x.rec.requestID)
+		// Only this request's entry: a client-chosen x-request-id may repeat.
+		t.inflight.CompareAndDelete(x.rec.requestID, s)
 	}
 	defer s.span.End(trace.WithTimestamp(end))
 	if !s.span.IsRecording() {
