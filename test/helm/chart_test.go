@@ -78,7 +78,7 @@ func chartCases() []chartCase {
 		{name: "no-credentials", args: []string{"--set", "credentials.enabled=false"}, values: noCredentials,
 			external: []string{"tollgate-keys"}, unix: true, mirrorsShipped: true},
 		{name: "ci/dev", args: []string{"-f", ci("dev-values.yaml")}, tls: true, unix: true, devMode: true, mirrorsShipped: true},
-		{name: "ci/full", args: []string{"-f", ci("full-values.yaml")}, external: append([]string{"gw-redis"}, defaultExternal...),
+		{name: "ci/full", args: []string{"-f", ci("full-values.yaml")}, external: append([]string{"gw-redis", "gw-otlp-headers"}, defaultExternal...),
 			unix: true, redis: "secret", hpa: true, serviceMonitor: true, networkPolicy: true},
 		{name: "no-policy", args: []string{"--set", "policy.config=null"}, external: defaultExternal, unix: true, noPolicy: true, mirrorsShipped: true},
 	}
