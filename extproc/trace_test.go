@@ -2,11 +2,13 @@ package extproc
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"strings"
 	"testing"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/tidwall/gjson"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -193,5 +195,73 @@ func BenchmarkExchangeTracing(b *testing.B) {
 		snap := testSnapshot(b)
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(tracetest.NewNoopExporter()))
 		run(b, New(Options{Snapshot: func() *Snapshot { return snap }, TracerProvider: tp}), snap)
+	})
+}
+
+func TestReadMessages(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		choices  bool
+		want     string // JSON of the conventions' messages
+	}{
+		{"text", `[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}]`, false,
+			`[{"role":"system","parts":[{"type":"text","content":"be brief"}]},{"role":"user","parts":[{"type":"text","content":"hi"}]}]`},
+		{"content parts", `[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"b"}]}]`, false,
+			`[{"role":"user","parts":[{"type":"text","content":"a"},{"type":"text","content":"b"}]}]`},
+		{"tool call and response", `[{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c1","content":"42"}]`, false,
+			`[{"role":"assistant","parts":[{"type":"tool_call","id":"c1","name":"f","arguments":"{}"}]},{"role":"tool","parts":[{"type":"tool_call_response","id":"c1","response":"42"}]}]`},
+		{"choices", `[{"index":0,"message":{"role":"assistant","content":"yes"},"finish_reason":"stop"}]`, true,
+			`[{"role":"assistant","parts":[{"type":"text","content":"yes"}],"finish_reason":"stop"}]`},
+		{"not an array", `"x"`, false, `null`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := json.Marshal(readMessages(gjson.Parse(tc.in), tc.choices))
+			if err != nil || string(got) != tc.want {
+				t.Fatalf("got %s (%v)\nwant %s", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzTraceBody: the response bytes a provider sends (through the readers)
+// are untrusted; reading ids, finish reasons and captured content from them
+// must never panic, and what is captured must stay valid JSON.
+func FuzzTraceBody(f *testing.F) {
+	f.Add([]byte(`{"id":"chatcmpl-1","model":"m","choices":[{"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}`), false)
+	f.Add([]byte("data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"), true)
+	f.Add([]byte("data: {\ndata: {\"choices\":[{\"delta\":{\"content\":5}}]}\n"), true)
+	f.Add([]byte(`{"choices":[{"message":{"tool_calls":[{"function":{"arguments":"\u0000"}}]}}]}`), false)
+	f.Fuzz(func(t *testing.T, body []byte, stream bool) {
+		x, _ := tracedExchange(t, context.Background())
+		x.handle(chatHeaders())
+		x.tr.capture = true
+		x.rec.status = 200
+		if stream {
+			x.body = &sseReader{x: x}
+		} else {
+			x.body = &jsonReader{x: x}
+		}
+		x.traceBody(body, true)
+		for _, kv := range x.tr.recordContent(true, "openai") {
+			if !json.Valid([]byte(kv.Value.AsString())) {
+				t.Fatalf("%s is not JSON: %q", kv.Key, kv.Value.AsString())
+			}
+		}
+		x.finish()
+	})
+}
+
+// FuzzReadMessages: a client's messages (captured for apps that opt in) are
+// untrusted; converting them never panics and always marshals.
+func FuzzReadMessages(f *testing.F) {
+	f.Add([]byte(`[{"role":"user","content":"hi"}]`))
+	f.Add([]byte(`[{"role":"user","content":[{"type":"text","text":1}]},{"role":"tool","content":{"a":1}}]`))
+	f.Add([]byte(`[{"tool_calls":"x"},7,null]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, choices := range []bool{false, true} {
+			if _, err := json.Marshal(readMessages(gjson.ParseBytes(b), choices)); err != nil {
+				t.Fatal(err)
+			}
+		}
 	})
 }

@@ -36,6 +36,9 @@ type message struct {
 // readMessages reads OpenAI chat messages (a "messages" array, or a
 // completion's "choices" array when choices is true).
 func readMessages(arr gjson.Result, choices bool) []message {
+	if !arr.IsArray() {
+		return nil // gjson would visit a scalar once, as if it were an element
+	}
 	var out []message
 	arr.ForEach(func(_, m gjson.Result) bool {
 		fr := ""
@@ -43,7 +46,7 @@ func readMessages(arr gjson.Result, choices bool) []message {
 			fr = m.Get("finish_reason").Str
 			m = m.Get("message")
 		}
-		msg := message{Role: m.Get("role").Str, FinishReason: fr}
+		msg := message{Role: m.Get("role").Str, Parts: []msgPart{}, FinishReason: fr}
 		if msg.Role == "" {
 			msg.Role = "assistant"
 		}
