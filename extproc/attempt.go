@@ -102,6 +102,7 @@ func (a *attempt) onHeaders(req *extprocv3.ProcessingRequest, h headers) {
 	if md[metaEndpoint].GetStringValue() == routing.EndpointEmbeddings.String() {
 		a.ep = routing.EndpointEmbeddings
 	}
+	a.srv.traceAttempt(a.reqID, provider, int64(req.GetAttributes()[attrsKey].GetFields()[attrAttemptNo].GetNumberValue()))
 	a.stream = md[metaStream].GetBoolValue()
 	a.usage = md[metaClientUsage].GetBoolValue()
 }

@@ -69,6 +69,8 @@ type exchange struct {
 	// reads, when set (tests only), is told every value the request steps
 	// read from the client's JSON body, by gjson path.
 	reads readHook
+
+	tr *spanState // the request's span; nil when tracing is off
 }
 
 // record is what the request's log line and metrics say.
@@ -246,4 +248,5 @@ func (x *exchange) finish() {
 	if x.srv.sink != nil {
 		x.srv.sink.Record(x.export(end))
 	}
+	x.endSpan(end)
 }

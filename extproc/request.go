@@ -40,6 +40,7 @@ var requestBodySteps = []bodyStep{
 	resolveModel,
 	confine,
 	guardInput,
+	captureInput,
 	admit,
 	stripGatewayFields,
 	rewriteModel,
@@ -67,6 +68,7 @@ type upstreamRequest struct {
 func (x *exchange) onRequestHeaders(m *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	h := headersOf(m.GetHeaders())
 	x.rec.requestID = h.get("x-request-id")
+	x.startSpan(h)
 	var mu mutation
 	for _, step := range requestHeaderSteps {
 		if err := step(x, h, &mu); err != nil {
@@ -85,6 +87,7 @@ func (x *exchange) onRequestHeaders(m *extprocv3.HttpHeaders) *extprocv3.Process
 	if m.GetEndOfStream() {
 		return x.refuse(oaierror.InvalidRequest("missing_body", "", "The request body must be a JSON object."))
 	}
+	x.traceHeaders(&mu)
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{
 		RequestHeaders: headersReply(&mu, false),
 	}}

@@ -78,9 +78,13 @@ func (x *exchange) onResponseBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRe
 	}
 	common := &extprocv3.CommonResponse{}
 	if x.body != nil {
-		if out, changed := x.body.chunk(b.GetBody(), b.GetEndOfStream()); changed {
+		out, changed := x.body.chunk(b.GetBody(), b.GetEndOfStream())
+		if changed {
 			common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}}
+		} else {
+			out = b.GetBody()
 		}
+		x.traceBody(out, b.GetEndOfStream())
 	}
 	if b.GetEndOfStream() {
 		x.respEnded = true

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -59,6 +61,13 @@ type Options struct {
 	// Sink receives every finished request's record (the usage ledger);
 	// nil keeps only the log line.
 	Sink RecordSink
+	// TracerProvider, when set, traces every request (one span each); nil
+	// turns tracing off at no cost. Propagator reads and writes trace
+	// context (W3C TraceContext when nil). LatestGenAI emits the latest
+	// GenAI semantic conventions instead of the v1.36.0 set.
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
+	LatestGenAI    bool
 }
 
 // Server implements extprocv3.ExternalProcessorServer.
@@ -71,11 +80,13 @@ type Server struct {
 	limiter  limits.Limiter
 	intn     func(n int) int
 	sink     RecordSink
+	tracing  *tracing // nil when off
 }
 
 // New returns a Server.
 func New(o Options) *Server {
-	s := &Server{snapshot: o.Snapshot, log: o.Logger, metrics: o.Metrics, now: o.Now, limiter: o.Limiter, intn: o.IntN, sink: o.Sink}
+	s := &Server{snapshot: o.Snapshot, log: o.Logger, metrics: o.Metrics, now: o.Now, limiter: o.Limiter, intn: o.IntN, sink: o.Sink,
+		tracing: newTracing(o)}
 	if s.intn == nil {
 		s.intn = rand.IntN
 	}

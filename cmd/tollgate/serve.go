@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/tollgate-ai/tollgate/extproc/serve"
 	"github.com/tollgate-ai/tollgate/internal/mockprovider"
+	"github.com/tollgate-ai/tollgate/internal/tracing"
 )
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
@@ -50,12 +52,28 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 		defer stop()
 		log.Warn("serving the built-in mock provider (demo and tests only)", zap.String("mock_addr", *mockAddr))
 	}
+	tr, err := tracing.FromEnv(ctx, os.LookupEnv)
+	if err != nil {
+		log.Error("tracing setup failed", zap.Error(err))
+		return 1
+	}
+	defer func() {
+		// Spans still batched are flushed on the way out, within a bound.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(sctx); err != nil {
+			log.Warn("tracing shutdown", zap.Error(err))
+		}
+	}()
 	g, err := serve.Start(ctx, serve.Config{
-		GRPCAddr:     *grpcAddr,
-		AdminAddr:    *adminAddr,
-		ConfigPaths:  paths,
-		DrainTimeout: *drain,
-		Logger:       log,
+		GRPCAddr:       *grpcAddr,
+		AdminAddr:      *adminAddr,
+		ConfigPaths:    paths,
+		DrainTimeout:   *drain,
+		Logger:         log,
+		TracerProvider: tr.Provider,
+		Propagator:     tr.Propagator,
+		LatestGenAI:    tr.LatestGenAI,
 	})
 	if err != nil {
 		log.Error("start failed", zap.Error(err))

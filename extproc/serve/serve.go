@@ -21,6 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -57,6 +59,12 @@ type Config struct {
 	// Now is the rate limiter's clock (time.Now when nil); tests freeze it
 	// to make limit decisions independent of the machine's speed.
 	Now func() time.Time
+	// TracerProvider traces every request when set (internal/tracing builds
+	// it from OTEL_* variables in the binary); nil is off. Propagator and
+	// LatestGenAI: see extproc.Options.
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
+	LatestGenAI    bool
 }
 
 // Gateway is a running gateway process.
@@ -128,6 +136,10 @@ func Start(ctx context.Context, cfg Config) (*Gateway, error) {
 		Limiter:  limiter,
 		IntN:     cfg.IntN,
 		Sink:     g.sink(),
+
+		TracerProvider: cfg.TracerProvider,
+		Propagator:     cfg.Propagator,
+		LatestGenAI:    cfg.LatestGenAI,
 	})
 	g.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(MaxMessageSize),
 		// Large bodies are neither copied out of the receive buffer nor

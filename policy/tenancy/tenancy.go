@@ -33,6 +33,9 @@ type App struct {
 	// OnBudgetExhausted is "terminate" to end a running stream whose budget
 	// runs out; otherwise the stream finishes.
 	OnBudgetExhausted string
+	// CaptureContent records prompts and completions on the request's trace
+	// span (after guardrail redaction); off by default.
+	CaptureContent bool
 }
 
 // Tenant owns apps and, optionally, its own provider credentials.
@@ -74,6 +77,7 @@ func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Directory,
 				Tenant: tc.Name, Name: ac.Name, Models: allow.List(ac.Models), Tier: ac.Tier,
 				GuardrailPolicy: ac.GuardrailPolicy, RequiredMetadata: ac.RequiredMetadata, RequireAgentID: ac.RequireAgentID,
 				OnBudgetExhausted: ac.OnBudgetExhausted,
+				CaptureContent:    ac.CaptureContent,
 			}
 			if len(ac.AgentIDs) > 0 {
 				a.AgentIDs = make(map[string]bool, len(ac.AgentIDs))

@@ -366,6 +366,9 @@ type App struct {
 	// OnBudgetExhausted is what happens to a stream already running when its budget runs out:
 	// "finish" (default) or "terminate" (a terminal SSE error event).
 	OnBudgetExhausted string `json:"on_budget_exhausted"`
+	// CaptureContent records prompts and completions, after guardrail
+	// redaction, on the request's trace span. Off by default.
+	CaptureContent bool `json:"capture_content"`
 }
 
 // MetadataLimits bound the request metadata a client may attach (tollgate_metadata or

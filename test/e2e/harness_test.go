@@ -19,6 +19,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -181,6 +182,9 @@ type harnessOptions struct {
 	bedrock  bool             // add a Bedrock cluster (a copy of openai's) pointed at a fake Bedrock checking SigV4
 	// vertex adds a Vertex AI cluster pointed at a fake Vertex that accepts this endpoint's access tokens.
 	vertex *fakeprovider.TokenEndpoint
+
+	tracer trace.TracerProvider // the gateway's tracing; nil is off
+	latest bool                 // OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -246,6 +250,9 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		Registry: h.reg,
 		OnReload: func(err error) { h.reloads <- err },
 		IntN:     seededIntN(20261121),
+
+		TracerProvider: o.tracer,
+		LatestGenAI:    o.latest,
 	})
 	if err != nil {
 		t.Fatal(err)

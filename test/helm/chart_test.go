@@ -82,7 +82,7 @@ func chartCases() []chartCase {
 		{name: "no-credentials", args: []string{"--set", "credentials.enabled=false"}, values: noCredentials,
 			external: []string{"tollgate-keys"}, unix: true, mirrorsShipped: true},
 		{name: "ci/dev", args: []string{"-f", ci("dev-values.yaml")}, tls: true, unix: true, devMode: true, mirrorsShipped: true},
-		{name: "ci/full", args: []string{"-f", ci("full-values.yaml")}, external: append([]string{"gw-redis", "gw-ledger-dsn", "gw-admin"}, defaultExternal...),
+		{name: "ci/full", args: []string{"-f", ci("full-values.yaml")}, external: append([]string{"gw-redis", "gw-ledger-dsn", "gw-admin", "gw-otlp-headers"}, defaultExternal...),
 			unix: true, redis: "secret", hpa: true, serviceMonitor: true, networkPolicy: true, ledger: "postgres", adminToken: true, adminService: true},
 		{name: "ledger-sqlite", args: []string{"--set", "ledger.enabled=true", "--set", "replicaCount=1", "--set", "admin.existingSecret=gw-admin",
 			"--set", "admin.service.enabled=true"}, external: append([]string{"gw-admin"}, defaultExternal...), unix: true,
