@@ -135,7 +135,10 @@ func captureInput(x *exchange, req *upstreamRequest) *oaierror.Error {
 		return nil
 	}
 	x.tr.capture = true
-	x.tr.input = readMessages(gjson.GetBytes(req.body, "messages"), false)
+	// Redactions are queued, not yet written (spliceBody writes them): read
+	// the body as it will leave, so the span never holds what the guardrails
+	// redacted.
+	x.tr.input = readMessages(gjson.GetBytes(req.preview(), "messages"), false)
 	return nil
 }
 
