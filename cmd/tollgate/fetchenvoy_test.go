@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -230,8 +231,10 @@ func TestRunDownloadsEnvoyWithFuncE(t *testing.T) {
 	if envoyLine(r.logs.String(), "fake envoy got TERM") == "" || !strings.Contains(r.logs.String(), "tollgate stopped") {
 		t.Fatalf("envoy or the processor was not stopped gracefully:\n%s", r.logs.String())
 	}
-	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-		t.Fatalf("envoy pid %d still exists after the run: %v", pid, err)
+	if p, err := os.FindProcess(pid); err == nil {
+		if err := p.Signal(syscall.Signal(0)); !errors.Is(err, os.ErrProcessDone) {
+			t.Fatalf("envoy pid %d still exists after the run: %v", pid, err)
+		}
 	}
 
 	t.Run("second run uses the cache", func(t *testing.T) {
@@ -321,5 +324,29 @@ func TestDefaultEnvoyHome(t *testing.T) {
 	}
 	if got := defaultEnvoyHome(env("")); !strings.HasSuffix(got, "envoy") || got == "" {
 		t.Fatalf("default %q", got)
+	}
+}
+
+// Ctrl-C during the download stops the run instead of falling back to the development front.
+func TestRunStoppedDuringEnvoyDownload(t *testing.T) {
+	requested := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(requested) })
+		<-r.Context().Done() // a download that never finishes
+	}))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-requested
+		cancel()
+	}()
+	logs := &syncBuffer{}
+	o := runOptions{front: frontAuto, lookPath: noEnvoy, log: newLogger(logs, false, zapcore.InfoLevel),
+		envoyVersion: pinnedEnvoyVersion, envoyHome: t.TempDir(), envoyVersionsURL: srv.URL + "/envoy-versions.json"}
+	if code := runGateway(ctx, o); code != 1 || !strings.Contains(logs.String(), "stopped while getting Envoy") ||
+		strings.Contains(logs.String(), "DEVELOPMENT FRONT") {
+		t.Fatalf("exit code %d:\n%s", code, logs.String())
 	}
 }

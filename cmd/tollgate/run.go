@@ -128,6 +128,10 @@ func runGateway(ctx context.Context, o runOptions) int {
 	}
 	// Choose the front first: --front envoy fails before anything listens.
 	envoyBin, err := findEnvoy(ctx, o)
+	if err != nil && ctx.Err() != nil {
+		log.Error("stopped while getting Envoy", zap.Error(err))
+		return 1
+	}
 	if err != nil {
 		log.Error("no Envoy for --front envoy: "+envoyInstall, zap.Error(err))
 		return 1
@@ -193,7 +197,7 @@ func findEnvoy(ctx context.Context, o runOptions) (string, error) {
 	o.log.Info("envoy is not on PATH: getting Envoy "+o.envoyVersion+" with func-e", zap.String("envoy_home", o.envoyHome))
 	p, err := fetchEnvoy(ctx, o)
 	if err != nil {
-		if o.front == frontEnvoy {
+		if o.front == frontEnvoy || ctx.Err() != nil {
 			return "", fmt.Errorf("envoy is not on PATH and the download failed (offline?): %w", err)
 		}
 		o.log.Warn("envoy is not on PATH and Envoy "+o.envoyVersion+" could not be downloaded (offline?): "+
