@@ -226,11 +226,13 @@ func fakeEnvoy(t *testing.T, script string) string {
 
 func TestRunEnvoyChild(t *testing.T) {
 	t.Run("Ctrl-C stops envoy and the processor", func(t *testing.T) {
-		bin := fakeEnvoy(t, "sleep 600 & child=$!\ntrap 'kill $child; echo got TERM; exit 0' TERM\nwait $child\n")
+		// "trap set" tells the test the TERM handler is installed: a SIGTERM before it would kill sh outright.
+		bin := fakeEnvoy(t, "sleep 600 & child=$!\ntrap 'kill $child; echo got TERM; exit 0' TERM\necho trap set\nwait $child\n")
 		r := startRun(t, runOptions{front: frontEnvoy, envoyPath: bin, envoyLevel: "warn", lookPath: noEnvoy})
 		r.logs.waitLog(t, "fake envoy -c ")
 		r.logs.waitLog(t, "--log-level warn")
 		r.logs.waitLog(t, "has loopback clusters")
+		r.logs.waitLog(t, "trap set")
 		if !strings.Contains(r.logs.String(), "envoy\t") && !strings.Contains(r.logs.String(), `"logger":"envoy"`) {
 			t.Fatalf("envoy's output is not under the envoy logger:\n%s", r.logs.String())
 		}
