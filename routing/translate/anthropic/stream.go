@@ -6,7 +6,9 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/translate"
+	"github.com/tollgate-ai/tollgate/routing/translate/internal/wire"
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )
 
@@ -71,7 +73,7 @@ func (t *stream) Event(out []byte, name, data []byte) []byte {
 	if t.state >= done {
 		return out
 	}
-	js := unsafeString(data)
+	js := wire.UnsafeString(data)
 	ev := gjson.Parse(js)
 	if !ev.IsObject() {
 		return out
@@ -106,7 +108,7 @@ func (t *stream) Event(out []byte, name, data []byte) []byte {
 		if t.includeUsage && t.usageOK {
 			out = append(out, t.chunk...)
 			out = append(out, `],"usage":`...)
-			out = appendUsage(out, t.u.OpenAI())
+			out = wire.AppendUsage(out, t.u.OpenAI())
 			out = append(out, "}\n\n"...)
 		}
 		out = append(out, "data: [DONE]\n\n"...)
@@ -140,17 +142,17 @@ func (t *stream) open(out []byte, id, model string) []byte {
 	}
 	t.state = open
 	if id == "" {
-		id = newID()
+		id = wire.NewID()
 	}
 	if model == "" {
 		model = t.model
 	}
 	t.chunk = append(t.chunk[:0], `data: {"id":`...)
-	t.chunk = appendString(t.chunk, id)
+	t.chunk = oaierror.AppendString(t.chunk, id)
 	t.chunk = append(t.chunk, `,"object":"chat.completion.chunk","created":`...)
 	t.chunk = strconv.AppendInt(t.chunk, t.created, 10)
 	t.chunk = append(t.chunk, `,"model":`...)
-	t.chunk = appendString(t.chunk, model)
+	t.chunk = oaierror.AppendString(t.chunk, model)
 	t.chunk = append(t.chunk, `,"choices":[`...)
 	t.tail = append(t.tail[:0], `,"logprobs":null,"finish_reason":null}]`...)
 	if t.includeUsage {
@@ -203,9 +205,9 @@ func (t *stream) blockStart(out []byte, ev gjson.Result) []byte {
 	out = append(out, `{"tool_calls":[{"index":`...)
 	out = strconv.AppendInt(out, int64(n), 10)
 	out = append(out, `,"id":`...)
-	out = appendString(out, b.Get("id").String())
+	out = oaierror.AppendString(out, b.Get("id").String())
 	out = append(out, `,"type":"function","function":{"name":`...)
-	out = appendString(out, b.Get("name").String())
+	out = oaierror.AppendString(out, b.Get("name").String())
 	out = append(out, `,"arguments":""}}]}`...)
 	return append(out, t.tail...)
 }
@@ -237,7 +239,7 @@ func (t *stream) text(out []byte, text string) []byte {
 	out = t.open(out, "", "")
 	out = t.delta(out)
 	out = append(out, `{"content":`...)
-	out = appendString(out, text)
+	out = oaierror.AppendString(out, text)
 	out = append(out, '}')
 	return append(out, t.tail...)
 }
@@ -263,7 +265,7 @@ func (t *stream) arguments(out []byte, n int, frag string) []byte {
 	out = append(out, `{"tool_calls":[{"index":`...)
 	out = strconv.AppendInt(out, int64(n), 10)
 	out = append(out, `,"function":{"arguments":`...)
-	out = appendString(out, frag)
+	out = oaierror.AppendString(out, frag)
 	out = append(out, `}}]}`...)
 	return append(out, t.tail...)
 }

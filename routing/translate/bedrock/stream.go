@@ -6,7 +6,9 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/translate"
+	"github.com/tollgate-ai/tollgate/routing/translate/internal/wire"
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )
 
@@ -58,7 +60,7 @@ func (t *stream) Event(out []byte, name, data []byte) []byte {
 	if t.state >= done {
 		return out
 	}
-	ev := gjson.Parse(unsafeString(data))
+	ev := gjson.Parse(wire.UnsafeString(data))
 	if exc, ok := strings.CutPrefix(string(name), translate.ExceptionPrefix); ok {
 		t.state = failed
 		return appendErrorEvent(out, exc, ev.Get("message").String())
@@ -85,7 +87,7 @@ func (t *stream) Event(out []byte, name, data []byte) []byte {
 		if t.includeUsage && t.usageOK {
 			out = append(out, t.chunk...)
 			out = append(out, `],"usage":`...)
-			out = appendUsage(out, t.u.OpenAI())
+			out = wire.AppendUsage(out, t.u.OpenAI())
 			out = append(out, "}\n\n"...)
 		}
 		out = append(out, "data: [DONE]\n\n"...)
@@ -101,11 +103,11 @@ func (t *stream) open(out []byte) []byte {
 	}
 	t.state = open
 	t.chunk = append(t.chunk[:0], `data: {"id":`...)
-	t.chunk = appendString(t.chunk, newID())
+	t.chunk = oaierror.AppendString(t.chunk, wire.NewID())
 	t.chunk = append(t.chunk, `,"object":"chat.completion.chunk","created":`...)
 	t.chunk = strconv.AppendInt(t.chunk, t.created, 10)
 	t.chunk = append(t.chunk, `,"model":`...)
-	t.chunk = appendString(t.chunk, t.model)
+	t.chunk = oaierror.AppendString(t.chunk, t.model)
 	t.chunk = append(t.chunk, `,"choices":[`...)
 	t.tail = append(t.tail[:0], `,"logprobs":null,"finish_reason":null}]`...)
 	if t.includeUsage {
@@ -142,9 +144,9 @@ func (t *stream) blockStart(out []byte, ev gjson.Result) []byte {
 	out = append(out, `{"tool_calls":[{"index":`...)
 	out = strconv.AppendInt(out, int64(n), 10)
 	out = append(out, `,"id":`...)
-	out = appendString(out, tu.Get("toolUseId").String())
+	out = oaierror.AppendString(out, tu.Get("toolUseId").String())
 	out = append(out, `,"type":"function","function":{"name":`...)
-	out = appendString(out, tu.Get("name").String())
+	out = oaierror.AppendString(out, tu.Get("name").String())
 	out = append(out, `,"arguments":""}}]}`...)
 	return append(out, t.tail...)
 }
@@ -158,7 +160,7 @@ func (t *stream) blockDelta(out []byte, ev gjson.Result) []byte {
 		out = t.open(out)
 		out = t.delta(out)
 		out = append(out, `{"content":`...)
-		out = appendString(out, text.Str)
+		out = oaierror.AppendString(out, text.Str)
 		out = append(out, '}')
 		return append(out, t.tail...)
 	}
@@ -189,7 +191,7 @@ func (t *stream) arguments(out []byte, n int, frag string) []byte {
 	out = append(out, `{"tool_calls":[{"index":`...)
 	out = strconv.AppendInt(out, int64(n), 10)
 	out = append(out, `,"function":{"arguments":`...)
-	out = appendString(out, frag)
+	out = oaierror.AppendString(out, frag)
 	out = append(out, `}}]}`...)
 	return append(out, t.tail...)
 }
