@@ -75,7 +75,7 @@ func (r *eventStreamReader) chunk(p []byte, eos bool) ([]byte, bool) {
 		eos = true
 	}
 	if eos {
-		_ = r.end() // as before: the event-stream reader does not record completeness
+		r.complete = r.end()
 	}
 	return r.out, true
 }
