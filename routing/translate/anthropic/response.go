@@ -5,7 +5,6 @@ import (
 	"strconv"
 
 	"github.com/tidwall/gjson"
-	"github.com/tidwall/pretty"
 
 	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/translate/internal/wire"
@@ -74,17 +73,7 @@ func (s *Schema) Response(body []byte, model string) ([]byte, usage.Usage, bool,
 				out = append(out, ',')
 			}
 			i++
-			out = append(out, `{"id":`...)
-			out = oaierror.AppendString(out, b.Get("id").String())
-			out = append(out, `,"type":"function","function":{"name":`...)
-			out = oaierror.AppendString(out, b.Get("name").String())
-			out = append(out, `,"arguments":`...)
-			args := "{}"
-			if in := b.Get("input"); in.IsObject() {
-				args = string(pretty.Ugly([]byte(in.Raw)))
-			}
-			out = oaierror.AppendString(out, args)
-			out = append(out, "}}"...)
+			out = wire.AppendToolCall(out, b.Get("id").String(), b.Get("name").String(), b.Get("input"))
 		}
 		out = append(out, ']')
 	}

@@ -5,7 +5,6 @@ import (
 	"strconv"
 
 	"github.com/tidwall/gjson"
-	"github.com/tidwall/pretty"
 
 	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/translate/internal/wire"
@@ -65,17 +64,7 @@ func (s *Schema) Response(body []byte, model string) ([]byte, usage.Usage, bool,
 				out = append(out, ',')
 			}
 			i++
-			out = append(out, `{"id":`...)
-			out = oaierror.AppendString(out, tu.Get("toolUseId").String())
-			out = append(out, `,"type":"function","function":{"name":`...)
-			out = oaierror.AppendString(out, tu.Get("name").String())
-			out = append(out, `,"arguments":`...)
-			args := "{}"
-			if in := tu.Get("input"); in.IsObject() {
-				args = string(pretty.Ugly([]byte(in.Raw)))
-			}
-			out = oaierror.AppendString(out, args)
-			out = append(out, "}}"...)
+			out = wire.AppendToolCall(out, tu.Get("toolUseId").String(), tu.Get("name").String(), tu.Get("input"))
 		}
 		out = append(out, ']')
 	}

@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/pretty"
 
 	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/usage"
@@ -81,6 +82,23 @@ func cutSuffixFold(s, suffix string) (string, bool) {
 		return s[:len(s)-len(suffix)], true
 	}
 	return s, false
+}
+
+// AppendToolCall appends one element of a message's tool_calls. The
+// arguments are the input object as compact JSON, "{}" when input is not an
+// object.
+func AppendToolCall(out []byte, id, name string, input gjson.Result) []byte {
+	out = append(out, `{"id":`...)
+	out = oaierror.AppendString(out, id)
+	out = append(out, `,"type":"function","function":{"name":`...)
+	out = oaierror.AppendString(out, name)
+	out = append(out, `,"arguments":`...)
+	args := "{}"
+	if input.IsObject() {
+		args = string(pretty.Ugly([]byte(input.Raw)))
+	}
+	out = oaierror.AppendString(out, args)
+	return append(out, "}}"...)
 }
 
 // AppendUsage appends an OpenAI usage object.

@@ -3,6 +3,8 @@ package wire
 import (
 	"testing"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )
 
@@ -35,5 +37,20 @@ func TestAppendUsage(t *testing.T) {
 	want := `x{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":3},"completion_tokens_details":{"reasoning_tokens":2}}`
 	if got != want {
 		t.Errorf("AppendUsage = %s\nwant %s", got, want)
+	}
+}
+
+func TestAppendToolCall(t *testing.T) {
+	tests := []struct {
+		input, want string
+	}{
+		{`{"a": 1, "b": [1, 2]}`, `{"id":"t1","type":"function","function":{"name":"f","arguments":"{\"a\":1,\"b\":[1,2]}"}}`},
+		{`null`, `{"id":"t1","type":"function","function":{"name":"f","arguments":"{}"}}`},
+		{``, `{"id":"t1","type":"function","function":{"name":"f","arguments":"{}"}}`},
+	}
+	for _, tt := range tests {
+		if got := string(AppendToolCall(nil, "t1", "f", gjson.Parse(tt.input))); got != tt.want {
+			t.Errorf("AppendToolCall(%s) = %s\nwant %s", tt.input, got, tt.want)
+		}
 	}
 }
