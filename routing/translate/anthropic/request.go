@@ -48,13 +48,9 @@ import (
 // content parts other than those above, unknown roles, and malformed values
 // of the fields translated.
 func (s *Schema) Request(body []byte, model string, opts translate.RequestOptions) ([]byte, error) {
-	js := wire.UnsafeString(body)
-	if !gjson.Valid(js) {
-		return nil, wire.InvalidBody("", "The request body is not valid JSON.")
-	}
-	root := gjson.Parse(js)
-	if !root.IsObject() {
-		return nil, wire.InvalidBody("", "The request body must be a JSON object.")
+	root, err := wire.RequestObject(body)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkUnsupported(root); err != nil {
 		return nil, err

@@ -40,13 +40,9 @@ import (
 // audio, functions/function_call, non-function tools, http(s) image URLs
 // (Converse takes image bytes only) and other content parts.
 func (s *Schema) Request(body []byte, _ string, opts translate.RequestOptions) ([]byte, error) {
-	js := wire.UnsafeString(body)
-	if !gjson.Valid(js) {
-		return nil, wire.InvalidBody("", "The request body is not valid JSON.")
-	}
-	root := gjson.Parse(js)
-	if !root.IsObject() {
-		return nil, wire.InvalidBody("", "The request body must be a JSON object.")
+	root, err := wire.RequestObject(body)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkUnsupported(root); err != nil {
 		return nil, err

@@ -39,6 +39,20 @@ func NewID() string { return "chatcmpl-" + rand.Text() }
 // Present reports whether a field is set to something other than null.
 func Present(r gjson.Result) bool { return r.Exists() && r.Type != gjson.Null }
 
+// RequestObject parses a client's request body, which must be a JSON
+// object. The result views body: body must outlive it unchanged.
+func RequestObject(body []byte) (gjson.Result, error) {
+	js := UnsafeString(body)
+	if !gjson.Valid(js) {
+		return gjson.Result{}, InvalidBody("", "The request body is not valid JSON.")
+	}
+	root := gjson.Parse(js)
+	if !root.IsObject() {
+		return gjson.Result{}, InvalidBody("", "The request body must be a JSON object.")
+	}
+	return root, nil
+}
+
 // InvalidBody is a 400 invalid_value error about param.
 func InvalidBody(param, msg string) error {
 	return oaierror.InvalidRequest("invalid_value", param, msg)
