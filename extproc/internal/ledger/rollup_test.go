@@ -167,7 +167,7 @@ func TestRollupRetention(t *testing.T) {
 
 // BenchmarkSummary is the analytics summary of one day grouped by model
 // over 200k rows spread over 30 days, from the rollups and from the raw
-// rows, with percentiles (read from the raw rows of the range either way)
+// rows (20 keys, 4 models), with percentiles (read from the raw rows of the range either way)
 // and without (percentiles=false).
 func BenchmarkSummary(b *testing.B) {
 	ctx := context.Background()
@@ -175,7 +175,13 @@ func BenchmarkSummary(b *testing.B) {
 	const n = 200_000
 	rows := make([]Row, 0, 2000)
 	for i := range n {
+		// Realistic cardinality: 20 keys, each of one tenant and app, 4
+		// models, a few statuses (random dimensions would make the rollup
+		// as large as the table).
 		r := traffic(1, uint64(i))[0]
+		k := i % 20
+		r.KeyID, r.Tenant, r.App = fmt.Sprintf("k%d", k), fmt.Sprintf("t%d", k%5), fmt.Sprintf("a%d", k%3)
+		r.Alias, r.Provider, r.ProviderModel, r.Endpoint = "smart", "openai", fmt.Sprintf("m%d", i%4), "chat"
 		r.Time = t0.Add(-30*24*time.Hour + time.Duration(i)*(30*24*time.Hour/n))
 		rows = append(rows, r)
 		if len(rows) == cap(rows) {
