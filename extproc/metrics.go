@@ -2,6 +2,8 @@ package extproc
 
 import (
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,11 +25,65 @@ type Metrics struct {
 	backendErr prometheus.Counter
 	guardrails *prometheus.CounterVec
 	genAI      *genAIMetrics
+	// who are the optional tenant and app labels of the cost and token
+	// counters, in that order; nil entries are off.
+	tenant, app *cappedLabel
 }
 
-// NewMetrics registers the processor's metrics on reg.
+// MetricsOptions choose optional labels.
+type MetricsOptions struct {
+	// TenantLabel and AppLabel add "tenant" and "app" labels to
+	// tollgate_cost_usd_total and tollgate_tokens_total, each capped at
+	// LabelCap distinct values (later ones are "_OTHER").
+	TenantLabel, AppLabel bool
+	LabelCap              int // 0: 200
+}
+
+// cappedLabel bounds a label's distinct values: the first max values seen
+// are kept, later ones are reported as otherValue.
+type cappedLabel struct {
+	max   int32
+	seen  sync.Map
+	count atomic.Int32
+}
+
+func (c *cappedLabel) value(v string) string {
+	if _, ok := c.seen.Load(v); ok {
+		return v
+	}
+	if c.count.Add(1) > c.max {
+		c.count.Add(-1)
+		return otherValue
+	}
+	if _, loaded := c.seen.LoadOrStore(v, struct{}{}); loaded {
+		c.count.Add(-1)
+	}
+	return v
+}
+
+// NewMetrics registers the processor's metrics on reg, without optional
+// labels.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
+	return NewMetricsWith(reg, MetricsOptions{})
+}
+
+// NewMetricsWith registers the processor's metrics on reg with the optional
+// labels o asks for.
+func NewMetricsWith(reg prometheus.Registerer, o MetricsOptions) *Metrics {
+	if o.LabelCap <= 0 {
+		o.LabelCap = 200
+	}
+	var extra []string
+	var tenant, app *cappedLabel
+	if o.TenantLabel {
+		tenant = &cappedLabel{max: int32(o.LabelCap)}
+		extra = append(extra, "tenant")
+	}
+	if o.AppLabel {
+		app = &cappedLabel{max: int32(o.LabelCap)}
+		extra = append(extra, "app")
+	}
+	m := &Metrics{tenant: tenant, app: app,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_requests_total",
 			Help: "Finished requests by endpoint, provider and HTTP status the client received.",
@@ -40,7 +96,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_tokens_total",
 			Help: "Tokens reported by providers, by provider and kind (prompt, completion, cached).",
-		}, []string{"provider", "kind"}),
+		}, append([]string{"provider", "kind"}, extra...)),
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tollgate_extproc_streams_active",
 			Help: "ext_proc streams (HTTP requests) in progress.",
@@ -49,7 +105,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.cost = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tollgate_cost_usd_total",
 		Help: "Cost of finished requests in USD, by provider (exact figures are on the log lines).",
-	}, []string{"provider"})
+	}, append([]string{"provider"}, extra...))
 	m.admissions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tollgate_limit_decisions_total",
 		Help: "Rate-limit and budget admissions by result and reason.",
@@ -92,18 +148,58 @@ func (m *Metrics) finished(r *record, latency, ttfb, proc time.Duration) {
 		status = strconv.Itoa(r.status)
 	}
 	m.requests.WithLabelValues(r.route, r.provider, status).Inc()
+	if m.tenant == nil && m.app == nil {
+		m.usage(r) // the default: no allocation for optional labels
+		return
+	}
+	who := m.who(r)
+	if r.costKnown {
+		m.cost.WithLabelValues(append([]string{r.provider}, who...)...).Add(float64(r.cost) / float64(pricing.USD))
+	}
+	if r.usageKnown || r.estimated {
+		for _, t := range tokenKinds(r) {
+			m.tokens.WithLabelValues(append([]string{r.provider, t.kind}, who...)...).Add(float64(t.n))
+		}
+	}
+}
+
+// usage counts r's cost and tokens without optional labels.
+func (m *Metrics) usage(r *record) {
 	if r.costKnown {
 		m.cost.WithLabelValues(r.provider).Add(float64(r.cost) / float64(pricing.USD))
 	}
 	if r.usageKnown || r.estimated {
-		m.tokens.WithLabelValues(r.provider, "prompt").Add(float64(r.usage.PromptTokens))
-		m.tokens.WithLabelValues(r.provider, "completion").Add(float64(r.usage.CompletionTokens))
-		m.tokens.WithLabelValues(r.provider, "cached").Add(float64(r.usage.CachedTokens))
-		m.tokens.WithLabelValues(r.provider, "cache_write_5m").Add(float64(r.usage.CacheWrite5mTokens))
-		m.tokens.WithLabelValues(r.provider, "cache_write_1h").Add(float64(r.usage.CacheWrite1hTokens))
-		m.tokens.WithLabelValues(r.provider, "reasoning").Add(float64(r.usage.ReasoningTokens))
-		m.tokens.WithLabelValues(r.provider, "audio").Add(float64(r.usage.AudioTokens))
+		for _, t := range tokenKinds(r) {
+			m.tokens.WithLabelValues(r.provider, t.kind).Add(float64(t.n))
+		}
 	}
+}
+
+type tokenCount struct {
+	kind string
+	n    int64
+}
+
+// tokenKinds are r's token counts by the kind label's values.
+func tokenKinds(r *record) [7]tokenCount {
+	return [...]tokenCount{{"prompt", r.usage.PromptTokens}, {"completion", r.usage.CompletionTokens}, {"cached", r.usage.CachedTokens},
+		{"cache_write_5m", r.usage.CacheWrite5mTokens}, {"cache_write_1h", r.usage.CacheWrite1hTokens},
+		{"reasoning", r.usage.ReasoningTokens}, {"audio", r.usage.AudioTokens}}
+}
+
+// who are the values of the optional tenant and app labels for r.
+func (m *Metrics) who(r *record) []string {
+	if m.tenant == nil && m.app == nil {
+		return nil
+	}
+	v := make([]string, 0, 2)
+	if m.tenant != nil {
+		v = append(v, m.tenant.value(r.tenant))
+	}
+	if m.app != nil {
+		v = append(v, m.app.value(r.app))
+	}
+	return v
 }
 
 func (m *Metrics) admission(d limits.Decision) {

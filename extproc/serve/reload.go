@@ -160,11 +160,13 @@ type reloader struct {
 	snap      atomic.Pointer[extproc.Snapshot]
 	admin     atomic.Pointer[adminToken]
 
-	mu        sync.Mutex
-	secrets   []string       // secret files of the config in force
-	limits    *config.Limits // the limits section at start; it chose the backend
-	ledger    *config.Ledger // the ledger section at start; it chose the database
-	ledgerSet bool
+	mu         sync.Mutex
+	secrets    []string       // secret files of the config in force
+	limits     *config.Limits // the limits section at start; it chose the backend
+	ledger     *config.Ledger // the ledger section at start; it chose the database
+	ledgerSet  bool
+	metrics    *config.Metrics // the metrics section at start; it chose the label sets
+	metricsSet bool
 }
 
 func newReloader(paths []string, lookupEnv func(string) (string, bool), log *zap.Logger, reg prometheus.Registerer) *reloader {
@@ -198,6 +200,7 @@ func (r *reloader) load() error {
 			r.setSecrets(cfg.SecretFiles())
 			r.setLimits(cfg.Limits)
 			r.setLedger(cfg.Ledger)
+			r.setMetrics(cfg.Metrics)
 			r.admin.Store(resolveAdmin(cfg.Admin, r.lookupEnv))
 			r.log.Info("configuration loaded", zap.Int("providers", len(cfg.Providers)),
 				zap.Int("models", len(cfg.Models)), zap.Int("keys", len(cfg.Keys)))

@@ -132,7 +132,7 @@ func Start(ctx context.Context, cfg Config) (*Gateway, error) {
 	srv := extproc.New(extproc.Options{
 		Snapshot: g.reload.current,
 		Logger:   cfg.Logger,
-		Metrics:  extproc.NewMetrics(cfg.Registry),
+		Metrics:  extproc.NewMetricsWith(cfg.Registry, metricsOptions(g.reload.metrics)),
 		Limiter:  limiter,
 		IntN:     cfg.IntN,
 		Sink:     g.sink(),

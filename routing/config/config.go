@@ -55,6 +55,7 @@ type Config struct {
 	Guardrails      *guardrails.Config `json:"guardrails"`       // guardrail policies, named by apps
 	Ledger          *Ledger            `json:"ledger"`           // usage ledger database; at most one file
 	Admin           *Admin             `json:"admin"`            // admin API settings; at most one file
+	Metrics         *Metrics           `json:"metrics"`          // Prometheus options; at most one file; read at start
 
 	// Prices is the pricing section parsed and merged across files: model entry name → entry.
 	Prices pricing.Table `json:"-"`
@@ -69,6 +70,19 @@ type Limits struct {
 	RateLimits       []RateLimit    `json:"rate_limits"`
 	Budgets          []BudgetRule   `json:"budgets"`
 }
+
+// Metrics configures the Prometheus metrics. Like the ledger it is read at
+// start: a label set cannot change while the process runs.
+type Metrics struct {
+	// Labels are extra labels on the cost and token counters: "tenant",
+	// "app" (the app name, with tenant when both are set). Each is capped at
+	// MaxMetricLabelValues distinct values; later ones are "_OTHER".
+	Labels []string `json:"labels"`
+}
+
+// MaxMetricLabelValues bounds the distinct values of a configured metric
+// label, as the model label is bounded.
+const MaxMetricLabelValues = 200
 
 // Ledger configures the usage ledger: one database row per finished request, written asynchronously. The
 // backend is chosen at start; a change needs a restart.

@@ -33,6 +33,8 @@ func TestLedgerAndAdminProblems(t *testing.T) {
 			"a.yaml:2: admin.token: exactly one of env or file is required",
 		}},
 		{"admin unknown field", "admin: {password: x}\n", []string{`a.yaml:2: admin: unknown field "password"`}},
+		{"metrics label unknown", "metrics: {labels: [tenant, key]}\n", []string{`a.yaml:2: metrics.labels[1]: label "key" must be tenant or app`}},
+		{"metrics label twice", "metrics: {labels: [app, app]}\n", []string{`a.yaml:2: metrics.labels[1]: label "app" is listed twice`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -120,6 +120,9 @@ func finish(docs []*document, probs Problems) (*Config, error) {
 		if d.cfg.Admin != nil {
 			cfg.Admin = d.cfg.Admin
 		}
+		if d.cfg.Metrics != nil {
+			cfg.Metrics = d.cfg.Metrics
+		}
 		if g := d.cfg.Guardrails; g != nil {
 			if cfg.Guardrails == nil {
 				cfg.Guardrails = &guardrails.Config{}

@@ -82,6 +82,7 @@ func validate(docs []*document) {
 	validateLimits(docs)
 	validateLedger(docs)
 	validateAdmin(docs)
+	validateMetrics(docs)
 
 	aliases := map[string]where{}
 	ids := map[string]where{}
@@ -843,6 +844,32 @@ func validateAdmin(docs []*document) {
 		first = &where{d, "admin"}
 		if a.Token != nil {
 			validateSecretRef(d, "admin.token", a.Token)
+		}
+	}
+}
+
+func validateMetrics(docs []*document) {
+	var first *where
+	for _, d := range docs {
+		m := d.cfg.Metrics
+		if m == nil {
+			continue
+		}
+		if first != nil {
+			d.addf("metrics", "metrics is already set at %s", *first)
+			continue
+		}
+		first = &where{d, "metrics"}
+		seen := map[string]bool{}
+		for i, l := range m.Labels {
+			path := fmt.Sprintf("metrics.labels[%d]", i)
+			switch {
+			case l != "tenant" && l != "app":
+				d.addf(path, "label %q must be tenant or app", l)
+			case seen[l]:
+				d.addf(path, "label %q is listed twice", l)
+			}
+			seen[l] = true
 		}
 	}
 }

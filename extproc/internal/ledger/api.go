@@ -167,6 +167,13 @@ func (a *API) parse(r *http.Request, q Query) (Query, string, *oaierror.Error) {
 		}
 	}
 	q.Tenant, q.App = v.Get("tenant"), v.Get("app")
+	switch v.Get("percentiles") {
+	case "", "true":
+	case "false":
+		q.NoPercentiles = true
+	default:
+		return q, "", bad("percentiles", "percentiles must be true or false.")
+	}
 	format := v.Get("format")
 	if format != "" && format != "json" && format != "csv" {
 		return q, "", bad("format", "format must be json or csv.")

@@ -71,6 +71,7 @@ func TestAPI(t *testing.T) {
 				{"/v1/analytics/summary?period=48h&group_by=key&tenant=acme&app=web", Query{GroupBy: "key", Tenant: "acme", App: "web"}},
 				{"/v1/analytics/timeseries?period=48h", Query{Bucket: "hour"}},
 				{"/v1/analytics/timeseries?period=48h&bucket=day&group_by=model", Query{Bucket: "day", GroupBy: "model"}},
+				{"/v1/analytics/summary?period=48h&group_by=provider&percentiles=false", Query{GroupBy: "provider", NoPercentiles: true}},
 			} {
 				code, h, body := get(t, srv.URL+tt.path, adminToken)
 				if code != 200 || h.Get("Content-Type") != "application/json" {
@@ -131,6 +132,7 @@ func TestAPIRefusals(t *testing.T) {
 		{"range too long", "/v1/analytics/summary?period=401d", adminToken, 400, "invalid_parameter"},
 		{"bad period", "/v1/analytics/summary?period=-1h", adminToken, 400, "invalid_parameter"},
 		{"bad format", "/v1/analytics/summary?format=xml", adminToken, 400, "invalid_parameter"},
+		{"bad percentiles", "/v1/analytics/summary?percentiles=no", adminToken, 400, "invalid_parameter"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, h, body := get(t, srv.URL+tt.path, tt.token)

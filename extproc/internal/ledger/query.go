@@ -35,6 +35,53 @@ type Query struct {
 	Bucket   string // "" (one summary), hour, day
 	Tenant   string // filter; empty: all
 	App      string // filter on the app name (with Tenant, that tenant's app)
+	// Raw makes every figure come from the requests table, never from the
+	// rollups (tests and benchmarks compare the two).
+	Raw bool
+	// NoPercentiles leaves latency and time-to-first-byte percentiles out
+	// (count and average stay), so no raw row is read when a rollup can
+	// answer.
+	NoPercentiles bool
+}
+
+// source is where the additive figures of a query are read from: the
+// requests table, or a rollup table whose rows carry sums.
+type source struct {
+	table, ts                                                  string
+	count, c4, c5, c0, cost, est, lat, ttfb, ttfbN, seen, hits string
+	token                                                      func(column string) string
+}
+
+var rawSource = source{table: "requests", ts: "ts_us", count: "COUNT(*)",
+	c4: "CASE WHEN status >= 400 AND status < 500 THEN 1 ELSE 0 END", c5: "CASE WHEN status >= 500 THEN 1 ELSE 0 END",
+	c0: "CASE WHEN status = 0 THEN 1 ELSE 0 END", cost: "cost_pico", est: "estimated", lat: "latency_us", ttfb: "ttfb_us",
+	ttfbN: "CASE WHEN ttfb_us > 0 THEN 1 ELSE 0 END", seen: "CASE WHEN cache_hit IS NULL THEN 0 ELSE 1 END", hits: "CASE WHEN cache_hit = 1 THEN 1 ELSE 0 END",
+	token: func(c string) string { return c }}
+
+func rollupSource(table string) source {
+	return source{table: table, ts: "bucket_us", count: "CAST(COALESCE(SUM(requests), 0) AS BIGINT)",
+		c4: "CASE WHEN status_class = 4 THEN requests ELSE 0 END", c5: "CASE WHEN status_class = 5 THEN requests ELSE 0 END",
+		c0: "CASE WHEN status_class = 0 THEN requests ELSE 0 END", cost: "cost_pico", est: "estimated", lat: "latency_us",
+		ttfb: "ttfb_us", ttfbN: "ttfb_count", seen: "cache_seen", hits: "cache_hits", token: func(c string) string { return c }}
+}
+
+// source picks the table the additive figures come from: the day rollup
+// when the range starts and ends on UTC days and no hourly series is asked
+// for, the hour rollup when it starts and ends on hours, and the requests
+// table otherwise (a rollup bucket cannot be split). Percentiles always come
+// from the requests table.
+func (q Query) source() source {
+	if q.Raw {
+		return rawSource
+	}
+	aligned := func(w int64) bool { return q.From.UnixMicro()%w == 0 && q.To.UnixMicro()%w == 0 }
+	switch {
+	case q.Bucket != "hour" && aligned(bucketWidths["day"]):
+		return rollupSource("rollup_day")
+	case aligned(bucketWidths["hour"]):
+		return rollupSource("rollup_hour")
+	}
+	return rawSource
 }
 
 // Validate reports a query the store cannot answer.
@@ -74,6 +121,7 @@ type Stats struct {
 	ttfbs      []int64
 	latencySum int64
 	ttfbSum    int64
+	ttfbN      int64
 }
 
 // Timing is a latency distribution in milliseconds. Percentiles are
@@ -116,23 +164,17 @@ func (s *Store) Aggregate(ctx context.Context, q Query) ([]*Stats, error) {
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
-	bucket := "0"
-	if w := bucketWidths[q.Bucket]; w > 0 {
-		bucket = fmt.Sprintf("(ts_us / %d) * %d", w, w)
-	}
-	keys := bucket + " AS bkt, " + groupExprs[q.GroupBy] + " AS grp"
-	where, args := q.where()
+	src := q.source()
+	keys := q.keys(src.ts)
+	where, args := q.where(src.ts)
 	sum := func(e string) string { return "CAST(COALESCE(SUM(" + e + "), 0) AS BIGINT)" }
-	cols := []string{"COUNT(*)",
-		sum("CASE WHEN status >= 400 AND status < 500 THEN 1 ELSE 0 END"),
-		sum("CASE WHEN status >= 500 THEN 1 ELSE 0 END"),
-		sum("CASE WHEN status = 0 THEN 1 ELSE 0 END"),
-		sum("cost_pico"), sum("estimated"), sum("latency_us"), sum("ttfb_us"),
-		sum("CASE WHEN cache_hit IS NULL THEN 0 ELSE 1 END"), sum("CASE WHEN cache_hit = 1 THEN 1 ELSE 0 END")}
+	count := src.count
+	cols := []string{count, sum(src.c4), sum(src.c5), sum(src.c0), sum(src.cost), sum(src.est), sum(src.lat), sum(src.ttfb),
+		sum(src.ttfbN), sum(src.seen), sum(src.hits)}
 	for _, k := range tokenKinds {
-		cols = append(cols, sum(k.column))
+		cols = append(cols, sum(src.token(k.column)))
 	}
-	rows, err := s.db.QueryContext(ctx, s.bind("SELECT "+keys+", "+strings.Join(cols, ", ")+" FROM requests"+where+" GROUP BY 1, 2"), args...)
+	rows, err := s.db.QueryContext(ctx, s.bind("SELECT "+keys+", "+strings.Join(cols, ", ")+" FROM "+src.table+where+" GROUP BY 1, 2"), args...)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: aggregate: %w", err)
 	}
@@ -142,7 +184,7 @@ func (s *Store) Aggregate(ctx context.Context, q Query) ([]*Stats, error) {
 		st := &Stats{ByClass: map[string]int64{}, Refusals: map[string]int64{}, Tokens: map[string]int64{}}
 		var c4, c5, c0, hits int64
 		var tokens [numKinds]int64
-		dest := []any{&k.bucket, &k.group, &st.Requests, &c4, &c5, &c0, &st.CostPico, &st.Estimated, &st.latencySum, &st.ttfbSum, &st.cacheSeen, &hits}
+		dest := []any{&k.bucket, &k.group, &st.Requests, &c4, &c5, &c0, &st.CostPico, &st.Estimated, &st.latencySum, &st.ttfbSum, &st.ttfbN, &st.cacheSeen, &hits}
 		for i := range tokens {
 			dest = append(dest, &tokens[i])
 		}
@@ -174,20 +216,44 @@ func (s *Store) Aggregate(ctx context.Context, q Query) ([]*Stats, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("ledger: aggregate: %w", err)
 	}
-	if err := s.refusals(ctx, keys, where, args, out); err != nil {
+	if err := s.refusals(ctx, src, keys, where, args, out); err != nil {
 		return nil, err
 	}
+	if q.NoPercentiles {
+		return finish(out, func(st *Stats) {
+			st.Latency = average(st.Requests, st.latencySum)
+			st.TTFB = average(st.ttfbN, st.ttfbSum)
+		}), nil
+	}
+	keys = q.keys(rawSource.ts)
+	where, args = q.where(rawSource.ts)
 	if err := s.distribution(ctx, keys, "latency_us", where, args, out, func(st *Stats, v int64) { st.latencies = append(st.latencies, v) }); err != nil {
 		return nil, err
 	}
 	if err := s.distribution(ctx, keys, "ttfb_us", where+" AND ttfb_us > 0", args, out, func(st *Stats, v int64) { st.ttfbs = append(st.ttfbs, v) }); err != nil {
 		return nil, err
 	}
-	list := make([]*Stats, 0, len(out))
-	for _, st := range out {
+	return finish(out, func(st *Stats) {
 		st.Latency = timing(st.latencies, st.latencySum)
 		st.TTFB = timing(st.ttfbs, st.ttfbSum)
 		st.latencies, st.ttfbs = nil, nil
+	}), nil
+}
+
+// average is a Timing without percentiles.
+func average(n, sum int64) Timing {
+	if n == 0 {
+		return Timing{}
+	}
+	return Timing{Count: n, Avg: float64(sum) / float64(n) / 1000}
+}
+
+// finish completes every group's timings and orders the groups by bucket,
+// then cost (highest first), then name.
+func finish(out map[statsKey]*Stats, timings func(*Stats)) []*Stats {
+	list := make([]*Stats, 0, len(out))
+	for _, st := range out {
+		timings(st)
 		list = append(list, st)
 	}
 	slices.SortFunc(list, func(a, b *Stats) int {
@@ -202,11 +268,20 @@ func (s *Store) Aggregate(ctx context.Context, q Query) ([]*Stats, error) {
 		}
 		return strings.Compare(a.Group, b.Group)
 	})
-	return list, nil
+	return list
 }
 
-func (q Query) where() (string, []any) {
-	w := " WHERE ts_us >= ? AND ts_us < ?"
+// keys are the bucket and group expressions over the time column ts.
+func (q Query) keys(ts string) string {
+	bucket := "0"
+	if w := bucketWidths[q.Bucket]; w > 0 {
+		bucket = fmt.Sprintf("(%s / %d) * %d", ts, w, w)
+	}
+	return bucket + " AS bkt, " + groupExprs[q.GroupBy] + " AS grp"
+}
+
+func (q Query) where(ts string) (string, []any) {
+	w := " WHERE " + ts + " >= ? AND " + ts + " < ?"
 	args := []any{q.From.UnixMicro(), q.To.UnixMicro()}
 	if q.Tenant != "" {
 		w += " AND tenant = ?"
@@ -219,8 +294,8 @@ func (q Query) where() (string, []any) {
 	return w, args
 }
 
-func (s *Store) refusals(ctx context.Context, keys, where string, args []any, out map[statsKey]*Stats) error {
-	rows, err := s.db.QueryContext(ctx, s.bind("SELECT "+keys+", refusal, COUNT(*) FROM requests"+where+" AND refusal <> '' GROUP BY 1, 2, 3"), args...)
+func (s *Store) refusals(ctx context.Context, src source, keys, where string, args []any, out map[statsKey]*Stats) error {
+	rows, err := s.db.QueryContext(ctx, s.bind("SELECT "+keys+", refusal, "+src.count+" FROM "+src.table+where+" AND refusal <> '' GROUP BY 1, 2, 3"), args...)
 	if err != nil {
 		return fmt.Errorf("ledger: refusals: %w", err)
 	}

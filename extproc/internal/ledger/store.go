@@ -190,7 +190,7 @@ func (s *Store) insertSQL(rows int) string {
 	cols := insertColumns()
 	one := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
 	q := "INSERT INTO requests (" + strings.Join(cols, ",") + ") VALUES " +
-		strings.TrimSuffix(strings.Repeat(one+",", rows), ",") + " ON CONFLICT (id) DO NOTHING"
+		strings.TrimSuffix(strings.Repeat(one+",", rows), ",") + " ON CONFLICT (id) DO NOTHING RETURNING id"
 	q = s.bind(q)
 	s.insert[rows] = q
 	return q
@@ -203,8 +203,10 @@ func b2i(b bool) int {
 	return 0
 }
 
-// Insert writes rows in one transaction. A row whose id is already stored is
-// skipped, so retrying a batch whose commit outcome was unknown is safe.
+// Insert writes rows in one transaction, and adds them to the hour and day
+// rollups in the same transaction. A row whose id is already stored is
+// skipped (and not rolled up again), so retrying a batch whose commit
+// outcome was unknown is safe.
 func (s *Store) Insert(ctx context.Context, rows []Row) error {
 	if len(rows) == 0 {
 		return nil
@@ -216,6 +218,7 @@ func (s *Store) Insert(ctx context.Context, rows []Row) error {
 	defer func() { _ = tx.Rollback() }()
 	const perStatement = 200 // well under both backends' bound-parameter limits
 	args := make([]any, 0, perStatement*numColumns)
+	inserted := make([]*Row, 0, len(rows))
 	for start := 0; start < len(rows); start += perStatement {
 		chunk := rows[start:min(start+perStatement, len(rows))]
 		args = args[:0]
@@ -233,12 +236,43 @@ func (s *Store) Insert(ctx context.Context, rows []Row) error {
 				args = append(args, t)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, s.insertSQL(len(chunk)), args...); err != nil {
-			return fmt.Errorf("ledger: insert: %w", err)
+		if err := s.insertChunk(ctx, tx, args, chunk, &inserted); err != nil {
+			return err
 		}
+	}
+	if err := s.rollup(ctx, tx, inserted); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("ledger: commit: %w", err)
+	}
+	return nil
+}
+
+// insertChunk inserts chunk and appends the rows actually inserted (not
+// already stored) to inserted.
+func (s *Store) insertChunk(ctx context.Context, tx *sql.Tx, args []any, chunk []Row, inserted *[]*Row) error {
+	res, err := tx.QueryContext(ctx, s.insertSQL(len(chunk)), args...)
+	if err != nil {
+		return fmt.Errorf("ledger: insert: %w", err)
+	}
+	defer res.Close()
+	fresh := make(map[string]bool, len(chunk))
+	for res.Next() {
+		var id string
+		if err := res.Scan(&id); err != nil {
+			return fmt.Errorf("ledger: insert: %w", err)
+		}
+		fresh[id] = true
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("ledger: insert: %w", err)
+	}
+	for i := range chunk {
+		if fresh[chunk[i].ID] {
+			*inserted = append(*inserted, &chunk[i])
+			delete(fresh, chunk[i].ID) // a batch holding one id twice inserts it once
+		}
 	}
 	return nil
 }
@@ -251,6 +285,9 @@ func (s *Store) Purge(ctx context.Context, cutoff time.Time) (int64, error) {
 		return 0, fmt.Errorf("ledger: purge: %w", err)
 	}
 	n, _ := res.RowsAffected()
+	if err := s.purgeRollups(ctx, cutoff.UnixMicro()); err != nil {
+		return n, err
+	}
 	return n, nil
 }
 
