@@ -216,3 +216,40 @@ func TestChatTools(t *testing.T) {
 		})
 	}
 }
+
+// FuzzReplies: any body gets a reply (never a panic), and every reply is
+// well-formed: JSON, or SSE events each carrying a JSON chunk.
+func FuzzReplies(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"m","messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"m","stream":true,"messages":[{"role":"user","content":[{"type":"text","text":"a b"}]}]}`,
+		`{"model":"m","tools":[{"function":{"name":"f"}}],"messages":[{"role":"tool","content":"x"}]}`,
+		`{"model":"e","input":["a","[mock:503]"]}`,
+		`{"model":"e","input":"x","encoding_format":"base64"}`,
+		`{"messages":null}`, `[]`, `{`,
+	} {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, embed bool) {
+		r := Chat(body, true)
+		if embed {
+			r = Embeddings(body)
+		}
+		if r.Status == 0 || (r.Status == 200) != (r.Usage.TotalTokens > 0) {
+			t.Fatalf("status %d usage %+v", r.Status, r.Usage)
+		}
+		if !r.Stream {
+			if !json.Valid(r.Body) {
+				t.Fatalf("reply is not JSON: %q", r.Body)
+			}
+			return
+		}
+		for _, ev := range strings.Split(strings.TrimSuffix(string(r.Body), "\n\n"), "\n\n") {
+			data, ok := strings.CutPrefix(ev, "data: ")
+			if !ok || !json.Valid([]byte(data)) {
+				t.Fatalf("event %q", ev)
+			}
+		}
+	})
+}
