@@ -212,6 +212,28 @@ func (r *upstreamRequest) applyEdits() bool {
 	return true
 }
 
+// preview returns the body with the changes queued so far (redactions,
+// the model id) applied, leaving the queue and the body as they are: for
+// readers that must see what the provider will get before spliceBody runs.
+// Top-level member additions and removals (gateway fields, stream options)
+// are not part of the preview. It copies the body, so it is only for
+// opt-in paths (content capture), never the hot path.
+func (r *upstreamRequest) preview() []byte {
+	if len(r.edits) == 0 {
+		return r.body
+	}
+	edits := slices.Clone(r.edits)
+	slices.SortStableFunc(edits, func(a, b splice) int { return a.start - b.start })
+	size := len(r.body)
+	for i, e := range edits {
+		if i > 0 && e.start < edits[i-1].end {
+			return nil // overlapping edits: applyEdits refuses the request too
+		}
+		size += len(e.text) - (e.end - e.start)
+	}
+	return spliceCopy(r.body, edits, size)
+}
+
 func spliceCopy(b []byte, edits []splice, size int) []byte {
 	out := make([]byte, 0, size)
 	pos := 0

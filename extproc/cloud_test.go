@@ -174,6 +174,14 @@ func TestBedrockStreamEveryOffset(t *testing.T) {
 
 func runBedrockStream(t *testing.T, reqJSON string, parts [][]byte) (string, usage.Usage) {
 	t.Helper()
+	got, u, _ := runBedrockStreamOutcome(t, reqJSON, parts)
+	return got, u
+}
+
+// runBedrockStreamOutcome is runBedrockStream that also returns the
+// response outcome the ledger and logs record.
+func runBedrockStreamOutcome(t *testing.T, reqJSON string, parts [][]byte) (string, usage.Usage, string) {
+	t.Helper()
 	x := bedrockExchange(t)
 	x.handle(chatHeaders())
 	x.handle(reqBody(reqJSON))
@@ -187,7 +195,27 @@ func runBedrockStream(t *testing.T, reqJSON string, parts [][]byte) (string, usa
 		out.Write(r.GetResponseBody().GetResponse().GetBodyMutation().GetBody())
 	}
 	u, _ := x.body.usage()
-	return out.String(), u
+	return out.String(), u, x.body.outcome()
+}
+
+// A ConverseStream that ends with its metadata event is complete; one cut
+// short is not.
+func TestBedrockStreamOutcome(t *testing.T) {
+	stream, err := eventstreamtest.FromJSONL(readFixture(t, "bedrock/converse_stream.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, want string
+		body       []byte
+	}{
+		{"complete", "", stream},
+		{"cut inside a message", outcomeIncomplete, stream[:len(stream)-3]},
+	} {
+		if _, _, got := runBedrockStreamOutcome(t, `{"model":"bedrock-default","stream":true}`, [][]byte{tc.body}); got != tc.want {
+			t.Errorf("%s: outcome %q, want %q", tc.name, got, tc.want)
+		}
+	}
 }
 
 func TestBedrockStreamBroken(t *testing.T) {

@@ -46,13 +46,8 @@ func (r *eventStreamReader) chunk(p []byte, eos bool) ([]byte, bool) {
 	if r.dec.MaxMessageSize == 0 {
 		r.dec.MaxMessageSize = maxEventSize
 	}
-	if r.terminated || r.ended {
-		return nil, true // an empty body drops the chunk (spec §2.4)
-	}
-	r.out = r.out[:0]
-	if r.x.budgetSpent(r.text) {
-		r.terminated = true
-		return append(r.out, budgetErrorEvent...), true
+	if out, stop := r.stopped(); stop {
+		return out, true
 	}
 	r.dec.Feed(p)
 	for {
@@ -80,12 +75,7 @@ func (r *eventStreamReader) chunk(p []byte, eos bool) ([]byte, bool) {
 		eos = true
 	}
 	if eos {
-		if !r.commented {
-			r.commented = true
-			r.out = append(r.out, r.x.meterComment()...)
-		}
-		r.out, _ = r.st.End(r.out)
-		r.ended = true
+		r.complete = r.end()
 	}
 	return r.out, true
 }

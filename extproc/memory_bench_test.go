@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -45,10 +46,18 @@ func TestMemoryChild(t *testing.T) {
 	extprocv3.RegisterExternalProcessorServer(gs, New(Options{Snapshot: func() *Snapshot { return snap }}))
 	go func() { _ = gs.Serve(lis) }()
 	fmt.Println("addr", lis.Addr())
-	// Each line on stdin asks for a clean start: the garbage of earlier
+	// Each "gc" line on stdin asks for a clean start: the garbage of earlier
 	// requests collected, gRPC's buffer pools emptied (sync.Pool needs two
-	// cycles) and the memory returned to the OS.
+	// cycles) and the memory returned to the OS. Each "stats" line asks
+	// where the memory is (no collection): bytes in heap objects and in the
+	// runtime's span structures.
+	stats := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/metadata/mspan/inuse:bytes"}}
 	for sc := bufio.NewScanner(os.Stdin); sc.Scan(); {
+		if sc.Text() == "stats" {
+			metrics.Read(stats)
+			fmt.Println("stats", stats[0].Value.Uint64(), stats[1].Value.Uint64())
+			continue
+		}
 		runtime.GC()
 		runtime.GC()
 		debug.FreeOSMemory()
@@ -161,6 +170,21 @@ func BenchmarkLargeBody(b *testing.B) {
 		for line() != "clean" {
 		}
 	}
+	// heapStats returns the processor's bytes in heap objects and in span
+	// structures.
+	heapStats := func() (heap, spans int64) {
+		if _, err := io.WriteString(stdin, "stats\n"); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if v, ok := strings.CutPrefix(line(), "stats "); ok {
+				if _, err := fmt.Sscan(v, &heap, &spans); err != nil {
+					b.Fatal(err)
+				}
+				return heap, spans
+			}
+		}
+	}
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(128<<20)))
 	if err != nil {
@@ -216,19 +240,31 @@ func BenchmarkLargeBody(b *testing.B) {
 		b.ReportMetric(float64(peak), "peak-B")
 		b.ReportMetric(float64(peak)/size, "peak/body")
 	}
-	// one: each request from a clean process, what one request costs.
+	// one: each request from a clean process, what one request costs. Where
+	// it goes: heap-B is the growth of heap objects by the request's end
+	// (gRPC's frame buffers, back in its pool but still in the heap, the
+	// codec's copy, everything else; nothing is collected after the copy,
+	// the heap's goal being twice the live heap), spans-B the growth of the
+	// runtime's span structures (one per 16 KB frame buffer).
 	b.Run("one", func(b *testing.B) {
-		peak := int64(0)
+		peak, heap, spans := int64(0), int64(0), int64(0)
 		b.SetBytes(size)
 		for b.Loop() {
 			b.StopTimer()
 			clean()
+			heap0, spans0 := heapStats()
 			base := resetPeak()
 			b.StartTimer()
 			one(body)
 			peak = max(peak, procStatus(b, pid, "VmHWM")-base)
+			b.StopTimer()
+			heap1, spans1 := heapStats()
+			heap, spans = max(heap, heap1-heap0), max(spans, spans1-spans0)
+			b.StartTimer()
 		}
 		report(b, peak)
+		b.ReportMetric(float64(heap), "heap-B")
+		b.ReportMetric(float64(spans), "spans-B")
 	})
 	// back-to-back: requests one after another, so the garbage of earlier
 	// ones waits for the collector (up to GOGC's headroom).

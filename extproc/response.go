@@ -367,13 +367,8 @@ func (r *translatingReader) chunk(p []byte, eos bool) ([]byte, bool) {
 	if r.sc.MaxEventSize == 0 {
 		r.sc.MaxEventSize = maxEventSize
 	}
-	if r.terminated || r.ended {
-		return nil, true // an empty body drops the chunk (spec §2.4)
-	}
-	r.out = r.out[:0]
-	if r.x.budgetSpent(r.text) {
-		r.terminated = true
-		return append(r.out, budgetErrorEvent...), true
+	if out, stop := r.stopped(); stop {
+		return out, true
 	}
 	r.sc.Feed(p)
 	if eos {
@@ -390,19 +385,9 @@ func (r *translatingReader) chunk(p []byte, eos bool) ([]byte, bool) {
 		if d := gjson.Get(view(ev.Data), "delta"); d.Exists() {
 			r.text += len(d.Get("text").Str) + len(d.Get("partial_json").Str)
 		}
-		start := len(r.out)
-		r.out = r.st.Event(r.out, ev.Name, ev.Data)
-		if r.guard != nil && len(r.out) > start {
-			var blocked bool
-			r.out, blocked = r.guardOutput(r.out, start)
-			if blocked {
-				r.terminated = true
-				return r.out, true
-			}
-		}
-		if i := bytes.Index(r.out[start:], doneLine); i >= 0 && !r.commented {
-			r.commented = true
-			r.out = insertAt(r.out, start+i, r.x.meterComment())
+		if r.emit(ev.Name, ev.Data) {
+			r.terminated = true
+			return r.out, true
 		}
 	}
 	if r.sc.Err() != nil {
@@ -411,14 +396,37 @@ func (r *translatingReader) chunk(p []byte, eos bool) ([]byte, bool) {
 		eos = true
 	}
 	if eos {
-		if !r.commented {
-			r.commented = true
-			r.out = append(r.out, r.x.meterComment()...)
-		}
-		r.out, r.complete = r.st.End(r.out)
-		r.ended = true
+		r.complete = r.end()
 	}
 	return r.out, true
+}
+
+// stopped starts a chunk: after the stream ended or was terminated the
+// chunk is dropped (nil), and a spent budget terminates the stream with the
+// budget error event. Otherwise it resets r.out and reports false.
+func (r *translatingReader) stopped() ([]byte, bool) {
+	if r.terminated || r.ended {
+		return nil, true // an empty body drops the chunk (spec §2.4)
+	}
+	r.out = r.out[:0]
+	if r.x.budgetSpent(r.text) {
+		r.terminated = true
+		return append(r.out, budgetErrorEvent...), true
+	}
+	return nil, false
+}
+
+// end closes the client's stream: the metering comment if [DONE] did not
+// carry it, then the translator's ending. It reports whether the provider's
+// stream ended cleanly.
+func (r *translatingReader) end() (complete bool) {
+	if !r.commented {
+		r.commented = true
+		r.out = append(r.out, r.x.meterComment()...)
+	}
+	r.out, complete = r.st.End(r.out)
+	r.ended = true
+	return complete
 }
 
 // guardOutput runs the output guard over the OpenAI events the translator

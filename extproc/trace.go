@@ -135,7 +135,10 @@ func captureInput(x *exchange, req *upstreamRequest) *oaierror.Error {
 		return nil
 	}
 	x.tr.capture = true
-	x.tr.input = readMessages(gjson.GetBytes(req.body, "messages"), false)
+	// Redactions are queued, not yet written (spliceBody writes them): read
+	// the body as it will leave, so the span never holds what the guardrails
+	// redacted.
+	x.tr.input = readMessages(gjson.GetBytes(req.preview(), "messages"), false)
 	return nil
 }
 
@@ -276,11 +279,14 @@ func (x *exchange) endSpan(end time.Time) {
 	if r.usageKnown || r.estimated {
 		a = append(a, attribute.Int64("gen_ai.usage.input_tokens", r.usage.PromptTokens),
 			attribute.Int64("gen_ai.usage.output_tokens", r.usage.CompletionTokens))
+		writes := r.usage.CacheWrite5mTokens + r.usage.CacheWrite1hTokens // parts of input_tokens, as the conventions ask
 		if t.latest {
-			a = append(a, attribute.Int64("gen_ai.usage.cache_read.input_tokens", r.usage.CachedTokens))
+			a = append(a, attribute.Int64("gen_ai.usage.cache_read.input_tokens", r.usage.CachedTokens),
+				attribute.Int64("gen_ai.usage.cache_creation.input_tokens", writes))
 		}
 		a = append(a, attribute.Bool("tollgate.usage.estimated", r.estimated),
-			attribute.Int64("tollgate.usage.cached_tokens", r.usage.CachedTokens))
+			attribute.Int64("tollgate.usage.cached_tokens", r.usage.CachedTokens),
+			attribute.Int64("tollgate.usage.cache_write_tokens", writes))
 	}
 	if r.status != 0 {
 		a = append(a, attribute.Int("http.response.status_code", r.status))

@@ -265,3 +265,42 @@ func FuzzReadMessages(f *testing.F) {
 		}
 	})
 }
+
+// TestTraceCacheTokens: cache reads and writes (both TTLs) reach the span,
+// under the conventions' names with the latest conventions and under
+// tollgate.* in both modes.
+func TestTraceCacheTokens(t *testing.T) {
+	for _, latest := range []bool{false, true} {
+		h := newMeterHarness(t, false) // has Anthropic and the price table
+		rec := tracetest.NewSpanRecorder()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+		s := New(Options{Snapshot: func() *Snapshot { return h.snap }, TracerProvider: tp, LatestGenAI: latest})
+		x := newExchange(context.Background(), s, h.snap)
+		x.handle(chatHeaders())
+		x.handle(reqBody(`{"model":"anthropic/claude-sonnet-4-5","messages":[{"role":"user","content":"Summarise the contract."}]}`))
+		x.handle(respHeaders(":status", "200", "content-type", "application/json"))
+		x.handle(respBody(string(readFixture(t, "anthropic/messages_response_cache_write_1h.json")), true))
+		x.finish()
+		spans := rec.Ended()
+		if len(spans) != 1 {
+			t.Fatalf("latest=%v: %d spans", latest, len(spans))
+		}
+		got := map[string]int64{}
+		for _, kv := range spans[0].Attributes() {
+			got[string(kv.Key)] = kv.Value.AsInt64()
+		}
+		want := map[string]int64{"tollgate.usage.cached_tokens": 2500, "tollgate.usage.cache_write_tokens": 10000}
+		if latest {
+			want["gen_ai.usage.cache_read.input_tokens"] = 2500
+			want["gen_ai.usage.cache_creation.input_tokens"] = 10000
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("latest=%v: %s = %d, want %d", latest, k, got[k], v)
+			}
+		}
+		if _, ok := got["gen_ai.usage.cache_creation.input_tokens"]; ok && !latest {
+			t.Error("cache_creation emitted under the default (v1.36.0) conventions")
+		}
+	}
+}

@@ -36,7 +36,7 @@ const (
 )
 
 const envoyInstall = "install Envoy 1.33–1.36 (https://www.envoyproxy.io/docs/envoy/latest/start/install) " +
-	"and put it on PATH, or pass --envoy PATH"
+	"and put it on PATH, pass --envoy PATH, or let tollgate run download Envoy " + pinnedEnvoyVersion + " (needs internet once)"
 
 // runOptions configures `tollgate run`.
 type runOptions struct {
@@ -54,6 +54,12 @@ type runOptions struct {
 	lookPath    func(string) (string, error)
 	// ready receives the front's base URL once requests can be sent.
 	ready func(url string)
+
+	// envoyVersion, envoyHome and envoyVersionsURL configure func-e's download of Envoy
+	// when neither envoyPath nor PATH has one; envoyVersion "" disables the download.
+	envoyVersion     string
+	envoyHome        string
+	envoyVersionsURL string // "" means func-e's default (archive.tetratelabs.io)
 }
 
 func runCmd(ctx context.Context, args []string, stderr io.Writer) int {
@@ -68,6 +74,9 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&o.front, "front", frontAuto, "auto (Envoy if one is found, else the development front), envoy, or emulated")
 	fs.StringVar(&o.envoyPath, "envoy", "", "envoy binary (default: envoy on PATH)")
 	fs.StringVar(&o.envoyLevel, "envoy-log-level", "info", "Envoy's --log-level")
+	fs.StringVar(&o.envoyVersion, "envoy-version", pinnedEnvoyVersion, "Envoy version func-e downloads when neither --envoy nor PATH has one; empty disables the download")
+	fs.StringVar(&o.envoyHome, "envoy-home", "", "where downloaded Envoy versions are cached (default: $TOLLGATE_ENVOY_HOME, else the user cache directory's tollgate/envoy)")
+	fs.StringVar(&o.envoyVersionsURL, "envoy-versions-url", "", "func-e's envoy-versions.json, for a mirror (default: func-e's, archive.tetratelabs.io)")
 	bootstrapPath := fs.String("bootstrap", "", "Envoy bootstrap (default: the shipped envoy/envoy.yaml)")
 	fs.DurationVar(&o.drain, "drain-timeout", 30*time.Second, "on Ctrl-C or SIGTERM, how long in-flight requests may take to finish")
 	dev := fs.Bool("dev", false, "human-readable logs")
@@ -86,6 +95,9 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) int {
 		o.bootstrap = b
 	}
 	o.log = newLogger(stderr, *dev, level)
+	if o.envoyHome == "" {
+		o.envoyHome = defaultEnvoyHome(os.LookupEnv)
+	}
 	defer func() { _ = o.log.Sync() }()
 	redis.SetLogger(newRedisLogger(o.log)) // process-global: see serveCmd
 	return runGateway(ctx, o)
@@ -108,7 +120,11 @@ func runGateway(ctx context.Context, o runOptions) int {
 		return 2
 	}
 	// Choose the front first: --front envoy fails before anything listens.
-	envoyBin, err := findEnvoy(o)
+	envoyBin, err := findEnvoy(ctx, o)
+	if err != nil && ctx.Err() != nil {
+		log.Error("stopped while getting Envoy", zap.Error(err))
+		return 1
+	}
 	if err != nil {
 		log.Error("no Envoy for --front envoy: "+envoyInstall, zap.Error(err))
 		return 1
@@ -129,8 +145,9 @@ func runGateway(ctx context.Context, o runOptions) int {
 	return runEnvoy(ctx, o, gw, envoyBin, o.bootstrap, clusters)
 }
 
-// findEnvoy returns the envoy binary to run, "" for the development front.
-func findEnvoy(o runOptions) (string, error) {
+// findEnvoy returns the envoy binary to run, "" for the development front. In order:
+// --envoy, envoy on PATH, then Envoy o.envoyVersion downloaded and cached by func-e.
+func findEnvoy(ctx context.Context, o runOptions) (string, error) {
 	if o.front == frontEmulated {
 		return "", nil
 	}
@@ -144,11 +161,23 @@ func findEnvoy(o runOptions) (string, error) {
 		}
 		return o.envoyPath, nil
 	}
-	p, err := o.lookPath("envoy")
-	if err != nil {
+	if p, err := o.lookPath("envoy"); err == nil {
+		return p, nil
+	}
+	if o.envoyVersion == "" {
 		if o.front == frontEnvoy {
-			return "", fmt.Errorf("envoy is not on PATH: %w", err)
+			return "", errors.New("envoy is not on PATH and --envoy-version is empty (no download)")
 		}
+		return "", nil
+	}
+	o.log.Info("envoy is not on PATH: getting Envoy "+o.envoyVersion+" with func-e", zap.String("envoy_home", o.envoyHome))
+	p, err := fetchEnvoy(ctx, o)
+	if err != nil {
+		if o.front == frontEnvoy || ctx.Err() != nil {
+			return "", fmt.Errorf("envoy is not on PATH and the download failed (offline?): %w", err)
+		}
+		o.log.Warn("envoy is not on PATH and Envoy "+o.envoyVersion+" could not be downloaded (offline?): "+
+			"falling back to the development front", zap.Error(err))
 		return "", nil
 	}
 	return p, nil

@@ -80,6 +80,9 @@ func startRun(t *testing.T, o runOptions) *runningGateway {
 	o.grpcAddr, o.adminAddr = "127.0.0.1:0", ""
 	o.drain = 10 * time.Second
 	o.lookupEnv = func(string) (string, bool) { return "", false }
+	if o.envoyVersionsURL == "" { // never the internet: a download fails as offline
+		o.envoyVersion, o.envoyHome, o.envoyVersionsURL = pinnedEnvoyVersion, t.TempDir(), offlineVersionsURL(t)
+	}
 	ready := make(chan string, 1)
 	o.ready = func(url string) { ready <- url }
 	ctx, cancel := context.WithCancel(context.Background())
@@ -200,7 +203,7 @@ func TestRunQuickStart(t *testing.T) {
 func TestRunFrontEnvoyWithoutEnvoy(t *testing.T) {
 	logs := &syncBuffer{}
 	code := runGateway(context.Background(), runOptions{front: frontEnvoy, lookPath: noEnvoy, log: newLogger(logs, false, zapcore.InfoLevel)})
-	if code != 1 || !strings.Contains(logs.String(), "envoy is not on PATH") || !strings.Contains(logs.String(), "--envoy PATH") {
+	if code != 1 || !strings.Contains(logs.String(), "envoy is not on PATH and --envoy-version is empty") || !strings.Contains(logs.String(), "--envoy PATH") {
 		t.Fatalf("code %d, log:\n%s", code, logs.String())
 	}
 }
@@ -223,11 +226,13 @@ func fakeEnvoy(t *testing.T, script string) string {
 
 func TestRunEnvoyChild(t *testing.T) {
 	t.Run("Ctrl-C stops envoy and the processor", func(t *testing.T) {
-		bin := fakeEnvoy(t, "sleep 600 & child=$!\ntrap 'kill $child; echo got TERM; exit 0' TERM\nwait $child\n")
+		// "trap set" tells the test the TERM handler is installed: a SIGTERM before it would kill sh outright.
+		bin := fakeEnvoy(t, "sleep 600 & child=$!\ntrap 'kill $child; echo got TERM; exit 0' TERM\necho trap set\nwait $child\n")
 		r := startRun(t, runOptions{front: frontEnvoy, envoyPath: bin, envoyLevel: "warn", lookPath: noEnvoy})
 		r.logs.waitLog(t, "fake envoy -c ")
 		r.logs.waitLog(t, "--log-level warn")
 		r.logs.waitLog(t, "has loopback clusters")
+		r.logs.waitLog(t, "trap set")
 		if !strings.Contains(r.logs.String(), "envoy\t") && !strings.Contains(r.logs.String(), `"logger":"envoy"`) {
 			t.Fatalf("envoy's output is not under the envoy logger:\n%s", r.logs.String())
 		}

@@ -11,11 +11,8 @@
 package pgtest
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -23,11 +20,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tollgate-ai/tollgate/test/internal/procwait"
 )
 
 // startTimeout bounds how long initdb or a server start may take.
@@ -43,7 +41,7 @@ type Server struct {
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	done chan struct{}
+	done <-chan struct{}
 }
 
 // Start initialises a cluster and starts postgres on a free 127.0.0.1 port,
@@ -197,42 +195,9 @@ func (s *Server) start() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
-	done, ready := make(chan struct{}), make(chan struct{})
-	var log bytes.Buffer
-	var logMu sync.Mutex
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(out)
-		signalled := false
-		for sc.Scan() {
-			logMu.Lock()
-			if log.Len() < 64<<10 {
-				log.WriteString(sc.Text() + "\n")
-			}
-			logMu.Unlock()
-			if !signalled && strings.Contains(sc.Text(), "database system is ready to accept connections") {
-				close(ready)
-				signalled = true
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-		_ = cmd.Wait()
-	}()
-	output := func() string {
-		logMu.Lock()
-		defer logMu.Unlock()
-		return log.String()
-	}
-	timer := time.NewTimer(startTimeout)
-	defer timer.Stop()
-	select {
-	case <-ready:
-	case <-done:
-		return fmt.Errorf("postgres on port %d exited during startup:\n%s", s.port, output())
-	case <-timer.C:
-		_ = cmd.Process.Signal(syscall.SIGQUIT)
-		<-done
-		return fmt.Errorf("postgres on port %d not ready after %v:\n%s", s.port, startTimeout, output())
+	done, err := procwait.Ready(cmd, out, "database system is ready to accept connections", startTimeout, syscall.SIGQUIT)
+	if err != nil {
+		return fmt.Errorf("postgres on port %d %w", s.port, err)
 	}
 	s.cmd, s.done = cmd, done
 	return nil

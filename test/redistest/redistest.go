@@ -11,19 +11,18 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tollgate-ai/tollgate/test/internal/procwait"
 )
 
 // startTimeout bounds how long a server may take to accept connections.
@@ -38,7 +37,7 @@ type Server struct {
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	done <-chan struct{} // closed when cmd has exited
 }
 
 // Start starts redis-server on a free 127.0.0.1 port and returns once it
@@ -145,43 +144,9 @@ func (s *Server) start() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", s.bin, err)
 	}
-	done := make(chan struct{})
-	ready := make(chan struct{})
-	var log bytes.Buffer
-	var logMu sync.Mutex
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(out)
-		signalled := false
-		for sc.Scan() {
-			logMu.Lock()
-			if log.Len() < 64<<10 {
-				log.WriteString(sc.Text() + "\n")
-			}
-			logMu.Unlock()
-			if !signalled && strings.Contains(sc.Text(), "Ready to accept connections") {
-				close(ready)
-				signalled = true
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-		_ = cmd.Wait()
-	}()
-	output := func() string {
-		logMu.Lock()
-		defer logMu.Unlock()
-		return log.String()
-	}
-	timer := time.NewTimer(startTimeout)
-	defer timer.Stop()
-	select {
-	case <-ready:
-	case <-done:
-		return fmt.Errorf("redis-server on port %d exited during startup:\n%s", s.port, output())
-	case <-timer.C:
-		_ = cmd.Process.Kill()
-		<-done
-		return fmt.Errorf("redis-server on port %d not ready after %v:\n%s", s.port, startTimeout, output())
+	done, err := procwait.Ready(cmd, out, "Ready to accept connections", startTimeout, os.Kill)
+	if err != nil {
+		return fmt.Errorf("redis-server on port %d %w", s.port, err)
 	}
 	if err := ping(s.Addr()); err != nil {
 		_ = cmd.Process.Kill()

@@ -9,15 +9,14 @@
 package anthropic
 
 import (
-	"crypto/rand"
 	"strconv"
 	"time"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/translate"
+	"github.com/tollgate-ai/tollgate/routing/translate/internal/wire"
 )
 
 // Version is the anthropic-version header sent upstream. The official SDKs
@@ -53,12 +52,7 @@ func (s *Schema) Headers() [][2]string {
 	return [][2]string{{"anthropic-version", Version}}
 }
 
-func (s *Schema) now() int64 {
-	if s.Now != nil {
-		return s.Now().Unix()
-	}
-	return time.Now().Unix()
-}
+func (s *Schema) now() int64 { return wire.Unix(s.Now) }
 
 // Error translates an Anthropic error response, {"type":"error","error":
 // {"type","message"},"request_id"}, into an OpenAI error. The status follows
@@ -66,7 +60,7 @@ func (s *Schema) now() int64 {
 // know as "retry later") and anything outside 4xx/5xx becomes 502. A body in
 // another shape (an HTML page from a proxy) keeps only the status.
 func (s *Schema) Error(status int, body []byte) (int, []byte) {
-	js := unsafeString(body)
+	js := wire.UnsafeString(body)
 	typ := gjson.Get(js, "error.type").String()
 	msg := gjson.Get(js, "error.message").String()
 	e := openAIError(status, typ, msg)
@@ -150,15 +144,3 @@ func finishReason(stop string) string {
 	// the text so far is a complete answer) and future reasons.
 	return "stop"
 }
-
-// newID returns a chat completion id for a provider response that has none.
-func newID() string { return "chatcmpl-" + rand.Text() }
-
-// unsafeString views b as a string without copying. Callers only read it
-// with gjson and never keep a string derived from it past the call that
-// received b, so b is never seen mutated.
-func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-// appendString appends s as a JSON string literal; invalid UTF-8 becomes
-// U+FFFD, so output stays valid JSON whatever the provider sent.
-func appendString(b []byte, s string) []byte { return oaierror.AppendString(b, s) }

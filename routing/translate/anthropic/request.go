@@ -9,6 +9,7 @@ import (
 
 	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/translate"
+	"github.com/tollgate-ai/tollgate/routing/translate/internal/wire"
 )
 
 // Request builds an Anthropic Messages request from an OpenAI chat
@@ -47,13 +48,9 @@ import (
 // content parts other than those above, unknown roles, and malformed values
 // of the fields translated.
 func (s *Schema) Request(body []byte, model string, opts translate.RequestOptions) ([]byte, error) {
-	js := unsafeString(body)
-	if !gjson.Valid(js) {
-		return nil, invalidBody("", "The request body is not valid JSON.")
-	}
-	root := gjson.Parse(js)
-	if !root.IsObject() {
-		return nil, invalidBody("", "The request body must be a JSON object.")
+	root, err := wire.RequestObject(body)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkUnsupported(root); err != nil {
 		return nil, err
@@ -65,7 +62,7 @@ func (s *Schema) Request(body []byte, model string, opts translate.RequestOption
 
 	out := make([]byte, 0, len(body)+256)
 	out = append(out, `{"model":`...)
-	out = appendString(out, model)
+	out = oaierror.AppendString(out, model)
 	out = append(out, `,"max_tokens":`...)
 	maxTokens, err := maxTokens(root, opts.DefaultMaxTokens)
 	if err != nil {
@@ -82,11 +79,11 @@ func (s *Schema) Request(body []byte, model string, opts translate.RequestOption
 	}
 	for _, name := range [...]string{"temperature", "top_p"} {
 		v := root.Get(name)
-		if !present(v) {
+		if !wire.Present(v) {
 			continue
 		}
 		if v.Type != gjson.Number {
-			return nil, invalidType(name, "a number")
+			return nil, wire.InvalidType(name, "a number")
 		}
 		out = append(out, ',', '"')
 		out = append(out, name...)
@@ -111,34 +108,34 @@ func (s *Schema) Request(body []byte, model string, opts translate.RequestOption
 // checkUnsupported rejects requests that ask for something Anthropic cannot
 // give; dropping those fields would silently change the answer.
 func checkUnsupported(root gjson.Result) error {
-	if n := root.Get("n"); present(n) {
+	if n := root.Get("n"); wire.Present(n) {
 		if n.Type != gjson.Number {
-			return invalidType("n", "an integer")
+			return wire.InvalidType("n", "an integer")
 		}
 		if n.Num != 1 {
-			return unsupported("n", "This model can only generate one choice: n must be 1.")
+			return wire.Unsupported("n", "This model can only generate one choice: n must be 1.")
 		}
 	}
-	if rf := root.Get("response_format"); present(rf) {
+	if rf := root.Get("response_format"); wire.Present(rf) {
 		switch rf.Get("type").String() {
 		case "text", "json_object":
 		case "json_schema":
-			return unsupported("response_format", "response_format json_schema is not supported for this model.")
+			return wire.Unsupported("response_format", "response_format json_schema is not supported for this model.")
 		default:
-			return invalidBody("response_format", "response_format.type must be one of text, json_object, json_schema.")
+			return wire.InvalidBody("response_format", "response_format.type must be one of text, json_object, json_schema.")
 		}
 	}
 	if root.Get("logprobs").Type == gjson.True {
-		return unsupported("logprobs", "logprobs are not available for this model.")
+		return wire.Unsupported("logprobs", "logprobs are not available for this model.")
 	}
 	for _, name := range [...]string{"functions", "function_call", "audio"} {
-		if present(root.Get(name)) {
-			return unsupported(name, name+" is not supported for this model; use tools.")
+		if wire.Present(root.Get(name)) {
+			return wire.Unsupported(name, name+" is not supported for this model; use tools.")
 		}
 	}
 	for _, m := range root.Get("modalities").Array() {
 		if m.String() == "audio" {
-			return unsupported("modalities", "Audio output is not supported for this model.")
+			return wire.Unsupported("modalities", "Audio output is not supported for this model.")
 		}
 	}
 	return nil
@@ -147,18 +144,18 @@ func checkUnsupported(root gjson.Result) error {
 func maxTokens(root gjson.Result, def int) (int64, error) {
 	name := "max_completion_tokens"
 	v := root.Get(name)
-	if !present(v) {
+	if !wire.Present(v) {
 		name = "max_tokens"
 		v = root.Get(name)
 	}
-	if !present(v) {
+	if !wire.Present(v) {
 		if def > 0 {
 			return int64(def), nil
 		}
 		return DefaultMaxTokens, nil
 	}
 	if v.Type != gjson.Number || v.Num < 1 || v.Num > math.MaxInt32 || v.Num != math.Trunc(v.Num) {
-		return 0, invalidBody(name, name+" must be a positive integer.")
+		return 0, wire.InvalidBody(name, name+" must be a positive integer.")
 	}
 	return int64(v.Num), nil
 }
@@ -168,11 +165,11 @@ func maxTokens(root gjson.Result, def int) (int64, error) {
 // tool_choice without tools.
 func appendTools(out []byte, root gjson.Result) ([]byte, error) {
 	tools := root.Get("tools")
-	if !present(tools) {
+	if !wire.Present(tools) {
 		return out, nil
 	}
 	if !tools.IsArray() {
-		return nil, invalidType("tools", "an array")
+		return nil, wire.InvalidType("tools", "an array")
 	}
 	list := tools.Array()
 	if len(list) == 0 {
@@ -182,12 +179,12 @@ func appendTools(out []byte, root gjson.Result) ([]byte, error) {
 	for i, t := range list {
 		param := "tools[" + strconv.Itoa(i) + "]"
 		if typ := t.Get("type").String(); typ != "function" {
-			return nil, unsupported(param+".type", "Only function tools are supported for this model.")
+			return nil, wire.Unsupported(param+".type", "Only function tools are supported for this model.")
 		}
 		fn := t.Get("function")
 		name := fn.Get("name")
 		if name.Type != gjson.String || name.Str == "" {
-			return nil, invalidBody(param+".function.name", "Each tool needs a function name.")
+			return nil, wire.InvalidBody(param+".function.name", "Each tool needs a function name.")
 		}
 		if i > 0 {
 			out = append(out, ',')
@@ -202,10 +199,10 @@ func appendTools(out []byte, root gjson.Result) ([]byte, error) {
 		switch p := fn.Get("parameters"); {
 		case p.IsObject():
 			out = append(out, p.Raw...)
-		case !present(p):
+		case !wire.Present(p):
 			out = append(out, `{"type":"object","properties":{}}`...)
 		default:
-			return nil, invalidType(param+".function.parameters", "a JSON Schema object")
+			return nil, wire.InvalidType(param+".function.parameters", "a JSON Schema object")
 		}
 		out = append(out, '}')
 	}
@@ -214,7 +211,7 @@ func appendTools(out []byte, root gjson.Result) ([]byte, error) {
 	noParallel := root.Get("parallel_tool_calls").Type == gjson.False
 	var choice, name string
 	switch tc := root.Get("tool_choice"); {
-	case !present(tc):
+	case !wire.Present(tc):
 		choice = "auto"
 	case tc.Type == gjson.String:
 		switch tc.Str {
@@ -223,20 +220,20 @@ func appendTools(out []byte, root gjson.Result) ([]byte, error) {
 		case "required":
 			choice = "any"
 		default:
-			return nil, invalidBody("tool_choice", "tool_choice must be auto, none, required or a function.")
+			return nil, wire.InvalidBody("tool_choice", "tool_choice must be auto, none, required or a function.")
 		}
 	case tc.IsObject() && tc.Get("type").String() == "function":
 		n := tc.Get("function.name")
 		if n.Type != gjson.String || n.Str == "" {
-			return nil, invalidBody("tool_choice.function.name", "tool_choice needs a function name.")
+			return nil, wire.InvalidBody("tool_choice.function.name", "tool_choice needs a function name.")
 		}
 		choice, name = "tool", n.Raw
 	case tc.IsObject() && tc.Get("type").String() == "allowed_tools":
-		return nil, unsupported("tool_choice", "tool_choice allowed_tools is not supported for this model.")
+		return nil, wire.Unsupported("tool_choice", "tool_choice allowed_tools is not supported for this model.")
 	default:
-		return nil, invalidBody("tool_choice", "tool_choice must be auto, none, required or a function.")
+		return nil, wire.InvalidBody("tool_choice", "tool_choice must be auto, none, required or a function.")
 	}
-	if choice == "auto" && !noParallel && !present(root.Get("tool_choice")) {
+	if choice == "auto" && !noParallel && !wire.Present(root.Get("tool_choice")) {
 		return out, nil // Anthropic's default
 	}
 	out = append(out, `,"tool_choice":{"type":"`...)
@@ -256,19 +253,19 @@ func appendTools(out []byte, root gjson.Result) ([]byte, error) {
 func appendStop(out []byte, stop gjson.Result) ([]byte, error) {
 	var seqs []gjson.Result
 	switch {
-	case !present(stop):
+	case !wire.Present(stop):
 		return out, nil
 	case stop.Type == gjson.String:
 		seqs = []gjson.Result{stop}
 	case stop.IsArray():
 		seqs = stop.Array()
 	default:
-		return nil, invalidType("stop", "a string or an array of strings")
+		return nil, wire.InvalidType("stop", "a string or an array of strings")
 	}
 	n := 0
 	for _, s := range seqs {
 		if s.Type != gjson.String {
-			return nil, invalidType("stop", "a string or an array of strings")
+			return nil, wire.InvalidType("stop", "a string or an array of strings")
 		}
 		if s.Str == "" {
 			continue
@@ -355,13 +352,13 @@ func appendCacheControl(b []byte, cc string) []byte {
 
 func (b *reqBuilder) messages(msgs gjson.Result) error {
 	if !msgs.IsArray() {
-		return invalidBody("messages", "messages must be a non-empty array.")
+		return wire.InvalidBody("messages", "messages must be a non-empty array.")
 	}
 	var err error
 	msgs.ForEach(func(k, m gjson.Result) bool {
 		param := "messages[" + strconv.Itoa(int(k.Num)) + "]"
 		if !m.IsObject() {
-			err = invalidType(param, "an object")
+			err = wire.InvalidType(param, "an object")
 			return false
 		}
 		switch role := m.Get("role").String(); role {
@@ -374,7 +371,7 @@ func (b *reqBuilder) messages(msgs gjson.Result) error {
 		case "tool":
 			err = b.toolMessage(m, param)
 		default:
-			err = invalidBody(param+".role", "Unsupported role "+strconv.Quote(role)+".")
+			err = wire.InvalidBody(param+".role", "Unsupported role "+strconv.Quote(role)+".")
 		}
 		return err == nil
 	})
@@ -382,7 +379,7 @@ func (b *reqBuilder) messages(msgs gjson.Result) error {
 		return err
 	}
 	if len(b.turns) == 0 {
-		return invalidBody("messages", "messages must include a non-empty user or assistant message.")
+		return wire.InvalidBody("messages", "messages must include a non-empty user or assistant message.")
 	}
 	return nil
 }
@@ -405,12 +402,12 @@ func eachText(c gjson.Result, param string, fn func(text gjson.Result, cc string
 		c.ForEach(func(k, p gjson.Result) bool {
 			pp := param + "[" + strconv.Itoa(int(k.Num)) + "]"
 			if p.Get("type").String() != "text" {
-				err = unsupported(pp+".type", "Only text content is supported here.")
+				err = wire.Unsupported(pp+".type", "Only text content is supported here.")
 				return false
 			}
 			t := p.Get("text")
 			if t.Type != gjson.String {
-				err = invalidType(pp+".text", "a string")
+				err = wire.InvalidType(pp+".text", "a string")
 				return false
 			}
 			if t.Str != "" {
@@ -419,8 +416,8 @@ func eachText(c gjson.Result, param string, fn func(text gjson.Result, cc string
 			return true
 		})
 		return err
-	case present(c):
-		return invalidType(param, "a string or an array of content parts")
+	case wire.Present(c):
+		return wire.InvalidType(param, "a string or an array of content parts")
 	}
 	return nil
 }
@@ -440,8 +437,8 @@ func (b *reqBuilder) userMessage(c gjson.Result, param string) error {
 		return nil
 	}
 	if !c.IsArray() {
-		if present(c) {
-			return invalidType(param, "a string or an array of content parts")
+		if wire.Present(c) {
+			return wire.InvalidType(param, "a string or an array of content parts")
 		}
 		return nil
 	}
@@ -459,7 +456,7 @@ func (b *reqBuilder) userPart(p gjson.Result, param string) error {
 	case "text":
 		t := p.Get("text")
 		if t.Type != gjson.String {
-			return invalidType(param+".text", "a string")
+			return wire.InvalidType(param+".text", "a string")
 		}
 		if t.Str != "" {
 			b.turn("user").text(t.Raw, cc)
@@ -471,7 +468,7 @@ func (b *reqBuilder) userPart(p gjson.Result, param string) error {
 			u = u.Get("url")
 		}
 		if u.Type != gjson.String {
-			return invalidType(param+".image_url.url", "a string")
+			return wire.InvalidType(param+".image_url.url", "a string")
 		}
 		block, err := imageBlock(u, cc, param+".image_url.url")
 		if err != nil {
@@ -483,19 +480,19 @@ func (b *reqBuilder) userPart(p gjson.Result, param string) error {
 		f := p.Get("file")
 		d := f.Get("file_data")
 		if d.Type != gjson.String {
-			return unsupported(param+".file", "Files must be sent inline as file_data (a base64 data URL).")
+			return wire.Unsupported(param+".file", "Files must be sent inline as file_data (a base64 data URL).")
 		}
-		media, data, ok := parseDataURL(d.Str)
+		media, data, ok := wire.ParseDataURL(d.Str)
 		if !ok || media != "application/pdf" {
-			return unsupported(param+".file.file_data", "Only PDF files sent as a base64 data URL are supported for this model.")
+			return wire.Unsupported(param+".file.file_data", "Only PDF files sent as a base64 data URL are supported for this model.")
 		}
 		block := append([]byte(nil), `{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":`...)
-		block = appendString(block, data)
+		block = oaierror.AppendString(block, data)
 		block = appendCacheControl(append(block, '}'), cc)
 		b.turn("user").raw(block)
 		return nil
 	default:
-		return unsupported(param+".type", "Content parts of type "+strconv.Quote(typ)+" are not supported for this model.")
+		return wire.Unsupported(param+".type", "Content parts of type "+strconv.Quote(typ)+" are not supported for this model.")
 	}
 }
 
@@ -505,50 +502,25 @@ func imageBlock(u gjson.Result, cc, param string) ([]byte, error) {
 	block := append([]byte(nil), `{"type":"image","source":`...)
 	switch url := u.Str; {
 	case hasPrefixFold(url, "data:"):
-		media, data, ok := parseDataURL(url)
+		media, data, ok := wire.ParseDataURL(url)
 		if !ok || !strings.HasPrefix(media, "image/") {
-			return nil, invalidBody(param, "Image data URLs must look like data:image/png;base64,<data>.")
+			return nil, wire.InvalidBody(param, "Image data URLs must look like data:image/png;base64,<data>.")
 		}
 		block = append(block, `{"type":"base64","media_type":`...)
-		block = appendString(block, media)
+		block = oaierror.AppendString(block, media)
 		block = append(block, `,"data":`...)
-		block = appendString(block, data)
+		block = oaierror.AppendString(block, data)
 	case hasPrefixFold(url, "https://"), hasPrefixFold(url, "http://"):
 		block = append(block, `{"type":"url","url":`...)
 		block = append(block, u.Raw...)
 	default:
-		return nil, invalidBody(param, "Image URLs must be http(s) URLs or base64 data URLs.")
+		return nil, wire.InvalidBody(param, "Image URLs must be http(s) URLs or base64 data URLs.")
 	}
 	return appendCacheControl(append(block, '}'), cc), nil
 }
 
-// parseDataURL splits "data:<media>[;params];base64,<data>".
-func parseDataURL(s string) (media, data string, ok bool) {
-	if !hasPrefixFold(s, "data:") {
-		return "", "", false
-	}
-	meta, data, ok := strings.Cut(s[len("data:"):], ",")
-	if !ok {
-		return "", "", false
-	}
-	meta, isB64 := cutSuffixFold(meta, ";base64")
-	if !isB64 || data == "" {
-		return "", "", false
-	}
-	media, _, _ = strings.Cut(meta, ";")
-	media = strings.ToLower(strings.TrimSpace(media))
-	return media, data, media != ""
-}
-
 func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
-}
-
-func cutSuffixFold(s, suffix string) (string, bool) {
-	if len(s) >= len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix) {
-		return s[:len(s)-len(suffix)], true
-	}
-	return s, false
 }
 
 func (b *reqBuilder) assistantMessage(m gjson.Result, param string) error {
@@ -562,7 +534,7 @@ func (b *reqBuilder) assistantMessage(m gjson.Result, param string) error {
 			case "text":
 				t := p.Get("text")
 				if t.Type != gjson.String {
-					err = invalidType(pp+".text", "a string")
+					err = wire.InvalidType(pp+".text", "a string")
 					return false
 				}
 				if t.Str != "" {
@@ -570,7 +542,7 @@ func (b *reqBuilder) assistantMessage(m gjson.Result, param string) error {
 				}
 			case "refusal":
 			default:
-				err = unsupported(pp+".type", "Assistant content parts must be text or refusal.")
+				err = wire.Unsupported(pp+".type", "Assistant content parts must be text or refusal.")
 			}
 			return err == nil
 		})
@@ -584,11 +556,11 @@ func (b *reqBuilder) assistantMessage(m gjson.Result, param string) error {
 	}
 
 	calls := m.Get("tool_calls")
-	if !present(calls) {
+	if !wire.Present(calls) {
 		return nil
 	}
 	if !calls.IsArray() {
-		return invalidType(param+".tool_calls", "an array")
+		return wire.InvalidType(param+".tool_calls", "an array")
 	}
 	var err error
 	calls.ForEach(func(k, tc gjson.Result) bool {
@@ -604,27 +576,27 @@ func (b *reqBuilder) assistantMessage(m gjson.Result, param string) error {
 }
 
 func toolUseBlock(tc gjson.Result, param string) ([]byte, error) {
-	if t := tc.Get("type"); present(t) && t.String() != "function" {
-		return nil, unsupported(param+".type", "Only function tool calls are supported for this model.")
+	if t := tc.Get("type"); wire.Present(t) && t.String() != "function" {
+		return nil, wire.Unsupported(param+".type", "Only function tool calls are supported for this model.")
 	}
 	id, name := tc.Get("id"), tc.Get("function.name")
 	if id.Type != gjson.String || id.Str == "" {
-		return nil, invalidBody(param+".id", "Each tool call needs an id.")
+		return nil, wire.InvalidBody(param+".id", "Each tool call needs an id.")
 	}
 	if name.Type != gjson.String || name.Str == "" {
-		return nil, invalidBody(param+".function.name", "Each tool call needs a function name.")
+		return nil, wire.InvalidBody(param+".function.name", "Each tool call needs a function name.")
 	}
 	input := "{}"
 	switch a := tc.Get("function.arguments"); {
 	case a.Type == gjson.String && strings.TrimSpace(a.Str) != "":
 		args := strings.TrimSpace(a.Str)
 		if !gjson.Valid(args) || args[0] != '{' {
-			return nil, invalidBody(param+".function.arguments", "Tool call arguments must be a JSON object.")
+			return nil, wire.InvalidBody(param+".function.arguments", "Tool call arguments must be a JSON object.")
 		}
 		input = args
-	case a.Type == gjson.String, !present(a):
+	case a.Type == gjson.String, !wire.Present(a):
 	default:
-		return nil, invalidType(param+".function.arguments", "a string")
+		return nil, wire.InvalidType(param+".function.arguments", "a string")
 	}
 	block := append([]byte(nil), `{"type":"tool_use","id":`...)
 	block = append(block, id.Raw...)
@@ -638,7 +610,7 @@ func toolUseBlock(tc gjson.Result, param string) ([]byte, error) {
 func (b *reqBuilder) toolMessage(m gjson.Result, param string) error {
 	id := m.Get("tool_call_id")
 	if id.Type != gjson.String || id.Str == "" {
-		return invalidBody(param+".tool_call_id", "Tool messages need a tool_call_id.")
+		return wire.InvalidBody(param+".tool_call_id", "Tool messages need a tool_call_id.")
 	}
 	block := append([]byte(nil), `{"type":"tool_result","tool_use_id":`...)
 	block = append(block, id.Raw...)
@@ -709,19 +681,4 @@ func (b *reqBuilder) appendMessages(out []byte) []byte {
 		out = append(out, '}')
 	}
 	return append(out, ']')
-}
-
-// present reports whether a field is set to something other than null.
-func present(r gjson.Result) bool { return r.Exists() && r.Type != gjson.Null }
-
-func invalidBody(param, msg string) error {
-	return oaierror.InvalidRequest("invalid_value", param, msg)
-}
-
-func invalidType(param, want string) error {
-	return oaierror.InvalidRequest("invalid_type", param, param+" must be "+want+".")
-}
-
-func unsupported(param, msg string) error {
-	return oaierror.InvalidRequest("unsupported_value", param, msg)
 }

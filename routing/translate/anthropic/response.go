@@ -5,8 +5,9 @@ import (
 	"strconv"
 
 	"github.com/tidwall/gjson"
-	"github.com/tidwall/pretty"
 
+	"github.com/tollgate-ai/tollgate/extproc/oaierror"
+	"github.com/tollgate-ai/tollgate/routing/translate/internal/wire"
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )
 
@@ -15,7 +16,7 @@ import (
 // tool_calls with the input as compact JSON arguments; thinking, server tool
 // and other blocks are left out. The id is the Anthropic message id.
 func (s *Schema) Response(body []byte, model string) ([]byte, usage.Usage, bool, error) {
-	js := unsafeString(body)
+	js := wire.UnsafeString(body)
 	if !gjson.Valid(js) {
 		return nil, usage.Usage{}, false, errors.New("anthropic: response body is not valid JSON")
 	}
@@ -31,9 +32,9 @@ func (s *Schema) Response(body []byte, model string) ([]byte, usage.Usage, bool,
 	out := make([]byte, 0, len(body)+256)
 	out = append(out, `{"id":`...)
 	if id := msg.Get("id").String(); id != "" {
-		out = appendString(out, id)
+		out = oaierror.AppendString(out, id)
 	} else {
-		out = appendString(out, newID())
+		out = oaierror.AppendString(out, wire.NewID())
 	}
 	out = append(out, `,"object":"chat.completion","created":`...)
 	out = strconv.AppendInt(out, s.now(), 10)
@@ -41,7 +42,7 @@ func (s *Schema) Response(body []byte, model string) ([]byte, usage.Usage, bool,
 	if m := msg.Get("model").String(); m != "" {
 		model = m
 	}
-	out = appendString(out, model)
+	out = oaierror.AppendString(out, model)
 	out = append(out, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
 
 	var text []byte
@@ -56,7 +57,7 @@ func (s *Schema) Response(body []byte, model string) ([]byte, usage.Usage, bool,
 		}
 	}
 	if texts > 0 || calls == 0 {
-		out = appendString(out, string(text))
+		out = oaierror.AppendString(out, string(text))
 	} else {
 		out = append(out, "null"...)
 	}
@@ -72,17 +73,7 @@ func (s *Schema) Response(body []byte, model string) ([]byte, usage.Usage, bool,
 				out = append(out, ',')
 			}
 			i++
-			out = append(out, `{"id":`...)
-			out = appendString(out, b.Get("id").String())
-			out = append(out, `,"type":"function","function":{"name":`...)
-			out = appendString(out, b.Get("name").String())
-			out = append(out, `,"arguments":`...)
-			args := "{}"
-			if in := b.Get("input"); in.IsObject() {
-				args = string(pretty.Ugly([]byte(in.Raw)))
-			}
-			out = appendString(out, args)
-			out = append(out, "}}"...)
+			out = wire.AppendToolCall(out, b.Get("id").String(), b.Get("name").String(), b.Get("input"))
 		}
 		out = append(out, ']')
 	}
@@ -95,22 +86,7 @@ func (s *Schema) Response(body []byte, model string) ([]byte, usage.Usage, bool,
 	if ok {
 		u = a.OpenAI()
 		out = append(out, `,"usage":`...)
-		out = appendUsage(out, u)
+		out = wire.AppendUsage(out, u)
 	}
 	return append(out, '}'), u, ok, nil
-}
-
-// appendUsage appends an OpenAI usage object.
-func appendUsage(out []byte, u usage.Usage) []byte {
-	out = append(out, `{"prompt_tokens":`...)
-	out = strconv.AppendInt(out, u.PromptTokens, 10)
-	out = append(out, `,"completion_tokens":`...)
-	out = strconv.AppendInt(out, u.CompletionTokens, 10)
-	out = append(out, `,"total_tokens":`...)
-	out = strconv.AppendInt(out, u.TotalTokens, 10)
-	out = append(out, `,"prompt_tokens_details":{"cached_tokens":`...)
-	out = strconv.AppendInt(out, u.CachedTokens, 10)
-	out = append(out, `},"completion_tokens_details":{"reasoning_tokens":`...)
-	out = strconv.AppendInt(out, u.ReasoningTokens, 10)
-	return append(out, "}}"...)
 }

@@ -1,12 +1,12 @@
 package anthropic
 
 import (
-	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/tollgate-ai/tollgate/routing/translate"
+	"github.com/tollgate-ai/tollgate/routing/translate/internal/wire"
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )
 
@@ -44,11 +44,7 @@ type stream struct {
 	state        int
 	finished     bool // the finish chunk went out
 
-	// chunk is the JSON prefix shared by every chunk, up to and including
-	// `"choices":[`; built once when the stream opens.
-	chunk []byte
-	// tail closes a content chunk after its delta.
-	tail []byte
+	w wire.Chunks
 
 	tools   map[int64]int // Anthropic tool_use block index → position in calls
 	calls   []toolCall
@@ -71,7 +67,7 @@ func (t *stream) Event(out []byte, name, data []byte) []byte {
 	if t.state >= done {
 		return out
 	}
-	js := unsafeString(data)
+	js := wire.UnsafeString(data)
 	ev := gjson.Parse(js)
 	if !ev.IsObject() {
 		return out
@@ -104,10 +100,7 @@ func (t *stream) Event(out []byte, name, data []byte) []byte {
 		t.final = t.usageOK
 		out = t.finish(out, "stop")
 		if t.includeUsage && t.usageOK {
-			out = append(out, t.chunk...)
-			out = append(out, `],"usage":`...)
-			out = appendUsage(out, t.u.OpenAI())
-			out = append(out, "}\n\n"...)
+			out = t.w.Usage(out, t.u.OpenAI())
 		}
 		out = append(out, "data: [DONE]\n\n"...)
 		t.state = done
@@ -140,34 +133,12 @@ func (t *stream) open(out []byte, id, model string) []byte {
 	}
 	t.state = open
 	if id == "" {
-		id = newID()
+		id = wire.NewID()
 	}
 	if model == "" {
 		model = t.model
 	}
-	t.chunk = append(t.chunk[:0], `data: {"id":`...)
-	t.chunk = appendString(t.chunk, id)
-	t.chunk = append(t.chunk, `,"object":"chat.completion.chunk","created":`...)
-	t.chunk = strconv.AppendInt(t.chunk, t.created, 10)
-	t.chunk = append(t.chunk, `,"model":`...)
-	t.chunk = appendString(t.chunk, model)
-	t.chunk = append(t.chunk, `,"choices":[`...)
-	t.tail = append(t.tail[:0], `,"logprobs":null,"finish_reason":null}]`...)
-	if t.includeUsage {
-		// OpenAI's shape: with include_usage every chunk has "usage":null.
-		t.tail = append(t.tail, `,"usage":null`...)
-	}
-	t.tail = append(t.tail, "}\n\n"...)
-	out = t.delta(out)
-	out = append(out, `{"role":"assistant","content":""}`...)
-	return append(out, t.tail...)
-}
-
-// delta starts a content chunk; the caller appends the delta object and
-// t.tail.
-func (t *stream) delta(out []byte) []byte {
-	out = append(out, t.chunk...)
-	return append(out, `{"index":0,"delta":`...)
+	return t.w.Open(out, id, model, t.created, t.includeUsage)
 }
 
 func (t *stream) blockStart(out []byte, ev gjson.Result) []byte {
@@ -198,16 +169,7 @@ func (t *stream) blockStart(out []byte, ev gjson.Result) []byte {
 		call.input = strings.Clone(in.Raw) // data is the caller's buffer
 	}
 	t.calls = append(t.calls, call)
-
-	out = t.delta(out)
-	out = append(out, `{"tool_calls":[{"index":`...)
-	out = strconv.AppendInt(out, int64(n), 10)
-	out = append(out, `,"id":`...)
-	out = appendString(out, b.Get("id").String())
-	out = append(out, `,"type":"function","function":{"name":`...)
-	out = appendString(out, b.Get("name").String())
-	out = append(out, `,"arguments":""}}]}`...)
-	return append(out, t.tail...)
+	return t.w.ToolCall(out, n, b.Get("id").String(), b.Get("name").String())
 }
 
 func (t *stream) blockDelta(out []byte, ev gjson.Result) []byte {
@@ -225,7 +187,7 @@ func (t *stream) blockDelta(out []byte, ev gjson.Result) []byte {
 			return out
 		}
 		t.calls[n].args = true
-		return t.arguments(out, n, frag)
+		return t.w.Arguments(out, n, frag)
 	}
 	return out
 }
@@ -234,12 +196,7 @@ func (t *stream) text(out []byte, text string) []byte {
 	if text == "" {
 		return out
 	}
-	out = t.open(out, "", "")
-	out = t.delta(out)
-	out = append(out, `{"content":`...)
-	out = appendString(out, text)
-	out = append(out, '}')
-	return append(out, t.tail...)
+	return t.w.Content(t.open(out, "", ""), text)
 }
 
 // blockStop makes sure every tool call has arguments that parse as JSON: a
@@ -255,17 +212,7 @@ func (t *stream) blockStop(out []byte, ev gjson.Result) []byte {
 	if args == "" {
 		args = "{}"
 	}
-	return t.arguments(out, n, args)
-}
-
-func (t *stream) arguments(out []byte, n int, frag string) []byte {
-	out = t.delta(out)
-	out = append(out, `{"tool_calls":[{"index":`...)
-	out = strconv.AppendInt(out, int64(n), 10)
-	out = append(out, `,"function":{"arguments":`...)
-	out = appendString(out, frag)
-	out = append(out, `}}]}`...)
-	return append(out, t.tail...)
+	return t.w.Arguments(out, n, args)
 }
 
 // finish emits the finish chunk, once.
@@ -274,15 +221,7 @@ func (t *stream) finish(out []byte, reason string) []byte {
 		return out
 	}
 	t.finished = true
-	out = t.open(out, "", "")
-	out = t.delta(out)
-	out = append(out, `{},"logprobs":null,"finish_reason":"`...)
-	out = append(out, reason...)
-	out = append(out, `"}]`...)
-	if t.includeUsage {
-		out = append(out, `,"usage":null`...)
-	}
-	return append(out, "}\n\n"...)
+	return t.w.Finish(t.open(out, "", ""), reason)
 }
 
 func (t *stream) End(out []byte) ([]byte, bool) {

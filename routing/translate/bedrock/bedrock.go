@@ -10,17 +10,16 @@
 package bedrock
 
 import (
-	"crypto/rand"
 	"math"
 	"net/url"
 	"strconv"
 	"time"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/translate"
+	"github.com/tollgate-ai/tollgate/routing/translate/internal/wire"
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )
 
@@ -74,12 +73,7 @@ func (s *Schema) Headers() [][2]string {
 	return [][2]string{{"content-type", "application/json"}}
 }
 
-func (s *Schema) now() int64 {
-	if s.Now != nil {
-		return s.Now().Unix()
-	}
-	return time.Now().Unix()
-}
+func (s *Schema) now() int64 { return wire.Unix(s.Now) }
 
 // Error translates a Bedrock error response into an OpenAI error. Bedrock
 // answers errors with a status, an x-amzn-ErrorType header and a body
@@ -89,7 +83,7 @@ func (s *Schema) now() int64 {
 // UnrecognizedClient stay; 404 ResourceNotFound stays; 408 ModelTimeout
 // becomes 504; other 5xx stay 5xx; anything else becomes 502.
 func (s *Schema) Error(status int, body []byte) (int, []byte) {
-	js := unsafeString(body)
+	js := wire.UnsafeString(body)
 	msg := gjson.Get(js, "message").String()
 	if msg == "" {
 		msg = gjson.Get(js, "Message").String()
@@ -193,14 +187,6 @@ func readUsage(prev usage.Anthropic, r gjson.Result) (usage.Anthropic, bool) {
 	}
 	return next, true
 }
-
-// newID returns a chat completion id; Bedrock responses carry none in the
-// body (the request id is in a header).
-func newID() string { return "chatcmpl-" + rand.Text() }
-
-func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-func appendString(b []byte, s string) []byte { return oaierror.AppendString(b, s) }
 
 // count reads one whole-number count.
 func count(r gjson.Result, path string) (n int64, present, ok bool) {

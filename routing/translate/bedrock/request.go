@@ -8,8 +8,8 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/translate"
+	"github.com/tollgate-ai/tollgate/routing/translate/internal/wire"
 )
 
 // Request builds a Converse (or ConverseStream: the body is the same, the
@@ -40,13 +40,9 @@ import (
 // audio, functions/function_call, non-function tools, http(s) image URLs
 // (Converse takes image bytes only) and other content parts.
 func (s *Schema) Request(body []byte, _ string, opts translate.RequestOptions) ([]byte, error) {
-	js := unsafeString(body)
-	if !gjson.Valid(js) {
-		return nil, invalidBody("", "The request body is not valid JSON.")
-	}
-	root := gjson.Parse(js)
-	if !root.IsObject() {
-		return nil, invalidBody("", "The request body must be a JSON object.")
+	root, err := wire.RequestObject(body)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkUnsupported(root); err != nil {
 		return nil, err
@@ -63,7 +59,7 @@ func (s *Schema) Request(body []byte, _ string, opts translate.RequestOptions) (
 	}
 	out, err := json.Marshal(&req)
 	if err != nil {
-		return nil, invalidBody("", "The request could not be translated: "+err.Error())
+		return nil, wire.InvalidBody("", "The request could not be translated: "+err.Error())
 	}
 	return out, nil
 }
@@ -149,7 +145,7 @@ func (r *converseRequest) turn(role string) *message {
 
 func (r *converseRequest) messages(msgs gjson.Result) error {
 	if !msgs.IsArray() || len(msgs.Array()) == 0 {
-		return invalidBody("messages", "messages must be a non-empty array.")
+		return wire.InvalidBody("messages", "messages must be a non-empty array.")
 	}
 	var err error
 	msgs.ForEach(func(k, m gjson.Result) bool {
@@ -164,7 +160,7 @@ func (r *converseRequest) messages(msgs gjson.Result) error {
 		case "tool":
 			err = r.tool(m, param)
 		default:
-			err = invalidBody(param+".role", "Unknown message role "+strconv.Quote(role)+".")
+			err = wire.InvalidBody(param+".role", "Unknown message role "+strconv.Quote(role)+".")
 		}
 		return err == nil
 	})
@@ -184,7 +180,7 @@ func eachText(c gjson.Result, param string, fn func(string)) error {
 		var err error
 		c.ForEach(func(k, p gjson.Result) bool {
 			if p.Get("type").String() != "text" || p.Get("text").Type != gjson.String {
-				err = unsupported(param+"["+strconv.Itoa(int(k.Num))+"]", "Only text content parts are allowed here.")
+				err = wire.Unsupported(param+"["+strconv.Itoa(int(k.Num))+"]", "Only text content parts are allowed here.")
 				return false
 			}
 			if t := p.Get("text").Str; t != "" {
@@ -193,10 +189,10 @@ func eachText(c gjson.Result, param string, fn func(string)) error {
 			return true
 		})
 		return err
-	case !present(c):
+	case !wire.Present(c):
 		return nil
 	}
-	return invalidType(param, "a string or an array of content parts")
+	return wire.InvalidType(param, "a string or an array of content parts")
 }
 
 func (r *converseRequest) user(c gjson.Result, param string) error {
@@ -213,7 +209,7 @@ func (r *converseRequest) user(c gjson.Result, param string) error {
 			switch p.Get("type").String() {
 			case "text":
 				if t := p.Get("text"); t.Type != gjson.String {
-					err = invalidType(pp+".text", "a string")
+					err = wire.InvalidType(pp+".text", "a string")
 				} else if t.Str != "" {
 					blocks = append(blocks, textBlock(t.Str))
 				}
@@ -222,7 +218,7 @@ func (r *converseRequest) user(c gjson.Result, param string) error {
 				b, err = imageBlock(p.Get("image_url.url").String(), pp+".image_url.url")
 				blocks = append(blocks, b)
 			default:
-				err = unsupported(pp+".type", "Content parts of type "+strconv.Quote(p.Get("type").String())+" are not supported for this model.")
+				err = wire.Unsupported(pp+".type", "Content parts of type "+strconv.Quote(p.Get("type").String())+" are not supported for this model.")
 			}
 			return err == nil
 		})
@@ -230,10 +226,10 @@ func (r *converseRequest) user(c gjson.Result, param string) error {
 			return err
 		}
 	default:
-		return invalidType(param, "a string or an array of content parts")
+		return wire.InvalidType(param, "a string or an array of content parts")
 	}
 	if len(blocks) == 0 {
-		return invalidBody(param, "User messages must not be empty.")
+		return wire.InvalidBody(param, "User messages must not be empty.")
 	}
 	t := r.turn("user")
 	t.Content = append(t.Content, blocks...)
@@ -244,29 +240,15 @@ func (r *converseRequest) user(c gjson.Result, param string) error {
 var imageFormats = map[string]string{"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
 
 func imageBlock(u, param string) (block, error) {
-	media, data, ok := parseDataURL(u)
+	media, data, ok := wire.ParseDataURL(u)
 	if !ok {
-		return block{}, unsupported(param, "Images must be base64 data URLs (data:image/png;base64,...) for this model.")
+		return block{}, wire.Unsupported(param, "Images must be base64 data URLs (data:image/png;base64,...) for this model.")
 	}
 	format, ok := imageFormats[media]
 	if !ok {
-		return block{}, unsupported(param, "Image type "+strconv.Quote(media)+" is not supported; use png, jpeg, gif or webp.")
+		return block{}, wire.Unsupported(param, "Image type "+strconv.Quote(media)+" is not supported; use png, jpeg, gif or webp.")
 	}
 	return block{Image: &image{Format: format, Source: imageSource{Bytes: data}}}, nil
-}
-
-// parseDataURL splits "data:<media>[;params];base64,<data>".
-func parseDataURL(s string) (media, data string, ok bool) {
-	if len(s) < 5 || !strings.EqualFold(s[:5], "data:") {
-		return "", "", false
-	}
-	meta, data, ok := strings.Cut(s[5:], ",")
-	if !ok || data == "" || len(meta) < 7 || !strings.EqualFold(meta[len(meta)-7:], ";base64") {
-		return "", "", false
-	}
-	media, _, _ = strings.Cut(meta[:len(meta)-7], ";")
-	media = strings.ToLower(strings.TrimSpace(media))
-	return media, data, media != ""
 }
 
 func (r *converseRequest) assistant(m gjson.Result, param string) error {
@@ -283,7 +265,7 @@ func (r *converseRequest) assistant(m gjson.Result, param string) error {
 				}
 			case "refusal":
 			default:
-				err = unsupported(param+".content["+strconv.Itoa(int(k.Num))+"]", "Only text content parts are allowed in assistant messages.")
+				err = wire.Unsupported(param+".content["+strconv.Itoa(int(k.Num))+"]", "Only text content parts are allowed in assistant messages.")
 			}
 			return err == nil
 		})
@@ -294,8 +276,8 @@ func (r *converseRequest) assistant(m gjson.Result, param string) error {
 		return err
 	}
 	calls := m.Get("tool_calls")
-	if present(calls) && !calls.IsArray() {
-		return invalidType(param+".tool_calls", "an array")
+	if wire.Present(calls) && !calls.IsArray() {
+		return wire.InvalidType(param+".tool_calls", "an array")
 	}
 	var err error
 	calls.ForEach(func(k, tc gjson.Result) bool {
@@ -316,27 +298,27 @@ func (r *converseRequest) assistant(m gjson.Result, param string) error {
 }
 
 func toolUseBlock(tc gjson.Result, param string) (block, error) {
-	if t := tc.Get("type"); present(t) && t.String() != "function" {
-		return block{}, unsupported(param+".type", "Only function tool calls are supported for this model.")
+	if t := tc.Get("type"); wire.Present(t) && t.String() != "function" {
+		return block{}, wire.Unsupported(param+".type", "Only function tool calls are supported for this model.")
 	}
 	id, name := tc.Get("id"), tc.Get("function.name")
 	if id.Type != gjson.String || id.Str == "" {
-		return block{}, invalidBody(param+".id", "Each tool call needs an id.")
+		return block{}, wire.InvalidBody(param+".id", "Each tool call needs an id.")
 	}
 	if name.Type != gjson.String || name.Str == "" {
-		return block{}, invalidBody(param+".function.name", "Each tool call needs a function name.")
+		return block{}, wire.InvalidBody(param+".function.name", "Each tool call needs a function name.")
 	}
 	input := "{}"
 	switch a := tc.Get("function.arguments"); {
 	case a.Type == gjson.String && strings.TrimSpace(a.Str) != "":
 		args := strings.TrimSpace(a.Str)
 		if !gjson.Valid(args) || args[0] != '{' {
-			return block{}, invalidBody(param+".function.arguments", "Tool call arguments must be a JSON object.")
+			return block{}, wire.InvalidBody(param+".function.arguments", "Tool call arguments must be a JSON object.")
 		}
 		input = args
-	case a.Type == gjson.String, !present(a):
+	case a.Type == gjson.String, !wire.Present(a):
 	default:
-		return block{}, invalidType(param+".function.arguments", "a string")
+		return block{}, wire.InvalidType(param+".function.arguments", "a string")
 	}
 	return block{ToolUse: &toolUse{ToolUseID: id.Str, Name: name.Str, Input: json.RawMessage(input)}}, nil
 }
@@ -344,7 +326,7 @@ func toolUseBlock(tc gjson.Result, param string) (block, error) {
 func (r *converseRequest) tool(m gjson.Result, param string) error {
 	id := m.Get("tool_call_id")
 	if id.Type != gjson.String || id.Str == "" {
-		return invalidBody(param+".tool_call_id", "Tool messages need a tool_call_id.")
+		return wire.InvalidBody(param+".tool_call_id", "Tool messages need a tool_call_id.")
 	}
 	var content []block
 	if err := eachText(m.Get("content"), param+".content", func(t string) { content = append(content, textBlock(t)) }); err != nil {
@@ -370,17 +352,17 @@ func (r *converseRequest) inference(root gjson.Result, def int) error {
 	ic := &inferenceConfig{}
 	name := "max_completion_tokens"
 	v := root.Get(name)
-	if !present(v) {
+	if !wire.Present(v) {
 		name = "max_tokens"
 		v = root.Get(name)
 	}
 	switch {
-	case !present(v) && def > 0:
+	case !wire.Present(v) && def > 0:
 		ic.MaxTokens = int64(def)
-	case !present(v):
+	case !wire.Present(v):
 		ic.MaxTokens = DefaultMaxTokens
 	case v.Type != gjson.Number || v.Num < 1 || v.Num > math.MaxInt32 || v.Num != math.Trunc(v.Num):
-		return invalidBody(name, name+" must be a positive integer.")
+		return wire.InvalidBody(name, name+" must be a positive integer.")
 	default:
 		ic.MaxTokens = int64(v.Num)
 	}
@@ -389,16 +371,16 @@ func (r *converseRequest) inference(root gjson.Result, def int) error {
 		dst  *json.RawMessage
 	}{{"temperature", &ic.Temperature}, {"top_p", &ic.TopP}} {
 		v := root.Get(f.name)
-		if !present(v) {
+		if !wire.Present(v) {
 			continue
 		}
 		if v.Type != gjson.Number {
-			return invalidType(f.name, "a number")
+			return wire.InvalidType(f.name, "a number")
 		}
 		*f.dst = json.RawMessage(v.Raw)
 	}
 	switch stop := root.Get("stop"); {
-	case !present(stop):
+	case !wire.Present(stop):
 	case stop.Type == gjson.String:
 		if stop.Str != "" {
 			ic.StopSequences = []string{stop.Str}
@@ -406,14 +388,14 @@ func (r *converseRequest) inference(root gjson.Result, def int) error {
 	case stop.IsArray():
 		for _, s := range stop.Array() {
 			if s.Type != gjson.String {
-				return invalidType("stop", "a string or an array of strings")
+				return wire.InvalidType("stop", "a string or an array of strings")
 			}
 			if s.Str != "" {
 				ic.StopSequences = append(ic.StopSequences, s.Str)
 			}
 		}
 	default:
-		return invalidType("stop", "a string or an array of strings")
+		return wire.InvalidType("stop", "a string or an array of strings")
 	}
 	r.InferenceConfig = ic
 	return nil
@@ -421,31 +403,31 @@ func (r *converseRequest) inference(root gjson.Result, def int) error {
 
 func (r *converseRequest) tools(root gjson.Result) error {
 	tools := root.Get("tools")
-	if !present(tools) {
+	if !wire.Present(tools) {
 		return nil
 	}
 	if !tools.IsArray() {
-		return invalidType("tools", "an array")
+		return wire.InvalidType("tools", "an array")
 	}
 	var tc toolConfig
 	for i, t := range tools.Array() {
 		param := "tools[" + strconv.Itoa(i) + "]"
 		if t.Get("type").String() != "function" {
-			return unsupported(param+".type", "Only function tools are supported for this model.")
+			return wire.Unsupported(param+".type", "Only function tools are supported for this model.")
 		}
 		fn := t.Get("function")
 		name := fn.Get("name")
 		if name.Type != gjson.String || name.Str == "" {
-			return invalidBody(param+".function.name", "Each tool needs a function name.")
+			return wire.InvalidBody(param+".function.name", "Each tool needs a function name.")
 		}
 		spec := toolSpec{Name: name.Str, Description: fn.Get("description").String()}
 		switch p := fn.Get("parameters"); {
 		case p.IsObject():
 			spec.InputSchema.JSON = json.RawMessage(p.Raw)
-		case !present(p):
+		case !wire.Present(p):
 			spec.InputSchema.JSON = json.RawMessage(`{"type":"object","properties":{}}`)
 		default:
-			return invalidType(param+".function.parameters", "a JSON Schema object")
+			return wire.InvalidType(param+".function.parameters", "a JSON Schema object")
 		}
 		tc.Tools = append(tc.Tools, tool{ToolSpec: spec})
 	}
@@ -453,7 +435,7 @@ func (r *converseRequest) tools(root gjson.Result) error {
 		return nil
 	}
 	switch choice := root.Get("tool_choice"); {
-	case !present(choice):
+	case !wire.Present(choice):
 	case choice.Type == gjson.String:
 		switch choice.Str {
 		case "auto":
@@ -463,17 +445,17 @@ func (r *converseRequest) tools(root gjson.Result) error {
 		case "none":
 			return nil // Converse has no "none": offer no tools
 		default:
-			return invalidBody("tool_choice", "tool_choice must be auto, none, required or a function.")
+			return wire.InvalidBody("tool_choice", "tool_choice must be auto, none, required or a function.")
 		}
 	case choice.IsObject() && choice.Get("type").String() == "function":
 		n := choice.Get("function.name")
 		if n.Type != gjson.String || n.Str == "" {
-			return invalidBody("tool_choice.function.name", "tool_choice needs a function name.")
+			return wire.InvalidBody("tool_choice.function.name", "tool_choice needs a function name.")
 		}
 		b, _ := json.Marshal(map[string]map[string]string{"tool": {"name": n.Str}})
 		tc.ToolChoice = b
 	default:
-		return invalidBody("tool_choice", "tool_choice must be auto, none, required or a function.")
+		return wire.InvalidBody("tool_choice", "tool_choice must be auto, none, required or a function.")
 	}
 	r.ToolConfig = &tc
 	return nil
@@ -482,44 +464,30 @@ func (r *converseRequest) tools(root gjson.Result) error {
 // checkUnsupported rejects what Converse cannot give; dropping those fields
 // would silently change the answer.
 func checkUnsupported(root gjson.Result) error {
-	if n := root.Get("n"); present(n) {
+	if n := root.Get("n"); wire.Present(n) {
 		if n.Type != gjson.Number {
-			return invalidType("n", "an integer")
+			return wire.InvalidType("n", "an integer")
 		}
 		if n.Num != 1 {
-			return unsupported("n", "This model can only generate one choice: n must be 1.")
+			return wire.Unsupported("n", "This model can only generate one choice: n must be 1.")
 		}
 	}
-	if rf := root.Get("response_format"); present(rf) {
+	if rf := root.Get("response_format"); wire.Present(rf) {
 		switch rf.Get("type").String() {
 		case "text", "json_object":
 		case "json_schema":
-			return unsupported("response_format", "response_format json_schema is not supported for this model.")
+			return wire.Unsupported("response_format", "response_format json_schema is not supported for this model.")
 		default:
-			return invalidBody("response_format", "response_format.type must be one of text, json_object, json_schema.")
+			return wire.InvalidBody("response_format", "response_format.type must be one of text, json_object, json_schema.")
 		}
 	}
 	if root.Get("logprobs").Type == gjson.True {
-		return unsupported("logprobs", "logprobs are not available for this model.")
+		return wire.Unsupported("logprobs", "logprobs are not available for this model.")
 	}
 	for _, name := range [...]string{"functions", "function_call", "audio"} {
-		if present(root.Get(name)) {
-			return unsupported(name, name+" is not supported for this model; use tools.")
+		if wire.Present(root.Get(name)) {
+			return wire.Unsupported(name, name+" is not supported for this model; use tools.")
 		}
 	}
 	return nil
-}
-
-func present(r gjson.Result) bool { return r.Exists() && r.Type != gjson.Null }
-
-func invalidBody(param, msg string) error {
-	return oaierror.InvalidRequest("invalid_value", param, msg)
-}
-
-func invalidType(param, want string) error {
-	return oaierror.InvalidRequest("invalid_type", param, param+" must be "+want+".")
-}
-
-func unsupported(param, msg string) error {
-	return oaierror.InvalidRequest("unsupported_value", param, msg)
 }

@@ -1,12 +1,12 @@
 package bedrock
 
 import (
-	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/tollgate-ai/tollgate/routing/translate"
+	"github.com/tollgate-ai/tollgate/routing/translate/internal/wire"
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )
 
@@ -45,8 +45,7 @@ type stream struct {
 	state        int
 	finished     bool // the finish chunk went out
 
-	chunk []byte // shared prefix of every chunk, up to `"choices":[`
-	tail  []byte // closes a content chunk after its delta
+	w wire.Chunks
 
 	tools   map[int64]int // contentBlockIndex → position in calls
 	calls   []bool        // whether an arguments fragment went out
@@ -58,7 +57,7 @@ func (t *stream) Event(out []byte, name, data []byte) []byte {
 	if t.state >= done {
 		return out
 	}
-	ev := gjson.Parse(unsafeString(data))
+	ev := gjson.Parse(wire.UnsafeString(data))
 	if exc, ok := strings.CutPrefix(string(name), translate.ExceptionPrefix); ok {
 		t.state = failed
 		return appendErrorEvent(out, exc, ev.Get("message").String())
@@ -83,10 +82,7 @@ func (t *stream) Event(out []byte, name, data []byte) []byte {
 		}
 		out = t.finish(out, "stop")
 		if t.includeUsage && t.usageOK {
-			out = append(out, t.chunk...)
-			out = append(out, `],"usage":`...)
-			out = appendUsage(out, t.u.OpenAI())
-			out = append(out, "}\n\n"...)
+			out = t.w.Usage(out, t.u.OpenAI())
 		}
 		out = append(out, "data: [DONE]\n\n"...)
 		t.state = done
@@ -100,26 +96,7 @@ func (t *stream) open(out []byte) []byte {
 		return out
 	}
 	t.state = open
-	t.chunk = append(t.chunk[:0], `data: {"id":`...)
-	t.chunk = appendString(t.chunk, newID())
-	t.chunk = append(t.chunk, `,"object":"chat.completion.chunk","created":`...)
-	t.chunk = strconv.AppendInt(t.chunk, t.created, 10)
-	t.chunk = append(t.chunk, `,"model":`...)
-	t.chunk = appendString(t.chunk, t.model)
-	t.chunk = append(t.chunk, `,"choices":[`...)
-	t.tail = append(t.tail[:0], `,"logprobs":null,"finish_reason":null}]`...)
-	if t.includeUsage {
-		t.tail = append(t.tail, `,"usage":null`...)
-	}
-	t.tail = append(t.tail, "}\n\n"...)
-	out = t.delta(out)
-	out = append(out, `{"role":"assistant","content":""}`...)
-	return append(out, t.tail...)
-}
-
-func (t *stream) delta(out []byte) []byte {
-	out = append(out, t.chunk...)
-	return append(out, `{"index":0,"delta":`...)
+	return t.w.Open(out, wire.NewID(), t.model, t.created, t.includeUsage)
 }
 
 func (t *stream) blockStart(out []byte, ev gjson.Result) []byte {
@@ -138,15 +115,7 @@ func (t *stream) blockStart(out []byte, ev gjson.Result) []byte {
 	n := len(t.calls)
 	t.tools[idx.Int()] = n
 	t.calls = append(t.calls, false)
-	out = t.delta(out)
-	out = append(out, `{"tool_calls":[{"index":`...)
-	out = strconv.AppendInt(out, int64(n), 10)
-	out = append(out, `,"id":`...)
-	out = appendString(out, tu.Get("toolUseId").String())
-	out = append(out, `,"type":"function","function":{"name":`...)
-	out = appendString(out, tu.Get("name").String())
-	out = append(out, `,"arguments":""}}]}`...)
-	return append(out, t.tail...)
+	return t.w.ToolCall(out, n, tu.Get("toolUseId").String(), tu.Get("name").String())
 }
 
 func (t *stream) blockDelta(out []byte, ev gjson.Result) []byte {
@@ -155,12 +124,7 @@ func (t *stream) blockDelta(out []byte, ev gjson.Result) []byte {
 		if text.Str == "" {
 			return out
 		}
-		out = t.open(out)
-		out = t.delta(out)
-		out = append(out, `{"content":`...)
-		out = appendString(out, text.Str)
-		out = append(out, '}')
-		return append(out, t.tail...)
+		return t.w.Content(t.open(out), text.Str)
 	}
 	if in := d.Get("toolUse.input"); in.Type == gjson.String && in.Str != "" {
 		n, ok := t.tools[ev.Get("contentBlockIndex").Int()]
@@ -168,7 +132,7 @@ func (t *stream) blockDelta(out []byte, ev gjson.Result) []byte {
 			return out
 		}
 		t.calls[n] = true
-		return t.arguments(out, n, in.Str)
+		return t.w.Arguments(out, n, in.Str)
 	}
 	return out // reasoningContent, citations and future deltas
 }
@@ -181,17 +145,7 @@ func (t *stream) blockStop(out []byte, ev gjson.Result) []byte {
 		return out
 	}
 	t.calls[n] = true
-	return t.arguments(out, n, "{}")
-}
-
-func (t *stream) arguments(out []byte, n int, frag string) []byte {
-	out = t.delta(out)
-	out = append(out, `{"tool_calls":[{"index":`...)
-	out = strconv.AppendInt(out, int64(n), 10)
-	out = append(out, `,"function":{"arguments":`...)
-	out = appendString(out, frag)
-	out = append(out, `}}]}`...)
-	return append(out, t.tail...)
+	return t.w.Arguments(out, n, "{}")
 }
 
 func (t *stream) finish(out []byte, reason string) []byte {
@@ -199,15 +153,7 @@ func (t *stream) finish(out []byte, reason string) []byte {
 		return out
 	}
 	t.finished = true
-	out = t.open(out)
-	out = t.delta(out)
-	out = append(out, `{},"logprobs":null,"finish_reason":"`...)
-	out = append(out, reason...)
-	out = append(out, `"}]`...)
-	if t.includeUsage {
-		out = append(out, `,"usage":null`...)
-	}
-	return append(out, "}\n\n"...)
+	return t.w.Finish(t.open(out), reason)
 }
 
 func (t *stream) End(out []byte) ([]byte, bool) {
