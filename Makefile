@@ -18,7 +18,7 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tollgate
 
-## run: the whole gateway on its embedded example config: processor, mock provider, and Envoy (or,
+## run: the whole gateway on its embedded example config: processor (answering the mock provider) and Envoy (or,
 ## without an envoy binary, the development front) listening on 127.0.0.1:10000
 run:
 	$(GO) run ./cmd/tollgate run --dev

@@ -61,8 +61,9 @@ type exchange struct {
 
 	// response side
 	body      bodyReader
-	done      bool // an ImmediateResponse was sent
-	respEnded bool // the response's end of stream was processed
+	done      bool                          // an ImmediateResponse was sent
+	answer    *extprocv3.ProcessingResponse // a request step's own answer (answerMock)
+	respEnded bool                          // the response's end of stream was processed
 
 	rec record
 

@@ -24,8 +24,10 @@ func (x *exchange) settleOutcome() {
 	switch {
 	case x.done && r.refusal != "":
 		r.outcome = outcomeRefused
+	case x.done && x.body != nil && x.body.outcome() != "":
+		r.outcome = x.body.outcome() // a mock answer an output guardrail ended
 	case x.done:
-		r.outcome = outcomeCompleted // answered by the gateway (GET /v1/models)
+		r.outcome = outcomeCompleted // answered by the gateway (GET /v1/models, schema mock)
 	case !x.respEnded:
 		r.outcome = outcomeReset
 		if _, held := x.body.(*jsonReader); held || x.body == nil {

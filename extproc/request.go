@@ -46,6 +46,7 @@ var requestBodySteps = []bodyStep{
 	rewriteModel,
 	injectStreamUsage,
 	spliceBody,
+	answerMock, // schema mock: answered here, nothing below runs
 	routeUpstream,
 	mintCredential, // last: a signature covers the final body and path
 }
@@ -99,6 +100,9 @@ func (x *exchange) onRequestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRes
 	for _, step := range requestBodySteps {
 		if err := step(x, &req); err != nil {
 			return x.refuse(err)
+		}
+		if x.answer != nil {
+			return x.answer
 		}
 	}
 	common := &extprocv3.CommonResponse{

@@ -96,12 +96,19 @@ func (p *Provider) Path(e Endpoint, model string) (string, bool) {
 	case p.Translator != nil:
 		sub, ok := p.Translator.Path(e.suffix())
 		return p.BasePath + sub, ok
+	case p.Schema == config.SchemaMock:
+		// Answered by the gateway itself (extproc/mock.go): no upstream path.
+		return e.suffix(), e == EndpointChat || e == EndpointEmbeddings
 	case p.Schema == config.SchemaAzureOpenAI:
 		// Azure names the deployment in the path; the model is the deployment.
 		return p.BasePath + "/deployments/" + url.PathEscape(model) + e.suffix() + "?api-version=" + url.QueryEscape(p.apiVersion), true
 	}
 	return p.BasePath + e.suffix(), true
 }
+
+// Mock reports whether the gateway answers the provider's requests itself
+// (schema mock): no cluster, no credential, no upstream call.
+func (p *Provider) Mock() bool { return p.Schema == config.SchemaMock }
 
 // Credential returns the header and value to inject upstream. Header is
 // empty for providers that take no credential.

@@ -111,6 +111,7 @@ func TestSchemaPaths(t *testing.T) {
 	cfg := &config.Config{Providers: []config.Provider{
 		{Name: "claude", Schema: config.SchemaAnthropic, Cluster: "anthropic", BasePath: "/v1"},
 		{Name: "azure", Schema: config.SchemaAzureOpenAI, Cluster: "azure", BasePath: "/openai", APIVersion: "2024-10-21"},
+		{Name: "mock", Schema: config.SchemaMock},
 	}}
 	table, _ := New(cfg, env)
 	tests := []struct {
@@ -124,11 +125,19 @@ func TestSchemaPaths(t *testing.T) {
 		{"claude", EndpointEmbeddings, "x", "", false},
 		{"azure", EndpointChat, "gpt-4o prod", "/openai/deployments/gpt-4o%20prod/chat/completions?api-version=2024-10-21", true},
 		{"azure", EndpointEmbeddings, "emb", "/openai/deployments/emb/embeddings?api-version=2024-10-21", true},
+		// Answered by the gateway itself: chat and embeddings only.
+		{"mock", EndpointChat, "m", "/chat/completions", true},
+		{"mock", EndpointEmbeddings, "m", "/embeddings", true},
+		{"mock", EndpointTranscriptions, "m", "", false},
 	}
 	for _, tt := range tests {
-		got, ok := table.Provider(tt.provider).Path(tt.e, tt.model)
+		p := table.Provider(tt.provider)
+		got, ok := p.Path(tt.e, tt.model)
 		if ok != tt.ok || (ok && got != tt.want) {
 			t.Errorf("%s %v: %q %v, want %q %v", tt.provider, tt.e, got, ok, tt.want, tt.ok)
+		}
+		if p.Mock() != (tt.provider == "mock") {
+			t.Errorf("%s: Mock() = %v", tt.provider, p.Mock())
 		}
 	}
 }

@@ -300,7 +300,7 @@ func TestRunEnvoyDownloadFails(t *testing.T) {
 			defer cancel()
 			o := runOptions{front: tt.front, lookPath: noEnvoy, log: newLogger(logs, false, zapcore.InfoLevel),
 				envoyVersion: pinnedEnvoyVersion, envoyHome: t.TempDir(), envoyVersionsURL: offlineVersionsURL(t),
-				listen: "127.0.0.1:0", grpcAddr: "127.0.0.1:0", mockAddr: "127.0.0.1:0",
+				listen: "127.0.0.1:0", grpcAddr: "127.0.0.1:0",
 				lookupEnv: func(string) (string, bool) { return "", false },
 				ready:     func(string) { cancel() }}
 			if code := runGateway(ctx, o); code != tt.wantCode {

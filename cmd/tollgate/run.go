@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,19 +18,15 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"sigs.k8s.io/yaml"
 
 	"github.com/tollgate-ai/tollgate/envoy"
 	"github.com/tollgate-ai/tollgate/extproc/serve"
 	"github.com/tollgate-ai/tollgate/internal/devfront"
-	"github.com/tollgate-ai/tollgate/internal/mockprovider"
 )
 
-// Cluster names of the local bootstrap that `tollgate run` points at its own servers.
-const (
-	extProcCluster = "tollgate_ext_proc"
-	mockCluster    = "tollgate_mock"
-)
+// extProcCluster is the local bootstrap's cluster that `tollgate run` points at its own
+// processor. The built-in mock provider needs none: the processor answers it itself.
+const extProcCluster = "tollgate_ext_proc"
 
 // Front choices.
 const (
@@ -49,7 +44,6 @@ type runOptions struct {
 	listen      string // the front's HTTP address
 	grpcAddr    string
 	adminAddr   string
-	mockAddr    string
 	front       string
 	envoyPath   string
 	envoyLevel  string
@@ -77,7 +71,6 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:10000", "HTTP address clients send requests to (the front's listener)")
 	fs.StringVar(&o.grpcAddr, "grpc-addr", "127.0.0.1:0", "in-process ext_proc gRPC address the front connects to")
 	fs.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:9090", "admin HTTP address (/healthz, /readyz, /metrics); empty disables it")
-	fs.StringVar(&o.mockAddr, "mock-addr", "127.0.0.1:0", "address of the built-in mock provider (cluster "+mockCluster+")")
 	fs.StringVar(&o.front, "front", frontAuto, "auto (Envoy if one is found, else the development front), envoy, or emulated")
 	fs.StringVar(&o.envoyPath, "envoy", "", "envoy binary (default: envoy on PATH)")
 	fs.StringVar(&o.envoyLevel, "envoy-log-level", "info", "Envoy's --log-level")
@@ -110,7 +103,7 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	return runGateway(ctx, o)
 }
 
-// runGateway runs the processor in-process, the mock provider, and a front (Envoy as a
+// runGateway runs the processor in-process and a front (Envoy as a
 // child process, or the development front) until ctx ends or one of them fails.
 func runGateway(ctx context.Context, o runOptions) int {
 	log := o.log
@@ -137,15 +130,6 @@ func runGateway(ctx context.Context, o runOptions) int {
 		return 1
 	}
 
-	mockLn, err := net.Listen("tcp", o.mockAddr)
-	if err != nil {
-		log.Error("mock provider listener", zap.Error(err))
-		return 1
-	}
-	mock := &http.Server{Handler: mockprovider.Handler("/v1"), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = mock.Serve(mockLn) }()
-	defer mock.Close()
-
 	gw, err := serve.Start(ctx, serve.Config{
 		GRPCAddr: o.grpcAddr, AdminAddr: o.adminAddr, ConfigPaths: o.configPaths,
 		DrainTimeout: o.drain, Logger: log, LookupEnv: o.lookupEnv,
@@ -154,19 +138,11 @@ func runGateway(ctx context.Context, o runOptions) int {
 		log.Error("start failed", zap.Error(err))
 		return 1
 	}
-	stopGateway := func() { gw.Shutdown(context.Background()) }
-
-	bootstrap, err := withMockCluster(o.bootstrap)
-	if err != nil {
-		stopGateway()
-		log.Error("bootstrap", zap.Error(err))
-		return 1
-	}
-	clusters := map[string]string{extProcCluster: gw.GRPCAddr(), mockCluster: mockLn.Addr().String()}
+	clusters := map[string]string{extProcCluster: gw.GRPCAddr()}
 	if envoyBin == "" {
-		return runEmulated(ctx, o, gw, bootstrap, clusters)
+		return runEmulated(ctx, o, gw, o.bootstrap, clusters)
 	}
-	return runEnvoy(ctx, o, gw, envoyBin, bootstrap, clusters)
+	return runEnvoy(ctx, o, gw, envoyBin, o.bootstrap, clusters)
 }
 
 // findEnvoy returns the envoy binary to run, "" for the development front. In order:
@@ -211,7 +187,7 @@ func runEmulated(ctx context.Context, o runOptions, gw *serve.Gateway, bootstrap
 	log := o.log
 	log.Warn("DEVELOPMENT FRONT: no envoy binary found (or --front emulated), so requests are served by Tollgate's " +
 		"built-in Envoy emulation (internal/devfront). Development only, NOT FOR PRODUCTION: plain HTTP/1.1, and it " +
-		"reaches only loopback upstreams such as the mock provider, not OpenAI. For the real thing, " + envoyInstall + ".")
+		"reaches only loopback upstreams, not OpenAI (the built-in mock provider needs none). For the real thing, " + envoyInstall + ".")
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	front, err := devfront.Start(fctx, devfront.Options{Bootstrap: bootstrap, Clusters: clusters, Addr: o.listen})
@@ -343,30 +319,4 @@ func forwardLines(r io.Reader, log *zap.Logger) {
 	if err := sc.Err(); err != nil && !errors.Is(err, os.ErrClosed) {
 		log.Warn("reading envoy output", zap.Error(err))
 	}
-}
-
-// withMockCluster adds the mock provider's cluster to a bootstrap that lacks it: a
-// STATIC HTTP/1.1 cluster whose endpoint the run's cluster overrides point at loopback.
-func withMockCluster(bootstrap []byte) ([]byte, error) {
-	var bs map[string]any
-	if err := yaml.Unmarshal(bootstrap, &bs); err != nil {
-		return nil, fmt.Errorf("bootstrap YAML: %w", err)
-	}
-	sr, _ := bs["static_resources"].(map[string]any)
-	if sr == nil {
-		return nil, errors.New("bootstrap has no static_resources")
-	}
-	clusters, _ := sr["clusters"].([]any)
-	for _, c := range clusters {
-		if m, _ := c.(map[string]any); m != nil && m["name"] == mockCluster {
-			return bootstrap, nil
-		}
-	}
-	sr["clusters"] = append(clusters, map[string]any{
-		"name": mockCluster, "type": "STATIC", "connect_timeout": "1s",
-		"load_assignment": map[string]any{"cluster_name": mockCluster, "endpoints": []any{map[string]any{
-			"lb_endpoints": []any{map[string]any{"endpoint": map[string]any{"address": map[string]any{
-				"socket_address": map[string]any{"address": "127.0.0.1", "port_value": 1}}}}}}}},
-	})
-	return yaml.Marshal(bs)
 }

@@ -77,7 +77,7 @@ func startRun(t *testing.T, o runOptions) *runningGateway {
 	logs := &syncBuffer{}
 	o.log = newLogger(logs, false, zapcore.DebugLevel)
 	o.listen = "127.0.0.1:0"
-	o.grpcAddr, o.adminAddr, o.mockAddr = "127.0.0.1:0", "", "127.0.0.1:0"
+	o.grpcAddr, o.adminAddr = "127.0.0.1:0", ""
 	o.drain = 10 * time.Second
 	o.lookupEnv = func(string) (string, bool) { return "", false }
 	if o.envoyVersionsURL == "" { // never the internet: a download fails as offline
@@ -217,7 +217,7 @@ func fakeEnvoy(t *testing.T, script string) string {
 	}
 	path := filepath.Join(t.TempDir(), "envoy")
 	text := "#!/bin/sh\necho \"fake envoy $*\"\n" +
-		"grep -q tollgate_mock \"$2\" && grep -q 'address: 127.0.0.1' \"$2\" && echo \"has loopback clusters\"\n" + script
+		"grep -q tollgate_ext_proc \"$2\" && grep -q 'address: 127.0.0.1' \"$2\" && echo \"has loopback clusters\"\n" + script
 	if err := os.WriteFile(path, []byte(text), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -260,18 +260,4 @@ func TestRunEnvoyChild(t *testing.T) {
 			}
 		}
 	})
-}
-
-func TestWithMockCluster(t *testing.T) {
-	out, err := withMockCluster([]byte("static_resources:\n  clusters:\n  - name: a\n"))
-	if err != nil || !bytes.Contains(out, []byte("name: tollgate_mock")) {
-		t.Fatalf("%s %v", out, err)
-	}
-	again, err := withMockCluster(out)
-	if err != nil || !bytes.Equal(again, out) {
-		t.Fatalf("added twice: %s %v", again, err)
-	}
-	if _, err := withMockCluster([]byte("admin: {}\n")); err == nil || !strings.Contains(err.Error(), "static_resources") {
-		t.Fatalf("err %v", err)
-	}
 }

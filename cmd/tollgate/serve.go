@@ -3,10 +3,7 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -15,7 +12,6 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tollgate-ai/tollgate/extproc/serve"
-	"github.com/tollgate-ai/tollgate/internal/mockprovider"
 	"github.com/tollgate-ai/tollgate/internal/tracing"
 )
 
@@ -27,7 +23,6 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	grpcAddr := fs.String("grpc-addr", "127.0.0.1:50051", "ext_proc gRPC listen address, host:port or unix:///path")
 	adminAddr := fs.String("admin-addr", "127.0.0.1:9090", "admin HTTP listen address (/healthz, /readyz, /metrics); empty disables it")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight streams may take to finish")
-	mockAddr := fs.String("mock-addr", "", "also serve the built-in mock provider (demo and tests only) on this address; empty disables it")
 	dev := fs.Bool("dev", false, "human-readable logs")
 	level := zapcore.InfoLevel
 	fs.Var(&level, "log-level", "log level (debug, info, warn, error)")
@@ -43,15 +38,6 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	// and let the last one win.
 	redis.SetLogger(newRedisLogger(log))
 
-	if *mockAddr != "" {
-		stop, err := startMock(*mockAddr)
-		if err != nil {
-			log.Error("mock provider", zap.Error(err))
-			return 1
-		}
-		defer stop()
-		log.Warn("serving the built-in mock provider (demo and tests only)", zap.String("mock_addr", *mockAddr))
-	}
 	tr, err := tracing.FromEnv(ctx, os.LookupEnv)
 	if err != nil {
 		log.Error("tracing setup failed", zap.Error(err))
@@ -98,15 +84,4 @@ func newLogger(w io.Writer, dev bool, level zapcore.Level) *zap.Logger {
 		enc = zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
 	}
 	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level), zap.AddCaller())
-}
-
-// startMock serves the built-in mock provider on addr until stop is called.
-func startMock(addr string) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("mock provider listener: %w", err)
-	}
-	srv := &http.Server{Handler: mockprovider.Handler("/v1"), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return func() { _ = srv.Close() }, nil
 }

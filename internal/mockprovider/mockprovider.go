@@ -1,11 +1,12 @@
-// Package mockprovider is Tollgate's built-in demo provider: an OpenAI-format HTTP server
-// that answers chat completions (plain and streamed) and embeddings deterministically,
-// with real usage numbers, and never calls anyone. `tollgate run` serves it on loopback
-// behind the Envoy cluster tollgate_mock, so a newcomer's first request needs no provider
-// account; the gateway routes, meters and prices it like any other provider.
+// Package mockprovider is the deterministic generator behind Tollgate's built-in `mock`
+// schema: OpenAI-format chat completions (plain and streamed) and embeddings with real
+// usage numbers, computed from the request body alone. The gateway answers requests
+// routed to a `schema: mock` provider in-process with these replies (extproc/mock.go), so
+// a newcomer's first request needs no provider account and a load test pays no upstream
+// hop; the gateway routes, admits, meters and prices them like any other provider's.
 //
-// A request can ask for a failure, to exercise fallbacks and client error handling: when
-// the last message's text contains "[mock:429]" the answer is a 429 rate_limit_exceeded,
+// A request can ask for a failure, to exercise client error handling: when the last
+// message's text contains "[mock:429]" the answer is a 429 rate_limit_exceeded,
 // "[mock:500]" a 500 server_error, "[mock:503]" a 503, all in OpenAI's error format.
 package mockprovider
 
@@ -31,30 +32,28 @@ const EmbeddingDims = 8
 // maxEcho bounds how much of the prompt the completion repeats.
 const maxEcho = 200
 
-// maxBody bounds a request body: the gateway already limits bodies, this is defence in depth.
-const maxBody = 8 << 20
+// Done ends every streamed reply. Stream bodies from Chat stop before it, so the caller
+// can add its own lines (the gateway's metering comment) first.
+const Done = "data: [DONE]\n\n"
 
-// Handler serves the mock API under basePath (e.g. "/v1").
-func Handler(basePath string) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+basePath+"/chat/completions", chat)
-	mux.HandleFunc("POST "+basePath+"/embeddings", embeddings)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "invalid_request_error", "unknown_url",
-			fmt.Sprintf("The mock provider does not serve %s %s.", r.Method, r.URL.Path))
-	})
-	return mux
+// Reply is the mock's answer to one request.
+type Reply struct {
+	Status int
+	// Body is JSON, or, when Stream is set, SSE events without the final Done.
+	Body   []byte
+	Stream bool
+	// Usage is the reply's usage; set when Status is 200.
+	Usage Usage
+	// RetryAfter is the Retry-After header value of a 429, in seconds.
+	RetryAfter string
 }
 
 type chatRequest struct {
-	Model         string          `json:"model"`
-	Messages      []chatMessage   `json:"messages"`
-	Stream        bool            `json:"stream"`
-	Tools         []tool          `json:"tools"`
-	ToolChoice    json.RawMessage `json:"tool_choice"`
-	StreamOptions *struct {
-		IncludeUsage bool `json:"include_usage"`
-	} `json:"stream_options"`
+	Model      string          `json:"model"`
+	Messages   []chatMessage   `json:"messages"`
+	Stream     bool            `json:"stream"`
+	Tools      []tool          `json:"tools"`
+	ToolChoice json.RawMessage `json:"tool_choice"`
 }
 
 type tool struct {
@@ -99,25 +98,27 @@ func (m chatMessage) text() string {
 	return b.String()
 }
 
-func chat(w http.ResponseWriter, r *http.Request) {
+// Chat answers a chat completion request body. A streamed answer (the body's "stream":
+// true) carries the usage chunk only when includeUsage is set: the caller says whether the
+// client asked for it, since a gateway may have added stream_options on its own.
+func Chat(body []byte, includeUsage bool) Reply {
 	var req chatRequest
-	if !decode(w, r, &req) {
-		return
+	if err := json.Unmarshal(body, &req); err != nil {
+		return errorReply(http.StatusBadRequest, "invalid_request_error", "invalid_json", "The request body is not valid JSON: "+err.Error())
 	}
 	if len(req.Messages) == 0 {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "missing_messages", "messages must not be empty.")
-		return
+		return errorReply(http.StatusBadRequest, "invalid_request_error", "missing_messages", "messages must not be empty.")
 	}
 	prompt := 0
 	for _, m := range req.Messages {
 		prompt += len(m.Role) + len(m.text())
 	}
 	last := req.Messages[len(req.Messages)-1].text()
-	if failed(w, last) {
-		return
+	if r, ok := failure(last); ok {
+		return r
 	}
 	content := Completion(last)
-	u := usage{PromptTokens: Tokens(prompt), CompletionTokens: int64(len(strings.Fields(content)))}
+	u := Usage{PromptTokens: Tokens(prompt), CompletionTokens: int64(len(strings.Fields(content)))}
 	id := "chatcmpl-mock-" + fmt.Sprintf("%016x", hash(last))
 	fn, calls := req.toolCall()
 	if calls {
@@ -125,8 +126,7 @@ func chat(w http.ResponseWriter, r *http.Request) {
 	}
 	u.TotalTokens = u.PromptTokens + u.CompletionTokens
 	if req.Stream {
-		stream(w, req, id, content, u)
-		return
+		return Reply{Status: http.StatusOK, Body: stream(req, id, content, u, includeUsage), Stream: true, Usage: u}
 	}
 	msg := map[string]any{"role": "assistant", "content": content, "refusal": nil}
 	finish := "stop"
@@ -136,11 +136,11 @@ func chat(w http.ResponseWriter, r *http.Request) {
 			"function": map[string]any{"name": fn, "arguments": noArguments}}}
 		finish = "tool_calls"
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	return Reply{Status: http.StatusOK, Usage: u, Body: marshal(map[string]any{
 		"id": id, "object": "chat.completion", "created": Created, "model": req.Model,
 		"choices": []any{map[string]any{"index": 0, "message": msg, "logprobs": nil, "finish_reason": finish}},
 		"usage":   u,
-	})
+	})}
 }
 
 // The mock's tool call: fixed id, no arguments.
@@ -150,11 +150,8 @@ const (
 )
 
 // stream writes the completion as OpenAI's SSE chunks: the role, one chunk per word, the
-// finish reason, the usage chunk when asked for, and [DONE].
-func stream(w http.ResponseWriter, req chatRequest, id, content string, u usage) {
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
+// finish reason and the usage chunk when asked for; the caller adds Done.
+func stream(req chatRequest, id, content string, u Usage, includeUsage bool) []byte {
 	chunk := func(delta map[string]any, finish any) map[string]any {
 		return map[string]any{"id": id, "object": "chat.completion.chunk", "created": Created, "model": req.Model,
 			"choices": []any{map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}}}
@@ -181,12 +178,11 @@ func stream(w http.ResponseWriter, req chatRequest, id, content string, u usage)
 		}
 		event(chunk(map[string]any{}, "stop"))
 	}
-	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+	if includeUsage {
 		event(map[string]any{"id": id, "object": "chat.completion.chunk", "created": Created, "model": req.Model,
 			"choices": []any{}, "usage": u})
 	}
-	buf.WriteString("data: [DONE]\n\n")
-	_, _ = w.Write(buf.Bytes())
+	return buf.Bytes()
 }
 
 type embeddingRequest struct {
@@ -195,22 +191,22 @@ type embeddingRequest struct {
 	EncodingFormat string          `json:"encoding_format"`
 }
 
-func embeddings(w http.ResponseWriter, r *http.Request) {
+// Embeddings answers an embeddings request body.
+func Embeddings(body []byte) Reply {
 	var req embeddingRequest
-	if !decode(w, r, &req) {
-		return
+	if err := json.Unmarshal(body, &req); err != nil {
+		return errorReply(http.StatusBadRequest, "invalid_request_error", "invalid_json", "The request body is not valid JSON: "+err.Error())
 	}
 	var inputs []string
 	var one string
 	if json.Unmarshal(req.Input, &one) == nil {
 		inputs = []string{one}
 	} else if json.Unmarshal(req.Input, &inputs) != nil || len(inputs) == 0 {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_input",
+		return errorReply(http.StatusBadRequest, "invalid_request_error", "invalid_input",
 			"The mock provider takes input as a string or a non-empty array of strings.")
-		return
 	}
-	if failed(w, inputs[len(inputs)-1]) {
-		return
+	if r, ok := failure(inputs[len(inputs)-1]); ok {
+		return r
 	}
 	data := make([]any, len(inputs))
 	var tokens int64
@@ -227,10 +223,10 @@ func embeddings(w http.ResponseWriter, r *http.Request) {
 		}
 		data[i] = map[string]any{"object": "embedding", "index": i, "embedding": emb}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	return Reply{Status: http.StatusOK, Usage: Usage{PromptTokens: tokens, TotalTokens: tokens}, Body: marshal(map[string]any{
 		"object": "list", "data": data, "model": req.Model,
 		"usage": map[string]int64{"prompt_tokens": tokens, "total_tokens": tokens},
-	})
+	})}
 }
 
 // Completion is the mock's answer to a prompt: fixed text that repeats (a bounded prefix
@@ -272,7 +268,8 @@ func Embedding(text string) []float32 {
 	return v
 }
 
-type usage struct {
+// Usage is a reply's token counts, as OpenAI reports them.
+type Usage struct {
 	PromptTokens     int64 `json:"prompt_tokens"`
 	CompletionTokens int64 `json:"completion_tokens"`
 	TotalTokens      int64 `json:"total_tokens"`
@@ -289,42 +286,28 @@ var failures = []struct {
 	{"[mock:503]", http.StatusServiceUnavailable, "server_error", "overloaded", "Mock overload: the prompt asked for a 503."},
 }
 
-// failed answers with the error a prompt asks for, if any.
-func failed(w http.ResponseWriter, prompt string) bool {
+// failure is the error reply a prompt asks for, if any.
+func failure(prompt string) (Reply, bool) {
 	for _, f := range failures {
 		if strings.Contains(prompt, f.marker) {
+			r := errorReply(f.status, f.typ, f.code, f.msg)
 			if f.status == http.StatusTooManyRequests {
-				w.Header().Set("Retry-After", "1")
+				r.RetryAfter = "1"
 			}
-			writeError(w, f.status, f.typ, f.code, f.msg)
-			return true
+			return r, true
 		}
 	}
-	return false
+	return Reply{}, false
 }
 
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_json", "The request body is not valid JSON: "+err.Error())
-		return false
-	}
-	return true
+// marshal encodes maps of plain values, which always marshal.
+func marshal(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
-
-func writeError(w http.ResponseWriter, status int, typ, code, msg string) {
-	writeJSON(w, status, map[string]any{"error": map[string]any{"message": msg, "type": typ, "param": nil, "code": code}})
+func errorReply(status int, typ, code, msg string) Reply {
+	return Reply{Status: status, Body: marshal(map[string]any{"error": map[string]any{"message": msg, "type": typ, "param": nil, "code": code}})}
 }
 
 func hash(s string) uint64 {

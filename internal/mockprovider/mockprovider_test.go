@@ -3,34 +3,34 @@ package mockprovider
 import (
 	"encoding/base64"
 	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 )
 
-func post(t *testing.T, srv *httptest.Server, path, body string) (*http.Response, []byte) {
+// post answers body as the gateway does: the client's include_usage, Done after a stream.
+func post(t *testing.T, path, body string) (Reply, []byte) {
 	t.Helper()
-	resp, err := http.Post(srv.URL+path, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	var r Reply
+	switch path {
+	case "/v1/chat/completions":
+		r = Chat([]byte(body), strings.Contains(body, `"include_usage":true`))
+	case "/v1/embeddings":
+		r = Embeddings([]byte(body))
+	default:
+		t.Fatalf("no such endpoint %s", path)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
+	b := r.Body
+	if r.Stream {
+		b = append(b, Done...)
 	}
-	return resp, b
+	return r, b
 }
 
 func TestChat(t *testing.T) {
-	srv := httptest.NewServer(Handler("/v1"))
-	defer srv.Close()
 	body := `{"model":"tollgate-mock","messages":[{"role":"user","content":"Hello there"}]}`
-	resp, b := post(t, srv, "/v1/chat/completions", body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	resp, b := post(t, "/v1/chat/completions", body)
+	if resp.Status != 200 {
+		t.Fatalf("status %d: %s", resp.Status, b)
 	}
 	var got struct {
 		Model   string
@@ -38,7 +38,7 @@ func TestChat(t *testing.T) {
 			Message      struct{ Role, Content string }
 			FinishReason string `json:"finish_reason"`
 		}
-		Usage usage
+		Usage Usage
 	}
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatal(err)
@@ -48,18 +48,16 @@ func TestChat(t *testing.T) {
 		t.Fatalf("answer %s", b)
 	}
 	// "user" + "Hello there" = 15 bytes = 4 tokens; the answer has 9 words.
-	if got.Usage != (usage{PromptTokens: 4, CompletionTokens: 9, TotalTokens: 13}) {
+	if got.Usage != (Usage{PromptTokens: 4, CompletionTokens: 9, TotalTokens: 13}) {
 		t.Fatalf("usage %+v", got.Usage)
 	}
-	_, again := post(t, srv, "/v1/chat/completions", body)
+	_, again := post(t, "/v1/chat/completions", body)
 	if string(again) != string(b) {
 		t.Fatalf("not deterministic:\n%s\n%s", b, again)
 	}
 }
 
 func TestChatStream(t *testing.T) {
-	srv := httptest.NewServer(Handler("/v1"))
-	defer srv.Close()
 	for _, tc := range []struct {
 		name      string
 		options   string
@@ -69,10 +67,10 @@ func TestChatStream(t *testing.T) {
 		{"with usage", `,"stream_options":{"include_usage":true}`, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, b := post(t, srv, "/v1/chat/completions",
+			resp, b := post(t, "/v1/chat/completions",
 				`{"model":"m","stream":true,"messages":[{"role":"user","content":[{"type":"text","text":"one two"}]}]`+tc.options+`}`)
-			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
-				t.Fatalf("status %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+			if resp.Status != 200 || !resp.Stream {
+				t.Fatalf("status %d stream %v", resp.Status, resp.Stream)
 			}
 			var text strings.Builder
 			var sawUsage, done bool
@@ -88,7 +86,7 @@ func TestChatStream(t *testing.T) {
 				}
 				var c struct {
 					Choices []struct{ Delta struct{ Content string } }
-					Usage   *usage
+					Usage   *Usage
 				}
 				if err := json.Unmarshal([]byte(data), &c); err != nil {
 					t.Fatalf("event %q: %v", data, err)
@@ -108,8 +106,6 @@ func TestChatStream(t *testing.T) {
 }
 
 func TestEmbeddings(t *testing.T) {
-	srv := httptest.NewServer(Handler("/v1"))
-	defer srv.Close()
 	for _, tc := range []struct {
 		name, body string
 		n          int
@@ -120,9 +116,9 @@ func TestEmbeddings(t *testing.T) {
 		{"base64", `{"model":"e","input":"hello","encoding_format":"base64"}`, 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, b := post(t, srv, "/v1/embeddings", tc.body)
-			if resp.StatusCode != 200 {
-				t.Fatalf("status %d: %s", resp.StatusCode, b)
+			resp, b := post(t, "/v1/embeddings", tc.body)
+			if resp.Status != 200 {
+				t.Fatalf("status %d: %s", resp.Status, b)
 			}
 			var got struct {
 				Data  []struct{ Embedding json.RawMessage }
@@ -156,8 +152,6 @@ func TestEmbeddings(t *testing.T) {
 }
 
 func TestFailures(t *testing.T) {
-	srv := httptest.NewServer(Handler("/v1"))
-	defer srv.Close()
 	for _, tc := range []struct {
 		name, path, body string
 		status           int
@@ -169,16 +163,15 @@ func TestFailures(t *testing.T) {
 		{"bad json", "/v1/chat/completions", `{`, 400, "invalid_json"},
 		{"no messages", "/v1/chat/completions", `{"model":"m","messages":[]}`, 400, "missing_messages"},
 		{"bad input", "/v1/embeddings", `{"model":"e","input":[1,2]}`, 400, "invalid_input"},
-		{"unknown path", "/v1/responses", `{}`, 404, "unknown_url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, b := post(t, srv, tc.path, tc.body)
+			resp, b := post(t, tc.path, tc.body)
 			var e struct{ Error struct{ Code string } }
 			if err := json.Unmarshal(b, &e); err != nil {
 				t.Fatal(err)
 			}
-			if resp.StatusCode != tc.status || e.Error.Code != tc.code {
-				t.Fatalf("got %d %s", resp.StatusCode, b)
+			if resp.Status != tc.status || e.Error.Code != tc.code || (tc.status == 429) != (resp.RetryAfter == "1") {
+				t.Fatalf("got %d %s", resp.Status, b)
 			}
 		})
 	}
@@ -196,8 +189,6 @@ func TestCompletionBounded(t *testing.T) {
 }
 
 func TestChatTools(t *testing.T) {
-	srv := httptest.NewServer(Handler("/v1"))
-	defer srv.Close()
 	tools := `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]`
 	for _, tc := range []struct {
 		name, body string
@@ -213,9 +204,9 @@ func TestChatTools(t *testing.T) {
 			[]string{`"finish_reason":"stop"`, "You said: sunny"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, b := post(t, srv, "/v1/chat/completions", tc.body)
-			if resp.StatusCode != 200 {
-				t.Fatalf("status %d: %s", resp.StatusCode, b)
+			resp, b := post(t, "/v1/chat/completions", tc.body)
+			if resp.Status != 200 {
+				t.Fatalf("status %d: %s", resp.Status, b)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(string(b), w) {
@@ -224,4 +215,41 @@ func TestChatTools(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzReplies: any body gets a reply (never a panic), and every reply is
+// well-formed: JSON, or SSE events each carrying a JSON chunk.
+func FuzzReplies(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"m","messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"m","stream":true,"messages":[{"role":"user","content":[{"type":"text","text":"a b"}]}]}`,
+		`{"model":"m","tools":[{"function":{"name":"f"}}],"messages":[{"role":"tool","content":"x"}]}`,
+		`{"model":"e","input":["a","[mock:503]"]}`,
+		`{"model":"e","input":"x","encoding_format":"base64"}`,
+		`{"messages":null}`, `[]`, `{`,
+	} {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, embed bool) {
+		r := Chat(body, true)
+		if embed {
+			r = Embeddings(body)
+		}
+		if r.Status == 0 || (r.Status == 200) != (r.Usage.TotalTokens > 0) {
+			t.Fatalf("status %d usage %+v", r.Status, r.Usage)
+		}
+		if !r.Stream {
+			if !json.Valid(r.Body) {
+				t.Fatalf("reply is not JSON: %q", r.Body)
+			}
+			return
+		}
+		for _, ev := range strings.Split(strings.TrimSuffix(string(r.Body), "\n\n"), "\n\n") {
+			data, ok := strings.CutPrefix(ev, "data: ")
+			if !ok || !json.Valid([]byte(data)) {
+				t.Fatalf("event %q", ev)
+			}
+		}
+	})
 }

@@ -137,7 +137,7 @@ func cloudSecretFiles(p Provider, add func(string)) {
 }
 
 // supportedSchemas lists every schema, for messages.
-const supportedSchemas = SchemaOpenAI + ", " + SchemaAnthropic + ", " + SchemaAzureOpenAI + ", " + SchemaBedrock + ", " + SchemaVertexAI
+const supportedSchemas = SchemaOpenAI + ", " + SchemaAnthropic + ", " + SchemaAzureOpenAI + ", " + SchemaBedrock + ", " + SchemaVertexAI + ", " + SchemaMock
 
 // maxSecretDocument bounds a secret document such as a service-account key.
 const maxSecretDocument = 64 << 10

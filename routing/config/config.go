@@ -28,6 +28,9 @@ const (
 	SchemaOpenAI      = "openai"       // OpenAI and OpenAI-compatible APIs (Gemini's, Mistral, Ollama, vLLM, OpenRouter)
 	SchemaAnthropic   = "anthropic"    // Anthropic Messages API
 	SchemaAzureOpenAI = "azure-openai" // Azure OpenAI: deployment in the path, api-version query
+	// SchemaMock is the gateway's built-in mock provider: answered by the processor itself
+	// (internal/mockprovider), with no cluster, no credential and no upstream call.
+	SchemaMock = "mock"
 )
 
 // Values of Provider.DirectModels.

@@ -149,9 +149,18 @@ func TestLoadProblems(t *testing.T) {
 		{"provider name missing and schema, cluster missing", map[string]string{"a.yaml": "version: 1\nproviders:\n  - models: [a]\n"}, nil,
 			[]string{
 				"a.yaml:3: providers[0].name: name is required",
-				"a.yaml:3: providers[0].schema: schema is required (supported: openai, anthropic, azure-openai, bedrock, vertex-ai)",
+				"a.yaml:3: providers[0].schema: schema is required (supported: openai, anthropic, azure-openai, bedrock, vertex-ai, mock)",
 				"a.yaml:3: providers[0].cluster: cluster is required",
 			}},
+		{"mock provider takes no upstream settings", map[string]string{"a.yaml": "version: 1\nproviders:\n  - {name: m, schema: mock, cluster: c, base_path: /v1, api_version: v, credential: {header: authorization, source: {env: K}}}\n"}, nil,
+			[]string{
+				"a.yaml:3: providers[0].cluster: schema mock is answered by the gateway itself: remove cluster",
+				"a.yaml:3: providers[0].credential: schema mock takes no credential: remove credential",
+				"a.yaml:3: providers[0].base_path: schema mock has no upstream path: remove base_path",
+				"a.yaml:3: providers[0].api_version: api_version applies to schema azure-openai only",
+			}},
+		{"mock provider in a fallback chain", map[string]string{"a.yaml": "version: 1\nproviders: [{name: p, schema: openai, cluster: c}, {name: m, schema: mock}]\nmodels:\n  - {name: a, fallback: {cluster: ch, targets: [{provider: p, model: x}, {provider: m, model: y}]}}\n"}, nil,
+			[]string{`a.yaml:4: models[0].fallback.targets[1].provider: provider "m" has schema mock, which the gateway answers itself: it cannot be a fallback member (use it as a plain alias or pool target)`}},
 		{"provider name upper case", map[string]string{"a.yaml": "version: 1\nproviders:\n  - {name: OpenAI, schema: openai, cluster: c}\n"}, nil,
 			[]string{`a.yaml:3: providers[0].name: name "OpenAI" is invalid: use 1 to 63 characters of a-z, 0-9, '_' and '-', starting with a-z or 0-9`}},
 		{"provider name leading dash", map[string]string{"a.yaml": "version: 1\nproviders:\n  - {name: -p, schema: openai, cluster: c}\n"}, nil,
@@ -163,7 +172,7 @@ func TestLoadProblems(t *testing.T) {
 		{"duplicate provider in one file", map[string]string{"a.yaml": "version: 1\nproviders:\n  - {name: p, schema: openai, cluster: c}\n  - {name: p, schema: openai, cluster: d}\n"}, nil,
 			[]string{`a.yaml:4: providers[1].name: duplicate provider name "p" (first defined at a.yaml:3)`}},
 		{"unsupported schema", map[string]string{"a.yaml": "version: 1\nproviders:\n  - {name: p, schema: gemini, cluster: c}\n"}, nil,
-			[]string{`a.yaml:3: providers[0].schema: unsupported schema "gemini" (supported: openai, anthropic, azure-openai, bedrock, vertex-ai)`}},
+			[]string{`a.yaml:3: providers[0].schema: unsupported schema "gemini" (supported: openai, anthropic, azure-openai, bedrock, vertex-ai, mock)`}},
 		{"schema options", map[string]string{"a.yaml": "version: 1\nproviders:\n  - {name: az, schema: azure-openai, cluster: c}\n  - {name: an, schema: anthropic, cluster: c, api_version: x, default_max_tokens: -1}\n  - {name: az2, schema: azure-openai, cluster: c, api_version: '1&x=2'}\n"}, nil,
 			[]string{
 				`a.yaml:3: providers[0].api_version: api_version is required for schema azure-openai (e.g. "2024-10-21")`,
@@ -582,7 +591,7 @@ func TestExample(t *testing.T) {
 			Models:       []string{"gpt-4o", "gpt-4o-mini", "o4-mini", "text-embedding-3-small"},
 			DirectModels: DirectListed,
 		}, {
-			Name: "mock", Schema: "openai", Cluster: "tollgate_mock", BasePath: "/v1",
+			Name: "mock", Schema: "mock",
 			Models: []string{"tollgate-mock", "tollgate-mock-embed"}, DirectModels: DirectListed,
 		}},
 		Models: []Model{

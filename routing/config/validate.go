@@ -52,6 +52,7 @@ func (w where) String() string {
 // Names must be unique and references must resolve across all documents.
 func validate(docs []*document) {
 	providers := map[string]where{}
+	mocks := map[string]bool{} // providers of schema mock
 	for _, d := range docs {
 		if d.hasContent && !d.hasVersion {
 			d.addf("version", "version is required (set version: %d)", Version)
@@ -70,6 +71,7 @@ func validate(docs []*document) {
 				d.addf(path+".name", "duplicate provider name %q (first defined at %s)", p.Name, first)
 			} else {
 				providers[p.Name] = where{d, path + ".name"}
+				mocks[p.Name] = p.Schema == SchemaMock
 			}
 		}
 	}
@@ -120,6 +122,11 @@ func validate(docs []*document) {
 					tp := fmt.Sprintf("%s.fallback.targets[%d]", path, j)
 					checkProviderRef(d, tp+".provider", tg.Provider, providers)
 					checkModelName(d, tp+".model", "model", tg.Model)
+					if mocks[tg.Provider] {
+						// Chain attempts are sent by Envoy's upstream filter to a cluster;
+						// the gateway answers mock requests itself, before any cluster.
+						d.addf(tp+".provider", "provider %q has schema %s, which the gateway answers itself: it cannot be a fallback member (use it as a plain alias or pool target)", tg.Provider, SchemaMock)
+					}
 					if seen[tg.Provider] {
 						d.addf(tp+".provider", "provider %q is already in the chain: attempts are told apart by provider", tg.Provider)
 					}
@@ -354,6 +361,8 @@ func validateProvider(d *document, path string, p *Provider) {
 
 	switch cloud := validateCloud(d, path, p); {
 	case cloud:
+	case p.Schema == SchemaMock:
+		validateMock(d, path, p)
 	case p.Schema == SchemaOpenAI, p.Schema == SchemaAnthropic:
 		if p.APIVersion != "" {
 			d.addf(path+".api_version", "api_version applies to schema %s only", SchemaAzureOpenAI)
@@ -382,6 +391,7 @@ func validateProvider(d *document, path string, p *Provider) {
 	}
 
 	switch {
+	case p.Schema == SchemaMock: // validateMock
 	case p.Cluster == "":
 		d.addf(path+".cluster", "cluster is required")
 	case len(p.Cluster) > maxCluster || !clusterRE.MatchString(p.Cluster):
@@ -389,6 +399,7 @@ func validateProvider(d *document, path string, p *Provider) {
 	}
 
 	switch {
+	case p.Schema == SchemaMock: // validateMock
 	case p.BasePath == "" && p.Schema == SchemaBedrock: // Bedrock's paths start at /model
 	case p.BasePath == "":
 		p.BasePath = DefaultBasePath
@@ -435,6 +446,23 @@ func validateProvider(d *document, path string, p *Provider) {
 		if k, ok := pricing.ParseKey(p.PriceAs[m]); !ok || !providerNameRE.MatchString(k.Provider) {
 			d.addf(mp, "price_as %q must name a price entry as <provider>/<model>, e.g. openai/gpt-4o", p.PriceAs[m])
 		}
+	}
+}
+
+// validateMock checks a schema mock provider: the gateway answers it itself, so nothing
+// that describes an upstream applies.
+func validateMock(d *document, path string, p *Provider) {
+	if p.Cluster != "" {
+		d.addf(path+".cluster", "schema %s is answered by the gateway itself: remove cluster", SchemaMock)
+	}
+	if p.Credential != nil {
+		d.addf(path+".credential", "schema %s takes no credential: remove credential", SchemaMock)
+	}
+	if p.BasePath != "" {
+		d.addf(path+".base_path", "schema %s has no upstream path: remove base_path", SchemaMock)
+	}
+	if p.APIVersion != "" {
+		d.addf(path+".api_version", "api_version applies to schema %s only", SchemaAzureOpenAI)
 	}
 }
 

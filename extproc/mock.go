@@ -1,0 +1,87 @@
+package extproc
+
+import (
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/tollgate-ai/tollgate/extproc/oaierror"
+	"github.com/tollgate-ai/tollgate/internal/mockprovider"
+	"github.com/tollgate-ai/tollgate/routing"
+)
+
+// answerMock answers a request routed to a schema mock provider itself, with
+// an ImmediateResponse: there is no cluster and no upstream call. It runs
+// after every policy step (keys, allowlists, guardrails, limits, budgets) and
+// after spliceBody, so the mock reads the body exactly as a provider would
+// get it. Config validation keeps mock providers out of fallback chains,
+// whose attempts only Envoy's upstream filter sends.
+func answerMock(x *exchange, req *upstreamRequest) *oaierror.Error {
+	if x.target.Chain != nil || !x.target.Provider.Mock() {
+		return nil
+	}
+	var r mockprovider.Reply
+	switch x.endpoint {
+	case routing.EndpointChat:
+		// Always generate the usage chunk: the stream reader drops it again
+		// when the gateway, not the client, asked for it (injectStreamUsage).
+		r = mockprovider.Chat(req.body, true)
+	case routing.EndpointEmbeddings:
+		r = mockprovider.Embeddings(req.body)
+	default: // resolveModel refuses what the mock provider does not offer
+		return oaierror.InvalidRequest("unsupported_endpoint", "model", "The model "+quote(x.rec.model)+" does not support "+x.endpoint.String()+".")
+	}
+	x.answer = x.mockResponse(r)
+	return nil
+}
+
+// mockResponse turns the mock's reply into the client's response. The reply
+// goes through the same body readers as a provider's response, so usage,
+// cost, output guardrails, the usage chunk the client did not ask for, and
+// the metering headers or SSE comment are handled exactly as for a real
+// provider; the exchange is recorded as an answer that arrived at once.
+func (x *exchange) mockResponse(r mockprovider.Reply) *extprocv3.ProcessingResponse {
+	now := x.srv.now()
+	x.forwarded, x.forwardedAt = true, now
+	x.rec.upstreamHeaders, x.rec.firstByte = now, now
+	x.rec.status = r.Status
+	var mu mutation
+	var body []byte
+	if r.Stream {
+		sr := &sseReader{x: x, stripUsage: x.injectedUsage, guard: newOutputGuard(x.guard)}
+		x.body = sr
+		mu.set("content-type", "text/event-stream; charset=utf-8")
+		mu.set("cache-control", "no-cache")
+		mu.set("server-timing", x.serverTiming())
+		body, _ = sr.chunk(append(r.Body, mockprovider.Done...), true)
+	} else {
+		jr := &jsonReader{x: x}
+		x.body = jr
+		body, _ = jr.chunk(r.Body, true) // an output guardrail may change status and body
+		mu.set("content-type", "application/json")
+		x.meteringHeaders(&mu)
+	}
+	x.respEnded = true
+	x.traceBody(body, true)
+	x.done = true
+	if x.rec.requestID != "" {
+		mu.set("x-request-id", x.rec.requestID)
+		mu.set("x-tollgate-request-id", x.rec.requestID)
+	}
+	x.rateLimitHeaders(&mu)
+	if r.RetryAfter != "" {
+		mu.set("retry-after", r.RetryAfter)
+	}
+	// The routing decision for the access log, and the gateway-reply mark
+	// that keeps local_reply_config away from the body (see immediate).
+	md := x.metadata()
+	md.Fields[metadataNamespace].GetStructValue().Fields[metaGatewayReply] = structpb.NewBoolValue(true)
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{
+		ImmediateResponse: &extprocv3.ImmediateResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(x.rec.status)},
+			Headers: mu.get(),
+			Body:    body,
+			Details: "tollgate_mock",
+		},
+	}, DynamicMetadata: md}
+}
