@@ -1,9 +1,7 @@
 package config
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"regexp"
 )
 
@@ -147,25 +145,9 @@ const maxSecretDocument = 64 << 10
 // and the value is not checked for use in a header. Errors never include the
 // value.
 func (r SecretRef) ResolveDocument(lookupEnv func(string) (string, bool)) ([]byte, error) {
-	var val []byte
-	switch {
-	case r.Env != "" && r.File != "", r.Env == "" && r.File == "":
-		return nil, errors.New("secret reference: exactly one of env or file is required")
-	case r.Env != "":
-		if lookupEnv == nil {
-			lookupEnv = os.LookupEnv
-		}
-		v, ok := lookupEnv(r.Env)
-		if !ok {
-			return nil, fmt.Errorf("secret env %s: not set", r.Env)
-		}
-		val = []byte(v)
-	default:
-		b, err := os.ReadFile(r.File)
-		if err != nil {
-			return nil, fmt.Errorf("secret file: %w", err)
-		}
-		val = b
+	val, err := r.read(lookupEnv)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case len(val) == 0:

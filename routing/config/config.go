@@ -480,26 +480,11 @@ func (r SecretRef) String() string {
 // An unset or empty value is an error, and so is one that cannot be sent in an HTTP header.
 // Errors name the variable or file but never include the value.
 func (r SecretRef) Resolve(lookupEnv func(string) (string, bool)) ([]byte, error) {
-	var val []byte
-	switch {
-	case r.Env != "" && r.File != "", r.Env == "" && r.File == "":
-		return nil, errors.New("secret reference: exactly one of env or file is required")
-	case r.Env != "":
-		if lookupEnv == nil {
-			lookupEnv = os.LookupEnv
-		}
-		v, ok := lookupEnv(r.Env)
-		if !ok {
-			return nil, fmt.Errorf("secret env %s: not set", r.Env)
-		}
-		val = []byte(v)
-	default:
-		b, err := os.ReadFile(r.File)
-		if err != nil {
-			// *os.PathError carries the path and the cause, never file content.
-			return nil, fmt.Errorf("secret file: %w", err)
-		}
-		val = b
+	val, err := r.read(lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	if r.File != "" {
 		if n := len(val); n > 0 && val[n-1] == '\n' {
 			val = val[:n-1]
 			if n := len(val); n > 0 && val[n-1] == '\r' {
@@ -516,6 +501,30 @@ func (r SecretRef) Resolve(lookupEnv func(string) (string, bool)) ([]byte, error
 		}
 	}
 	return val, nil
+}
+
+// read returns the raw secret from its environment variable or file. Errors
+// name the variable or file but never include the value.
+func (r SecretRef) read(lookupEnv func(string) (string, bool)) ([]byte, error) {
+	switch {
+	case r.Env != "" && r.File != "", r.Env == "" && r.File == "":
+		return nil, errors.New("secret reference: exactly one of env or file is required")
+	case r.Env != "":
+		if lookupEnv == nil {
+			lookupEnv = os.LookupEnv
+		}
+		v, ok := lookupEnv(r.Env)
+		if !ok {
+			return nil, fmt.Errorf("secret env %s: not set", r.Env)
+		}
+		return []byte(v), nil
+	}
+	b, err := os.ReadFile(r.File)
+	if err != nil {
+		// *os.PathError carries the path and the cause, never file content.
+		return nil, fmt.Errorf("secret file: %w", err)
+	}
+	return b, nil
 }
 
 // isConfigName reports whether a directory entry name is loaded from a configuration directory.
