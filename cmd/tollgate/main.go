@@ -2,7 +2,7 @@
 //
 //	tollgate run     [--config PATH]... [--listen ADDR] [--front auto|envoy|emulated] [--envoy PATH] [--dev]
 //	tollgate serve   [--config PATH]... [--grpc-addr ADDR] [--admin-addr ADDR] [--drain-timeout D] [--dev]
-//	tollgate check   --config PATH... [--envoy FILE]...
+//	tollgate check   [--config PATH]... [--envoy FILE]...
 //	tollgate health  [--grpc-addr ADDR]
 //	tollgate keys new --tenant T [--app A] [--id ID] [--tier TIER]
 //	tollgate version
