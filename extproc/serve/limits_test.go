@@ -444,7 +444,7 @@ func waitSignal(t *testing.T, ch <-chan struct{}) {
 	t.Helper()
 	select {
 	case <-ch:
-	case <-time.After(10 * time.Second): // a failure guard, not a synchronisation
+	case <-time.After(30 * time.Second): // a failure guard, not a synchronisation
 		t.Fatal("no request log line")
 	}
 }
@@ -466,18 +466,20 @@ func headerMap(kv ...string) *corev3.HeaderMap {
 // are applied, each exactly once, so the budget counter holds the cost of
 // every request.
 func TestRedisHung(t *testing.T) {
-	const deadline = 300 * time.Millisecond
+	// Long enough that a slow but healthy Redis on a loaded machine is not a
+	// failure; still far under go-redis's defaults (3s per try, 4 tries).
+	const deadline = time.Second
 	const margin = 3 * time.Second // generous for a loaded machine; go-redis's defaults would wait 3s per try, 4 tries
 	r := redistest.Start(t)
 	url := "redis://" + r.Addr()
 	backend := func(prefix, failure string) string {
 		return limitsConfig(fmt.Sprintf(`  backend: redis
-  redis: {url: {env: REDIS_URL}, prefix: "%s", admission_timeout: %v, reconcile_timeout: %v}
+  redis: {url: {env: REDIS_URL}, prefix: "%s", dial_timeout: %v, read_timeout: %v, write_timeout: %v, admission_timeout: %v, reconcile_timeout: %v}
   on_backend_failure: %s
   rate_limits:
     - {scope: key, requests_per_minute: 100000, tokens_per_minute: 100000000}
   budgets:
-    - {scope: key, daily_usd: 1000}`, prefix, deadline, deadline, failure))
+    - {scope: key, daily_usd: 1000}`, prefix, deadline, deadline, deadline, deadline, deadline, failure))
 	}
 	now := frozen()
 	log, finished := requestSignals()

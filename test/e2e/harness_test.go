@@ -367,7 +367,7 @@ func (h *harness) kubeletUpdate(text string) {
 // outcome to wait for.
 func (h *harness) waitReload(wantErr bool) error {
 	h.t.Helper()
-	timeout := time.After(10 * time.Second) // a failure guard, not a synchronisation
+	timeout := time.After(30 * time.Second) // a failure guard, not a synchronisation
 	for {
 		select {
 		case err := <-h.reloads:
@@ -413,7 +413,7 @@ func (h *harness) raw(method, path, key, body string, hdr ...string) (*http.Resp
 // after the client has read the last byte.
 func (h *harness) waitRequestLogs(n int) []string {
 	h.t.Helper()
-	timeout := time.After(10 * time.Second) // a failure guard, not a synchronisation
+	timeout := time.After(30 * time.Second) // a failure guard, not a synchronisation
 	for {
 		next := h.logs.next()
 		if logs := h.requestLogs(); len(logs) >= n {

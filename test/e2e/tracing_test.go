@@ -66,7 +66,7 @@ func (r *otlpReceiver) Export(_ context.Context, req *collectortracepb.ExportTra
 // waitSpan waits for a span of the trace with the given name prefix.
 func (r *otlpReceiver) waitSpan(t *testing.T, traceID trace.TraceID, kind tracepb.Span_SpanKind) *tracepb.Span {
 	t.Helper()
-	timeout := time.After(10 * time.Second) // a failure guard, not a synchronisation
+	timeout := time.After(30 * time.Second) // a failure guard, not a synchronisation
 	for {
 		r.mu.Lock()
 		next := r.changed

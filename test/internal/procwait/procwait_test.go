@@ -22,7 +22,7 @@ func TestReady(t *testing.T) {
 		{name: "ready line", script: "echo booting; echo 'x Ready to accept y'; exit 0", timeout: time.Minute},
 		{name: "exits first", script: "echo boom; exit 3", timeout: time.Minute, wantErr: "exited during startup", wantLog: "boom"},
 		// The process never gets ready; stop (SIGKILL) ends it at the timeout.
-		{name: "timeout", script: "echo waiting; exec sleep 600", timeout: 200 * time.Millisecond, wantErr: "not ready after 200ms", wantLog: "waiting"},
+		{name: "timeout", script: "echo waiting; exec sleep 600", timeout: 2 * time.Second, wantErr: "not ready after 2s", wantLog: "waiting"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
