@@ -180,7 +180,11 @@ func (c Codec) Marshal(v any) (mem.BufferSlice, error) {
 	case *extprocv3.ProcessingResponse_RequestBody:
 		br, top = r.RequestBody, fRespReqBody
 	case *extprocv3.ProcessingResponse_ResponseBody:
-		br, top = r.ResponseBody, fRespRespBody
+		// Response bodies are copied: grpc-go sends a message after SendMsg
+		// returns, and the stream readers reuse their output buffer for the
+		// next chunk, so a referenced response body could change under the
+		// transport. A request body's buffer is never reused.
+		return std().Marshal(v)
 	}
 	cr := br.GetResponse()
 	bm := cr.GetBodyMutation()
