@@ -82,7 +82,9 @@ func capOutput(x *exchange, req *upstreamRequest, def int64, enforce bool) *oaie
 	for _, f := range [...]string{"max_completion_tokens", "max_tokens"} {
 		v := req.get(f)
 		if v.Type == gjson.Number && v.Int() > 0 {
-			x.maxOut = v.Int()
+			// Saturated: no model writes 2^31 tokens, and an absurd value must
+			// be judged by the limits (a 429), not overflow their arithmetic.
+			x.maxOut = min(v.Int(), math.MaxInt32)
 			return nil
 		}
 		// Anything but null is the client's choice: left for the provider to judge.

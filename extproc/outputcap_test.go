@@ -139,3 +139,18 @@ func TestOutputCapPricesMaxCost(t *testing.T) {
 		})
 	}
 }
+
+// TestOutputCapAbsurdValue: a max_tokens near 2^63 is saturated, so the token
+// limit refuses it with a 429 naming max_tokens, instead of the sum
+// overflowing into a limits-backend error (a 503 and a false alert).
+func TestOutputCapAbsurdValue(t *testing.T) {
+	snap := capSnapshot(t, &config.Limits{DefaultMaxTokens: 300, RateLimits: []config.RateLimit{{Scope: config.ScopeKey, TokensPerMinute: 100_000}}})
+	srv := New(Options{Snapshot: func() *Snapshot { return snap }, Limiter: limits.NewMemory(nil)})
+	x := newExchange(context.Background(), srv, snap)
+	x.handle(chatHeaders())
+	resp, _ := x.handle(reqBody(`{"model":"openai/gpt-4o","max_tokens":9223372036854775807,"messages":[]}`))
+	status, body := immediateError(t, resp)
+	if status != 429 || body.Error.Code == nil || *body.Error.Code != "rate_limit_exceeded" {
+		t.Fatalf("status %d, error %+v; want 429 rate_limit_exceeded", status, body.Error)
+	}
+}
