@@ -147,7 +147,14 @@ func (a *attempt) onBody(body []byte) *extprocv3.CommonResponse {
 		// Last, over this attempt's own body and path (see cloud.go).
 		hs, err := mint(context.Background(), p, path, out, a.srv.now())
 		if err != nil {
-			a.fail("the provider credential cannot be minted", p.Name)
+			// As for a translation error: no credential at all, so the
+			// provider refuses the attempt and Envoy moves on.
+			a.fail("the provider credential cannot be minted: "+err.Error(), p.Name)
+			var rm mutation
+			for _, h := range providerHeaders {
+				rm.remove(h)
+			}
+			return &extprocv3.CommonResponse{HeaderMutation: rm.get()}
 		}
 		for _, h := range hs {
 			mu.set(h[0], h[1])
