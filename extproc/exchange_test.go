@@ -591,6 +591,8 @@ func TestHeaderRules(t *testing.T) {
 		{"openai-organization", true, true},
 		{"openai-project", true, true},
 		{"openai-beta", true, false},
+		{"x-amz-security-token", true, false},
+		{"x-goog-user-project", true, false},
 		{"anthropic-version", true, false},
 		{"anthropic-beta", true, false},
 		{"anthropic-organization-id", true, true},

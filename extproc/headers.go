@@ -93,7 +93,10 @@ func strippedUpstream(k string) bool {
 	case "authorization", "api-key", "x-api-key", "accept-encoding", "x-agent-id":
 		return true
 	}
-	return strings.HasPrefix(k, headerPrefix) || strings.HasPrefix(k, "openai-") || strings.HasPrefix(k, "anthropic-")
+	return strings.HasPrefix(k, headerPrefix) || strings.HasPrefix(k, "openai-") || strings.HasPrefix(k, "anthropic-") ||
+		// AWS and Google request headers are part of what the gateway signs
+		// or authenticates for Bedrock and Vertex; a client's must not mix in.
+		strings.HasPrefix(k, "x-amz-") || strings.HasPrefix(k, "x-goog-")
 }
 
 // strippedDownstream reports whether a provider's response header k must not
