@@ -4,6 +4,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/structpb"
+	"slices"
 
 	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/internal/mockprovider"
@@ -53,7 +54,7 @@ func (x *exchange) mockResponse(r mockprovider.Reply) *extprocv3.ProcessingRespo
 		mu.set("content-type", "text/event-stream; charset=utf-8")
 		mu.set("cache-control", "no-cache")
 		mu.set("server-timing", x.serverTiming())
-		body, _ = sr.chunk(append(r.Body, mockprovider.Done...), true)
+		body, _ = sr.chunk(slices.Concat(r.Body, []byte(mockprovider.Done)), true)
 	} else {
 		jr := &jsonReader{x: x}
 		x.body = jr

@@ -108,7 +108,9 @@ func (x *exchange) startSpan(h headers) {
 	_, span := t.tracer.Start(ctx, "tollgate", trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(x.start))
 	x.tr = &spanState{span: span}
 	if id := h.get("x-request-id"); id != "" {
-		t.inflight.Store(id, x.tr)
+		// x-request-id is client-settable: a repeated id must not take over
+		// another request's fallback-attempt events.
+		t.inflight.LoadOrStore(id, x.tr)
 	}
 }
 
