@@ -130,8 +130,17 @@ func TestVertexGemini(t *testing.T) {
 	if !gjson.GetBytes(lastRequest(t, h.vertex).Body, "stream_options.include_usage").Bool() {
 		t.Fatal("stream usage not requested")
 	}
-	if line := h.waitRequestLogs(2)[1]; gjson.Get(line, "prompt_tokens").Int() == 0 || gjson.Get(line, "cost_usd").Str == "" {
-		t.Fatalf("log %s", line)
+	// Exact usage from the fixture's usage chunk, priced by (vertex, model).
+	var want gjson.Result
+	for _, l := range strings.Split(string(fixture(t, "openai/chat_stream.sse")), "\n") {
+		if u := gjson.Get(strings.TrimPrefix(l, "data: "), "usage"); u.IsObject() {
+			want = u
+		}
+	}
+	line := h.waitRequestLogs(2)[1]
+	if gjson.Get(line, "prompt_tokens").Int() != want.Get("prompt_tokens").Int() || gjson.Get(line, "completion_tokens").Int() != want.Get("completion_tokens").Int() ||
+		gjson.Get(line, "cost_usd").Str != vertexCost(t, vertexGemini, want.Get("prompt_tokens").Int(), want.Get("prompt_tokens_details.cached_tokens").Int(), want.Get("completion_tokens").Int()) {
+		t.Fatalf("log %s, want usage %s", line, want.Raw)
 	}
 	if len(ep.Issued()) != 1 {
 		t.Fatalf("%d tokens minted for two requests", len(ep.Issued()))
@@ -171,8 +180,12 @@ func TestVertexClaude(t *testing.T) {
 	if err := s.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if acc.Choices[0].Message.Content != anthropicStreamText(t, "anthropic/messages_stream.sse") || acc.Usage.PromptTokens == 0 {
+	// messages_stream.sse: 24 input tokens, no cache, 27 output tokens (message_delta).
+	if acc.Choices[0].Message.Content != anthropicStreamText(t, "anthropic/messages_stream.sse") || acc.Usage.PromptTokens != 24 || acc.Usage.CompletionTokens != 27 {
 		t.Fatalf("stream %q usage %+v", acc.Choices[0].Message.Content, acc.Usage)
+	}
+	if line := h.waitRequestLogs(2)[1]; gjson.Get(line, "cost_usd").Str != vertexCost(t, vertexClaude, 24, 0, 27) || gjson.Get(line, "usage_estimated").Bool() {
+		t.Fatalf("stream log %s", line)
 	}
 	if up := lastRequest(t, h.vertex); !strings.HasSuffix(up.Path, ":streamRawPredict") {
 		t.Fatalf("stream path %s", up.Path)
