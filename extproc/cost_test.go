@@ -340,3 +340,22 @@ func FuzzTranscriptionUsage(f *testing.F) {
 		}
 	})
 }
+
+// TestAnthropicErrorEventEstimated: a stream that ends with Anthropic's error
+// event never reached message_delta, so its usage is the flagged estimate
+// (message_start's exact input, the larger of the placeholder and the text
+// received), recorded as incomplete — never as the provider's final figure.
+func TestAnthropicErrorEventEstimated(t *testing.T) {
+	h := newMeterHarness(t, false)
+	stream := readFixture(t, "anthropic/messages_stream_error.sse")
+	x := h.exchange()
+	streamChat(x, "anthropic/claude-sonnet-4-5", stream, len(stream), true)
+	x.finish()
+	r := x.rec
+	if r.usageKnown || !r.estimated || r.usage.PromptTokens == 0 || !r.costKnown {
+		t.Fatalf("usage %+v provider %v estimated %v cost %v", r.usage, r.usageKnown, r.estimated, r.costKnown)
+	}
+	if rec := h.record(t); rec["outcome"] != outcomeIncomplete || rec["usage_estimated"] != true || rec["usage_from_provider"] != false {
+		t.Fatalf("log %v", rec)
+	}
+}
