@@ -261,3 +261,32 @@ func TestRunEnvoyChild(t *testing.T) {
 		}
 	})
 }
+
+// TestRunEnvoyFromPATH: with no --envoy, an envoy on PATH is the one run
+// (before any download); with both, --envoy wins.
+func TestRunEnvoyFromPATH(t *testing.T) {
+	onPath := fakeEnvoy(t, "echo on-path envoy\nsleep 600 & child=$!\ntrap 'kill $child; exit 0' TERM\necho trap set\nwait $child\n")
+	lookPath := func(name string) (string, error) {
+		if name != "envoy" {
+			return "", exec.ErrNotFound
+		}
+		return onPath, nil
+	}
+	r := startRun(t, runOptions{front: frontAuto, lookPath: lookPath})
+	r.logs.waitLog(t, "on-path envoy")
+	r.logs.waitLog(t, "trap set")
+	if code := r.stop(t); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+
+	flag := fakeEnvoy(t, "echo flag envoy\nsleep 600 & child=$!\ntrap 'kill $child; exit 0' TERM\necho trap set\nwait $child\n")
+	r = startRun(t, runOptions{front: frontAuto, envoyPath: flag, lookPath: lookPath})
+	r.logs.waitLog(t, "flag envoy")
+	r.logs.waitLog(t, "trap set")
+	if code := r.stop(t); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if strings.Contains(r.logs.String(), "on-path envoy") {
+		t.Fatal("envoy on PATH ran although --envoy was given")
+	}
+}
