@@ -326,12 +326,24 @@ func TestRedisOutage(t *testing.T) {
 			t.Fatal("budgets still refused after Redis came back")
 		}
 	}
-	// Redis restarted empty: the request limit starts afresh.
-	if ok, _, _ := admitted(context.Background(), open); !ok {
-		t.Fatal("request limit after Redis came back")
+	// Redis restarted empty, but the request admitted open during the outage
+	// may be charged when its queued reconciliation replays (when exactly
+	// depends on the retry timer): either way the limit holds again, and a
+	// refusal is the limit's 429, never the backend's 503.
+	n := 0
+	for range 2 {
+		ok, status, err := admitted(context.Background(), open)
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case ok:
+			n++
+		case status != 429:
+			t.Fatalf("after recovery: status %d, want the limit's 429", status)
+		}
 	}
-	if ok, status, _ := admitted(context.Background(), open); ok || status != 429 {
-		t.Fatalf("limit not enforced after recovery: admitted=%v status=%d", ok, status)
+	if n > 1 {
+		t.Fatalf("limit not enforced after recovery: %d of 2 admitted against 1 per minute", n)
 	}
 }
 
