@@ -7,7 +7,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/tollgate-ai/tollgate/extproc/internal/jsonscan"
-	"github.com/tollgate-ai/tollgate/extproc/oaierror"
+	"github.com/tollgate-ai/tollgate/internal/oaierror"
 )
 
 // One view of the request body: parseRequest validates it once

@@ -3,7 +3,7 @@ package extproc
 import (
 	"bytes"
 
-	"github.com/tollgate-ai/tollgate/extproc/oaierror"
+	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/pricing"
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )

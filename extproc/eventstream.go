@@ -6,8 +6,8 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/internal/eventstream"
+	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 )
 

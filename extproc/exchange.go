@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/tollgate-ai/tollgate/extproc/oaierror"
+	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/policy/guardrails"
 	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/policy/limits"

@@ -7,7 +7,7 @@ import (
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/tollgate-ai/tollgate/extproc/oaierror"
+	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"

@@ -21,7 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/tollgate-ai/tollgate/extproc/internal/grpccodec"
+	"github.com/tollgate-ai/tollgate/internal/grpccodec"
 )
 
 // The memory benchmark runs the processor in a child process (this test

@@ -6,8 +6,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"slices"
 
-	"github.com/tollgate-ai/tollgate/extproc/oaierror"
 	"github.com/tollgate-ai/tollgate/internal/mockprovider"
+	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing"
 )
 

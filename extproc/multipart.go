@@ -5,7 +5,7 @@ import (
 	"mime"
 	"strings"
 
-	"github.com/tollgate-ai/tollgate/extproc/oaierror"
+	"github.com/tollgate-ai/tollgate/internal/oaierror"
 )
 
 // Audio transcriptions arrive as multipart/form-data: the audio and a model

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tollgate-ai/tollgate/extproc/internal/jsonscan"
-	"github.com/tollgate-ai/tollgate/extproc/oaierror"
+	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 )

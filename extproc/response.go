@@ -10,8 +10,8 @@ import (
 	"github.com/tidwall/sjson"
 	"go.uber.org/zap"
 
-	"github.com/tollgate-ai/tollgate/extproc/oaierror"
-	"github.com/tollgate-ai/tollgate/extproc/sse"
+	"github.com/tollgate-ai/tollgate/internal/oaierror"
+	"github.com/tollgate-ai/tollgate/internal/sse"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 	"github.com/tollgate-ai/tollgate/routing/usage"

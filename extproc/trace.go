@@ -15,7 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	grpcmd "google.golang.org/grpc/metadata"
 
-	"github.com/tollgate-ai/tollgate/extproc/oaierror"
+	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 )

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/tollgate-ai/tollgate/envoy/validate"
-	"github.com/tollgate-ai/tollgate/extproc/serve"
+	"github.com/tollgate-ai/tollgate/internal/gateway"
 	"github.com/tollgate-ai/tollgate/routing/config"
 )
 
@@ -33,7 +33,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		if err == nil {
 			// Exactly what serve runs to build a snapshot, secrets aside, so
 			// check passes only what serve accepts.
-			err = serve.Check(cfg, time.Now())
+			err = gateway.Check(cfg, time.Now())
 		}
 		var ps config.Problems
 		switch {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tollgate-ai/tollgate/extproc/serve"
+	"github.com/tollgate-ai/tollgate/internal/gateway"
 	"github.com/tollgate-ai/tollgate/policy/keys"
 )
 
@@ -75,7 +75,7 @@ func TestVersionAndUsage(t *testing.T) {
 // chart's socket mode does, and probes it with `tollgate health`.
 func TestHealthOverUnixSocket(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "tollgate.sock")
-	g, err := serve.Start(context.Background(), serve.Config{GRPCAddr: "unix://" + sock})
+	g, err := gateway.Start(context.Background(), gateway.Config{GRPCAddr: "unix://" + sock})
 	if err != nil {
 		t.Fatal(err)
 	}

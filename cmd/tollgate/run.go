@@ -20,8 +20,8 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tollgate-ai/tollgate/envoy"
-	"github.com/tollgate-ai/tollgate/extproc/serve"
 	"github.com/tollgate-ai/tollgate/internal/devfront"
+	"github.com/tollgate-ai/tollgate/internal/gateway"
 )
 
 // extProcCluster is the local bootstrap's cluster that `tollgate run` points at its own
@@ -130,7 +130,7 @@ func runGateway(ctx context.Context, o runOptions) int {
 		return 1
 	}
 
-	gw, err := serve.Start(ctx, serve.Config{
+	gw, err := gateway.Start(ctx, gateway.Config{
 		GRPCAddr: o.grpcAddr, AdminAddr: o.adminAddr, ConfigPaths: o.configPaths,
 		DrainTimeout: o.drain, Logger: log, LookupEnv: o.lookupEnv,
 	})
@@ -183,7 +183,7 @@ func findEnvoy(ctx context.Context, o runOptions) (string, error) {
 	return p, nil
 }
 
-func runEmulated(ctx context.Context, o runOptions, gw *serve.Gateway, bootstrap []byte, clusters map[string]string) int {
+func runEmulated(ctx context.Context, o runOptions, gw *gateway.Gateway, bootstrap []byte, clusters map[string]string) int {
 	log := o.log
 	log.Warn("DEVELOPMENT FRONT: no envoy binary found (or --front emulated), so requests are served by Tollgate's " +
 		"built-in Envoy emulation (internal/devfront). Development only, NOT FOR PRODUCTION: plain HTTP/1.1, and it " +
@@ -217,7 +217,7 @@ func runEmulated(ctx context.Context, o runOptions, gw *serve.Gateway, bootstrap
 	}
 }
 
-func runEnvoy(ctx context.Context, o runOptions, gw *serve.Gateway, bin string, bootstrap []byte, clusters map[string]string) int {
+func runEnvoy(ctx context.Context, o runOptions, gw *gateway.Gateway, bin string, bootstrap []byte, clusters map[string]string) int {
 	log := o.log
 	_, portStr, err := net.SplitHostPort(o.listen)
 	port, perr := strconv.Atoi(portStr)

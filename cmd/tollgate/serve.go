@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/tollgate-ai/tollgate/extproc/serve"
+	"github.com/tollgate-ai/tollgate/internal/gateway"
 	"github.com/tollgate-ai/tollgate/internal/tracing"
 )
 
@@ -51,7 +51,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 			log.Warn("tracing shutdown", zap.Error(err))
 		}
 	}()
-	g, err := serve.Start(ctx, serve.Config{
+	g, err := gateway.Start(ctx, gateway.Config{
 		GRPCAddr:       *grpcAddr,
 		AdminAddr:      *adminAddr,
 		ConfigPaths:    paths,

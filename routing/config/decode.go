@@ -9,7 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/tollgate-ai/tollgate/routing/yamldoc"
+	"github.com/tollgate-ai/tollgate/internal/yamldoc"
 )
 
 // maxNodes bounds the work of decoding one file; YAML aliases could otherwise expand a small file into a huge

@@ -8,7 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/tollgate-ai/tollgate/routing/yamldoc"
+	"github.com/tollgate-ai/tollgate/internal/yamldoc"
 )
 
 // maxNodes bounds the decoding work of one document, aliases expanded.

@@ -23,8 +23,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/tollgate-ai/tollgate/extproc/serve"
 	"github.com/tollgate-ai/tollgate/internal/devfront"
+	"github.com/tollgate-ai/tollgate/internal/gateway"
 	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/test/fakeprovider"
 )
@@ -152,7 +152,7 @@ type front interface {
 
 type harness struct {
 	t         *testing.T
-	gw        *serve.Gateway
+	gw        *gateway.Gateway
 	reg       *prometheus.Registry
 	front     front
 	openai    *fakeprovider.Server
@@ -236,7 +236,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		}
 	}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), h.logs, zapcore.DebugLevel))
-	h.gw, err = serve.Start(context.Background(), serve.Config{
+	h.gw, err = gateway.Start(context.Background(), gateway.Config{
 		GRPCAddr:     "127.0.0.1:0",
 		AdminAddr:    "127.0.0.1:0",
 		ConfigPaths:  []string{h.cfgDir},

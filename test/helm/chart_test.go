@@ -23,7 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
-	"github.com/tollgate-ai/tollgate/extproc/serve"
+	"github.com/tollgate-ai/tollgate/internal/gateway"
 	"github.com/tollgate-ai/tollgate/routing/config"
 )
 
@@ -569,7 +569,7 @@ func checkGatewayConfig(t *testing.T, r *release, bs *bootstrapv3.Bootstrap) {
 	}
 	// What serve runs on top of loading (keys, prices for every routable model, limits, guardrails): a
 	// configuration that loads but would not start must fail here, as `tollgate check` fails it.
-	if err := serve.Check(cfg, time.Now()); err != nil {
+	if err := gateway.Check(cfg, time.Now()); err != nil {
 		t.Errorf("gateway config refused by serve: %v", err)
 	}
 	for _, p := range cfg.Providers {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/tidwall/sjson"
 
-	"github.com/tollgate-ai/tollgate/extproc/oaierror"
+	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 )
 

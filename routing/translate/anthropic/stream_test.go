@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tollgate-ai/tollgate/extproc/sse"
+	"github.com/tollgate-ai/tollgate/internal/sse"
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )
 

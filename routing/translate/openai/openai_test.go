@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tollgate-ai/tollgate/extproc/oaierror"
-	"github.com/tollgate-ai/tollgate/extproc/sse"
+	"github.com/tollgate-ai/tollgate/internal/oaierror"
+	"github.com/tollgate-ai/tollgate/internal/sse"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )

@@ -3,7 +3,7 @@ package wire
 import (
 	"strconv"
 
-	"github.com/tollgate-ai/tollgate/extproc/oaierror"
+	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )
 

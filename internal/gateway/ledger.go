@@ -1,4 +1,4 @@
-package serve
+package gateway
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate-ai/tollgate/extproc"
-	"github.com/tollgate-ai/tollgate/extproc/internal/ledger"
+	"github.com/tollgate-ai/tollgate/internal/ledger"
 	"github.com/tollgate-ai/tollgate/routing/config"
 )
 

@@ -1,4 +1,4 @@
-package serve
+package gateway
 
 import (
 	"slices"

@@ -1,9 +1,9 @@
-// Package serve runs a Tollgate gateway process: the ext_proc gRPC server
+// Package gateway runs a Tollgate gateway process: the ext_proc gRPC server
 // with the standard gRPC health service, the admin HTTP server (/healthz,
 // /readyz, /metrics), and configuration hot reload. The tollgate binary and
 // the end-to-end tests both start gateways through Start, so the tests run
 // exactly what ships.
-package serve
+package gateway
 
 import (
 	"context"
@@ -29,7 +29,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/tollgate-ai/tollgate/extproc"
-	"github.com/tollgate-ai/tollgate/extproc/internal/grpccodec"
+	"github.com/tollgate-ai/tollgate/internal/grpccodec"
 )
 
 // MaxMessageSize bounds one ext_proc message. Envoy sends a BUFFERED body as
