@@ -2,9 +2,8 @@ package extproc
 
 import (
 	"context"
+	"fmt"
 	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing"
@@ -22,9 +21,9 @@ const mintTimeout = 5 * time.Second
 
 // mintCredential adds the minted credential headers for the request as it
 // will leave. It must be the last body step.
-func mintCredential(x *exchange, req *upstreamRequest) *oaierror.Error {
-	if x.target.Chain != nil || !x.target.Provider.MintsCredential() {
-		return nil // chain attempts mint upstream, per attempt
+func mintCredential(x *exchange, req *upstreamRequest) error {
+	if !x.target.Provider.MintsCredential() {
+		return nil // a static credential, set by routeUpstream
 	}
 	p := x.target.Provider
 	var hs [][2]string
@@ -42,8 +41,8 @@ func mintCredential(x *exchange, req *upstreamRequest) *oaierror.Error {
 		hs, err = mint(x.ctx, p, req.path, req.body, x.srv.now())
 	}
 	if err != nil {
-		x.srv.log.Warn("provider credential unavailable", zapProvider(p.Name), zap.Bool("byok", own), zap.Error(err))
-		return oaierror.Internal(503, "provider_unavailable", "The provider for this model is not available.")
+		return failure(oaierror.Internal(503, "provider_unavailable", "The provider for this model is not available."),
+			fmt.Errorf("provider %s credential (byok %t): %w", p.Name, own, err))
 	}
 	for _, h := range hs {
 		req.mu.set(h[0], h[1])

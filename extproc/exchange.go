@@ -11,11 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
-	"github.com/tollgate-ai/tollgate/policy/guardrails"
-	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/policy/limits"
-	"github.com/tollgate-ai/tollgate/policy/tenancy"
-	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/pricing"
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )
@@ -27,25 +23,7 @@ type exchange struct {
 	ctx   context.Context // the gRPC stream's
 	start time.Time
 
-	// request side
-	method, path  string
-	endpoint      routing.Endpoint
-	deployment    string // Azure-style path: the model name
-	contentType   string // of the client request
-	boundary      string // multipart boundary of a transcription request
-	bodyModel     string // "model" as the body had it
-	key           *keys.Key
-	app           *tenancy.App
-	appRequested  string // app id the client named
-	agentID       string // x-agent-id as sent
-	meta          metadata
-	grounding     []string            // tollgate_grounding_context
-	guard         *guardrails.Request // the app's guardrails for this request
-	target        routing.Target
-	stream        bool // client asked for an SSE stream
-	injectedUsage bool // the gateway added stream_options.include_usage
-	clientUsage   bool // the client asked for stream_options.include_usage
-	reqBytes      int  // size of the client's request body
+	facts // written by the request chain, read-only after it (facts.go)
 
 	// metering
 	quota           limits.Decision     // admission decision (its quotas feed x-ratelimit-*)
@@ -77,6 +55,7 @@ type exchange struct {
 // record is what the request's log line and metrics say.
 type record struct {
 	requestID, keyID, route, model, provider, providerModel, refusal string
+	refusalStep                                                      string // the request step that refused
 	tenant, app, tier, agentID                                       string
 	agentInvalid, byok                                               bool
 	metadata                                                         metadata
@@ -243,6 +222,9 @@ func (x *exchange) finish() {
 	}
 	if r.refusal != "" {
 		fields = append(fields, zap.String("refusal", r.refusal))
+	}
+	if r.refusalStep != "" {
+		fields = append(fields, zap.String("refusal_step", r.refusalStep))
 	}
 	x.srv.log.Info("request", fields...)
 	x.srv.metrics.finished(r, end.Sub(x.start), x.ttfb(), x.procTime)

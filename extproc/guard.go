@@ -10,7 +10,6 @@ import (
 
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/policy/guardrails"
-	"github.com/tollgate-ai/tollgate/routing"
 )
 
 // Guardrails: the app's policy (never the request's choice) checks the
@@ -18,10 +17,87 @@ import (
 // completion as it comes back, streams included, holding back at most the
 // policy's window.
 
+// guardInputStep names guard_input in every processor.
+const guardInputStep = "guard_input"
+
+// stepGuardInput is guard_input over the pieces an endpoint's body has.
+func stepGuardInput(collect ...pieceCollector) bodyStep {
+	return bodyStep{guardInputStep, func(x *exchange, req *upstreamRequest) error { return guardInput(x, req, collect) }}
+}
+
+// inputPieces are the texts guard_input checks, with where each is in the
+// body.
+type inputPieces struct {
+	in     guardrails.Input
+	values []gjson.Result
+}
+
+func (p *inputPieces) add(role, text string, v gjson.Result) {
+	p.in.Pieces = append(p.in.Pieces, guardrails.Piece{Role: role, Text: text})
+	p.values = append(p.values, v)
+}
+
+// pieceCollector finds the texts of one part of a request body. Paths for
+// the test-only read hook are built only when it is set.
+type pieceCollector func(x *exchange, req *upstreamRequest, p *inputPieces)
+
+// chatPieces are the messages' text contents and tool call arguments.
+func chatPieces(x *exchange, req *upstreamRequest, p *inputPieces) {
+	req.get("messages").ForEach(func(i, m gjson.Result) bool {
+		role := m.Get("role").Str
+		switch c := m.Get("content"); {
+		case c.Type == gjson.String:
+			p.add(role, c.Str, c)
+			if x.reads != nil {
+				x.read("messages."+i.String()+".content", c)
+			}
+		case c.IsArray():
+			c.ForEach(func(j, part gjson.Result) bool {
+				if t := part.Get("text"); part.Get("type").Str == "text" && t.Type == gjson.String {
+					p.add(role, t.Str, t)
+					if x.reads != nil {
+						x.read("messages."+i.String()+".content."+j.String()+".text", t)
+					}
+				}
+				return true
+			})
+		}
+		m.Get("tool_calls").ForEach(func(k, tc gjson.Result) bool {
+			if a := tc.Get("function.arguments"); a.Type == gjson.String {
+				p.add(role, a.Str, a)
+				if x.reads != nil {
+					x.read("messages."+i.String()+".tool_calls."+k.String()+".function.arguments", a)
+				}
+			}
+			return true
+		})
+		return true
+	})
+}
+
+// embeddingPieces are an embeddings request's input strings.
+func embeddingPieces(x *exchange, req *upstreamRequest, p *inputPieces) {
+	switch v := req.get("input"); {
+	case v.Type == gjson.String:
+		p.add("user", v.Str, v)
+		x.read("input", v)
+	case v.IsArray():
+		v.ForEach(func(j, s gjson.Result) bool {
+			if s.Type == gjson.String {
+				p.add("user", s.Str, s)
+				if x.reads != nil {
+					x.read("input."+j.String(), s)
+				}
+			}
+			return true
+		})
+	}
+}
+
 // guardInput checks the prompt and writes redactions back into the body.
-func guardInput(x *exchange, req *upstreamRequest) *oaierror.Error {
-	if x.app == nil || x.app.GuardrailPolicy == "" || x.snap.Guardrails == nil || x.endpoint == routing.EndpointTranscriptions {
-		return nil // audio carries no text to check
+func guardInput(x *exchange, req *upstreamRequest, collect []pieceCollector) error {
+	if x.app == nil || x.app.GuardrailPolicy == "" || x.snap.Guardrails == nil {
+		return nil
 	}
 	pol, ok := x.snap.Guardrails.Policy(x.app.GuardrailPolicy)
 	if !ok { // config validation makes this impossible; fail closed anyway
@@ -29,54 +105,21 @@ func guardInput(x *exchange, req *upstreamRequest) *oaierror.Error {
 	}
 	x.guard = pol.NewRequest()
 	maxTokens := max(req.get("max_tokens").Int(), req.get("max_completion_tokens").Int())
-	in := guardrails.Input{GroundingContext: x.grounding, MaxTokens: int(maxTokens)}
-	var values []gjson.Result // where each piece is in the body
-	add := func(role, text, path string, v gjson.Result) {
-		in.Pieces = append(in.Pieces, guardrails.Piece{Role: role, Text: text})
-		values = append(values, v)
-		x.read(path, v)
+	p := inputPieces{in: guardrails.Input{GroundingContext: x.grounding, MaxTokens: int(maxTokens)}}
+	for _, c := range collect {
+		c(x, req, &p)
 	}
-	req.get("messages").ForEach(func(i, m gjson.Result) bool {
-		role, base := m.Get("role").Str, "messages."+i.String()
-		switch c := m.Get("content"); {
-		case c.Type == gjson.String:
-			add(role, c.Str, base+".content", c)
-		case c.IsArray():
-			c.ForEach(func(j, part gjson.Result) bool {
-				if t := part.Get("text"); part.Get("type").Str == "text" && t.Type == gjson.String {
-					add(role, t.Str, base+".content."+j.String()+".text", t)
-				}
-				return true
-			})
-		}
-		m.Get("tool_calls").ForEach(func(k, tc gjson.Result) bool {
-			if a := tc.Get("function.arguments"); a.Type == gjson.String {
-				add(role, a.Str, base+".tool_calls."+k.String()+".function.arguments", a)
-			}
-			return true
-		})
-		return true
-	})
-	if x.endpoint == routing.EndpointEmbeddings {
-		switch v := req.get("input"); {
-		case v.Type == gjson.String:
-			add("user", v.Str, "input", v)
-		case v.IsArray():
-			v.ForEach(func(j, s gjson.Result) bool {
-				if s.Type == gjson.String {
-					add("user", s.Str, "input."+j.String(), s)
-				}
-				return true
-			})
-		}
-	}
-	edits, err := x.guard.CheckInput(in)
+	edits, err := x.guard.CheckInput(p.in)
 	if err != nil {
-		return guardError(err)
+		var b *guardrails.Blocked
+		if errors.As(err, &b) {
+			return guardError(err)
+		}
+		return failure(guardError(err), err)
 	}
 	for _, e := range edits {
-		if !req.setString(values[e.Index], e.Text) {
-			return oaierror.Internal(500, "rewrite_failed", "The gateway could not rewrite the request body.")
+		if !req.setString(p.values[e.Index], e.Text) {
+			return failure(errRewrite(), errors.New("a redacted value is not where it was read"))
 		}
 	}
 	// The vault keeps the redacted originals, which alias the body: it
@@ -163,7 +206,12 @@ func (g *outputGuard) chunk(data []byte) ([]byte, error) {
 				}
 				if rest != "" {
 					prev := gjson.GetBytes(data, base+".content").Str
-					data, _ = sjson.SetBytes(data, base+".content", prev+rest)
+					b, err := sjson.SetBytes(data, base+".content", prev+rest)
+					if err != nil {
+						ferr = err // fails closed: the stream ends with guardrail_failed
+						return false
+					}
+					data = b
 				}
 				delete(g.content, idx)
 			}
@@ -179,8 +227,13 @@ func (g *outputGuard) chunk(data []byte) ([]byte, error) {
 				if rest != "" {
 					// The rest of a tool call's arguments goes out as one more
 					// fragment on the finishing chunk.
-					data, _ = sjson.SetRawBytes(data, base+".tool_calls.-1",
+					b, err := sjson.SetRawBytes(data, base+".tool_calls.-1",
 						[]byte(`{"index":`+strconv.FormatInt(key[1], 10)+`,"function":{"arguments":`+string(oaierror.AppendString(nil, rest))+`}}`))
+					if err != nil {
+						ferr = err // fails closed, as above
+						return false
+					}
+					data = b
 				}
 				delete(g.tools, key)
 			}

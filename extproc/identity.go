@@ -9,7 +9,6 @@ import (
 
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/policy/tenancy"
-	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 )
 
@@ -60,7 +59,7 @@ func (m *metadata) set(k, v string) {
 
 // readIdentityHeaders collects the identity a client sent in headers before
 // sanitizeHeaders removes every x-tollgate-* header from what goes upstream.
-func readIdentityHeaders(x *exchange, h headers, _ *mutation) *oaierror.Error {
+func readIdentityHeaders(x *exchange, h headers, _ *mutation) error {
 	x.appRequested = h.get(appHeader)
 	x.agentID = h.get(agentHeader)
 	for _, hv := range h {
@@ -120,8 +119,8 @@ func parseGatewayFields(x *exchange, req *upstreamRequest) *oaierror.Error {
 	return bad
 }
 
-// identify selects the app and checks the agent id and the metadata.
-func identify(x *exchange, _ *upstreamRequest) *oaierror.Error {
+// selectApp selects the app the request acts for.
+func selectApp(x *exchange, _ *upstreamRequest) error {
 	app, err := x.snap.Tenants.Select(x.key, x.appRequested)
 	if errors.Is(err, tenancy.ErrAppMismatch) {
 		return &oaierror.Error{Status: 403, Type: oaierror.TypePermission, Code: "app_mismatch", Param: "tollgate_app_id",
@@ -135,21 +134,13 @@ func identify(x *exchange, _ *upstreamRequest) *oaierror.Error {
 			x.rec.tier = app.Tier
 		}
 	}
-	if x.endpoint == routing.EndpointModels {
-		// Agent and metadata requirements attribute usage; listing models
-		// uses nothing. The app's allowlist still filters the list.
-		return nil
-	}
-	if err := checkAgent(x); err != nil {
-		return err
-	}
-	return checkMetadata(x)
+	return nil
 }
 
 // checkAgent enforces x-agent-id where the key or app requires it or the
 // app keeps an allowlist. Elsewhere a well-formed id is recorded and a
 // malformed one only noted, never logged verbatim.
-func checkAgent(x *exchange) *oaierror.Error {
+func checkAgent(x *exchange, _ *upstreamRequest) error {
 	id := x.agentID
 	valid := config.IsUUIDv4(id)
 	required := x.key.RequireAgentID || (x.app != nil && (x.app.RequireAgentID || x.app.AgentIDs != nil))
@@ -168,7 +159,7 @@ func checkAgent(x *exchange) *oaierror.Error {
 }
 
 // checkMetadata bounds what clients attach and requires the app's keys.
-func checkMetadata(x *exchange) *oaierror.Error {
+func checkMetadata(x *exchange, _ *upstreamRequest) error {
 	lim := x.snap.Metadata
 	if len(x.meta) > lim.MaxKeys {
 		return oaierror.InvalidRequest("invalid_metadata", "tollgate_metadata", "At most "+itoa(lim.MaxKeys)+" metadata keys are allowed.")
@@ -215,7 +206,7 @@ func (x *exchange) allowed(name, canonical string) bool {
 
 // confine refuses a model the key or app may not use. It runs for every
 // endpoint that names a model.
-func confine(x *exchange, _ *upstreamRequest) *oaierror.Error {
+func confine(x *exchange, _ *upstreamRequest) error {
 	if x.allowed(x.target.Name, x.target.Canonical()) {
 		return nil
 	}
@@ -226,28 +217,11 @@ func confine(x *exchange, _ *upstreamRequest) *oaierror.Error {
 // stripGatewayFields removes every top-level tollgate_* field: they are for
 // the gateway, never for a provider. Keys are matched as decoded, so an
 // escaped "tollgate\u005fmetadata" goes too.
-func stripGatewayFields(x *exchange, req *upstreamRequest) *oaierror.Error {
-	if x.endpoint == routing.EndpointTranscriptions {
-		return nil // not JSON; gateway data comes in x-tollgate-* headers there
-	}
+func stripGatewayFields(_ *exchange, req *upstreamRequest) error {
 	for i, m := range req.members {
 		if m.HasPrefix(bodyFieldStart) {
 			req.deleteMember(i)
 		}
 	}
 	return nil
-}
-
-// azureDeployment splits an Azure OpenAI path
-// /openai/deployments/{deployment}/{operation}.
-func azureDeployment(path string) (deployment, op string, ok bool) {
-	rest, ok := strings.CutPrefix(path, "/openai/deployments/")
-	if !ok {
-		return "", "", false
-	}
-	deployment, op, ok = strings.Cut(rest, "/")
-	if !ok || deployment == "" {
-		return "", "", false
-	}
-	return deployment, "/" + op, true
 }

@@ -24,6 +24,7 @@ type Metrics struct {
 	admissions *prometheus.CounterVec
 	backendErr prometheus.Counter
 	guardrails *prometheus.CounterVec
+	refusals   *prometheus.CounterVec
 	genAI      *genAIMetrics
 	// who are the optional tenant and app labels of the cost and token
 	// counters, in that order; nil entries are off.
@@ -118,7 +119,11 @@ func NewMetricsWith(reg prometheus.Registerer, o MetricsOptions) *Metrics {
 		Name: "tollgate_guardrail_decisions_total",
 		Help: "Guardrail decisions by guardrail, stage (input, output) and action (block, redact, flag).",
 	}, []string{"guardrail", "stage", "action"})
-	reg.MustRegister(m.requests, m.processing, m.tokens, m.streams, m.cost, m.admissions, m.backendErr, m.guardrails)
+	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_refusals_total",
+		Help: "Requests the gateway refused, by the request step that refused them and the error code.",
+	}, []string{"step", "code"})
+	reg.MustRegister(m.requests, m.processing, m.tokens, m.streams, m.cost, m.admissions, m.backendErr, m.guardrails, m.refusals)
 	m.genAI = newGenAIMetrics()
 	reg.MustRegister(m.genAI.collectors()...)
 	return m
@@ -216,6 +221,12 @@ func (m *Metrics) admission(d limits.Decision) {
 func (m *Metrics) guardrail(name, stage, action string) {
 	if m != nil {
 		m.guardrails.WithLabelValues(name, stage, action).Inc()
+	}
+}
+
+func (m *Metrics) refused(step, code string) {
+	if m != nil {
+		m.refusals.WithLabelValues(step, code).Inc()
 	}
 }
 

@@ -7,32 +7,24 @@ import (
 	"slices"
 
 	"github.com/tollgate-ai/tollgate/internal/mockprovider"
-	"github.com/tollgate-ai/tollgate/internal/oaierror"
-	"github.com/tollgate-ai/tollgate/routing"
 )
 
-// answerMock answers a request routed to a schema mock provider itself, with
-// an ImmediateResponse: there is no cluster and no upstream call. It runs
-// after every policy step (keys, allowlists, guardrails, limits, budgets) and
-// after spliceBody, so the mock reads the body exactly as a provider would
-// get it. Config validation keeps mock providers out of fallback chains,
-// whose attempts only Envoy's upstream filter sends.
-func answerMock(x *exchange, req *upstreamRequest) *oaierror.Error {
-	if x.target.Chain != nil || !x.target.Provider.Mock() {
-		return nil
-	}
-	var r mockprovider.Reply
-	switch x.endpoint {
-	case routing.EndpointChat:
-		// Always generate the usage chunk: the stream reader drops it again
-		// when the gateway, not the client, asked for it (injectStreamUsage).
-		r = mockprovider.Chat(req.body, true)
-	case routing.EndpointEmbeddings:
-		r = mockprovider.Embeddings(req.body)
-	default: // resolveModel refuses what the mock provider does not offer
-		return oaierror.InvalidRequest("unsupported_endpoint", "model", "The model "+quote(x.rec.model)+" does not support "+x.endpoint.String()+".")
-	}
-	x.answer = x.mockResponse(r)
+// answerMockChat and answerMockEmbeddings answer a request routed to a
+// schema mock provider themselves, with an ImmediateResponse: there is no
+// cluster and no upstream call. They run after every policy step (keys,
+// allowlists, guardrails, limits, budgets) and after spliceBody, so the mock
+// reads the body exactly as a provider would get it. Config validation keeps
+// mock providers out of fallback chains, whose attempts only Envoy's
+// upstream filter sends.
+func answerMockChat(x *exchange, req *upstreamRequest) error {
+	// Always generate the usage chunk: the stream reader drops it again
+	// when the gateway, not the client, asked for it (injectStreamUsage).
+	x.answer = x.mockResponse(mockprovider.Chat(req.body, true))
+	return nil
+}
+
+func answerMockEmbeddings(x *exchange, req *upstreamRequest) error {
+	x.answer = x.mockResponse(mockprovider.Embeddings(req.body))
 	return nil
 }
 

@@ -5,6 +5,28 @@ import (
 	"github.com/tollgate-ai/tollgate/routing"
 )
 
+// modelsProcessor serves GET /v1/models from headers alone: no body
+// follows. The app's allowlist filters the list; agent and metadata
+// requirements attribute usage, and listing models uses nothing, so they do
+// not run.
+func modelsProcessor(*Snapshot) *processor {
+	return &processor{
+		endpoint: routing.EndpointModels,
+		method:   "GET",
+		path:     "/v1/models",
+		headers:  []headerStep{{"select_app", selectAppHeaders}, {"list_models", listModels}},
+	}
+}
+
+// selectAppHeaders is selectApp for a request without a body.
+func selectAppHeaders(x *exchange, _ headers, _ *mutation) error { return selectApp(x, nil) }
+
+// listModels answers with the models this caller may use.
+func listModels(x *exchange, _ headers, _ *mutation) error {
+	x.answer = x.immediate(200, modelsList(x.snap.Routes, x.allowed), "tollgate_models")
+	return nil
+}
+
 // modelsList renders GET /v1/models in OpenAI's list format: the models
 // this caller may use.
 func modelsList(t *routing.Table, allowed func(name, canonical string) bool) []byte {

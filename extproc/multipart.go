@@ -76,7 +76,7 @@ func partNames(headers []byte, name string) int {
 }
 
 // parseMultipart reads the model of a transcription request.
-func parseMultipart(x *exchange, req *upstreamRequest) *oaierror.Error {
+func parseMultipart(x *exchange, req *upstreamRequest) error {
 	mt, params, err := mime.ParseMediaType(x.contentType)
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		return oaierror.InvalidRequest("invalid_content_type", "", "Audio transcriptions take a multipart/form-data body.")
@@ -101,7 +101,7 @@ func parseMultipart(x *exchange, req *upstreamRequest) *oaierror.Error {
 }
 
 // rewriteFormModel replaces the model field's value for the provider.
-func rewriteFormModel(x *exchange, req *upstreamRequest) *oaierror.Error {
+func rewriteFormModel(x *exchange, req *upstreamRequest) error {
 	if x.target.Model == x.bodyModel {
 		return nil
 	}

@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -14,42 +15,6 @@ import (
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 )
-
-// headerStep is one step of the request_headers chain. It reads the request
-// headers, may add to the reply's mutation, and refuses the request by
-// returning an error.
-type headerStep func(x *exchange, h headers, mu *mutation) *oaierror.Error
-
-// requestHeaderSteps run in order on request_headers.
-var requestHeaderSteps = []headerStep{
-	requireSnapshot,
-	readIdentityHeaders,
-	sanitizeHeaders,
-	authenticate,
-	classify,
-}
-
-// bodyStep is one step of the request_body chain. It may rewrite req.body and
-// add to the reply's mutation.
-type bodyStep func(x *exchange, req *upstreamRequest) *oaierror.Error
-
-// requestBodySteps run in order on the buffered request body.
-var requestBodySteps = []bodyStep{
-	parseRequest,
-	identify,
-	resolveModel,
-	confine,
-	guardInput,
-	captureInput,
-	admit,
-	stripGatewayFields,
-	rewriteModel,
-	injectStreamUsage,
-	spliceBody,
-	answerMock, // schema mock: answered here, nothing below runs
-	routeUpstream,
-	mintCredential, // last: a signature covers the final body and path
-}
 
 // upstreamRequest is the request as it will leave for the provider.
 type upstreamRequest struct {
@@ -70,40 +35,57 @@ func (x *exchange) onRequestHeaders(m *extprocv3.HttpHeaders) *extprocv3.Process
 	h := headersOf(m.GetHeaders())
 	x.rec.requestID = h.get("x-request-id")
 	x.startSpan(h)
+	x.noBody = m.GetEndOfStream()
 	var mu mutation
-	for _, step := range requestHeaderSteps {
-		if err := step(x, h, &mu); err != nil {
-			return x.refuse(err)
-		}
+	if r := x.runHeaderSteps(frontSteps, h, &mu); r != nil {
+		return r
 	}
-	if x.endpoint == routing.EndpointModels {
-		// No body follows: identify now, from headers alone.
-		if err := identify(x, nil); err != nil {
-			return x.refuse(err)
-		}
-		return x.immediate(200, modelsList(x.snap.Routes, x.allowed), "tollgate_models")
+	if r := x.runHeaderSteps(x.proc.headers, h, &mu); r != nil {
+		return r
 	}
-	// A POST without a body arrives with end_of_stream set and no body message
-	// ever follows (spec §1.4): decide now instead of waiting.
-	if m.GetEndOfStream() {
-		return x.refuse(oaierror.InvalidRequest("missing_body", "", "The request body must be a JSON object."))
-	}
-	x.traceHeaders(&mu)
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{
 		RequestHeaders: headersReply(&mu, false),
 	}}
 }
 
-func (x *exchange) onRequestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
-	req := upstreamRequest{body: b.GetBody()}
-	x.reqBytes = len(req.body)
-	for _, step := range requestBodySteps {
-		if err := step(x, &req); err != nil {
-			return x.refuse(err)
+// runHeaderSteps runs steps in order. It returns the reply that ends the
+// request early (a refusal, or a step's own answer), or nil.
+func (x *exchange) runHeaderSteps(steps []headerStep, h headers, mu *mutation) *extprocv3.ProcessingResponse {
+	for _, s := range steps {
+		if err := s.run(x, h, mu); err != nil {
+			return x.refuseStep(stepFailed(s.name, err))
 		}
 		if x.answer != nil {
 			return x.answer
 		}
+	}
+	return nil
+}
+
+// runBodySteps is runHeaderSteps for body steps.
+func (x *exchange) runBodySteps(steps []bodyStep, req *upstreamRequest) *extprocv3.ProcessingResponse {
+	for _, s := range steps {
+		if err := s.run(x, req); err != nil {
+			return x.refuseStep(stepFailed(s.name, err))
+		}
+		if x.answer != nil {
+			return x.answer
+		}
+	}
+	return nil
+}
+
+func (x *exchange) onRequestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
+	if x.proc == nil { // a body without accepted headers: Envoy never sends one
+		return x.refuse(oaierror.Internal(500, "internal_error", "The gateway could not process the request."))
+	}
+	req := upstreamRequest{body: b.GetBody()}
+	x.reqBytes = len(req.body)
+	if r := x.runBodySteps(x.proc.body, &req); r != nil {
+		return r
+	}
+	if r := x.runBodySteps(x.proc.deliver[kindOf(x.target)], &req); r != nil {
+		return r
 	}
 	common := &extprocv3.CommonResponse{
 		HeaderMutation: req.mu.get(),
@@ -121,6 +103,17 @@ func (x *exchange) onRequestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRes
 		},
 		DynamicMetadata: x.metadata(),
 	}
+}
+
+// refuseStep ends the request with a step's refusal. The log and the
+// refusal metric name the step; an internal cause is logged, never sent.
+func (x *exchange) refuseStep(e *stepError) *extprocv3.ProcessingResponse {
+	x.rec.refusalStep = e.step
+	if e.cause != nil {
+		x.log().Warn("request refused", zap.String("step", e.step), zap.String("code", e.client.Code), zap.Error(e.cause))
+	}
+	x.srv.metrics.refused(e.step, e.client.Code)
+	return x.refuse(e.client)
 }
 
 // metadataNamespace is the dynamic-metadata namespace the Envoy config lists
@@ -146,25 +139,18 @@ func (x *exchange) metadata() *structpb.Struct {
 	}}
 }
 
-func requireSnapshot(x *exchange, _ headers, _ *mutation) *oaierror.Error {
-	if x.snap == nil {
-		return oaierror.Internal(503, "not_ready", "The gateway has no configuration loaded yet.")
-	}
-	return nil
-}
-
 // sanitizeHeaders removes what a client must not send upstream
 // (strippedUpstream): gateway headers (a client could otherwise pick a
 // cluster itself), its credentials, identity headers, provider account scope,
 // and accept-encoding.
-func sanitizeHeaders(_ *exchange, h headers, mu *mutation) *oaierror.Error {
+func sanitizeHeaders(_ *exchange, h headers, mu *mutation) error {
 	removeMatching(h, mu, strippedUpstream)
 	return nil
 }
 
 // authenticate finds the gateway key in Authorization: Bearer, api-key or
 // x-api-key.
-func authenticate(x *exchange, h headers, _ *mutation) *oaierror.Error {
+func authenticate(x *exchange, h headers, _ *mutation) error {
 	presented := ""
 	if v := h.get("authorization"); v != "" {
 		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
@@ -184,53 +170,56 @@ func authenticate(x *exchange, h headers, _ *mutation) *oaierror.Error {
 	return nil
 }
 
-// classify maps method and path to an endpoint.
-func classify(x *exchange, h headers, _ *mutation) *oaierror.Error {
-	x.method = h.get(":method")
-	x.contentType = h.get("content-type")
-	x.path, _ = splitPath(h.get(":path"))
-	want := ""
-	switch path := x.path; path {
-	case "/v1/chat/completions":
-		x.endpoint, want = routing.EndpointChat, "POST"
-	case "/v1/embeddings":
-		x.endpoint, want = routing.EndpointEmbeddings, "POST"
-	case "/v1/models":
-		x.endpoint, want = routing.EndpointModels, "GET"
-	case "/v1/audio/transcriptions":
-		x.endpoint, want = routing.EndpointTranscriptions, "POST"
-	default:
-		// Azure OpenAI clients put the deployment in the path; it stands for
-		// the model name (an alias or provider/model).
-		dep, op, ok := azureDeployment(path)
-		switch {
-		case ok && op == "/chat/completions":
-			x.endpoint, want, x.deployment = routing.EndpointChat, "POST", dep
-		case ok && op == "/embeddings":
-			x.endpoint, want, x.deployment = routing.EndpointEmbeddings, "POST", dep
-		case ok && op == "/audio/transcriptions":
-			x.endpoint, want, x.deployment = routing.EndpointTranscriptions, "POST", dep
-		default:
-			return oaierror.UnknownURL(x.method, x.path)
-		}
-	}
-	x.rec.route = x.endpoint.String()
-	if x.method != want {
-		return &oaierror.Error{Status: 405, Type: oaierror.TypeInvalidRequest, Code: "method_not_allowed",
-			Message: "Method " + x.method + " is not allowed on " + x.path + "; use " + want + "."}
+// The body steps the JSON endpoints share, in chain order. Each endpoint's
+// file lists the ones it runs.
+var (
+	stepParseJSON           = bodyStep{"parse_json", parseJSON}
+	stepParseStream         = bodyStep{"parse_stream", parseStream}
+	stepSelectApp           = bodyStep{"select_app", selectApp}
+	stepCheckAgent          = bodyStep{"check_agent", checkAgent}
+	stepCheckMetadata       = bodyStep{"check_metadata", checkMetadata}
+	stepResolveModel        = bodyStep{"resolve_model", resolveModel}
+	stepCheckOffered        = bodyStep{"check_offered", checkOffered}
+	stepConfine             = bodyStep{"confine", confine}
+	stepCaptureInput        = bodyStep{"capture_input", captureInputStep}
+	stepAdmit               = bodyStep{"admit", admitStep}
+	stepStripGatewayFields  = bodyStep{"strip_gateway_fields", stripGatewayFields}
+	stepRewriteModel        = bodyStep{"rewrite_model", rewriteModel}
+	stepTranslateBody       = bodyStep{"translate_body", translateBody}
+	stepCheckChainMembers   = bodyStep{"check_chain_members", checkChainMembers}
+	stepInjectStreamUsage   = bodyStep{"inject_stream_usage", injectStreamUsage}
+	stepSpliceBody          = bodyStep{"splice_body", spliceBody}
+	stepMockChat            = bodyStep{"answer_mock", answerMockChat}
+	stepMockEmbeddings      = bodyStep{"answer_mock", answerMockEmbeddings}
+	stepUnsupportedEndpoint = bodyStep{"unsupported_endpoint", unsupportedEndpoint}
+	stepRouteUpstream       = bodyStep{"route_upstream", routeUpstream}
+	stepTranslatorHeaders   = bodyStep{"translator_headers", translatorHeaders}
+	stepRouteChain          = bodyStep{"route_chain", routeChain}
+	stepMintCredential      = bodyStep{"mint_credential", mintCredential} // last: a signature covers the final body and path
+)
+
+// admitStep and captureInputStep adapt admit (meter.go) and captureInput
+// (trace.go) to the body-step signature.
+func admitStep(x *exchange, req *upstreamRequest) error {
+	if err := admit(x, req); err != nil {
+		return err
 	}
 	return nil
 }
 
-// parseRequest validates the JSON body and reads model, stream and the
+func captureInputStep(x *exchange, req *upstreamRequest) error {
+	if err := captureInput(x, req); err != nil {
+		return err
+	}
+	return nil
+}
+
+// parseJSON validates the JSON body and reads model, stream_options and the
 // gateway's own tollgate_* fields. The body is validated once, with no key
 // twice at any depth, no invalid UTF-8 and no lone surrogate, so that every
 // value read here and by later steps is the one a provider's parser reads
 // (see body.go).
-func parseRequest(x *exchange, req *upstreamRequest) *oaierror.Error {
-	if x.endpoint == routing.EndpointTranscriptions {
-		return parseMultipart(x, req)
-	}
+func parseJSON(x *exchange, req *upstreamRequest) error {
 	members, err := jsonscan.Object(req.body, req.members[:0])
 	if err != nil {
 		return bodyError(err)
@@ -252,27 +241,31 @@ func parseRequest(x *exchange, req *upstreamRequest) *oaierror.Error {
 	default:
 		x.rec.model = x.bodyModel
 	}
-	if x.endpoint == routing.EndpointChat {
-		switch s := req.get("stream"); s.Type {
-		case gjson.True:
-			x.stream = true
-		case gjson.False, gjson.Null:
-		default:
-			if s.Exists() {
-				return oaierror.InvalidRequest("invalid_type", "stream", "The stream parameter must be a boolean.")
-			}
-		}
-	}
-	x.rec.stream = x.stream
 	usage := req.get("stream_options").Get("include_usage")
 	x.clientUsage = usage.Type == gjson.True
 	x.read("model", model)
-	x.read("stream", req.get("stream"))
 	x.read("stream_options.include_usage", usage)
 	return nil
 }
 
-func resolveModel(x *exchange, _ *upstreamRequest) *oaierror.Error {
+// parseStream reads whether the client asked for an SSE stream.
+func parseStream(x *exchange, req *upstreamRequest) error {
+	switch s := req.get("stream"); s.Type {
+	case gjson.True:
+		x.stream = true
+	case gjson.False, gjson.Null:
+	default:
+		if s.Exists() {
+			return oaierror.InvalidRequest("invalid_type", "stream", "The stream parameter must be a boolean.")
+		}
+	}
+	x.rec.stream = x.stream
+	x.read("stream", req.get("stream"))
+	return nil
+}
+
+// resolveModel chooses the target for the model the client named.
+func resolveModel(x *exchange, _ *upstreamRequest) error {
 	t, ok := x.snap.Routes.Choose(x.rec.model, x.srv.intn)
 	if !ok {
 		return oaierror.ModelNotFound(x.rec.model)
@@ -280,15 +273,21 @@ func resolveModel(x *exchange, _ *upstreamRequest) *oaierror.Error {
 	x.target = t
 	x.rec.provider = t.Provider.Name
 	x.rec.providerModel = t.Model
-	members := []routing.Target{t}
+	return nil
+}
+
+// reachable is every target a request for t may reach: the chain's
+// members, or t itself.
+func reachable(t routing.Target) []routing.Target {
 	if t.Chain != nil {
-		if x.endpoint == routing.EndpointTranscriptions {
-			// Attempts rewrite a JSON body; a multipart upload is not one.
-			return oaierror.InvalidRequest("unsupported_endpoint", "model", "Audio transcriptions cannot use the fallback alias "+quote(x.rec.model)+".")
-		}
-		members = t.Chain.Members
+		return t.Chain.Members
 	}
-	for _, m := range members {
+	return []routing.Target{t}
+}
+
+// checkOffered refuses a model whose providers do not offer the endpoint.
+func checkOffered(x *exchange, _ *upstreamRequest) error {
+	for _, m := range reachable(x.target) {
 		if _, ok := m.Provider.Path(x.endpoint, m.Model); !ok {
 			return oaierror.InvalidRequest("unsupported_endpoint", "model", "The model "+quote(x.rec.model)+" does not support "+x.endpoint.String()+".")
 		}
@@ -296,55 +295,57 @@ func resolveModel(x *exchange, _ *upstreamRequest) *oaierror.Error {
 	return nil
 }
 
-// rewriteModel writes the provider's model id into the body, translating the
-// whole body for providers that do not speak OpenAI's format.
-func rewriteModel(x *exchange, req *upstreamRequest) *oaierror.Error {
-	if x.endpoint == routing.EndpointTranscriptions {
-		return rewriteFormModel(x, req)
-	}
-	if ch := x.target.Chain; ch != nil {
-		// Each attempt translates for its own provider upstream, where a
-		// refusal is impossible (spec §2.6): refuse here what any member
-		// could not take, given the body as it will leave.
-		if !req.applyEdits() {
-			return errRewrite()
-		}
-		for _, m := range ch.Members {
-			if tr := m.Provider.Translator; tr != nil {
-				if _, err := tr.Request(req.body, m.Model, translate.RequestOptions{DefaultMaxTokens: m.Provider.DefaultMaxTokens, Stream: x.stream}); err != nil {
-					var oe *oaierror.Error
-					if errors.As(err, &oe) {
-						return oe
-					}
-					return oaierror.InvalidRequest("unsupported_request", "", "The request cannot be sent to this model's providers.")
-				}
-			}
-		}
-		return nil
-	}
-	if tr := x.target.Provider.Translator; tr != nil {
-		// The translator reads the body as the provider will get it:
-		// redacted and without gateway fields.
-		if !req.applyEdits() {
-			return errRewrite()
-		}
-		b, err := tr.Request(req.body, x.target.Model, translate.RequestOptions{
-			DefaultMaxTokens: x.target.Provider.DefaultMaxTokens, Stream: x.stream})
-		if err != nil {
-			var oe *oaierror.Error
-			if errors.As(err, &oe) {
-				return oe
-			}
-			return oaierror.InvalidRequest("unsupported_request", "", "The request cannot be sent to this model's provider.")
-		}
-		req.body, req.bodyChanged = b, true
-		return nil
-	}
+// rewriteModel writes the provider's model id into an OpenAI-format body.
+func rewriteModel(x *exchange, req *upstreamRequest) error {
 	if x.target.Model == x.bodyModel {
 		return nil
 	}
 	req.setModel(x.target.Model)
 	return nil
+}
+
+// translateBody turns the body into the provider's own schema. The
+// translator reads the body as the provider will get it: redacted and
+// without gateway fields.
+func translateBody(x *exchange, req *upstreamRequest) error {
+	if !req.applyEdits() {
+		return failure(errRewrite(), errOverlap)
+	}
+	p := x.target.Provider
+	b, err := p.Translator.Request(req.body, x.target.Model, translate.RequestOptions{
+		DefaultMaxTokens: p.DefaultMaxTokens, Stream: x.stream})
+	if err != nil {
+		return translateError(err, "The request cannot be sent to this model's provider.")
+	}
+	req.body, req.bodyChanged = b, true
+	return nil
+}
+
+// checkChainMembers refuses what any member of a fallback chain could not
+// take, given the body as it will leave. Each attempt translates for its
+// own provider upstream, where a refusal is impossible (spec §2.6).
+func checkChainMembers(x *exchange, req *upstreamRequest) error {
+	if !req.applyEdits() {
+		return failure(errRewrite(), errOverlap)
+	}
+	for _, m := range x.target.Chain.Members {
+		if tr := m.Provider.Translator; tr != nil {
+			if _, err := tr.Request(req.body, m.Model, translate.RequestOptions{DefaultMaxTokens: m.Provider.DefaultMaxTokens, Stream: x.stream}); err != nil {
+				return translateError(err, "The request cannot be sent to this model's providers.")
+			}
+		}
+	}
+	return nil
+}
+
+// translateError is the client's refusal for a body a translator refused:
+// the translator's own OpenAI error, else a generic one with the cause logged.
+func translateError(err error, msg string) error {
+	var oe *oaierror.Error
+	if errors.As(err, &oe) {
+		return oe // the client's request, not the gateway, is at fault
+	}
+	return failure(oaierror.InvalidRequest("unsupported_request", "", msg), err)
 }
 
 func errRewrite() *oaierror.Error {
@@ -353,11 +354,10 @@ func errRewrite() *oaierror.Error {
 
 // injectStreamUsage asks the provider for the usage chunk when the client did
 // not, so every stream is metered. The response side then removes what the
-// client did not ask for, so it sees the stream it would have seen.
-func injectStreamUsage(x *exchange, req *upstreamRequest) *oaierror.Error {
-	if x.target.Provider.Translator != nil || x.target.Chain != nil {
-		return nil // translated streams report usage anyway; chain attempts ask for it themselves
-	}
+// client did not ask for, so it sees the stream it would have seen. Only
+// OpenAI-format targets need it: translated streams report usage anyway, and
+// chain attempts ask for it themselves.
+func injectStreamUsage(x *exchange, req *upstreamRequest) error {
 	if !x.stream || x.clientUsage {
 		return nil
 	}
@@ -367,28 +367,22 @@ func injectStreamUsage(x *exchange, req *upstreamRequest) *oaierror.Error {
 }
 
 // spliceBody writes the queued changes to the body in one pass.
-func spliceBody(x *exchange, req *upstreamRequest) *oaierror.Error {
-	if x.endpoint == routing.EndpointTranscriptions {
-		return nil
-	}
+func spliceBody(_ *exchange, req *upstreamRequest) error {
 	if !req.applyEdits() {
-		return errRewrite()
+		return failure(errRewrite(), errOverlap)
 	}
 	return nil
 }
 
+// unsupportedEndpoint refuses a target that cannot serve the endpoint; the
+// endpoint's checkOffered refuses it first.
+func unsupportedEndpoint(x *exchange, _ *upstreamRequest) error {
+	return oaierror.InvalidRequest("unsupported_endpoint", "model", "The model "+quote(x.rec.model)+" does not support "+x.endpoint.String()+".")
+}
+
 // routeUpstream points the request at the provider: cluster, path,
 // credential and an exact content-length.
-func routeUpstream(x *exchange, req *upstreamRequest) *oaierror.Error {
-	if ch := x.target.Chain; ch != nil {
-		// The chain cluster's upstream filter sets path and credential per
-		// attempt; the body stays in OpenAI's format until then.
-		req.mu.set(clusterHeader, ch.Cluster)
-		if req.bodyChanged {
-			req.mu.setContentLength(len(req.body))
-		}
-		return nil
-	}
+func routeUpstream(x *exchange, req *upstreamRequest) error {
 	p := x.target.Provider
 	header, value, err := p.Credential()
 	if x.target.Direct {
@@ -400,24 +394,39 @@ func routeUpstream(x *exchange, req *upstreamRequest) *oaierror.Error {
 		}
 	}
 	if err != nil {
-		x.srv.log.Warn("provider credential unavailable", zapProvider(p.Name), zap.Bool("byok", x.rec.byok))
-		return oaierror.Internal(503, "provider_unavailable", "The provider for this model is not available.")
+		return failure(oaierror.Internal(503, "provider_unavailable", "The provider for this model is not available."),
+			fmt.Errorf("provider %s credential (byok %t): %w", p.Name, x.rec.byok, err))
 	}
-	path, _ := p.UpstreamPath(x.endpoint, x.target.Model, x.stream) // resolveModel checked it is offered
+	path, _ := p.UpstreamPath(x.endpoint, x.target.Model, x.stream) // checkOffered checked it is offered
 	req.path = path
 	mu := &req.mu
 	mu.set(clusterHeader, p.Cluster)
 	mu.set(":path", path)
-	if tr := p.Translator; tr != nil {
-		for _, h := range tr.Headers() {
-			mu.set(h[0], h[1])
-		}
-	}
 	if header != "" {
 		mu.set(header, value)
 	}
 	if req.bodyChanged {
 		mu.setContentLength(len(req.body))
+	}
+	return nil
+}
+
+// translatorHeaders adds the headers a provider's schema requires (such as
+// anthropic-version).
+func translatorHeaders(x *exchange, req *upstreamRequest) error {
+	for _, h := range x.target.Provider.Translator.Headers() {
+		req.mu.set(h[0], h[1])
+	}
+	return nil
+}
+
+// routeChain points the request at a fallback chain's cluster. Its
+// upstream filter sets path and credential per attempt (attempt.go); the
+// body stays in OpenAI's format until then.
+func routeChain(x *exchange, req *upstreamRequest) error {
+	req.mu.set(clusterHeader, x.target.Chain.Cluster)
+	if req.bodyChanged {
+		req.mu.setContentLength(len(req.body))
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -42,6 +43,9 @@ type Snapshot struct {
 	Prices     *pricing.Prices
 	Limits     *Limits
 	Guardrails *guardrails.Set
+
+	procOnce sync.Once
+	procs    []*processor // endpoint processors, assembled on first use (processor.go)
 }
 
 // Options configure a Server.

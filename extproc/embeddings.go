@@ -1,0 +1,33 @@
+package extproc
+
+import "github.com/tollgate-ai/tollgate/routing"
+
+// embeddingsProcessor serves POST /v1/embeddings.
+func embeddingsProcessor(*Snapshot) *processor {
+	return &processor{
+		endpoint: routing.EndpointEmbeddings,
+		method:   "POST",
+		path:     "/v1/embeddings",
+		azureOp:  "/embeddings",
+		headers:  []headerStep{stepRequireBody, stepTraceHeaders},
+		body: []bodyStep{
+			stepParseJSON,
+			stepSelectApp,
+			stepCheckAgent,
+			stepCheckMetadata,
+			stepResolveModel,
+			stepCheckOffered,
+			stepConfine,
+			stepGuardInput(chatPieces, embeddingPieces),
+			stepCaptureInput,
+			stepAdmit,
+			stepStripGatewayFields,
+		},
+		deliver: [targetKinds][]bodyStep{
+			kindDirect:     {stepRewriteModel, stepSpliceBody, stepRouteUpstream, stepMintCredential},
+			kindTranslated: {stepTranslateBody, stepRouteUpstream, stepTranslatorHeaders, stepMintCredential},
+			kindChain:      {stepCheckChainMembers, stepRouteChain},
+			kindMock:       {stepRewriteModel, stepSpliceBody, stepMockEmbeddings},
+		},
+	}
+}

@@ -1,0 +1,160 @@
+package extproc
+
+import (
+	"strings"
+
+	"github.com/tollgate-ai/tollgate/internal/oaierror"
+	"github.com/tollgate-ai/tollgate/routing"
+)
+
+// A processor is one endpoint's request handling: the steps its requests
+// run, chosen once per request by classify from the method and path, and
+// assembled once per configuration snapshot. Every request first runs
+// frontSteps, which know nothing of endpoints; classify, the last of them,
+// picks the processor. Then the processor's header steps run, then, on
+// the body, its body steps (up to and including resolving the target),
+// then the delivery steps for the kind of target the request resolved to.
+//
+// Adding an endpoint is a new file with a function that returns its
+// processor, and one line in endpointProcessors: no existing step changes.
+type processor struct {
+	endpoint routing.Endpoint
+	method   string // the one method the endpoint takes
+	path     string // its OpenAI path
+	azureOp  string // its operation under /openai/deployments/{model}; "" if none
+	headers  []headerStep
+	body     []bodyStep
+	deliver  [targetKinds][]bodyStep // by kindOf(target), after body
+}
+
+// targetKind is how a resolved target is reached: it chooses a processor's
+// delivery steps.
+type targetKind int
+
+const (
+	kindDirect     targetKind = iota // a provider that speaks OpenAI's format
+	kindTranslated                   // a provider with its own schema
+	kindChain                        // a fallback chain: Envoy's chain cluster, translated per attempt
+	kindMock                         // answered by the gateway itself
+	targetKinds
+)
+
+func kindOf(t routing.Target) targetKind {
+	switch {
+	case t.Chain != nil:
+		return kindChain
+	case t.Provider.Mock():
+		return kindMock
+	case t.Provider.Translator != nil:
+		return kindTranslated
+	}
+	return kindDirect
+}
+
+// endpointProcessors lists every endpoint's processor, assembled for one
+// snapshot. The order is the order classify tries them in.
+func endpointProcessors(s *Snapshot) []*processor {
+	return []*processor{
+		chatProcessor(s),
+		embeddingsProcessor(s),
+		modelsProcessor(s),
+		transcriptionsProcessor(s),
+	}
+}
+
+// processors returns the snapshot's processors, assembled on first use.
+func (s *Snapshot) processors() []*processor {
+	s.procOnce.Do(func() { s.procs = endpointProcessors(s) })
+	return s.procs
+}
+
+// match finds the processor for a request path: an OpenAI path, or an Azure
+// OpenAI one naming the model as its deployment.
+func match(procs []*processor, path string) (p *processor, deployment string) {
+	for _, p := range procs {
+		if p.path == path {
+			return p, ""
+		}
+	}
+	dep, op, ok := azureDeployment(path)
+	if !ok {
+		return nil, ""
+	}
+	for _, p := range procs {
+		if p.azureOp != "" && p.azureOp == op {
+			return p, dep
+		}
+	}
+	return nil, ""
+}
+
+// frontSteps run on every request's headers, before its endpoint is known.
+var frontSteps = []headerStep{
+	{"require_snapshot", requireSnapshot},
+	{"read_identity_headers", readIdentityHeaders},
+	{"sanitize_headers", sanitizeHeaders},
+	{"authenticate", authenticate},
+	{"classify", classify},
+}
+
+// Header steps every endpoint with a request body runs.
+var (
+	stepRequireBody  = headerStep{"require_body", requireBody}
+	stepTraceHeaders = headerStep{"trace_headers", traceHeaders}
+)
+
+// requireSnapshot refuses requests until a configuration is loaded.
+func requireSnapshot(x *exchange, _ headers, _ *mutation) error {
+	if x.snap == nil {
+		return oaierror.Internal(503, "not_ready", "The gateway has no configuration loaded yet.")
+	}
+	return nil
+}
+
+// classify picks the request's processor from its method and path.
+func classify(x *exchange, h headers, _ *mutation) error {
+	x.method = h.get(":method")
+	x.contentType = h.get("content-type")
+	x.path, _ = splitPath(h.get(":path"))
+	p, dep := match(x.snap.processors(), x.path)
+	if p == nil {
+		return oaierror.UnknownURL(x.method, x.path)
+	}
+	x.proc, x.endpoint, x.deployment = p, p.endpoint, dep
+	x.rec.route = x.endpoint.String()
+	if x.method != p.method {
+		return &oaierror.Error{Status: 405, Type: oaierror.TypeInvalidRequest, Code: "method_not_allowed",
+			Message: "Method " + x.method + " is not allowed on " + x.path + "; use " + p.method + "."}
+	}
+	return nil
+}
+
+// requireBody refuses a POST without a body. It arrives with end_of_stream
+// set on its headers and no body message ever follows: decide now instead
+// of waiting (https://www.envoyproxy.io/docs/envoy/latest/api-v3/service/ext_proc/v3/external_processor.proto).
+func requireBody(x *exchange, _ headers, _ *mutation) error {
+	if x.noBody {
+		return oaierror.InvalidRequest("missing_body", "", "The request body must be a JSON object.")
+	}
+	return nil
+}
+
+// traceHeaders propagates the request's trace context upstream.
+func traceHeaders(x *exchange, _ headers, mu *mutation) error {
+	x.traceHeaders(mu)
+	return nil
+}
+
+// azureDeployment splits an Azure OpenAI path
+// /openai/deployments/{deployment}/{operation}.
+func azureDeployment(path string) (deployment, op string, ok bool) {
+	rest, ok := strings.CutPrefix(path, "/openai/deployments/")
+	if !ok {
+		return "", "", false
+	}
+	deployment, op, ok = strings.Cut(rest, "/")
+	if !ok || deployment == "" {
+		return "", "", false
+	}
+	return deployment, "/" + op, true
+}
