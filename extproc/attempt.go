@@ -2,7 +2,7 @@ package extproc
 
 import (
 	"context"
-	"errors"
+	"fmt"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"go.uber.org/zap"
@@ -57,10 +57,50 @@ type attempt struct {
 	member routing.Target
 	ok     bool
 	ep     routing.Endpoint
+	steps  []attemptStep // the endpoint's attempt steps for the member's kind
 	stream bool
 	usage  bool // the client asked for include_usage
 	reqID  string
 }
+
+// attemptStep is one named step of an attempt's body chain. An attempt
+// never refuses (see above): a step's error sends the attempt on without a
+// credential, so the provider refuses it and Envoy moves to the next one.
+type attemptStep struct {
+	name string
+	run  func(a *attempt, r *attemptRequest) error
+}
+
+// Name is the step's name as the log reports it.
+func (s attemptStep) Name() string { return s.name }
+
+// attemptRequest is the attempt's request as it will leave.
+type attemptRequest struct {
+	body []byte
+	path string
+	mu   mutation
+	set  map[string]bool // provider headers this attempt sets
+	json upstreamRequest // an OpenAI-format body's queued edits
+}
+
+func (r *attemptRequest) setHeader(name, value string) {
+	r.mu.set(name, value)
+	r.set[name] = true
+}
+
+// The attempt steps of the JSON endpoints. Each endpoint's file lists the
+// ones it runs, per kind of chain member.
+var (
+	attemptRewriteModel      = attemptStep{"rewrite_model", attemptSetModel}
+	attemptInjectStreamUsage = attemptStep{"inject_stream_usage", attemptIncludeUsage}
+	attemptSpliceBody        = attemptStep{"splice_body", attemptSplice}
+	attemptTranslateBody     = attemptStep{"translate_body", attemptTranslate}
+	attemptCredential        = attemptStep{"credential", attemptStaticCredential}
+	attemptTranslatorHeaders = attemptStep{"translator_headers", attemptSchemaHeaders}
+	attemptPathStep          = attemptStep{"upstream_path", attemptPath}
+	attemptMintCredential    = attemptStep{"mint_credential", attemptMint} // over the final body and path
+	attemptFinishStep        = attemptStep{"finish", attemptFinish}
+)
 
 func (a *attempt) handle(req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, string) {
 	switch r := req.GetRequest().(type) {
@@ -86,117 +126,180 @@ func (a *attempt) onHeaders(req *extprocv3.ProcessingRequest, h headers) {
 	provider := req.GetAttributes()[attrsKey].GetFields()[attrProvider].GetStringValue()
 	md := req.GetMetadataContext().GetFilterMetadata()[metadataNamespace].GetFields()
 	if a.snap == nil {
-		a.fail("no configuration loaded", provider)
+		a.fail("no configuration loaded", provider, nil)
 		return
 	}
 	t, ok := a.snap.Routes.Resolve(md[metaModel].GetStringValue())
 	if !ok || t.Chain == nil {
-		a.fail("the request's model is not a fallback chain", provider)
+		a.fail("the request's model is not a fallback chain", provider, nil)
 		return
 	}
 	if a.member, a.ok = t.Chain.Member(provider); !a.ok {
-		a.fail("the attempt's endpoint names a provider that is not in the chain", provider)
+		a.fail("the attempt's endpoint names a provider that is not in the chain", provider, nil)
 		return
 	}
-	a.ep = routing.EndpointChat
-	if md[metaEndpoint].GetStringValue() == routing.EndpointEmbeddings.String() {
-		a.ep = routing.EndpointEmbeddings
-	}
+	p := attemptProcessor(a.snap.processors(), md[metaEndpoint].GetStringValue())
+	a.ep = p.endpoint
+	a.steps = p.attempt[providerKind(a.member.Provider)]
 	a.srv.traceAttempt(a.reqID, provider, int64(req.GetAttributes()[attrsKey].GetFields()[attrAttemptNo].GetNumberValue()))
 	a.stream = md[metaStream].GetBoolValue()
 	a.usage = md[metaClientUsage].GetBoolValue()
 }
 
+// attemptProcessor is the processor of the endpoint the downstream exchange
+// named; chat completions when it named none that chains serve.
+func attemptProcessor(procs []*processor, endpoint string) *processor {
+	var chat *processor
+	for _, p := range procs {
+		if p.attempt[kindDirect] == nil && p.attempt[kindTranslated] == nil {
+			continue
+		}
+		if p.endpoint.String() == endpoint {
+			return p
+		}
+		if p.endpoint == routing.EndpointChat {
+			chat = p
+		}
+	}
+	return chat
+}
+
 // fail records a chain misconfiguration (the Envoy chain cluster and the
-// gateway config disagree). The attempt goes on untranslated and without a
-// credential, so the provider refuses it and Envoy moves to the next one.
-func (a *attempt) fail(why, provider string) {
-	a.srv.log.Error("fallback attempt cannot be prepared", zap.String("request_id", a.reqID),
-		zap.String("reason", why), zap.String("provider", provider))
+// gateway config disagree) or an attempt that cannot be prepared. The
+// attempt goes on untranslated and without a credential, so the provider
+// refuses it and Envoy moves to the next one.
+func (a *attempt) fail(why, provider string, cause error) {
+	fields := []zap.Field{zap.String("request_id", a.reqID), zap.String("reason", why), zap.String("provider", provider)}
+	if cause != nil {
+		fields = append(fields, zap.Error(cause))
+	}
+	a.srv.log.Error("fallback attempt cannot be prepared", fields...)
 }
 
 func (a *attempt) onBody(body []byte) *extprocv3.CommonResponse {
-	var mu mutation
-	for _, h := range providerHeaders {
-		mu.remove(h) // whatever an earlier attempt set; this one's are set below
-	}
 	if !a.ok {
-		return &extprocv3.CommonResponse{HeaderMutation: mu.get()}
+		return &extprocv3.CommonResponse{HeaderMutation: removeProviderHeaders()}
 	}
-	p := a.member.Provider
-	out, err := a.translate(body)
-	if err != nil {
-		a.fail("the request cannot be translated: "+err.Error(), p.Name)
-		return &extprocv3.CommonResponse{HeaderMutation: mu.get()}
-	}
-	path, _ := p.UpstreamPath(a.ep, a.member.Model, a.stream)
-	mu = mutation{}
-	set := map[string]bool{}
-	header, value, cerr := p.Credential()
-	if cerr == nil && header != "" {
-		mu.set(header, value)
-		set[header] = true
-	}
-	if tr := p.Translator; tr != nil {
-		for _, h := range tr.Headers() {
-			mu.set(h[0], h[1])
-			set[h[0]] = true
-		}
-	}
-	if p.MintsCredential() {
-		// Last, over this attempt's own body and path (see cloud.go).
-		hs, err := mint(context.Background(), p, path, out, a.srv.now())
-		if err != nil {
-			// As for a translation error: no credential at all, so the
-			// provider refuses the attempt and Envoy moves on.
-			a.fail("the provider credential cannot be minted: "+err.Error(), p.Name)
-			var rm mutation
-			for _, h := range providerHeaders {
-				rm.remove(h)
-			}
-			return &extprocv3.CommonResponse{HeaderMutation: rm.get()}
-		}
-		for _, h := range hs {
-			mu.set(h[0], h[1])
-			set[h[0]] = true
+	r := attemptRequest{body: body, set: map[string]bool{}}
+	for _, s := range a.steps {
+		if err := s.run(a, &r); err != nil {
+			a.fail("step "+s.name+" failed", a.member.Provider.Name, err)
+			return &extprocv3.CommonResponse{HeaderMutation: removeProviderHeaders()}
 		}
 	}
 	for _, h := range providerHeaders {
-		if !set[h] {
-			mu.remove(h)
+		if !r.set[h] {
+			r.mu.remove(h)
 		}
 	}
-	mu.set(":path", path)
-	mu.setContentLength(len(out))
 	return &extprocv3.CommonResponse{
-		HeaderMutation: mu.get(),
-		BodyMutation:   &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}},
+		HeaderMutation: r.mu.get(),
+		BodyMutation:   &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: r.body}},
 	}
 }
 
-// translate prepares the OpenAI-format body for the attempt's provider. It
-// always returns a full replacement: the body Envoy re-sends on a retry is
+// removeProviderHeaders removes whatever an earlier attempt set.
+func removeProviderHeaders() *extprocv3.HeaderMutation {
+	var mu mutation
+	for _, h := range providerHeaders {
+		mu.remove(h)
+	}
+	return mu.get()
+}
+
+// attemptTranslate translates the OpenAI-format body for the member's
+// provider. It is a full replacement: the body Envoy re-sends on a retry is
 // the original, never an earlier attempt's.
-func (a *attempt) translate(body []byte) ([]byte, error) {
+func attemptTranslate(a *attempt, r *attemptRequest) error {
 	p := a.member.Provider
-	if tr := p.Translator; tr != nil {
-		return tr.Request(body, a.member.Model, translate.RequestOptions{DefaultMaxTokens: p.DefaultMaxTokens, Stream: a.stream})
-	}
-	// The downstream filter validated this body (it forwarded it); the
-	// edits are one splice pass, as there.
-	members, err := jsonscan.Object(body, nil)
+	out, err := p.Translator.Request(r.body, a.member.Model, translate.RequestOptions{DefaultMaxTokens: p.DefaultMaxTokens, Stream: a.stream})
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("the request cannot be translated: %w", err)
 	}
-	req := upstreamRequest{body: body, members: members}
-	req.setModel(a.member.Model)
-	if a.stream && !a.usage && a.ep == routing.EndpointChat {
-		req.includeUsage()
+	r.body = out
+	return nil
+}
+
+// attemptSetModel, attemptIncludeUsage and attemptSplice edit an
+// OpenAI-format body as the downstream steps of the same names do, queued
+// and written in one pass. The downstream filter validated this body (it
+// forwarded it).
+func attemptSetModel(a *attempt, r *attemptRequest) error {
+	members, err := jsonscan.Object(r.body, nil)
+	if err != nil {
+		return fmt.Errorf("the request cannot be translated: %w", err)
 	}
-	if !req.applyEdits() {
-		return nil, errors.New("overlapping body edits")
+	r.json = upstreamRequest{body: r.body, members: members}
+	r.json.setModel(a.member.Model)
+	return nil
+}
+
+func attemptIncludeUsage(a *attempt, r *attemptRequest) error {
+	if a.stream && !a.usage {
+		r.json.includeUsage()
 	}
-	return req.body, nil
+	return nil
+}
+
+func attemptSplice(_ *attempt, r *attemptRequest) error {
+	if !r.json.applyEdits() {
+		return fmt.Errorf("the request cannot be translated: %w", errOverlap)
+	}
+	r.body = r.json.body
+	return nil
+}
+
+// attemptStaticCredential sets the provider's configured credential. One
+// that cannot be read is logged, and the attempt goes on without it.
+func attemptStaticCredential(a *attempt, r *attemptRequest) error {
+	p := a.member.Provider
+	header, value, err := p.Credential()
+	if err != nil {
+		a.fail("the provider credential is unavailable", p.Name, err)
+		return nil
+	}
+	if header != "" {
+		r.setHeader(header, value)
+	}
+	return nil
+}
+
+// attemptSchemaHeaders adds the headers the provider's schema requires.
+func attemptSchemaHeaders(a *attempt, r *attemptRequest) error {
+	for _, h := range a.member.Provider.Translator.Headers() {
+		r.setHeader(h[0], h[1])
+	}
+	return nil
+}
+
+// attemptPath sets the provider's path for the endpoint.
+func attemptPath(a *attempt, r *attemptRequest) error {
+	r.path, _ = a.member.Provider.UpstreamPath(a.ep, a.member.Model, a.stream)
+	return nil
+}
+
+// attemptMint mints the credential over this attempt's own body and path
+// (see cloud.go).
+func attemptMint(a *attempt, r *attemptRequest) error {
+	p := a.member.Provider
+	if !p.MintsCredential() {
+		return nil
+	}
+	hs, err := mint(context.Background(), p, r.path, r.body, a.srv.now())
+	if err != nil {
+		return fmt.Errorf("the provider credential cannot be minted: %w", err)
+	}
+	for _, h := range hs {
+		r.setHeader(h[0], h[1])
+	}
+	return nil
+}
+
+// attemptFinish writes the path and the exact content-length.
+func attemptFinish(_ *attempt, r *attemptRequest) error {
+	r.mu.set(":path", r.path)
+	r.mu.setContentLength(len(r.body))
+	return nil
 }
 
 // chainMetadata is what the downstream exchange tells every attempt.

@@ -30,5 +30,11 @@ func chatProcessor(*Snapshot) *processor {
 			kindChain:      {stepCheckChainMembers, stepRouteChain},
 			kindMock:       {stepRewriteModel, stepInjectStreamUsage, stepSpliceBody, stepMockChat},
 		},
+		attempt: [targetKinds][]attemptStep{
+			kindDirect: {attemptRewriteModel, attemptInjectStreamUsage, attemptSpliceBody, attemptPathStep, attemptCredential,
+				attemptMintCredential, attemptFinishStep},
+			kindTranslated: {attemptTranslateBody, attemptPathStep, attemptCredential, attemptTranslatorHeaders,
+				attemptMintCredential, attemptFinishStep},
+		},
 	}
 }

@@ -29,5 +29,11 @@ func embeddingsProcessor(*Snapshot) *processor {
 			kindChain:      {stepCheckChainMembers, stepRouteChain},
 			kindMock:       {stepRewriteModel, stepSpliceBody, stepMockEmbeddings},
 		},
+		attempt: [targetKinds][]attemptStep{
+			kindDirect: {attemptRewriteModel, attemptSpliceBody, attemptPathStep, attemptCredential,
+				attemptMintCredential, attemptFinishStep},
+			kindTranslated: {attemptTranslateBody, attemptPathStep, attemptCredential, attemptTranslatorHeaders,
+				attemptMintCredential, attemptFinishStep},
+		},
 	}
 }

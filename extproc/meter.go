@@ -30,14 +30,14 @@ func estimateTokens(n int) int64 { return int64((n + bytesPerToken - 1) / bytesP
 // admit reserves the request on every limit and budget that applies.
 func admit(x *exchange, req *upstreamRequest) *oaierror.Error {
 	rules, limiter := x.snap.Limits, x.srv.limiter
-	if rules.empty() || limiter == nil {
+	if rules.Empty() || limiter == nil {
 		return nil
 	}
-	s := subject{keyID: x.key.ID, tenant: x.key.Tenant, tier: x.rec.tier, model: x.target.Canonical()}
+	s := limits.Subject{KeyID: x.key.ID, Tenant: x.key.Tenant, Tier: x.rec.tier, Model: x.target.Canonical()}
 	if x.app != nil {
-		s.app = x.app.Tenant + "/" + x.app.Name
+		s.App = x.app.Tenant + "/" + x.app.Name
 	}
-	ls, bs := rules.forSubject(s)
+	ls, bs := rules.For(s)
 	if len(ls) == 0 && len(bs) == 0 {
 		return nil
 	}
@@ -46,7 +46,7 @@ func admit(x *exchange, req *upstreamRequest) *oaierror.Error {
 		x.promptEst = estimateTokens(len(req.body))
 	}
 	if x.endpoint == routing.EndpointChat {
-		if err := capOutput(x, req, rules.defaultMaxTokens, boundsOutput(ls, bs)); err != nil {
+		if err := capOutput(x, req, rules.DefaultMaxTokens(), boundsOutput(ls, bs)); err != nil {
 			return err
 		}
 	}

@@ -14,6 +14,8 @@ import (
 // picks the processor. Then the processor's header steps run, then, on
 // the body, its body steps (up to and including resolving the target),
 // then the delivery steps for the kind of target the request resolved to.
+// A request to a fallback chain then runs, once per upstream attempt, the
+// processor's attempt steps for the member Envoy picked.
 //
 // Adding an endpoint is a new file with a function that returns its
 // processor, and one line in endpointProcessors: no existing step changes.
@@ -25,6 +27,9 @@ type processor struct {
 	headers  []headerStep
 	body     []bodyStep
 	deliver  [targetKinds][]bodyStep // by kindOf(target), after body
+	// attempt is the fallback-attempt variant (attempt.go), by the kind of
+	// the chain member Envoy picked; empty for endpoints chains cannot serve.
+	attempt [targetKinds][]attemptStep
 }
 
 // targetKind is how a resolved target is reached: it chooses a processor's
@@ -40,12 +45,19 @@ const (
 )
 
 func kindOf(t routing.Target) targetKind {
-	switch {
-	case t.Chain != nil:
+	if t.Chain != nil {
 		return kindChain
-	case t.Provider.Mock():
+	}
+	return providerKind(t.Provider)
+}
+
+// providerKind is how one provider is reached; a fallback chain's members
+// (which carry their chain) are reached this way by their attempts.
+func providerKind(p *routing.Provider) targetKind {
+	switch {
+	case p.Mock():
 		return kindMock
-	case t.Provider.Translator != nil:
+	case p.Translator != nil:
 		return kindTranslated
 	}
 	return kindDirect
