@@ -287,7 +287,8 @@ func clone(s string) string { return strings.Clone(s) }
 type readHook func(path string, v gjson.Result)
 
 // read reports a value the gateway used to the test hook x.reads; nil in
-// production.
+// production. Callers that build the path check x.reads first, so the hot
+// path builds no path strings.
 func (x *exchange) read(path string, v gjson.Result) {
 	if x.reads != nil {
 		x.reads(path, v)

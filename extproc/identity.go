@@ -14,8 +14,8 @@ import (
 
 // Identity: who is calling (key, tenant, app, agent), what they attached
 // (metadata), and what they may use (model allowlists). The app may be named
-// in a header or in the body, so the decision is taken once the body is read
-// (or, for body-less requests such as GET /v1/models, from headers alone).
+// in a header or in the body, so selectApp runs once the body is read (or,
+// for body-less requests such as GET /v1/models, from headers alone).
 
 const (
 	appHeader      = "x-tollgate-app-id"
@@ -92,7 +92,9 @@ func parseGatewayFields(x *exchange, req *upstreamRequest) *oaierror.Error {
 		gc.ForEach(func(i, v gjson.Result) bool {
 			bad = v.Type != gjson.String
 			x.grounding = append(x.grounding, clone(v.Str))
-			x.read("tollgate_grounding_context."+i.String(), v)
+			if x.reads != nil {
+				x.read("tollgate_grounding_context."+i.String(), v)
+			}
 			return !bad
 		})
 		if bad {
@@ -113,7 +115,9 @@ func parseGatewayFields(x *exchange, req *upstreamRequest) *oaierror.Error {
 			return false
 		}
 		x.meta.set(clone(k.Str), clone(v.Str))
-		x.read("tollgate_metadata."+k.Str, v)
+		if x.reads != nil {
+			x.read("tollgate_metadata."+k.Str, v)
+		}
 		return true
 	})
 	return bad
