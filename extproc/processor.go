@@ -75,9 +75,16 @@ func endpointProcessors(s *Snapshot) []*processor {
 }
 
 // processors returns the snapshot's processors, assembled on first use.
+// Two requests racing on a new snapshot may both assemble them; one set
+// wins and both are the same, immutable steps. (sync.Once would cost every
+// request an allocation for its closure.)
 func (s *Snapshot) processors() []*processor {
-	s.procOnce.Do(func() { s.procs = endpointProcessors(s) })
-	return s.procs
+	if p := s.procs.Load(); p != nil {
+		return *p
+	}
+	p := endpointProcessors(s)
+	s.procs.CompareAndSwap(nil, &p)
+	return *s.procs.Load()
 }
 
 // match finds the processor for a request path: an OpenAI path, or an Azure

@@ -107,7 +107,7 @@ func (x *exchange) onRequestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRes
 
 // refuseStep ends the request with a step's refusal. The log and the
 // refusal metric name the step; an internal cause is logged, never sent.
-func (x *exchange) refuseStep(e *stepError) *extprocv3.ProcessingResponse {
+func (x *exchange) refuseStep(e stepError) *extprocv3.ProcessingResponse {
 	x.rec.refusalStep = e.step
 	if e.cause != nil {
 		x.log().Warn("request refused", zap.String("step", e.step), zap.String("code", e.client.Code), zap.Error(e.cause))
@@ -276,18 +276,16 @@ func resolveModel(x *exchange, _ *upstreamRequest) error {
 	return nil
 }
 
-// reachable is every target a request for t may reach: the chain's
-// members, or t itself.
-func reachable(t routing.Target) []routing.Target {
-	if t.Chain != nil {
-		return t.Chain.Members
-	}
-	return []routing.Target{t}
-}
-
-// checkOffered refuses a model whose providers do not offer the endpoint.
+// checkOffered refuses a model whose providers do not offer the endpoint:
+// every provider the request may reach, a fallback chain's members or the
+// target itself.
 func checkOffered(x *exchange, _ *upstreamRequest) error {
-	for _, m := range reachable(x.target) {
+	reach := [1]routing.Target{x.target}
+	members := reach[:]
+	if ch := x.target.Chain; ch != nil {
+		members = ch.Members
+	}
+	for _, m := range members {
 		if _, ok := m.Provider.Path(x.endpoint, m.Model); !ok {
 			return oaierror.InvalidRequest("unsupported_endpoint", "model", "The model "+quote(x.rec.model)+" does not support "+x.endpoint.String()+".")
 		}

@@ -14,7 +14,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -44,8 +44,7 @@ type Snapshot struct {
 	Limits     *Limits
 	Guardrails *guardrails.Set
 
-	procOnce sync.Once
-	procs    []*processor // endpoint processors, assembled on first use (processor.go)
+	procs atomic.Pointer[[]*processor] // endpoint processors, assembled on first use (processor.go)
 }
 
 // Options configure a Server.

@@ -64,19 +64,18 @@ func failure(client *oaierror.Error, cause error) error {
 var errOverlap = errors.New("overlapping body edits")
 
 // stepFailed gives a step's error its step name. An error that is neither a
-// stepError nor an *oaierror.Error is an internal failure.
-func stepFailed(step string, err error) *stepError {
-	var se *stepError
-	if errors.As(err, &se) {
-		out := *se
+// stepError nor an *oaierror.Error is an internal failure. It returns a
+// value: a refusal costs no allocation beyond the client's error.
+func stepFailed(step string, err error) stepError {
+	switch e := err.(type) {
+	case *stepError:
+		out := *e
 		out.step = step
-		return &out
+		return out
+	case *oaierror.Error:
+		return stepError{step: step, client: e}
 	}
-	var oe *oaierror.Error
-	if errors.As(err, &oe) {
-		return &stepError{step: step, client: oe}
-	}
-	return &stepError{step: step, cause: err,
+	return stepError{step: step, cause: err,
 		client: oaierror.Internal(500, "internal_error", "The gateway could not process the request.")}
 }
 

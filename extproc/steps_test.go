@@ -770,7 +770,7 @@ func TestStepErrors(t *testing.T) {
 		if se.step != "route_upstream" || se.client.Code != tt.code || se.cause != tt.cause {
 			t.Errorf("%s: %+v", tt.name, se)
 		}
-		if tt.cause != nil && !errors.Is(se, tt.cause) {
+		if tt.cause != nil && !errors.Is(&se, tt.cause) {
 			t.Errorf("%s: cause not unwrapped", tt.name)
 		}
 	}
