@@ -325,5 +325,5 @@ func (x *exchange) answeredBy(req *extprocv3.ProcessingRequest) {
 	x.target = m
 	x.rec.provider, x.rec.providerModel = m.Provider.Name, m.Model
 	// An OpenAI-format member was asked for include_usage by its attempt.
-	x.injectedUsage = x.stream && !x.clientUsage && m.Provider.Translator == nil
+	x.injectedUsage = x.stream && !x.clientUsage && providerKind(m.Provider) == kindDirect
 }

@@ -57,7 +57,7 @@ func admit(x *exchange, req *upstreamRequest) *oaierror.Error {
 	dec, err := limiter.Admit(x.ctx, limits.Request{Limits: ls, Budgets: bs, Tokens: x.promptEst + x.maxOut, EstimatedCost: int64(est)})
 	if err != nil {
 		// The decision already follows the configured failure policy.
-		x.srv.log.Warn("limits backend failed", zap.Error(err), zap.Bool("allowed", dec.Allowed))
+		x.log().Warn("limits backend failed", zap.Error(err), zap.Bool("allowed", dec.Allowed))
 		x.srv.metrics.limitsBackendError()
 	}
 	x.quota = dec

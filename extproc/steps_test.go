@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tollgate-ai/tollgate/extproc/internal/jsonscan"
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
@@ -809,5 +811,26 @@ func TestProcessors(t *testing.T) {
 				t.Errorf("%v: no delivery for target kind %d", p.endpoint, k)
 			}
 		}
+	}
+}
+
+// TestRequestLogger: a refusal with a cause is logged once, by the request's
+// logger, with what is known of the request and the step's name.
+func TestRequestLogger(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	snap := testSnapshot(t)
+	x := newExchange(t.Context(), New(Options{Snapshot: func() *Snapshot { return snap }, Logger: zap.New(core)}), snap)
+	x.rec.requestID, x.rec.keyID = "rid-7", "k1"
+	x.key = &keys.Key{ID: "k1", Tenant: "acme"}
+	x.refuseStep(stepFailed("mint_credential", failure(oaierror.Internal(503, "provider_unavailable", "x"), errors.New("sts down"))))
+	x.refuseStep(stepFailed("confine", oaierror.ModelNotFound("m"))) // the client's mistake: nothing to log
+	entries := logs.FilterMessage("request refused").All()
+	if len(entries) != 1 {
+		t.Fatalf("%d refusal log lines, want 1", len(entries))
+	}
+	f := entries[0].ContextMap()
+	if f["request_id"] != "rid-7" || f["tenant"] != "acme" || f["key_id"] != "k1" || f["step"] != "mint_credential" ||
+		f["code"] != "provider_unavailable" || f["error"] != "sts down" {
+		t.Fatalf("fields %v", f)
 	}
 }
