@@ -250,7 +250,7 @@ func (r *streamReader) partial() (usage.Usage, bool) {
 	r.init()
 	return r.st.Partial()
 }
-func (r *streamReader) received() int                { return r.text }
+func (r *streamReader) received() int { return r.text }
 
 func (r *streamReader) outcome() string {
 	r.init()
