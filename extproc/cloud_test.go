@@ -146,7 +146,7 @@ func TestBedrockAttemptSignedOverItsBody(t *testing.T) {
 var chunkID = regexp.MustCompile(`chatcmpl-[A-Z0-9]+|"created":[0-9]+`)
 
 // TestBedrockStreamEveryOffset feeds the binary ConverseStream fixtures
-// split at every byte: the client gets the same OpenAI SSE stream and usage.
+// split at each offset of splitOffsets: the client gets the same OpenAI SSE stream and usage.
 func TestBedrockStreamEveryOffset(t *testing.T) {
 	for _, name := range []string{"bedrock/converse_stream.jsonl", "bedrock/converse_stream_tool_use.jsonl"} {
 		stream, err := eventstreamtest.FromJSONL(readFixture(t, name))
@@ -155,7 +155,7 @@ func TestBedrockStreamEveryOffset(t *testing.T) {
 		}
 		var want string
 		var wantUsage usage.Usage
-		for i := 0; i <= len(stream); i++ {
+		for _, i := range splitOffsets(stream) {
 			got, u := runBedrockStream(t, `{"model":"bedrock-default","stream":true}`, [][]byte{stream[:i], stream[i:]})
 			got, _ = cutComment(t, chunkID.ReplaceAllString(got, "X"))
 			if i == 0 {

@@ -96,7 +96,7 @@ func streamChat(x *exchange, model string, stream []byte, split int, eos bool) s
 }
 
 // TestStreamCostEveryOffset prices each metered stream fixture split at
-// every byte offset: the cost is exact and does not depend on where Envoy
+// each offset of splitOffsets: the cost is exact and does not depend on where Envoy
 // cut the stream. Anthropic cache writes are priced at their 5-minute and
 // 1-hour rates, OpenAI cached prompt tokens at the cached rate and reasoning
 // tokens (part of the completion) at the output rate.
@@ -116,7 +116,7 @@ func TestStreamCostEveryOffset(t *testing.T) {
 	}
 	for _, tt := range tests {
 		stream := readFixture(t, tt.fixture)
-		for i := 0; i <= len(stream); i++ {
+		for _, i := range splitOffsets(stream) {
 			x := h.exchange()
 			out := streamChat(x, tt.model, stream, i, true)
 			x.finish()

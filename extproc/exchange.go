@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
-	"github.com/tollgate-ai/tollgate/policy/limits"
 	"github.com/tollgate-ai/tollgate/routing/pricing"
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )
@@ -25,17 +24,7 @@ type exchange struct {
 
 	facts // written by the request chain, read-only after it (facts.go)
 
-	// metering
-	quota           limits.Decision     // admission decision (its quotas feed x-ratelimit-*)
-	reservation     *limits.Reservation // to reconcile when the request ends
-	budgets         []limits.Budget     // budgets that applied, for mid-stream checks
-	promptEst       int64
-	maxOut          int64
-	forwarded       bool      // the request went upstream
-	forwardedAt     time.Time // when the request body reply was sent
-	procTime        time.Duration
-	settled         bool // usage and cost are final
-	lastBudgetCheck time.Time
+	meter // admission, budgets, timers; settles usage and cost once
 
 	// response side
 	body      bodyReader
@@ -167,7 +156,7 @@ var streamingMode = &extprocfilterv3.ProcessingMode{
 // its record to the sink (the usage ledger) when there is one.
 func (x *exchange) finish() {
 	r := &x.rec
-	x.final()
+	x.settle() // a no-op unless the response never reached its end
 	x.settleOutcome()
 	x.reconcile()
 	x.logDecisions()

@@ -510,14 +510,15 @@ func TestDynamicMetadata(t *testing.T) {
 }
 
 // TestStreamUsageEveryOffset splits each OpenAI-format stream fixture into
-// two chunks at every byte offset: the usage read and the client's bytes
-// must not depend on where Envoy cut the stream.
+// two chunks at each offset of splitOffsets (every one for a small fixture):
+// the usage read and the client's bytes must not depend on where Envoy cut
+// the stream. FuzzStreamSplit searches the other offsets.
 func TestStreamUsageEveryOffset(t *testing.T) {
-	for _, name := range []string{"openai/chat_stream.sse", "openai/chat_stream_tool_calls.sse", "azure_openai/chat_stream.sse"} {
+	for _, name := range splitFixtures {
 		stream := readFixture(t, name)
 		var want string
 		var wantUsage usage.Usage
-		for i := 0; i <= len(stream); i++ {
+		for _, i := range splitOffsets(stream) {
 			x := newTestExchange(t)
 			x.handle(chatHeaders())
 			x.handle(reqBody(`{"model":"smart-default","stream":true,"stream_options":{"include_usage":true}}`))

@@ -27,6 +27,31 @@ const bytesPerToken = 4
 
 func estimateTokens(n int) int64 { return int64((n + bytesPerToken - 1) / bytesPerToken) }
 
+// meter is one request's metering state, embedded in exchange. Admission
+// (admit, capOutput) writes the reservation, budgets and estimates before
+// the request goes upstream; the response readers consult it only through
+// budgetSpent and endComment; settle turns what the response reported into
+// the record's usage and cost exactly once.
+//
+// settle runs at one point: when the end of the response reaches the
+// processor (endResponse for a body or headers-only response, endComment
+// for a stream's end marker or last chunk), or, for an exchange that ended
+// before its response did, in finish. Everything that reports the figures
+// (meteringHeaders, meterComment, the log line, the ledger, reconcile) reads
+// them after that point and never settles itself.
+type meter struct {
+	quota           limits.Decision     // admission decision (its quotas feed x-ratelimit-*)
+	reservation     *limits.Reservation // to reconcile when the request ends
+	budgets         []limits.Budget     // budgets that applied, for mid-stream checks
+	promptEst       int64
+	maxOut          int64
+	forwarded       bool      // the request went upstream
+	forwardedAt     time.Time // when the request body reply was sent
+	procTime        time.Duration
+	settled         bool // usage and cost are final
+	lastBudgetCheck time.Time
+}
+
 // admit reserves the request on every limit and budget that applies.
 func admit(x *exchange, req *upstreamRequest) *oaierror.Error {
 	rules, limiter := x.snap.Limits, x.srv.limiter
@@ -179,10 +204,18 @@ func formatReset(d time.Duration) string {
 	return d.Round(time.Millisecond).String()
 }
 
-// final settles the request's usage and cost: the provider's figures where
-// it reported them, an estimate flagged as such where a response started but
-// its usage never arrived (client gone, upstream reset, timeout).
-func (x *exchange) final() {
+// endResponse marks the end of the response (its end_of_stream reached the
+// processor) and settles the meter.
+func (x *exchange) endResponse() {
+	x.respEnded = true
+	x.settle()
+}
+
+// settle writes the request's usage and cost to the record: the provider's
+// figures where it reported them, an estimate flagged as such where a
+// response started but its usage never arrived (client gone, upstream
+// reset, timeout). Only the first call counts (see meter).
+func (x *exchange) settle() {
 	if x.settled {
 		return
 	}
@@ -220,9 +253,9 @@ func (x *exchange) reconcile() {
 	}
 }
 
-// meteringHeaders are the figures a non-streaming response carries.
+// meteringHeaders are the figures a non-streaming response carries; the
+// meter is settled (endResponse) before.
 func (x *exchange) meteringHeaders(mu *mutation) {
-	x.final()
 	r := &x.rec
 	if r.provider != "" {
 		mu.set("x-tollgate-provider", r.provider)
@@ -260,11 +293,17 @@ func (x *exchange) serverTiming() string {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// endComment settles the meter at a stream's end (its end marker or last
+// chunk) and returns the metering comment that ends the client's stream.
+func (x *exchange) endComment() []byte {
+	x.settle()
+	return x.meterComment()
+}
+
 // meterComment is the SSE comment line that ends a stream with the same
 // figures a non-streaming response carries in headers. SSE clients ignore
 // comment lines.
 func (x *exchange) meterComment() []byte {
-	x.final()
 	r := &x.rec
 	b := make([]byte, 0, 256)
 	b = append(b, ": tollgate request_id="...)

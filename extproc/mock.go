@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/tollgate-ai/tollgate/internal/mockprovider"
+	"github.com/tollgate-ai/tollgate/routing/translate/openai"
 )
 
 // answerMockChat and answerMockEmbeddings answer a request routed to a
@@ -41,20 +42,21 @@ func (x *exchange) mockResponse(r mockprovider.Reply) *extprocv3.ProcessingRespo
 	var mu mutation
 	var body []byte
 	if r.Stream {
-		sr := &sseReader{x: x, stripUsage: x.injectedUsage, guard: newOutputGuard(x.guard)}
+		sr := x.newStreamReader(openai.Passthrough{})
 		x.body = sr
 		mu.set("content-type", "text/event-stream; charset=utf-8")
 		mu.set("cache-control", "no-cache")
 		mu.set("server-timing", x.serverTiming())
 		body, _ = sr.chunk(slices.Concat(r.Body, []byte(mockprovider.Done)), true)
 	} else {
-		jr := &jsonReader{x: x}
+		jr := x.newJSONReader(openai.Passthrough{})
 		x.body = jr
 		body, _ = jr.chunk(r.Body, true) // an output guardrail may change status and body
 		mu.set("content-type", "application/json")
+		x.endResponse()
 		x.meteringHeaders(&mu)
 	}
-	x.respEnded = true
+	x.endResponse()
 	x.traceBody(body, true)
 	x.done = true
 	if x.rec.requestID != "" {

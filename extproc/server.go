@@ -112,59 +112,66 @@ func endOfStream(err error) error {
 	return err
 }
 
-// serveAttempt serves the stream of one upstream attempt of a fallback chain.
-func (s *Server) serveAttempt(stream extprocv3.ExternalProcessor_ProcessServer, req *extprocv3.ProcessingRequest) error {
-	a := &attempt{srv: s, snap: s.snapshot()}
-	for {
-		start := s.now()
-		resp, phase := a.handle(req)
-		if resp == nil {
-			return nil
-		}
-		if err := stream.Send(resp); err != nil {
-			return err
-		}
-		s.metrics.observePhase(phase, s.now().Sub(start))
-		var err error
-		if req, err = stream.Recv(); err != nil {
-			return endOfStream(err)
-		}
-	}
+// handler answers the messages of one ext_proc stream: an exchange (a
+// downstream request) or an attempt (one upstream try of a fallback chain).
+type handler interface {
+	// handle answers one message; a nil reply ends the stream unanswered.
+	handle(req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, string)
+	// handled is told the time the processor spent on the message and
+	// reports whether the stream is over (an ImmediateResponse was sent).
+	handled(d time.Duration) (over bool)
 }
 
-// Process serves one HTTP request's ext_proc stream.
+// handled adds to the request's processing time; after an
+// ImmediateResponse Envoy closes the stream (spec §2.6), and ending it at
+// once frees the goroutine.
+func (x *exchange) handled(d time.Duration) bool {
+	x.procTime += d
+	return x.done
+}
+
+// handled: an attempt answers every message of its stream.
+func (a *attempt) handled(time.Duration) bool { return false }
+
+// Process serves one HTTP request's ext_proc stream: its first message says
+// whether it is a downstream request or a fallback chain's attempt.
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	req, err := stream.Recv()
 	if err != nil {
 		return endOfStream(err)
 	}
 	if isAttempt(req) {
-		return s.serveAttempt(stream, req)
+		return s.serve(stream, req, &attempt{srv: s, snap: s.snapshot()})
 	}
 	x := newExchange(stream.Context(), s, s.snapshot())
 	s.metrics.streamStarted()
 	defer x.finish()
-	for ; ; req, err = stream.Recv() {
-		if err != nil {
-			return endOfStream(err)
-		}
+	return s.serve(stream, req, x)
+}
+
+// serve answers every message of a stream, starting with req, until Envoy
+// ends the stream or h reports it over.
+func (s *Server) serve(stream extprocv3.ExternalProcessor_ProcessServer, req *extprocv3.ProcessingRequest, h handler) error {
+	for {
 		start := s.now()
-		resp, phase := x.handle(req)
+		resp, phase := h.handle(req)
 		if resp == nil {
 			// A message we must not answer (none today); returning nil tells
 			// Envoy to carry on without us for the rest of the request.
 			return nil
 		}
 		d := s.now().Sub(start)
-		x.procTime += d
+		over := h.handled(d)
 		if err := stream.Send(resp); err != nil {
 			return err
 		}
 		s.metrics.observePhase(phase, d)
-		if x.done {
-			// After an ImmediateResponse Envoy closes the stream (spec §2.6);
-			// ending it here frees the goroutine at once.
+		if over {
 			return nil
+		}
+		var err error
+		if req, err = stream.Recv(); err != nil {
+			return endOfStream(err)
 		}
 	}
 }

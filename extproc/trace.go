@@ -354,12 +354,9 @@ func (x *exchange) errorType() string {
 	if x.rec.refusal != "" {
 		return x.rec.refusal
 	}
-	if r, ok := x.body.(*sseReader); ok && !r.terminated {
-		switch {
-		case r.errored: // the provider sent an error event mid-stream
-			return "stream_error"
-		case !r.complete:
-			return "stream_incomplete"
+	if r, ok := x.body.(*streamReader); ok {
+		if et := r.streamError(); et != "" {
+			return et
 		}
 	}
 	if x.rec.status >= 400 {

@@ -1,5 +1,7 @@
 package translate
 
+import "bytes"
+
 // Framing is how a provider frames a streamed response.
 type Framing int
 
@@ -41,4 +43,21 @@ func FramingOf(s Schema) Framing {
 // Schema.Path still reports whether an endpoint is offered.
 type ModelPath interface {
 	ModelPath(endpointSuffix, model string, stream bool) (path string, ok bool)
+}
+
+// AppendData appends data as one SSE event: a "data: " line per line of
+// data, then the blank line that ends the event, so an SSE reader joins the
+// lines back into data.
+func AppendData(out, data []byte) []byte {
+	for {
+		line, rest, more := bytes.Cut(data, []byte("\n"))
+		out = append(out, "data: "...)
+		out = append(out, line...)
+		out = append(out, '\n')
+		if !more {
+			break
+		}
+		data = rest
+	}
+	return append(out, '\n')
 }

@@ -82,3 +82,32 @@ type Stream interface {
 	// estimate.
 	Partial() (u usage.Usage, ok bool)
 }
+
+// Verbatim is implemented by a Schema whose provider already speaks OpenAI's
+// API (openai.Passthrough): its responses reach the client as the provider
+// sent them, and a processor adds no content-type or content-length of its
+// own.
+type Verbatim interface {
+	Schema
+	Verbatim() bool
+}
+
+// IsVerbatim reports whether s passes responses through as sent.
+func IsVerbatim(s Schema) bool {
+	v, ok := s.(Verbatim)
+	return ok && v.Verbatim()
+}
+
+// RawStream is a Stream that takes each SSE event with its raw bytes, so an
+// event that needs no change is passed on byte for byte (its framing, ids and
+// line endings kept) instead of being decoded and re-encoded.
+type RawStream interface {
+	Stream
+	// Raw consumes one SSE event, comments included: raw is the event as
+	// framed on the wire and data its joined data lines. It appends what the
+	// client should receive to out: raw itself when nothing changes.
+	Raw(out, raw, data []byte) []byte
+	// State reports whether the stream's end marker (data: [DONE]) and
+	// whether an error event arrived so far.
+	State() (done, errored bool)
+}

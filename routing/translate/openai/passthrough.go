@@ -1,0 +1,116 @@
+package openai
+
+import (
+	"bytes"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/tollgate-ai/tollgate/routing/translate"
+	"github.com/tollgate-ai/tollgate/routing/usage"
+)
+
+// Passthrough is the identity schema of a provider the client could have
+// called itself (OpenAI, Azure OpenAI, any OpenAI-compatible API, the mock):
+// Schema, except that responses reach the client exactly as the provider
+// sent them. Its stream is a translate.RawStream: an event that needs no
+// change is appended as the bytes that arrived, never decoded and
+// re-encoded; only the usage the gateway asked for on the client's behalf
+// is removed. Schema (used by Vertex AI for Gemini) re-frames instead.
+type Passthrough struct{ Schema }
+
+var _ translate.Verbatim = Passthrough{}
+
+// Verbatim reports true: bodies and events pass through as sent.
+func (Passthrough) Verbatim() bool { return true }
+
+// NewStream returns the pass-through stream. Without includeUsage it drops
+// the usage-only chunk ("choices":[]) and the "usage" key of the others.
+func (Passthrough) NewStream(_ string, includeUsage bool) translate.Stream {
+	return &PassStream{includeUsage: includeUsage}
+}
+
+// IncompleteEvent ends a stream the provider cut short (no [DONE], no error
+// event), in OpenAI's error format, which SDKs raise as an error.
+var IncompleteEvent = []byte(`data: {"error":{"message":"The provider's stream ended before the response was complete.","type":"server_error","param":null,"code":"stream_incomplete"}}` + "\n\n")
+
+var doneData = []byte("[DONE]")
+
+// PassStream is Passthrough's stream. Events after [DONE] or an error
+// event still pass: the provider's bytes are the client's.
+type PassStream struct {
+	includeUsage  bool
+	done, errored bool
+	u             usage.Usage
+	ok            bool
+	spliced       []byte // reused for an event whose usage key is removed
+}
+
+var _ translate.RawStream = (*PassStream)(nil)
+
+// Raw appends raw, or raw with its usage removed, or nothing for the
+// usage-only chunk the client did not ask for.
+func (s *PassStream) Raw(out, raw, data []byte) []byte {
+	if len(data) == 0 || data[0] != '{' { // comments, [DONE], non-JSON
+		if bytes.Equal(data, doneData) {
+			s.done = true
+		}
+		return append(out, raw...)
+	}
+	js := unsafe.String(unsafe.SliceData(data), len(data)) // read only, not kept
+	if gjson.Get(js, "error").Exists() {
+		s.errored = true
+	}
+	u := gjson.Get(js, "usage")
+	if u.IsObject() {
+		// Providers may repeat usage (Gemini sends it on content chunks);
+		// the last one is the total.
+		if got, ok := usage.FromOpenAI(data); ok {
+			s.u, s.ok = got, true
+		}
+	}
+	if s.includeUsage || !u.Exists() {
+		return append(out, raw...)
+	}
+	if u.IsObject() && !gjson.Get(js, "choices.0").Exists() {
+		return out // the usage-only chunk the client did not ask for
+	}
+	stripped, err := sjson.DeleteBytes(data, "usage")
+	i := bytes.Index(raw, data)
+	if err != nil || i < 0 { // multi-line data is not how chat completions stream
+		return append(out, raw...)
+	}
+	out = append(out, raw[:i]...)
+	out = append(out, stripped...)
+	return append(out, raw[i+len(data):]...)
+}
+
+// Event takes an event without its raw bytes: it is framed as one data line
+// per line of data, as the SSE spec reads it back.
+func (s *PassStream) Event(out []byte, name, data []byte) []byte {
+	s.spliced = s.spliced[:0]
+	if len(name) > 0 {
+		s.spliced = append(append(append(s.spliced, "event: "...), name...), '\n')
+	}
+	s.spliced = translate.AppendData(s.spliced, data)
+	return s.Raw(out, s.spliced, data)
+}
+
+// State reports whether [DONE] and whether an error event arrived.
+func (s *PassStream) State() (done, errored bool) { return s.done, s.errored }
+
+// End adds the incomplete-stream error event unless [DONE] or the
+// provider's own error event ended the stream; complete is [DONE] without
+// an error.
+func (s *PassStream) End(out []byte) ([]byte, bool) {
+	if !s.done && !s.errored {
+		out = append(out, IncompleteEvent...)
+	}
+	return out, s.done && !s.errored
+}
+
+func (s *PassStream) Usage() (usage.Usage, bool) { return s.u, s.ok }
+
+// Partial is Usage: OpenAI sends usage once, complete, at the end.
+func (s *PassStream) Partial() (usage.Usage, bool) { return s.u, s.ok }
