@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate-ai/tollgate/extproc"
+	"github.com/tollgate-ai/tollgate/internal/yamldoc"
 	"github.com/tollgate-ai/tollgate/policy/allow"
 	"github.com/tollgate-ai/tollgate/policy/guardrails"
 	"github.com/tollgate-ai/tollgate/policy/keys"
@@ -123,7 +124,7 @@ func buildPrices(own pricing.Table, aliases map[pricing.Key]pricing.Key) (*prici
 	}
 	p, err := pricing.New(t)
 	if err != nil {
-		var pp pricing.Problems
+		var pp yamldoc.Problems
 		if errors.As(err, &pp) {
 			ps := make(config.Problems, len(pp))
 			for i, q := range pp {

@@ -598,7 +598,7 @@ func validatePricing(docs []*document) {
 		}
 		t, err := pricing.ParseNode(d.file, d.cfg.Pricing)
 		if err != nil {
-			var ps pricing.Problems
+			var ps Problems
 			if errors.As(err, &ps) {
 				for _, p := range ps {
 					path := "pricing"
