@@ -8,8 +8,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tollgate-ai/tollgate/policy/guardrails/detect"
-	"github.com/tollgate-ai/tollgate/policy/guardrails/grounding"
+	"github.com/tollgate-ai/tollgate/internal/detect"
+	"github.com/tollgate-ai/tollgate/policy/guardrails/internal/grounding"
 )
 
 // Set is every compiled policy of a configuration, by name. It is immutable:

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tollgate-ai/tollgate/policy/guardrails/detect"
+	"github.com/tollgate-ai/tollgate/internal/detect"
 )
 
 // The guardrails section. Package guardrails compiles it (from its own input
