@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/tollgate-ai/tollgate/internal/detect"
 )
 
 // decodePolicy decodes JSON strictly, as the gateway's config loader does.
@@ -20,7 +22,7 @@ func decodePolicy(t testing.TB, js string) PolicyConfig {
 
 func mustCompile(t testing.TB, js string) *Policy {
 	t.Helper()
-	p, err := Compile(decodePolicy(t, js))
+	p, err := compile(decodePolicy(t, js), detect.NewInjection())
 	if err != nil {
 		t.Fatalf("Compile: %v", err)
 	}

@@ -81,11 +81,6 @@ type groundingRule struct {
 	action            Action
 }
 
-// Compile compiles a single validated policy, refusing what NewSet refuses.
-func Compile(pc PolicyConfig) (*Policy, error) {
-	return compile(pc, detect.NewInjection())
-}
-
 // Name returns the policy's name.
 func (p *Policy) Name() string { return p.name }
 
