@@ -8,8 +8,8 @@ import (
 	"github.com/tidwall/gjson"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/tollgate-ai/tollgate/internal/configopts"
 	"github.com/tollgate-ai/tollgate/policy/keys"
-	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 )
@@ -28,7 +28,7 @@ func chainSnapshot(t *testing.T) *Snapshot {
 	}
 	env := func(k string) (string, bool) { return map[string]string{"O": "sk-o", "A": "sk-a"}[k], true }
 	table, _ := routing.New(cfg, env)
-	tenants, _ := tenancy.New(cfg, env)
+	tenants, _ := configopts.NewTenancy(cfg, env)
 	store, _ := keys.NewStore([]keys.Entry{{Key: keys.Key{ID: "k1", Tenant: config.DefaultTenant}, SHA256: keys.Hash(testKey)}})
 	return &Snapshot{Routes: table, Keys: store, Tenants: tenants, Metadata: cfg.MetadataLimits(), Limits: &Limits{}}
 }

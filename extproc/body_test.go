@@ -11,8 +11,8 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/tidwall/gjson"
 
+	"github.com/tollgate-ai/tollgate/internal/configopts"
 	"github.com/tollgate-ai/tollgate/policy/guardrails"
-	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing/config"
 )
 
@@ -37,7 +37,7 @@ func guardedSnapshot(t testing.TB) *Snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tenants, errs := tenancy.New(&config.Config{Tenants: []config.Tenant{{Name: config.DefaultTenant, Apps: []config.App{
+	tenants, errs := configopts.NewTenancy(&config.Config{Tenants: []config.Tenant{{Name: config.DefaultTenant, Apps: []config.App{
 		{Name: "guarded", GuardrailPolicy: "flag"}, {Name: "redacted", GuardrailPolicy: "redact"}, {Name: "blocked", GuardrailPolicy: "block"},
 	}}}}, func(string) (string, bool) { return "", false })
 	if len(errs) > 0 {

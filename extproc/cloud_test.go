@@ -13,9 +13,9 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/tollgate-ai/tollgate/internal/cloudauth"
+	"github.com/tollgate-ai/tollgate/internal/configopts"
 	"github.com/tollgate-ai/tollgate/internal/eventstream/eventstreamtest"
 	"github.com/tollgate-ai/tollgate/policy/keys"
-	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 	"github.com/tollgate-ai/tollgate/routing/pricing"
@@ -58,7 +58,7 @@ func bedrockSnapshot(t testing.TB) *Snapshot {
 	if len(warns) > 0 {
 		t.Fatal(warns)
 	}
-	tenants, _ := tenancy.New(cfg, lookup)
+	tenants, _ := configopts.NewTenancy(cfg, lookup)
 	store, _ := keys.NewStore([]keys.Entry{{Key: keys.Key{ID: "k1", Tenant: config.DefaultTenant}, SHA256: keys.Hash(testKey)}})
 	return &Snapshot{Routes: table, Keys: store, Tenants: tenants, Metadata: cfg.MetadataLimits(), Prices: pricing.Default(), Limits: &Limits{}}
 }

@@ -10,9 +10,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/tollgate-ai/tollgate/internal/configopts"
 	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/policy/limits"
-	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 	"github.com/tollgate-ai/tollgate/routing/pricing"
@@ -43,7 +43,7 @@ func newMeterHarness(t testing.TB, budget bool) *meterHarness {
 		}},
 	}
 	table, _ := routing.New(cfg, func(string) (string, bool) { return "", false })
-	tenants, _ := tenancy.New(cfg, nil)
+	tenants, _ := configopts.NewTenancy(cfg, nil)
 	store, err := keys.NewStore([]keys.Entry{{Key: keys.Key{ID: "k1", Tenant: config.DefaultTenant}, SHA256: keys.Hash(testKey)}})
 	if err != nil {
 		t.Fatal(err)

@@ -12,8 +12,8 @@ import (
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
+	"github.com/tollgate-ai/tollgate/internal/configopts"
 	"github.com/tollgate-ai/tollgate/policy/keys"
-	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 	"github.com/tollgate-ai/tollgate/routing/pricing"
@@ -49,7 +49,7 @@ func testSnapshot(t testing.TB) *Snapshot {
 	env := map[string]string{"TEST_OPENAI_KEY": "sk-provider-secret"}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	table, _ := routing.New(cfg, lookup)
-	tenants, _ := tenancy.New(cfg, lookup)
+	tenants, _ := configopts.NewTenancy(cfg, lookup)
 	store, err := keys.NewStore([]keys.Entry{{Key: keys.Key{ID: "k1", Tenant: config.DefaultTenant}, SHA256: keys.Hash(testKey)}})
 	if err != nil {
 		t.Fatal(err)

@@ -7,8 +7,8 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
+	"github.com/tollgate-ai/tollgate/internal/configopts"
 	"github.com/tollgate-ai/tollgate/policy/keys"
-	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 	"github.com/tollgate-ai/tollgate/routing/pricing"
@@ -28,7 +28,7 @@ func mockExchange(t *testing.T) *exchange {
 	if len(warns) > 0 {
 		t.Fatal(warns)
 	}
-	tenants, _ := tenancy.New(cfg, func(string) (string, bool) { return "", false })
+	tenants, _ := configopts.NewTenancy(cfg, func(string) (string, bool) { return "", false })
 	store, err := keys.NewStore([]keys.Entry{{Key: keys.Key{ID: "k1", Tenant: config.DefaultTenant}, SHA256: keys.Hash(testKey)}})
 	if err != nil {
 		t.Fatal(err)

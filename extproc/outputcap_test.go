@@ -7,9 +7,9 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/tollgate-ai/tollgate/internal/configopts"
 	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/policy/limits"
-	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 	"github.com/tollgate-ai/tollgate/routing/pricing"
@@ -29,7 +29,7 @@ func capSnapshot(t *testing.T, lim *config.Limits) *Snapshot {
 	}
 	lookup := func(string) (string, bool) { return "", false }
 	table, _ := routing.New(cfg, lookup)
-	tenants, _ := tenancy.New(cfg, lookup)
+	tenants, _ := configopts.NewTenancy(cfg, lookup)
 	store, err := keys.NewStore([]keys.Entry{{Key: keys.Key{ID: "k1", Tenant: config.DefaultTenant}, SHA256: keys.Hash(testKey)}})
 	if err != nil {
 		t.Fatal(err)

@@ -13,10 +13,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate-ai/tollgate/extproc"
+	"github.com/tollgate-ai/tollgate/internal/configopts"
+	"github.com/tollgate-ai/tollgate/internal/yamldoc"
 	"github.com/tollgate-ai/tollgate/policy/allow"
 	"github.com/tollgate-ai/tollgate/policy/guardrails"
 	"github.com/tollgate-ai/tollgate/policy/keys"
-	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 	"github.com/tollgate-ai/tollgate/routing/pricing"
@@ -33,7 +34,7 @@ func Build(cfg *config.Config, lookupEnv func(string) (string, bool), now time.T
 		return nil, nil, err
 	}
 	table, warnings := routing.New(cfg, lookupEnv)
-	tenants, tw := tenancy.New(cfg, lookupEnv)
+	tenants, tw := configopts.NewTenancy(cfg, lookupEnv)
 	warnings = append(warnings, tw...)
 	return &extproc.Snapshot{Routes: table, Keys: c.keys, Tenants: tenants, Metadata: cfg.MetadataLimits(),
 		Prices: c.prices, Limits: c.limits, Guardrails: c.guards}, warnings, nil
@@ -101,9 +102,9 @@ func compile(cfg *config.Config, now time.Time) (*compiled, error) {
 	if c.limits, err = extproc.NewLimits(cfg.Limits); err != nil {
 		fail("limits", err)
 	}
-	if cfg.Guardrails != nil {
+	if gc, ok := configopts.Guardrails(cfg); ok {
 		// Compiled once per load: no detector is built per request.
-		if c.guards, err = guardrails.NewSet(*cfg.Guardrails); err != nil {
+		if c.guards, err = guardrails.NewSet(gc); err != nil {
 			fail("guardrails", err)
 		}
 	}
@@ -123,7 +124,7 @@ func buildPrices(own pricing.Table, aliases map[pricing.Key]pricing.Key) (*prici
 	}
 	p, err := pricing.New(t)
 	if err != nil {
-		var pp pricing.Problems
+		var pp yamldoc.Problems
 		if errors.As(err, &pp) {
 			ps := make(config.Problems, len(pp))
 			for i, q := range pp {

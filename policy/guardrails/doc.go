@@ -6,9 +6,11 @@
 //
 // Use:
 //
-//   - Config (the guardrails section of the gateway configuration) is
-//     validated with Validate and compiled once per configuration load with
-//     NewSet. A Policy is immutable and shared by every request.
+//   - Config is compiled once per configuration load with NewSet. The
+//     gateway builds it from the configuration's guardrails section, which
+//     package config validates (with file and line); NewSet refuses only
+//     what it cannot compile. A Policy is immutable and shared by every
+//     request.
 //   - Per request, Policy.NewRequest starts the state: CheckInput takes the
 //     prompt's text pieces and returns the redaction edits or a *Blocked
 //     error; NewStream (one per choice's content and per tool call's
@@ -18,6 +20,6 @@
 //   - Decisions lists what every guardrail did (name, stage, action, count,
 //     score), never the content, for logs and metrics.
 //
-// Detectors live in package detect and the grounding score in package
-// grounding.
+// Detectors live in package internal/detect and the grounding score in
+// package grounding (under internal/).
 package guardrails

@@ -2,12 +2,14 @@ package guardrails
 
 import (
 	"cmp"
+	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
 
-	"github.com/tollgate-ai/tollgate/policy/guardrails/detect"
-	"github.com/tollgate-ai/tollgate/policy/guardrails/grounding"
+	"github.com/tollgate-ai/tollgate/internal/detect"
+	"github.com/tollgate-ai/tollgate/policy/guardrails/internal/grounding"
 )
 
 // Set is every compiled policy of a configuration, by name. It is immutable:
@@ -17,15 +19,22 @@ type Set struct {
 	policies map[string]*Policy
 }
 
-// NewSet validates and compiles a configuration; the error is Problems.
+// NewSet compiles a configuration that package config has validated. It
+// refuses only what it cannot compile (an unknown type, a pattern or term
+// list the detectors refuse, a policy name given twice); config reports
+// every other mistake, with file and line.
 func NewSet(cfg Config) (*Set, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
 	s := &Set{policies: make(map[string]*Policy, len(cfg.Policies))}
 	inj := detect.NewInjection() // shared: it is immutable
 	for _, pc := range cfg.Policies {
-		s.policies[pc.Name] = compile(pc, inj)
+		if _, dup := s.policies[pc.Name]; dup {
+			return nil, fmt.Errorf("guardrail policy %q is defined more than once", pc.Name)
+		}
+		p, err := compile(pc, inj)
+		if err != nil {
+			return nil, err
+		}
+		s.policies[pc.Name] = p
 	}
 	return s, nil
 }
@@ -72,14 +81,6 @@ type groundingRule struct {
 	action            Action
 }
 
-// Compile validates and compiles a single policy; the error is Problems.
-func Compile(pc PolicyConfig) (*Policy, error) {
-	if err := pc.Validate(); err != nil {
-		return nil, err
-	}
-	return compile(pc, detect.NewInjection()), nil
-}
-
 // Name returns the policy's name.
 func (p *Policy) Name() string { return p.name }
 
@@ -88,16 +89,23 @@ func (p *Policy) Name() string { return p.name }
 func (p *Policy) RequiresGroundingContext() bool { return p.grounding != nil }
 
 // compile builds a validated policy.
-func compile(pc PolicyConfig, inj *detect.Injection) *Policy {
+func compile(pc PolicyConfig, inj *detect.Injection) (*Policy, error) {
 	p := &Policy{name: pc.Name, window: cmp.Or(pc.OutputWindowBytes, DefaultOutputWindow)}
 	p.hold = p.window / 2
 	for _, gc := range pc.Input {
-		g := compileGuardrail(gc, inj)
+		g, err := compileGuardrail(gc, inj)
+		if err != nil {
+			return nil, fmt.Errorf("guardrail policy %q: input %q: %w", pc.Name, gc.Name, err)
+		}
 		p.input = append(p.input, g)
 		p.restore = p.restore || g.restore
 	}
 	for _, gc := range pc.Output {
-		p.output = append(p.output, compileGuardrail(gc, inj))
+		g, err := compileGuardrail(gc, inj)
+		if err != nil {
+			return nil, fmt.Errorf("guardrail policy %q: output %q: %w", pc.Name, gc.Name, err)
+		}
+		p.output = append(p.output, g)
 	}
 	if gc := pc.Grounding; gc != nil {
 		p.grounding = &groundingRule{
@@ -107,7 +115,7 @@ func compile(pc PolicyConfig, inj *detect.Injection) *Policy {
 			action:            gc.Action,
 		}
 	}
-	return p
+	return p, nil
 }
 
 // guardrail is a compiled GuardrailConfig.
@@ -129,7 +137,7 @@ type guardrail struct {
 	maxOut    int // max_tokens
 }
 
-func compileGuardrail(gc GuardrailConfig, inj *detect.Injection) *guardrail {
+func compileGuardrail(gc GuardrailConfig, inj *detect.Injection) (*guardrail, error) {
 	g := &guardrail{
 		name: gc.Name, typ: gc.Type, action: gc.Action, roles: newRoleSet(gc.Roles),
 		restore: gc.RestoreRedacted, threshold: gc.Threshold,
@@ -149,22 +157,34 @@ func compileGuardrail(gc GuardrailConfig, inj *detect.Injection) *guardrail {
 			}
 		}
 	case TypeRegex:
+		if len(gc.Patterns) == 0 {
+			return nil, errors.New("no patterns")
+		}
 		for _, pat := range gc.Patterns {
-			re, lit, _ := compilePatternLit(pat) // validated
+			re, lit, err := detect.CompilePattern(pat)
+			if err != nil {
+				return nil, err
+			}
 			g.res = append(g.res, re)
 			g.lits = append(g.lits, lit)
 		}
 		g.label = cmp.Or(gc.Label, defaultLabel(gc.Name))
 	case TypeDenyList:
-		g.terms, _ = detect.NewTerms(gc.Terms) // validated
+		var err error
+		if g.terms, err = detect.NewTerms(gc.Terms); err != nil {
+			return nil, err
+		}
 		g.label = cmp.Or(gc.Label, defaultLabel(gc.Name))
 	case TypePromptInjection:
 		g.injection = inj
 		if g.threshold == 0 {
 			g.threshold = DefaultInjectionThreshold
 		}
+	case TypePromptSize, TypeMaxTokens:
+	default:
+		return nil, fmt.Errorf("unknown type %q", gc.Type)
 	}
-	return g
+	return g, nil
 }
 
 // defaultLabel derives a placeholder label from a guardrail name:
@@ -180,8 +200,8 @@ func defaultLabel(name string) string {
 	if !isUpperASCII(l[0]) {
 		l = "X_" + l
 	}
-	if len(l) > maxLabelLen {
-		l = l[:maxLabelLen]
+	if len(l) > MaxLabelLen {
+		l = l[:MaxLabelLen]
 	}
 	return l
 }

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/tollgate-ai/tollgate/policy/guardrails/detect"
-	"github.com/tollgate-ai/tollgate/policy/guardrails/grounding"
+	"github.com/tollgate-ai/tollgate/internal/detect"
+	"github.com/tollgate-ai/tollgate/policy/guardrails/internal/grounding"
 )
 
 // Stage says whether a decision was taken on the prompt or on the completion.

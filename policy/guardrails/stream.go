@@ -4,7 +4,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/tollgate-ai/tollgate/policy/guardrails/detect"
+	"github.com/tollgate-ai/tollgate/internal/detect"
 )
 
 // StreamKind says what text a Stream carries.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/tollgate-ai/tollgate/policy/guardrails/detect"
+	"github.com/tollgate-ai/tollgate/internal/detect"
 )
 
 // feed writes the chunks to a new stream of r and returns everything emitted

@@ -75,7 +75,7 @@ func (v *Vault) anyRestorable() bool {
 
 // maxPlaceholder is the longest placeholder: a 32-byte label and a number
 // below 10^8 in brackets, far below the smallest output half-window.
-const maxPlaceholder = 1 + maxLabelLen + 1 + 8 + 1
+const maxPlaceholder = 1 + MaxLabelLen + 1 + 8 + 1
 
 // findPlaceholder returns the end of the placeholder starting at s[i] == '['
 // ("[" [A-Z][A-Z0-9_]* "_" digits "]"), or -1.

@@ -10,11 +10,9 @@ package tenancy
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/tollgate-ai/tollgate/policy/allow"
 	"github.com/tollgate-ai/tollgate/policy/keys"
-	"github.com/tollgate-ai/tollgate/routing/config"
 )
 
 // ErrAppMismatch refuses an app the key may not act as.
@@ -52,25 +50,54 @@ type credential struct {
 
 // Directory is the compiled tenant configuration. It is immutable.
 type Directory struct {
-	tenants map[string]*Tenant
+	tenants       map[string]*Tenant
+	defaultTenant string
 }
 
-// New compiles the tenants of cfg. Tenant credentials are read through
-// lookupEnv and the filesystem; one that cannot be read is reported in the
-// warnings and refuses the requests that would use it (never falling back to
-// the platform's credential, which would bill the wrong account).
-func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Directory, []error) {
-	d := &Directory{tenants: map[string]*Tenant{}}
-	prefixes := map[string]string{}
-	documents := map[string]bool{} // providers whose tenant credential is a document (a service-account key)
-	for _, p := range cfg.Providers {
-		if p.Credential != nil {
-			prefixes[p.Name] = p.Credential.Prefix
-		}
-		documents[p.Name] = p.Schema == config.SchemaVertexAI
-	}
-	var warnings []error
-	for _, tc := range cfg.Tenants {
+// Options is what New compiles: every tenant with its apps and its own
+// provider credentials, already read by the caller.
+type Options struct {
+	// DefaultTenant is the tenant of keys that name none; it exists even
+	// when Tenants does not list it.
+	DefaultTenant string
+	Tenants       []TenantOptions
+}
+
+// TenantOptions is one tenant.
+type TenantOptions struct {
+	Name        string
+	Apps        []AppOptions
+	Credentials []Credential
+}
+
+// AppOptions is one app of a tenant.
+type AppOptions struct {
+	Name              string
+	Models            []string // model allowlist (see package allow); empty allows every model
+	Tier              string
+	GuardrailPolicy   string
+	RequiredMetadata  []string
+	RequireAgentID    bool
+	AgentIDs          []string // UUIDs, compared case-insensitively; empty admits any agent
+	OnBudgetExhausted string
+	CaptureContent    bool
+}
+
+// Credential is a tenant's own credential for a provider: the header value
+// to send (any prefix included), or the error that kept it from being read.
+// A credential with an error refuses the requests that would use it, never
+// falling back to the platform's credential, which would bill the wrong
+// account.
+type Credential struct {
+	Provider string
+	Value    string // never logged
+	Err      error
+}
+
+// New compiles the tenants in opts.
+func New(opts Options) *Directory {
+	d := &Directory{tenants: map[string]*Tenant{}, defaultTenant: opts.DefaultTenant}
+	for _, tc := range opts.Tenants {
 		t := &Tenant{Name: tc.Name, apps: map[string]*App{}, creds: map[string]credential{}}
 		for _, ac := range tc.Apps {
 			a := &App{
@@ -87,26 +114,15 @@ func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Directory,
 			}
 			t.apps[a.Name] = a
 		}
-		for _, c := range tc.ProviderCredentials {
-			resolve := c.Source.Resolve
-			if documents[c.Provider] {
-				resolve = c.Source.ResolveDocument
-			}
-			secret, err := resolve(lookupEnv)
-			if err != nil {
-				err = fmt.Errorf("tenant %s: credential for provider %s: %w", tc.Name, c.Provider, err)
-				warnings = append(warnings, err)
-				t.creds[c.Provider] = credential{err: err}
-				continue
-			}
-			t.creds[c.Provider] = credential{value: prefixes[c.Provider] + string(secret)}
+		for _, c := range tc.Credentials {
+			t.creds[c.Provider] = credential{value: c.Value, err: c.Err}
 		}
 		d.tenants[t.Name] = t
 	}
-	if d.tenants[config.DefaultTenant] == nil {
-		d.tenants[config.DefaultTenant] = &Tenant{Name: config.DefaultTenant}
+	if d.tenants[opts.DefaultTenant] == nil {
+		d.tenants[opts.DefaultTenant] = &Tenant{Name: opts.DefaultTenant}
 	}
-	return d, warnings
+	return d
 }
 
 // Select returns the app a request acts as: requested is the app id the
@@ -146,7 +162,7 @@ func (d *Directory) Credential(tenant, provider string) (value string, ok bool, 
 
 func (d *Directory) tenant(name string) *Tenant {
 	if name == "" {
-		name = config.DefaultTenant
+		name = d.defaultTenant
 	}
 	return d.tenants[name]
 }

@@ -2,35 +2,28 @@ package tenancy
 
 import (
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/tollgate-ai/tollgate/policy/keys"
-	"github.com/tollgate-ai/tollgate/routing/config"
 )
 
-func testDirectory(t *testing.T) (*Directory, []error) {
+func testDirectory(t *testing.T) *Directory {
 	t.Helper()
-	cfg := &config.Config{
-		Providers: []config.Provider{
-			{Name: "openai", Credential: &config.Credential{Header: "authorization", Prefix: "Bearer ", Source: config.SecretRef{Env: "PLATFORM"}}},
-			{Name: "other", Credential: &config.Credential{Header: "x-key", Source: config.SecretRef{Env: "X"}}},
-		},
-		Tenants: []config.Tenant{
-			{Name: "acme", Apps: []config.App{{Name: "bot", AgentIDs: []string{"1B4E28BA-2FA1-41D2-883F-0016D3CCA427"}}, {Name: "etl"}},
-				ProviderCredentials: []config.TenantCredential{
-					{Provider: "openai", Source: config.SecretRef{Env: "ACME_OPENAI"}},
-					{Provider: "other", Source: config.SecretRef{Env: "ACME_MISSING"}},
+	return New(Options{
+		DefaultTenant: "default",
+		Tenants: []TenantOptions{
+			{Name: "acme", Apps: []AppOptions{{Name: "bot", AgentIDs: []string{"1B4E28BA-2FA1-41D2-883F-0016D3CCA427"}}, {Name: "etl"}},
+				Credentials: []Credential{
+					{Provider: "openai", Value: "Bearer sk-acme"},
+					{Provider: "other", Err: errors.New("ACME_MISSING is not set")},
 				}},
-			{Name: "globex", Apps: []config.App{{Name: "bot"}}},
+			{Name: "globex", Apps: []AppOptions{{Name: "bot"}}},
 		},
-	}
-	env := map[string]string{"ACME_OPENAI": "sk-acme"}
-	return New(cfg, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	})
 }
 
 func TestSelect(t *testing.T) {
-	d, _ := testDirectory(t)
+	d := testDirectory(t)
 	tests := []struct {
 		name      string
 		key       keys.Key
@@ -68,10 +61,7 @@ func TestSelect(t *testing.T) {
 }
 
 func TestCredentials(t *testing.T) {
-	d, warnings := testDirectory(t)
-	if len(warnings) != 1 || !strings.Contains(warnings[0].Error(), "ACME_MISSING") {
-		t.Fatalf("warnings %v", warnings)
-	}
+	d := testDirectory(t)
 	if v, ok, err := d.Credential("acme", "openai"); !ok || err != nil || v != "Bearer sk-acme" {
 		t.Fatalf("acme openai: %q %v %v", v, ok, err)
 	}
@@ -87,7 +77,7 @@ func TestCredentials(t *testing.T) {
 }
 
 func TestAgentAllowed(t *testing.T) {
-	d, _ := testDirectory(t)
+	d := testDirectory(t)
 	bot, _ := d.Select(&keys.Key{Tenant: "acme", App: "bot"}, "")
 	if !bot.AgentAllowed("1b4e28ba-2fa1-41d2-883f-0016d3cca427") || bot.AgentAllowed("7c9e6679-7425-40de-944b-e07fc1f90ae7") {
 		t.Fatal("agent allowlist")
@@ -95,22 +85,5 @@ func TestAgentAllowed(t *testing.T) {
 	etl, _ := d.Select(&keys.Key{Tenant: "acme", App: "etl"}, "")
 	if !etl.AgentAllowed("7c9e6679-7425-40de-944b-e07fc1f90ae7") {
 		t.Fatal("no allowlist must admit any agent")
-	}
-}
-
-// TestDocumentCredential: a tenant's own Vertex AI service-account key is a
-// multi-line JSON document, read whole (not as a header value).
-func TestDocumentCredential(t *testing.T) {
-	cfg := &config.Config{
-		Providers: []config.Provider{{Name: "vertex", Schema: config.SchemaVertexAI, Cluster: "v"}},
-		Tenants:   []config.Tenant{{Name: "acme", ProviderCredentials: []config.TenantCredential{{Provider: "vertex", Source: config.SecretRef{Env: "SA"}}}}},
-	}
-	sa := "{\n  \"type\": \"service_account\"\n}\n"
-	d, warnings := New(cfg, func(string) (string, bool) { return sa, true })
-	if len(warnings) != 0 {
-		t.Fatal(warnings)
-	}
-	if v, ok, err := d.Credential("acme", "vertex"); !ok || err != nil || v != sa {
-		t.Fatalf("%q %v %v", v, ok, err)
 	}
 }

@@ -16,7 +16,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/tollgate-ai/tollgate/policy/guardrails"
 	"github.com/tollgate-ai/tollgate/routing/pricing"
 )
 
@@ -47,18 +46,18 @@ const DefaultBasePath = "/v1"
 // After [Load] or [Parse] succeeds, defaults are filled in (Provider.BasePath, Provider.DirectModels),
 // credential header names are lower-case and relative secret file paths are resolved.
 type Config struct {
-	Version         int                `json:"version"`          // must be 1, in every file that sets anything
-	Providers       []Provider         `json:"providers"`        // upstream providers
-	Models          []Model            `json:"models"`           // aliases
-	Keys            []Key              `json:"keys"`             // gateway keys (usually a Secret)
-	Tenants         []Tenant           `json:"tenants"`          // tenants and their apps (policy config)
-	RequestMetadata *MetadataLimits    `json:"request_metadata"` // limits on tollgate_metadata; defaults when unset
-	Pricing         *yaml.Node         `json:"pricing"`          // price table (routing/pricing format); merged over the built-in one
-	Limits          *Limits            `json:"limits"`           // rate limits and budgets (policy config)
-	Guardrails      *guardrails.Config `json:"guardrails"`       // guardrail policies, named by apps
-	Ledger          *Ledger            `json:"ledger"`           // usage ledger database; at most one file
-	Admin           *Admin             `json:"admin"`            // admin API settings; at most one file
-	Metrics         *Metrics           `json:"metrics"`          // Prometheus options; at most one file; read at start
+	Version         int             `json:"version"`          // must be 1, in every file that sets anything
+	Providers       []Provider      `json:"providers"`        // upstream providers
+	Models          []Model         `json:"models"`           // aliases
+	Keys            []Key           `json:"keys"`             // gateway keys (usually a Secret)
+	Tenants         []Tenant        `json:"tenants"`          // tenants and their apps (policy config)
+	RequestMetadata *MetadataLimits `json:"request_metadata"` // limits on tollgate_metadata; defaults when unset
+	Pricing         *yaml.Node      `json:"pricing"`          // price table (routing/pricing format); merged over the built-in one
+	Limits          *Limits         `json:"limits"`           // rate limits and budgets (policy config)
+	Guardrails      *Guardrails     `json:"guardrails"`       // guardrail policies, named by apps
+	Ledger          *Ledger         `json:"ledger"`           // usage ledger database; at most one file
+	Admin           *Admin          `json:"admin"`            // admin API settings; at most one file
+	Metrics         *Metrics        `json:"metrics"`          // Prometheus options; at most one file; read at start
 
 	// Prices is the pricing section parsed and merged across files: model entry name → entry.
 	Prices pricing.Table `json:"-"`

@@ -3,8 +3,6 @@ package config
 import (
 	"fmt"
 	"reflect"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -59,35 +57,26 @@ func parentPath(path string) string {
 	return ""
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // decodeDocument parses data (YAML, or JSON, which YAML reads too) and decodes it strictly into a Config,
 // recording every problem with its field path and line.
 func decodeDocument(file string, data []byte, budget int) *document {
 	doc := &document{file: file, lines: map[string]int{}, badType: map[string]bool{}}
 	root, err := yamldoc.Parse(data)
 	if err != nil {
-		p := Problem{File: file, Message: err.Error()}
-		if m := yamlLine.FindStringSubmatch(p.Message); m != nil {
-			p.Line, _ = strconv.Atoi(m[1])
-			p.Message = m[2]
-		} else {
-			p.Message = strings.TrimPrefix(p.Message, "yaml: ")
-		}
-		doc.problems = append(doc.problems, p)
+		doc.problems = append(doc.problems, yamldoc.ParseProblem(file, err))
 		return doc
 	}
 	if root == nil {
 		return doc // empty or comments only: contributes nothing
 	}
-	dec := &decoder{doc: doc, budget: budget}
+	dec := &decoder{doc: doc, budget: yamldoc.NewBudget(budget - 1)}
 	n := dec.resolve(root, "")
-	if n == nil || isNull(n) {
+	if n == nil || yamldoc.IsNull(n) {
 		return doc
 	}
 	doc.lines[""] = n.Line
 	if n.Kind != yaml.MappingNode {
-		doc.addf("", "expected a mapping at the top level, got %s", describe(n))
+		doc.addf("", "expected a mapping at the top level, got %s", yamldoc.Describe(n))
 		return doc
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -104,56 +93,23 @@ func decodeDocument(file string, data []byte, budget int) *document {
 
 type decoder struct {
 	doc    *document
-	budget int
+	budget *yamldoc.Budget
 }
 
 // resolve follows aliases and charges the node budget; it returns nil once the budget is exhausted.
 func (d *decoder) resolve(n *yaml.Node, path string) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
-		n = n.Alias
-	}
-	if n == nil || n.Kind == yaml.AliasNode {
-		d.doc.addf(path, "unresolvable YAML alias")
+	if n = yamldoc.Follow(n); n == nil {
+		d.doc.addf(path, yamldoc.ErrAlias)
 		return nil
 	}
-	d.budget--
-	if d.budget == 0 {
-		d.doc.addf(path, "document too large (too many values after expanding aliases)")
+	ok, why := d.budget.Spend()
+	if why != "" {
+		d.doc.addf(path, "%s", why)
 	}
-	if d.budget <= 0 {
+	if !ok {
 		return nil
 	}
 	return n
-}
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
-
-// describe names a node's kind for error messages.
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch t := n.ShortTag(); t {
-		case "!!str":
-			return "a string"
-		case "!!int", "!!float":
-			return "a number"
-		case "!!bool":
-			return "a boolean"
-		case "!!null":
-			return "null"
-		case "!!timestamp":
-			return "a timestamp"
-		default:
-			return "a value tagged " + t
-		}
-	}
-	return "an unexpected YAML node"
 }
 
 // typeError reports that the value at path has the wrong type.
@@ -166,7 +122,7 @@ func (d *decoder) typeError(path, format string, args ...any) {
 // A null leaves v at its zero value; later validation reports required fields.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	n = d.resolve(n, path)
-	if n == nil || isNull(n) {
+	if n == nil || yamldoc.IsNull(n) {
 		return
 	}
 	switch {
@@ -177,7 +133,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		return
 	case v.Type() == reflect.TypeFor[Decimal]():
 		if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float" && n.ShortTag() != "!!str") {
-			d.typeError(path, "expected a decimal number, got %s", describe(n))
+			d.typeError(path, "expected a decimal number, got %s", yamldoc.Describe(n))
 			return
 		}
 		v.SetString(n.Value)
@@ -192,7 +148,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.decodeStruct(n, v, path)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			d.typeError(path, "expected a list, got %s", describe(n))
+			d.typeError(path, "expected a list, got %s", yamldoc.Describe(n))
 			return
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
@@ -208,24 +164,24 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			if n.Kind == yaml.ScalarNode {
 				hint = " (quote it)"
 			}
-			d.typeError(path, "expected a string, got %s%s", describe(n), hint)
+			d.typeError(path, "expected a string, got %s%s", yamldoc.Describe(n), hint)
 			return
 		}
 		v.SetString(n.Value)
 	case reflect.Bool:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
-			d.typeError(path, "expected true or false, got %s", describe(n))
+			d.typeError(path, "expected true or false, got %s", yamldoc.Describe(n))
 			return
 		}
 		var b bool
 		if n.Decode(&b) != nil {
-			d.typeError(path, "expected true or false, got %s", describe(n))
+			d.typeError(path, "expected true or false, got %s", yamldoc.Describe(n))
 			return
 		}
 		v.SetBool(b)
 	case reflect.Map: // map[string]string only (labels)
 		if n.Kind != yaml.MappingNode {
-			d.typeError(path, "expected a mapping, got %s", describe(n))
+			d.typeError(path, "expected a mapping, got %s", yamldoc.Describe(n))
 			return
 		}
 		m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
@@ -249,14 +205,14 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Float64:
 		var f float64
 		if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!float" && n.ShortTag() != "!!int") || n.Decode(&f) != nil {
-			d.typeError(path, "expected a number, got %s", describe(n))
+			d.typeError(path, "expected a number, got %s", yamldoc.Describe(n))
 			return
 		}
 		v.SetFloat(f)
 	case reflect.Int:
 		var i int64
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&i) != nil || i != int64(int(i)) {
-			d.typeError(path, "expected an integer, got %s", describe(n))
+			d.typeError(path, "expected an integer, got %s", yamldoc.Describe(n))
 			return
 		}
 		v.SetInt(i)
@@ -267,7 +223,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
-		d.typeError(path, "expected a mapping, got %s", describe(n))
+		d.typeError(path, "expected a mapping, got %s", yamldoc.Describe(n))
 		return
 	}
 	seen := map[string]bool{}

@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/tollgate-ai/tollgate/policy/guardrails"
 	"github.com/tollgate-ai/tollgate/routing/pricing"
 )
 
@@ -125,7 +124,7 @@ func finish(docs []*document, probs Problems) (*Config, error) {
 		}
 		if g := d.cfg.Guardrails; g != nil {
 			if cfg.Guardrails == nil {
-				cfg.Guardrails = &guardrails.Config{}
+				cfg.Guardrails = &Guardrails{}
 			}
 			cfg.Guardrails.Policies = append(cfg.Guardrails.Policies, g.Policies...)
 		}

@@ -10,7 +10,6 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/tollgate-ai/tollgate/policy/guardrails"
 	"github.com/tollgate-ai/tollgate/routing/pricing"
 )
 
@@ -598,7 +597,7 @@ func validatePricing(docs []*document) {
 		}
 		t, err := pricing.ParseNode(d.file, d.cfg.Pricing)
 		if err != nil {
-			var ps pricing.Problems
+			var ps Problems
 			if errors.As(err, &ps) {
 				for _, p := range ps {
 					path := "pricing"
@@ -748,8 +747,7 @@ func checkScope(d *document, path, scope, match string, budget bool) {
 	}
 }
 
-// validateGuardrails checks each file's guardrail policies with the
-// guardrails package and returns every policy name; a name may be defined
+// validateGuardrails checks each file's guardrail policies and returns every policy name; a name may be defined
 // once across files.
 func validateGuardrails(docs []*document) map[string]bool {
 	names := map[string]bool{}
@@ -758,16 +756,11 @@ func validateGuardrails(docs []*document) map[string]bool {
 		if g == nil {
 			continue
 		}
-		if err := g.Validate(); err != nil {
-			var ps guardrails.Problems
-			if !errors.As(err, &ps) {
-				d.addf("guardrails", "%v", err)
-				continue
-			}
-			for _, p := range ps {
-				path := "guardrails." + p.Path
-				d.problems = append(d.problems, Problem{File: d.file, Line: d.line(path), Path: path, Message: p.Message})
-			}
+		var ps guardrailProblems
+		g.validate(&ps)
+		for _, p := range ps.list {
+			path := "guardrails." + p.Path
+			d.problems = append(d.problems, Problem{File: d.file, Line: d.line(path), Path: path, Message: p.Message})
 		}
 		for i, pc := range g.Policies {
 			if names[pc.Name] {

@@ -192,13 +192,3 @@ func (w *Watcher) Close() error {
 	w.closeOnce.Do(func() { w.closeErr = w.fs.Close() })
 	return w.closeErr
 }
-
-// Watch watches paths with DefaultDebounce and no logging, calling onChange after changes, until ctx is
-// done. See Watcher.
-func Watch(ctx context.Context, paths []string, onChange func()) error {
-	w, err := NewWatcher(paths, WatchOptions{Debounce: DefaultDebounce})
-	if err != nil {
-		return err
-	}
-	return w.Run(ctx, onChange)
-}

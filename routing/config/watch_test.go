@@ -402,14 +402,18 @@ func TestWatchRelevant(t *testing.T) {
 	}
 }
 
-func TestWatchFunc(t *testing.T) {
-	if err := Watch(context.Background(), []string{filepath.Join(t.TempDir(), "no", "such")}, func() {}); err == nil {
-		t.Error("Watch on a missing directory succeeded")
+func TestWatcherStartAndCancel(t *testing.T) {
+	if _, err := NewWatcher([]string{filepath.Join(t.TempDir(), "no", "such")}, WatchOptions{Debounce: DefaultDebounce}); err == nil {
+		t.Error("watching a missing directory succeeded")
+	}
+	w, err := NewWatcher([]string{t.TempDir()}, WatchOptions{Debounce: DefaultDebounce})
+	if err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := Watch(ctx, []string{t.TempDir()}, func() { t.Error("unexpected onChange") }); err != nil {
-		t.Errorf("Watch after cancel = %v, want nil", err)
+	if err := w.Run(ctx, func() { t.Error("unexpected onChange") }); err != nil {
+		t.Errorf("Run after cancel = %v, want nil", err)
 	}
 }
 

@@ -25,21 +25,13 @@ const maxNodes = 1 << 16
 //
 // Prices are parsed from the scalar text, never through float64. Decoding is
 // strict (unknown and repeated fields are errors) and the result is
-// validated; the error is a [Problems] with file, line and path. name only
+// validated; the error is a [yamldoc.Problems] with file, line and path. name only
 // labels the problems.
 func Parse(name string, data []byte) (Table, error) {
-	d := &tableDecoder{file: name, lines: map[string]int{}, bad: map[string]bool{}, budget: maxNodes}
+	d := &tableDecoder{file: name, lines: map[string]int{}, bad: map[string]bool{}, budget: yamldoc.NewBudget(maxNodes)}
 	root, err := yamldoc.Parse(data)
 	if err != nil {
-		p := Problem{File: name, Message: strings.TrimPrefix(err.Error(), "yaml: ")}
-		if rest, ok := strings.CutPrefix(p.Message, "line "); ok {
-			if n, msg, ok := strings.Cut(rest, ": "); ok {
-				if l, err := strconv.Atoi(n); err == nil {
-					p.Line, p.Message = l, msg
-				}
-			}
-		}
-		return Table{}, Problems{p}
+		return Table{}, yamldoc.Problems{yamldoc.ParseProblem(name, err)}
 	}
 	return d.finish(root)
 }
@@ -48,7 +40,7 @@ func Parse(name string, data []byte) (Table, error) {
 // gateway config's pricing section), so problems carry the document's own
 // line numbers. Paths are relative to the node.
 func ParseNode(name string, n *yaml.Node) (Table, error) {
-	d := &tableDecoder{file: name, lines: map[string]int{}, bad: map[string]bool{}, budget: maxNodes}
+	d := &tableDecoder{file: name, lines: map[string]int{}, bad: map[string]bool{}, budget: yamldoc.NewBudget(maxNodes)}
 	return d.finish(n)
 }
 
@@ -76,12 +68,12 @@ type tableDecoder struct {
 	file     string
 	lines    map[string]int  // path → line of its key
 	bad      map[string]bool // paths whose value had the wrong type
-	problems Problems
-	budget   int
+	problems yamldoc.Problems
+	budget   *yamldoc.Budget
 }
 
 func (d *tableDecoder) addf(line int, path, format string, args ...any) {
-	d.problems = append(d.problems, Problem{File: d.file, Line: line, Path: path, Message: fmt.Sprintf(format, args...)})
+	d.problems = append(d.problems, yamldoc.Problem{File: d.file, Line: line, Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
 // typeError reports a value of the wrong type at path.
@@ -127,17 +119,15 @@ func parent(path string) string {
 
 // resolve follows aliases and charges the node budget; nil means stop.
 func (d *tableDecoder) resolve(n *yaml.Node, path string) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
-		n = n.Alias
-	}
-	if n == nil || n.Kind == yaml.AliasNode {
-		d.addf(0, path, "unresolvable YAML alias")
+	if n = yamldoc.Follow(n); n == nil {
+		d.addf(0, path, yamldoc.ErrAlias)
 		return nil
 	}
-	if d.budget--; d.budget < 0 {
-		if d.budget == -1 {
-			d.addf(n.Line, path, "document too large (too many values after expanding aliases)")
-		}
+	ok, why := d.budget.Spend()
+	if why != "" {
+		d.addf(n.Line, path, "%s", why)
+	}
+	if !ok {
 		return nil
 	}
 	return n
@@ -147,7 +137,7 @@ func (d *tableDecoder) resolve(n *yaml.Node, path string) *yaml.Node {
 // and calls f for every other key and its value.
 func (d *tableDecoder) fields(n *yaml.Node, path string, f func(key string, line int, v *yaml.Node)) {
 	if n.Kind != yaml.MappingNode {
-		d.typeError(n.Line, path, "expected a mapping, got %s", describe(n))
+		d.typeError(n.Line, path, "expected a mapping, got %s", yamldoc.DescribeValue(n))
 		return
 	}
 	seen := map[string]bool{}
@@ -168,7 +158,7 @@ func (d *tableDecoder) fields(n *yaml.Node, path string, f func(key string, line
 }
 
 func (d *tableDecoder) decodeTable(root *yaml.Node, t *Table) {
-	if root = d.resolve(root, ""); root == nil || isNull(root) {
+	if root = d.resolve(root, ""); root == nil || yamldoc.IsNull(root) {
 		return
 	}
 	d.lines[""] = root.Line
@@ -178,7 +168,7 @@ func (d *tableDecoder) decodeTable(root *yaml.Node, t *Table) {
 			return
 		}
 		d.lines["models"] = line
-		if v = d.resolve(v, "models"); v == nil || isNull(v) {
+		if v = d.resolve(v, "models"); v == nil || yamldoc.IsNull(v) {
 			return
 		}
 		t.Models = map[string]Entry{}
@@ -195,7 +185,7 @@ func (d *tableDecoder) decodeTable(root *yaml.Node, t *Table) {
 
 func (d *tableDecoder) decodeEntry(n *yaml.Node, path string) Entry {
 	var e Entry
-	if isNull(n) {
+	if yamldoc.IsNull(n) {
 		return e // validation reports the missing fields
 	}
 	rates := map[string]**Rate{
@@ -205,12 +195,12 @@ func (d *tableDecoder) decodeEntry(n *yaml.Node, path string) Entry {
 	d.fields(n, path, func(key string, line int, v *yaml.Node) {
 		p := path + "." + key
 		d.lines[p] = line
-		if v = d.resolve(v, p); v == nil || isNull(v) {
+		if v = d.resolve(v, p); v == nil || yamldoc.IsNull(v) {
 			return
 		}
 		if dst, ok := rates[key]; ok {
 			if v.Kind != yaml.ScalarNode || !(v.ShortTag() == "!!int" || v.ShortTag() == "!!float" || v.ShortTag() == "!!str") {
-				d.typeError(v.Line, p, "expected a price in USD per million tokens, got %s", describe(v))
+				d.typeError(v.Line, p, "expected a price in USD per million tokens, got %s", yamldoc.DescribeValue(v))
 				return
 			}
 			r, err := ParseRate(v.Value)
@@ -224,7 +214,7 @@ func (d *tableDecoder) decodeEntry(n *yaml.Node, path string) Entry {
 		switch key {
 		case "per_minute":
 			if v.Kind != yaml.ScalarNode || !(v.ShortTag() == "!!int" || v.ShortTag() == "!!float" || v.ShortTag() == "!!str") {
-				d.typeError(v.Line, p, "expected a price in USD per minute of audio, got %s", describe(v))
+				d.typeError(v.Line, p, "expected a price in USD per minute of audio, got %s", yamldoc.DescribeValue(v))
 				return
 			}
 			a, err := ParseUSD(v.Value)
@@ -235,7 +225,7 @@ func (d *tableDecoder) decodeEntry(n *yaml.Node, path string) Entry {
 			e.PerMinute = &a
 		case "provider", "model":
 			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
-				d.typeError(v.Line, p, "expected a string, got %s", describe(v))
+				d.typeError(v.Line, p, "expected a string, got %s", yamldoc.DescribeValue(v))
 				return
 			}
 			if key == "provider" {
@@ -246,14 +236,14 @@ func (d *tableDecoder) decodeEntry(n *yaml.Node, path string) Entry {
 		case "effective_from":
 			// Unquoted dates are YAML timestamps; the text is what counts.
 			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" && v.ShortTag() != "!!timestamp" {
-				d.typeError(v.Line, p, "expected an RFC 3339 date, got %s", describe(v))
+				d.typeError(v.Line, p, "expected an RFC 3339 date, got %s", yamldoc.DescribeValue(v))
 				return
 			}
 			e.EffectiveFrom = v.Value
 		case "min_prompt_tokens":
 			i, err := strconv.ParseInt(v.Value, 10, 64)
 			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" || err != nil {
-				d.typeError(v.Line, p, "expected a whole number of tokens, got %s", describe(v))
+				d.typeError(v.Line, p, "expected a whole number of tokens, got %s", yamldoc.DescribeValue(v))
 				return
 			}
 			e.MinPromptTokens = i
@@ -262,31 +252,4 @@ func (d *tableDecoder) decodeEntry(n *yaml.Node, path string) Entry {
 		}
 	})
 	return e
-}
-
-func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
-
-// describe names a node's kind for error messages.
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.ShortTag() {
-		case "!!str":
-			return fmt.Sprintf("the string %q", n.Value)
-		case "!!int", "!!float":
-			return "the number " + n.Value
-		case "!!bool":
-			return "a boolean"
-		case "!!null":
-			return "null"
-		case "!!timestamp":
-			return "a timestamp"
-		}
-		return "a value tagged " + n.ShortTag()
-	}
-	return "an unexpected YAML node"
 }

@@ -129,7 +129,7 @@ type tier struct {
 	maxInput                                         Rate // the highest rate a prompt token can be billed at
 }
 
-// New validates t and compiles it. The error is a [Problems].
+// New validates t and compiles it. The error is a [yamldoc.Problems].
 func New(t Table) (*Prices, error) {
 	if ps := t.Validate(); ps != nil {
 		return nil, ps

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tollgate-ai/tollgate/internal/yamldoc"
 )
 
 const fixture = "../../test/testdata/fixtures/pricing.yaml"
@@ -424,7 +426,7 @@ func TestParseProblems(t *testing.T) {
 			_, err := Parse("t.yaml", []byte(tt.yaml))
 			var got []string
 			if err != nil {
-				ps, ok := err.(Problems)
+				ps, ok := err.(yamldoc.Problems)
 				if !ok {
 					t.Fatalf("error %T is not Problems", err)
 				}
@@ -497,7 +499,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tab, err := Parse("f.yaml", data)
 		if err != nil {
-			if _, ok := err.(Problems); !ok {
+			if _, ok := err.(yamldoc.Problems); !ok {
 				t.Fatalf("error %T is not Problems", err)
 			}
 			return

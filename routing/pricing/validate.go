@@ -3,47 +3,11 @@ package pricing
 import (
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tollgate-ai/tollgate/internal/yamldoc"
 )
-
-// Problem is one thing wrong with a price table.
-type Problem struct {
-	File    string // as given to Parse; empty from Validate
-	Line    int    // 1-based; 0 when unknown
-	Path    string // e.g. "models[gpt-4.1].cached_input"; empty for whole-file problems
-	Message string
-}
-
-// String formats p as "file:line: path: message", leaving out empty parts.
-func (p Problem) String() string {
-	var b strings.Builder
-	if p.File != "" {
-		b.WriteString(p.File)
-		if p.Line > 0 {
-			b.WriteString(":" + strconv.Itoa(p.Line))
-		}
-		b.WriteString(": ")
-	}
-	if p.Path != "" {
-		b.WriteString(p.Path + ": ")
-	}
-	b.WriteString(p.Message)
-	return b.String()
-}
-
-// Problems is every problem found; it is the error returned by Parse and New.
-type Problems []Problem
-
-// Error returns one problem per line.
-func (ps Problems) Error() string {
-	lines := make([]string, len(ps))
-	for i, p := range ps {
-		lines[i] = p.String()
-	}
-	return strings.Join(lines, "\n")
-}
 
 // entryPath is the path of an entry; names may contain dots ("gpt-4.1"), so
 // they go in brackets.
@@ -78,10 +42,10 @@ const MaxPerMinute = 1_000_000 * USD
 // Validate checks t strictly and returns every problem, ordered by entry
 // name, or nil. A valid table prices every (provider, model) for every
 // prompt size from its earliest EffectiveFrom on, without ambiguity.
-func (t Table) Validate() Problems {
-	var ps Problems
+func (t Table) Validate() yamldoc.Problems {
+	var ps yamldoc.Problems
 	addf := func(path, format string, args ...any) {
-		ps = append(ps, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+		ps = append(ps, yamldoc.Problem{Path: path, Message: fmt.Sprintf(format, args...)})
 	}
 	names := make([]string, 0, len(t.Models))
 	for name := range t.Models {

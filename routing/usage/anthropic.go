@@ -1,9 +1,9 @@
 package usage
 
 import (
-	"unsafe"
-
 	"github.com/tidwall/gjson"
+
+	"github.com/tollgate-ai/tollgate/internal/byteview"
 )
 
 // Anthropic holds the counts of an Anthropic Messages API usage object.
@@ -39,7 +39,7 @@ func FromAnthropic(prev Anthropic, obj []byte) (Anthropic, bool) {
 		return prev, false
 	}
 	// Zero-copy view; no string derived from it outlives the call.
-	js := unsafe.String(unsafe.SliceData(obj), len(obj))
+	js := byteview.String(obj)
 	if !gjson.Valid(js) {
 		return prev, false
 	}

@@ -3,9 +3,10 @@ package usage
 import (
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/tollgate-ai/tollgate/internal/byteview"
 )
 
 // FromTranscription reads the "usage" object of an audio transcription
@@ -27,7 +28,7 @@ func FromTranscription(body []byte) (Usage, bool) {
 	if len(body) == 0 {
 		return Usage{}, false
 	}
-	js := unsafe.String(unsafe.SliceData(body), len(body)) // zero-copy; nothing outlives the call
+	js := byteview.String(body) // zero-copy; nothing outlives the call
 	obj := gjson.Get(js, "usage")
 	if !obj.IsObject() || !gjson.Valid(obj.Raw) {
 		return Usage{}, false

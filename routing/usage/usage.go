@@ -8,9 +8,10 @@ package usage
 import (
 	"math"
 	"strconv"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/tollgate-ai/tollgate/internal/byteview"
 )
 
 // Usage is the token usage an OpenAI-format response reports.
@@ -71,7 +72,7 @@ func FromOpenAI(body []byte) (Usage, bool) {
 	}
 	// A zero-copy string view of body: gjson only reads it, and no string
 	// derived from it outlives this call, so body is never seen mutated.
-	js := unsafe.String(unsafe.SliceData(body), len(body))
+	js := byteview.String(body)
 	obj := gjson.Get(js, "usage")
 	if !obj.IsObject() || !gjson.Valid(obj.Raw) {
 		return Usage{}, false

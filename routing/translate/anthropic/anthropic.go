@@ -14,6 +14,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/tollgate-ai/tollgate/internal/byteview"
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 	"github.com/tollgate-ai/tollgate/routing/translate/internal/wire"
@@ -60,7 +61,7 @@ func (s *Schema) now() int64 { return wire.Unix(s.Now) }
 // know as "retry later") and anything outside 4xx/5xx becomes 502. A body in
 // another shape (an HTML page from a proxy) keeps only the status.
 func (s *Schema) Error(status int, body []byte) (int, []byte) {
-	js := wire.UnsafeString(body)
+	js := byteview.String(body)
 	typ := gjson.Get(js, "error.type").String()
 	msg := gjson.Get(js, "error.message").String()
 	e := openAIError(status, typ, msg)

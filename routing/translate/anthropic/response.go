@@ -6,6 +6,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/tollgate-ai/tollgate/internal/byteview"
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/translate/internal/wire"
 	"github.com/tollgate-ai/tollgate/routing/usage"
@@ -16,7 +17,7 @@ import (
 // tool_calls with the input as compact JSON arguments; thinking, server tool
 // and other blocks are left out. The id is the Anthropic message id.
 func (s *Schema) Response(body []byte, model string) ([]byte, usage.Usage, bool, error) {
-	js := wire.UnsafeString(body)
+	js := byteview.String(body)
 	if !gjson.Valid(js) {
 		return nil, usage.Usage{}, false, errors.New("anthropic: response body is not valid JSON")
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/tollgate-ai/tollgate/internal/byteview"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 	"github.com/tollgate-ai/tollgate/routing/translate/internal/wire"
 	"github.com/tollgate-ai/tollgate/routing/usage"
@@ -67,7 +68,7 @@ func (t *stream) Event(out []byte, name, data []byte) []byte {
 	if t.state >= done {
 		return out
 	}
-	js := wire.UnsafeString(data)
+	js := byteview.String(data)
 	ev := gjson.Parse(js)
 	if !ev.IsObject() {
 		return out

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/tollgate-ai/tollgate/internal/byteview"
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 	"github.com/tollgate-ai/tollgate/routing/translate/internal/wire"
@@ -83,7 +84,7 @@ func (s *Schema) now() int64 { return wire.Unix(s.Now) }
 // UnrecognizedClient stay; 404 ResourceNotFound stays; 408 ModelTimeout
 // becomes 504; other 5xx stay 5xx; anything else becomes 502.
 func (s *Schema) Error(status int, body []byte) (int, []byte) {
-	js := wire.UnsafeString(body)
+	js := byteview.String(body)
 	msg := gjson.Get(js, "message").String()
 	if msg == "" {
 		msg = gjson.Get(js, "Message").String()

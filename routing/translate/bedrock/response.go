@@ -6,6 +6,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/tollgate-ai/tollgate/internal/byteview"
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/translate/internal/wire"
 	"github.com/tollgate-ai/tollgate/routing/usage"
@@ -17,7 +18,7 @@ import (
 // toolUse blocks become tool_calls with the input as compact JSON
 // arguments; reasoning and other blocks are left out.
 func (s *Schema) Response(body []byte, model string) ([]byte, usage.Usage, bool, error) {
-	js := wire.UnsafeString(body)
+	js := byteview.String(body)
 	if !gjson.Valid(js) {
 		return nil, usage.Usage{}, false, errors.New("bedrock: response body is not valid JSON")
 	}

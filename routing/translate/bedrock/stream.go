@@ -5,6 +5,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/tollgate-ai/tollgate/internal/byteview"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 	"github.com/tollgate-ai/tollgate/routing/translate/internal/wire"
 	"github.com/tollgate-ai/tollgate/routing/usage"
@@ -57,7 +58,7 @@ func (t *stream) Event(out []byte, name, data []byte) []byte {
 	if t.state >= done {
 		return out
 	}
-	ev := gjson.Parse(wire.UnsafeString(data))
+	ev := gjson.Parse(byteview.String(data))
 	if exc, ok := strings.CutPrefix(string(name), translate.ExceptionPrefix); ok {
 		t.state = failed
 		return appendErrorEvent(out, exc, ev.Get("message").String())

@@ -8,11 +8,11 @@ package openai
 
 import (
 	"bytes"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"github.com/tollgate-ai/tollgate/internal/byteview"
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 	"github.com/tollgate-ai/tollgate/routing/usage"
@@ -76,7 +76,7 @@ func (s *stream) Event(out []byte, name, data []byte) []byte {
 		s.end = 1
 		return append(out, "data: [DONE]\n\n"...)
 	}
-	js := unsafe.String(unsafe.SliceData(data), len(data)) // read only, not kept
+	js := byteview.String(data) // read only, not kept
 	if len(data) > 0 && data[0] == '{' {
 		if gjson.Get(js, "error").Exists() && gjson.Valid(js) {
 			s.end = 2 // an OpenAI-style error event ends the stream

@@ -18,11 +18,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"github.com/tollgate-ai/tollgate/internal/byteview"
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 	"github.com/tollgate-ai/tollgate/routing/translate/anthropic"
@@ -125,7 +125,7 @@ func (s *Schema) NewStream(model string, includeUsage bool) translate.Stream {
 // "status"}} (sometimes wrapped in a one-element array), and the OpenAI
 // endpoint may answer in OpenAI's shape already.
 func (s *Schema) Error(status int, body []byte) (int, []byte) {
-	js := unsafe.String(unsafe.SliceData(body), len(body))
+	js := byteview.String(body)
 	root := gjson.Parse(js)
 	if root.IsArray() {
 		root = root.Get("0")

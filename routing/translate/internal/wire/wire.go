@@ -10,19 +10,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/pretty"
 
+	"github.com/tollgate-ai/tollgate/internal/byteview"
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )
-
-// UnsafeString views b as a string without copying. Callers only read it
-// with gjson and never keep a string derived from it past the call that
-// received b, so b is never seen mutated.
-func UnsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // Unix is now's time (time.Now when nil) in Unix seconds: the "created" of
 // translated responses.
@@ -42,7 +37,7 @@ func Present(r gjson.Result) bool { return r.Exists() && r.Type != gjson.Null }
 // RequestObject parses a client's request body, which must be a JSON
 // object. The result views body: body must outlive it unchanged.
 func RequestObject(body []byte) (gjson.Result, error) {
-	js := UnsafeString(body)
+	js := byteview.String(body)
 	if !gjson.Valid(js) {
 		return gjson.Result{}, InvalidBody("", "The request body is not valid JSON.")
 	}

@@ -89,11 +89,6 @@ func (ix *Index) Score(text string, sentenceThreshold float64) Result {
 	return r
 }
 
-// Score is NewIndex(context).Score(text, sentenceThreshold).
-func Score(context []string, text string, sentenceThreshold float64) Result {
-	return NewIndex(context).Score(text, sentenceThreshold)
-}
-
 // eachWord calls fn with each normalized content word of s (the slice is
 // reused between calls), and with w == nil, sentenceEnd == true at each
 // sentence boundary.

@@ -89,3 +89,8 @@ func FuzzScore(f *testing.F) {
 		}
 	})
 }
+
+// Score is NewIndex(context).Score(text, sentenceThreshold).
+func Score(context []string, text string, sentenceThreshold float64) Result {
+	return NewIndex(context).Score(text, sentenceThreshold)
+}
