@@ -199,17 +199,8 @@ func appendTools(out []byte, root gjson.Result) ([]byte, error) {
 		}
 		out = append(out, `,"input_schema":`...)
 		switch p := fn.Get("parameters"); {
-		case p.IsObject() && !p.Get("type").Exists():
-			// Anthropic requires input_schema.type; a schema without one
-			// ({} included) describes an object's properties.
-			out = append(out, `{"type":"object"`...)
-			if inner := strings.TrimSpace(p.Raw[1 : len(p.Raw)-1]); inner != "" {
-				out = append(out, ',')
-				out = append(out, inner...)
-			}
-			out = append(out, '}')
 		case p.IsObject():
-			out = append(out, p.Raw...)
+			out = append(out, wire.ObjectSchema(p)...)
 		case !wire.Present(p):
 			out = append(out, `{"type":"object","properties":{}}`...)
 		default:

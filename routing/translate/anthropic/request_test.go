@@ -318,6 +318,8 @@ func FuzzRequest(f *testing.F) {
 	}
 	f.Add([]byte(`{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}}]},{"role":"assistant","tool_calls":[{"id":"c","function":{"name":"f","arguments":"{\"a\":1}"}}]},{"role":"tool","tool_call_id":"c","content":"x"}],"stop":["a"],"tool_choice":"required","tools":[{"type":"function","function":{"name":"f"}}]}`))
 	f.Add([]byte(`{"messages":[{"role":"system","content":[{"type":"text","text":"s","cache_control":{"type":"ephemeral"}}]},{"role":"user","content":"\u0000\ud800"}]}`))
+	f.Add([]byte(`{"messages":[{"role":"user","content":"q"},{"role":"assistant","thinking_blocks":[{"type":"thinking","thinking":"t","signature":"s"}],"content":[{"type":"redacted_thinking","data":"d"}]}],"reasoning_effort":"high","response_format":{"type":"json_schema","json_schema":{"schema":{}}},"tools":[{"type":"function","function":{"name":"f","parameters":{}},"cache_control":{"type":"ephemeral"}}]}`))
+	f.Add([]byte(`{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:application/pdf;base64,JVBE"}}]}],"thinking":{"type":"enabled","budget_tokens":2000},"max_tokens":1,"response_format":{"type":"json_object"}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		out, err := testSchema.Request(body, "claude", translate.RequestOptions{Stream: len(body)%2 == 0})
 		if err != nil {

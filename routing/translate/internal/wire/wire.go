@@ -135,24 +135,3 @@ func AppendUsage(out []byte, u usage.Usage) []byte {
 func UnsupportedParam(param, msg string) error {
 	return oaierror.InvalidRequest("unsupported_parameter", param, msg)
 }
-
-// CheckFields calls check for every top-level field of a request that is
-// set (null counts as unset) and returns its first error. A translator's
-// check is its table of known fields: it returns nil for a field it
-// translates or deliberately ignores, and an error for the rest, unknown
-// fields included, so that no field passes silently.
-func CheckFields(root gjson.Result, check func(name string, v gjson.Result) error) error {
-	var err error
-	root.ForEach(func(k, v gjson.Result) bool {
-		if Present(v) {
-			err = check(k.Str, v)
-		}
-		return err == nil
-	})
-	return err
-}
-
-// UnknownField is the refusal of a field a translator does not know.
-func UnknownField(name string) error {
-	return UnsupportedParam(name, "Unrecognized request argument supplied: "+name+". This provider's translation does not know it, and the gateway does not drop fields silently.")
-}
