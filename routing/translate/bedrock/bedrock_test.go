@@ -119,6 +119,7 @@ func TestRequestRefused(t *testing.T) {
 		{"non-function tool", `{"messages":[{"role":"user","content":"Hi"}],"tools":[{"type":"web_search"}]}`, "tools[0].type"},
 		{"functions", `{"messages":[{"role":"user","content":"Hi"}],"functions":[]}`, "functions"},
 		{"seed", `{"messages":[{"role":"user","content":"Hi"}],"seed":1}`, "seed"},
+		{"audio out", `{"messages":[{"role":"user","content":"Hi"}],"modalities":["text","audio"]}`, "modalities"},
 		{"unknown field", `{"messages":[{"role":"user","content":"Hi"}],"future":1}`, "future"},
 		{"json_object", `{"messages":[{"role":"user","content":"Hi"}],"response_format":{"type":"json_object"}}`, "response_format"},
 		{"reasoning_effort", `{"messages":[{"role":"user","content":"Hi"}],"reasoning_effort":"low"}`, "reasoning_effort"},

@@ -489,5 +489,10 @@ func checkUnsupported(root gjson.Result) error {
 	if root.Get("logprobs").Type == gjson.True {
 		return wire.Unsupported("logprobs", "logprobs are not available for this model.")
 	}
+	for _, m := range root.Get("modalities").Array() {
+		if m.String() == "audio" {
+			return wire.Unsupported("modalities", "Audio output is not supported for this model.")
+		}
+	}
 	return nil
 }
