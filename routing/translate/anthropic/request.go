@@ -14,42 +14,48 @@ import (
 
 // Request builds an Anthropic Messages request from an OpenAI chat
 // completion request. The body is built from scratch out of the fields below,
-// because Anthropic rejects every field it does not know.
+// because Anthropic rejects every field it does not know. Every top-level
+// field is translated, deliberately ignored or refused (see checkField): an
+// unknown one is refused with 400 unsupported_parameter, never dropped.
 //
 // Translated:
 //   - model: the given provider model id;
 //   - messages: system and developer messages, wherever they appear, become
 //     the top-level system (a string for one plain text, else text blocks);
 //     user content (string or parts: text, image_url as a base64 data URL or
-//     an http(s) URL, file as a base64 PDF data URL) becomes content blocks;
-//     assistant tool_calls become tool_use blocks with the parsed arguments
-//     as input; tool messages become tool_result blocks in a user turn.
-//     Consecutive turns of one role are merged, as Anthropic requires
-//     alternation, with tool results first. A cache_control object on a text,
-//     image or file part is kept (Anthropic prompt caching);
-//   - tools (function tools) → {name, description, input_schema};
-//     tool_choice auto/none/required/{function} → auto/none/any/{tool};
-//     parallel_tool_calls false → disable_parallel_tool_use;
+//     an http(s) URL, a PDF as a base64 data URL in image_url or file)
+//     becomes content blocks; assistant thinking (thinking_blocks, or
+//     content parts of type thinking and redacted_thinking) is replayed as
+//     thinking blocks, first; assistant tool_calls become tool_use blocks
+//     with the parsed arguments as input; tool messages become tool_result
+//     blocks in a user turn. Consecutive turns of one role are merged, as
+//     Anthropic requires alternation, with tool results first. cache_control
+//     is kept on content parts, on messages whose content is a string, on
+//     tool calls and on tool messages (Anthropic prompt caching);
+//   - tools (function tools) → {name, description, input_schema (given
+//     "type":"object" when the parameters have no type), strict,
+//     cache_control}; tool_choice auto/none/required/{function} →
+//     auto/none/any/{tool}; parallel_tool_calls false →
+//     disable_parallel_tool_use;
 //   - max_completion_tokens, else max_tokens, else opts.DefaultMaxTokens,
 //     else [DefaultMaxTokens] → max_tokens;
-//   - stop (string or array) → stop_sequences; temperature and top_p as
-//     sent (Anthropic's temperature range is 0–1 and it rejects more);
-//     safety_identifier, else user → metadata.user_id; opts.Stream → stream.
+//   - stop (string or array) → stop_sequences; temperature, top_p and top_k
+//     as sent (Anthropic's temperature range is 0–1 and it rejects more);
+//     safety_identifier, else user → metadata.user_id; opts.Stream → stream;
+//   - reasoning_effort, thinking and response_format: see [reasoning].
 //
-// Dropped, having no Anthropic equivalent: frequency_penalty,
-// presence_penalty, logit_bias, seed, top_logprobs, n (when 1),
-// response_format text and json_object, reasoning_effort, verbosity,
-// service_tier, store, metadata, stream_options, prediction,
-// web_search_options, prompt_cache_key, every other
-// unknown field, message names, image detail and tool strict.
+// Ignored, on message level: message names, image detail, and an assistant
+// message's reasoning_content (its thinking_blocks are what is replayed).
 //
-// Rejected with a 400: n > 1, response_format json_schema, logprobs true,
-// audio output, the deprecated functions/function_call, non-function tools,
-// content parts other than those above, unknown roles, and malformed values
-// of the fields translated.
+// Rejected with a 400: n > 1, logprobs true, audio output, the fields
+// checkField refuses, non-function tools, content parts other than those
+// above, unknown roles, and malformed values of the fields translated.
 func (s *Schema) Request(body []byte, model string, opts translate.RequestOptions) ([]byte, error) {
 	root, err := wire.RequestObject(body)
 	if err != nil {
+		return nil, err
+	}
+	if err := wire.CheckFields(root, checkField); err != nil {
 		return nil, err
 	}
 	if err := checkUnsupported(root); err != nil {
@@ -59,25 +65,31 @@ func (s *Schema) Request(body []byte, model string, opts translate.RequestOption
 	if err := b.messages(root.Get("messages")); err != nil {
 		return nil, err
 	}
+	maxTokens, err := maxTokens(root, opts.DefaultMaxTokens)
+	if err != nil {
+		return nil, err
+	}
+	oc, err := reasoning(root, model, maxTokens)
+	if err != nil {
+		return nil, err
+	}
 
 	out := make([]byte, 0, len(body)+256)
 	out = append(out, `{"model":`...)
 	out = oaierror.AppendString(out, model)
 	out = append(out, `,"max_tokens":`...)
-	maxTokens, err := maxTokens(root, opts.DefaultMaxTokens)
-	if err != nil {
-		return nil, err
-	}
 	out = strconv.AppendInt(out, maxTokens, 10)
 	out = b.appendSystem(out)
 	out = b.appendMessages(out)
-	if out, err = appendTools(out, root); err != nil {
+	if oc.jsonObject {
+		out = append(out, `,"tools":[{"name":"`+jsonTool+`","description":"Respond with a JSON object.","input_schema":{"type":"object"}}],"tool_choice":{"type":"tool","name":"`+jsonTool+`"}`...)
+	} else if out, err = appendTools(out, root); err != nil {
 		return nil, err
 	}
 	if out, err = appendStop(out, root.Get("stop")); err != nil {
 		return nil, err
 	}
-	for _, name := range [...]string{"temperature", "top_p"} {
+	for _, name := range [...]string{"temperature", "top_p", "top_k"} {
 		v := root.Get(name)
 		if !wire.Present(v) {
 			continue
@@ -90,6 +102,7 @@ func (s *Schema) Request(body []byte, model string, opts translate.RequestOption
 		out = append(out, '"', ':')
 		out = append(out, v.Raw...)
 	}
+	out = oc.appendOutput(out)
 	if opts.Stream {
 		out = append(out, `,"stream":true`...)
 	}
@@ -105,8 +118,8 @@ func (s *Schema) Request(body []byte, model string, opts translate.RequestOption
 	return append(out, '}'), nil
 }
 
-// checkUnsupported rejects requests that ask for something Anthropic cannot
-// give; dropping those fields would silently change the answer.
+// checkUnsupported rejects values that ask for something Anthropic cannot
+// give; dropping those would silently change the answer.
 func checkUnsupported(root gjson.Result) error {
 	if n := root.Get("n"); wire.Present(n) {
 		if n.Type != gjson.Number {
@@ -116,22 +129,8 @@ func checkUnsupported(root gjson.Result) error {
 			return wire.Unsupported("n", "This model can only generate one choice: n must be 1.")
 		}
 	}
-	if rf := root.Get("response_format"); wire.Present(rf) {
-		switch rf.Get("type").String() {
-		case "text", "json_object":
-		case "json_schema":
-			return wire.Unsupported("response_format", "response_format json_schema is not supported for this model.")
-		default:
-			return wire.InvalidBody("response_format", "response_format.type must be one of text, json_object, json_schema.")
-		}
-	}
 	if root.Get("logprobs").Type == gjson.True {
 		return wire.Unsupported("logprobs", "logprobs are not available for this model.")
-	}
-	for _, name := range [...]string{"functions", "function_call", "audio"} {
-		if wire.Present(root.Get(name)) {
-			return wire.Unsupported(name, name+" is not supported for this model; use tools.")
-		}
 	}
 	for _, m := range root.Get("modalities").Array() {
 		if m.String() == "audio" {
@@ -195,16 +194,26 @@ func appendTools(out []byte, root gjson.Result) ([]byte, error) {
 			out = append(out, `,"description":`...)
 			out = append(out, d.Raw...)
 		}
+		if name.Str == jsonTool {
+			return nil, wire.InvalidBody(param+".function.name", "The tool name "+jsonTool+" is reserved by the gateway.")
+		}
 		out = append(out, `,"input_schema":`...)
 		switch p := fn.Get("parameters"); {
 		case p.IsObject():
-			out = append(out, p.Raw...)
+			out = append(out, wire.ObjectSchema(p)...)
 		case !wire.Present(p):
 			out = append(out, `{"type":"object","properties":{}}`...)
 		default:
 			return nil, wire.InvalidType(param+".function.parameters", "a JSON Schema object")
 		}
-		out = append(out, '}')
+		if st := fn.Get("strict"); st.Type == gjson.True {
+			out = append(out, `,"strict":true`...)
+		}
+		cc := cacheControl(t)
+		if cc == "" {
+			cc = cacheControl(fn)
+		}
+		out = appendCacheControl(out, cc)
 	}
 	out = append(out, ']')
 
@@ -363,9 +372,9 @@ func (b *reqBuilder) messages(msgs gjson.Result) error {
 		}
 		switch role := m.Get("role").String(); role {
 		case "system", "developer":
-			err = b.systemMessage(m.Get("content"), param+".content")
+			err = b.systemMessage(m, param+".content")
 		case "user":
-			err = b.userMessage(m.Get("content"), param+".content")
+			err = b.userMessage(m, param+".content")
 		case "assistant":
 			err = b.assistantMessage(m, param)
 		case "tool":
@@ -384,18 +393,19 @@ func (b *reqBuilder) messages(msgs gjson.Result) error {
 	return nil
 }
 
-func (b *reqBuilder) systemMessage(c gjson.Result, param string) error {
-	return eachText(c, param, func(text gjson.Result, cc string) {
+func (b *reqBuilder) systemMessage(m gjson.Result, param string) error {
+	return eachText(m, param, func(text gjson.Result, cc string) {
 		b.system = append(b.system, sysText{text.Raw, cc})
 	})
 }
 
-// eachText calls fn for each non-empty text of a string or text-part content.
-func eachText(c gjson.Result, param string, fn func(text gjson.Result, cc string)) error {
-	switch {
+// eachText calls fn for each non-empty text of a message's string or
+// text-part content. A string content takes the message's cache_control.
+func eachText(m gjson.Result, param string, fn func(text gjson.Result, cc string)) error {
+	switch c := m.Get("content"); {
 	case c.Type == gjson.String:
 		if c.Str != "" {
-			fn(c, "")
+			fn(c, cacheControl(m))
 		}
 	case c.IsArray():
 		var err error
@@ -429,10 +439,11 @@ func cacheControl(part gjson.Result) string {
 	return ""
 }
 
-func (b *reqBuilder) userMessage(c gjson.Result, param string) error {
+func (b *reqBuilder) userMessage(m gjson.Result, param string) error {
+	c := m.Get("content")
 	if c.Type == gjson.String {
 		if c.Str != "" {
-			b.turn("user").text(c.Raw, "")
+			b.turn("user").text(c.Raw, cacheControl(m))
 		}
 		return nil
 	}
@@ -486,14 +497,18 @@ func (b *reqBuilder) userPart(p gjson.Result, param string) error {
 		if !ok || media != "application/pdf" {
 			return wire.Unsupported(param+".file.file_data", "Only PDF files sent as a base64 data URL are supported for this model.")
 		}
-		block := append([]byte(nil), `{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":`...)
-		block = oaierror.AppendString(block, data)
-		block = appendCacheControl(append(block, '}'), cc)
-		b.turn("user").raw(block)
+		b.turn("user").raw(documentBlock(data, cc))
 		return nil
 	default:
 		return wire.Unsupported(param+".type", "Content parts of type "+strconv.Quote(typ)+" are not supported for this model.")
 	}
+}
+
+// documentBlock is a base64 PDF document block.
+func documentBlock(data, cc string) []byte {
+	block := append([]byte(nil), `{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":`...)
+	block = oaierror.AppendString(block, data)
+	return appendCacheControl(append(block, '}'), cc)
 }
 
 // imageBlock turns an OpenAI image URL into an Anthropic image block: a data
@@ -503,8 +518,11 @@ func imageBlock(u gjson.Result, cc, param string) ([]byte, error) {
 	switch url := u.Str; {
 	case hasPrefixFold(url, "data:"):
 		media, data, ok := wire.ParseDataURL(url)
+		if ok && media == "application/pdf" {
+			return documentBlock(data, cc), nil
+		}
 		if !ok || !strings.HasPrefix(media, "image/") {
-			return nil, wire.InvalidBody(param, "Image data URLs must look like data:image/png;base64,<data>.")
+			return nil, wire.InvalidBody(param, "Image data URLs must look like data:image/png;base64,<data> (or data:application/pdf;base64,<data>).")
 		}
 		block = append(block, `{"type":"base64","media_type":`...)
 		block = oaierror.AppendString(block, media)
@@ -524,6 +542,25 @@ func hasPrefixFold(s, prefix string) bool {
 }
 
 func (b *reqBuilder) assistantMessage(m gjson.Result, param string) error {
+	// Thinking goes first: Anthropic wants an assistant turn to start with
+	// the thinking that led to it.
+	if tb := m.Get("thinking_blocks"); wire.Present(tb) {
+		if !tb.IsArray() {
+			return wire.InvalidType(param+".thinking_blocks", "an array")
+		}
+		var err error
+		tb.ForEach(func(k, p gjson.Result) bool {
+			var block []byte
+			block, err = thinkingBlock(p, param+".thinking_blocks["+strconv.Itoa(int(k.Num))+"]")
+			if err == nil {
+				b.turn("assistant").raw(block)
+			}
+			return err == nil
+		})
+		if err != nil {
+			return err
+		}
+	}
 	// Refusal parts of earlier answers carry nothing to send back.
 	c := m.Get("content")
 	if c.IsArray() {
@@ -541,15 +578,20 @@ func (b *reqBuilder) assistantMessage(m gjson.Result, param string) error {
 					b.turn("assistant").text(t.Raw, cacheControl(p))
 				}
 			case "refusal":
+			case "thinking", "redacted_thinking":
+				var block []byte
+				if block, err = thinkingBlock(p, pp); err == nil {
+					b.turn("assistant").raw(block)
+				}
 			default:
-				err = wire.Unsupported(pp+".type", "Assistant content parts must be text or refusal.")
+				err = wire.Unsupported(pp+".type", "Assistant content parts must be text, refusal, thinking or redacted_thinking.")
 			}
 			return err == nil
 		})
 		if err != nil {
 			return err
 		}
-	} else if err := eachText(c, param+".content", func(t gjson.Result, cc string) {
+	} else if err := eachText(m, param+".content", func(t gjson.Result, cc string) {
 		b.turn("assistant").text(t.Raw, cc)
 	}); err != nil {
 		return err
@@ -604,7 +646,7 @@ func toolUseBlock(tc gjson.Result, param string) ([]byte, error) {
 	block = append(block, name.Raw...)
 	block = append(block, `,"input":`...)
 	block = append(block, input...)
-	return append(block, '}'), nil
+	return appendCacheControl(block, cacheControl(tc)), nil
 }
 
 func (b *reqBuilder) toolMessage(m gjson.Result, param string) error {
@@ -622,7 +664,7 @@ func (b *reqBuilder) toolMessage(m gjson.Result, param string) error {
 		}
 	} else {
 		var parts []byte
-		if err := eachText(c, param+".content", func(t gjson.Result, cc string) {
+		if err := eachText(m, param+".content", func(t gjson.Result, cc string) {
 			parts = append(sep(parts), `{"type":"text","text":`...)
 			parts = append(parts, t.Raw...)
 			parts = appendCacheControl(parts, cc)
@@ -634,8 +676,43 @@ func (b *reqBuilder) toolMessage(m gjson.Result, param string) error {
 			block = append(append(block, parts...), ']')
 		}
 	}
-	b.turn("user").result(append(block, '}'))
+	// A cache_control on the tool message marks the result block.
+	b.turn("user").result(appendCacheControl(block, cacheControl(m)))
 	return nil
+}
+
+// thinkingBlock rebuilds an assistant thinking part for replay:
+// {"type":"thinking","thinking","signature"} or
+// {"type":"redacted_thinking","data"}, as Anthropic returned them. Anthropic
+// checks the signature, so a thinking part without one cannot be replayed.
+func thinkingBlock(p gjson.Result, param string) ([]byte, error) {
+	var block []byte
+	switch p.Get("type").String() {
+	case "thinking":
+		text, sig := p.Get("thinking"), p.Get("signature")
+		if text.Type != gjson.String {
+			return nil, wire.InvalidType(param+".thinking", "a string")
+		}
+		if sig.Type != gjson.String || sig.Str == "" {
+			return nil, wire.InvalidBody(param+".signature", "Thinking replayed to this model needs the signature it came with.")
+		}
+		block = append(block, `{"type":"thinking","thinking":`...)
+		block = append(block, text.Raw...)
+		block = append(block, `,"signature":`...)
+		block = append(block, sig.Raw...)
+	case "redacted_thinking":
+		data := p.Get("data")
+		if data.Type != gjson.String || data.Str == "" {
+			return nil, wire.InvalidBody(param+".data", "Redacted thinking needs its data.")
+		}
+		block = append(block, `{"type":"redacted_thinking","data":`...)
+		block = append(block, data.Raw...)
+	default:
+		return nil, wire.InvalidBody(param+".type", "Thinking parts must be of type thinking or redacted_thinking.")
+	}
+	// Anthropic refuses cache_control on thinking blocks; they are cached
+	// with the turn around them.
+	return append(block, '}'), nil
 }
 
 func (b *reqBuilder) appendSystem(out []byte) []byte {

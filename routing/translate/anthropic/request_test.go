@@ -49,14 +49,15 @@ func TestRequestFixtures(t *testing.T) {
 		want = mustSet(t, want, "stream", true)
 		sameJSON(t, got, want)
 	})
-	t.Run("basic request drops reasoning_effort", func(t *testing.T) {
-		got, err := testSchema.Request(readFixture(t, "openai/chat_request_basic.json"), "claude-sonnet-4-5", translate.RequestOptions{})
+	t.Run("basic request: reasoning_effort low is adaptive thinking at low effort", func(t *testing.T) {
+		got, err := testSchema.Request(readFixture(t, "openai/chat_request_basic.json"), "claude-sonnet-4-6", translate.RequestOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		sameJSON(t, got, []byte(`{"model":"claude-sonnet-4-5","max_tokens":512,
+		sameJSON(t, got, []byte(`{"model":"claude-sonnet-4-6","max_tokens":512,
 			"system":"You are a concise assistant for an internal platform team.",
-			"messages":[{"role":"user","content":"In one sentence, what does an API gateway do?"}]}`))
+			"messages":[{"role":"user","content":"In one sentence, what does an API gateway do?"}],
+			"thinking":{"type":"adaptive"},"output_config":{"effort":"low"}}`))
 	})
 	t.Run("tools request = messages_request_tools.json tools", func(t *testing.T) {
 		got, err := testSchema.Request(readFixture(t, "openai/chat_request_tools.json"), "claude-sonnet-4-5", translate.RequestOptions{Stream: true, DefaultMaxTokens: 1024})
@@ -66,6 +67,7 @@ func TestRequestFixtures(t *testing.T) {
 		want := readFixture(t, "anthropic/messages_request_tools.json")
 		// The OpenAI fixture's schema is strict-mode: it says additionalProperties false.
 		want = mustSet(t, want, "tools.0.input_schema.additionalProperties", false)
+		want = mustSet(t, want, "tools.0.strict", true)
 		want = mustSet(t, want, "messages.0.content", "Compare the current weather in Lisbon and Porto, in Celsius.")
 		want, _ = sjson.DeleteBytes(want, "system")
 		sameJSON(t, got, want)
@@ -185,7 +187,7 @@ func TestRequest(t *testing.T) {
 				         {"type":"function","function":{"name":"g"}}],
 				"tool_choice":"required","parallel_tool_calls":false}`,
 			want: `{"model":"claude","max_tokens":4096,"messages":[{"role":"user","content":"hi"}],
-				"tools":[{"name":"f","description":"does f","input_schema":{"type":"object","properties":{"a":{"type":"string"}}}},
+				"tools":[{"name":"f","description":"does f","input_schema":{"type":"object","properties":{"a":{"type":"string"}}},"strict":true},
 				         {"name":"g","input_schema":{"type":"object","properties":{}}}],
 				"tool_choice":{"type":"any","disable_parallel_tool_use":true}}`,
 		},
@@ -220,15 +222,16 @@ func TestRequest(t *testing.T) {
 			want: `{"model":"claude","max_tokens":4096,"messages":[{"role":"user","content":"hi"}],"stop_sequences":["a","b"]}`,
 		},
 		{
-			name: "sampling, stream, user; OpenAI-only fields dropped",
+			name: "sampling, stream, user; harmless fields and defaults ignored",
 			opts: translate.RequestOptions{Stream: true},
-			in: `{"model":"x","messages":[{"role":"user","content":"hi","name":"bob"}],"temperature":0.5,"top_p":0.9,
-				"stream":true,"stream_options":{"include_usage":true},"user":"u-42","n":1,"seed":7,
-				"frequency_penalty":0.1,"presence_penalty":0.2,"logit_bias":{"1":2},"logprobs":false,
-				"response_format":{"type":"json_object"},"metadata":{"a":"b"},"store":true,"service_tier":"auto",
-				"reasoning_effort":"low","future_field":{"x":1},"stop":null}`,
+			in: `{"model":"x","messages":[{"role":"user","content":"hi","name":"bob"}],"temperature":0.5,"top_p":0.9,"top_k":40,
+				"stream":true,"stream_options":{"include_usage":true},"user":"u-42","n":1,"seed":null,
+				"frequency_penalty":0,"presence_penalty":0,"logit_bias":{},"logprobs":false,"top_logprobs":0,
+				"response_format":{"type":"text"},"metadata":{"a":"b"},"store":false,"service_tier":"auto",
+				"verbosity":"medium","prompt_cache_key":"k","prediction":{"type":"content","content":"x"},
+				"reasoning_effort":"none","stop":null}`,
 			want: `{"model":"claude","max_tokens":4096,"messages":[{"role":"user","content":"hi"}],
-				"temperature":0.5,"top_p":0.9,"stream":true,"metadata":{"user_id":"u-42"}}`,
+				"temperature":0.5,"top_p":0.9,"top_k":40,"stream":true,"metadata":{"user_id":"u-42"}}`,
 		},
 		{
 			name: "safety_identifier wins over user",
@@ -266,7 +269,7 @@ func TestRequestErrors(t *testing.T) {
 		{"message not object", `{"messages":["hi"]}`, "messages[0]"},
 		{"content number", `{"messages":[{"role":"user","content":5}]}`, "messages[0].content"},
 		{"n > 1", `{"n":2,"messages":[{"role":"user","content":"hi"}]}`, "n"},
-		{"json_schema", `{"response_format":{"type":"json_schema","json_schema":{}},"messages":[{"role":"user","content":"hi"}]}`, "response_format"},
+		{"json_schema without schema", `{"response_format":{"type":"json_schema","json_schema":{}},"messages":[{"role":"user","content":"hi"}]}`, "response_format.json_schema.schema"},
 		{"logprobs", `{"logprobs":true,"messages":[{"role":"user","content":"hi"}]}`, "logprobs"},
 		{"functions", `{"functions":[{"name":"f"}],"messages":[{"role":"user","content":"hi"}]}`, "functions"},
 		{"audio out", `{"modalities":["text","audio"],"messages":[{"role":"user","content":"hi"}]}`, "modalities"},
@@ -315,6 +318,8 @@ func FuzzRequest(f *testing.F) {
 	}
 	f.Add([]byte(`{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}}]},{"role":"assistant","tool_calls":[{"id":"c","function":{"name":"f","arguments":"{\"a\":1}"}}]},{"role":"tool","tool_call_id":"c","content":"x"}],"stop":["a"],"tool_choice":"required","tools":[{"type":"function","function":{"name":"f"}}]}`))
 	f.Add([]byte(`{"messages":[{"role":"system","content":[{"type":"text","text":"s","cache_control":{"type":"ephemeral"}}]},{"role":"user","content":"\u0000\ud800"}]}`))
+	f.Add([]byte(`{"messages":[{"role":"user","content":"q"},{"role":"assistant","thinking_blocks":[{"type":"thinking","thinking":"t","signature":"s"}],"content":[{"type":"redacted_thinking","data":"d"}]}],"reasoning_effort":"high","response_format":{"type":"json_schema","json_schema":{"schema":{}}},"tools":[{"type":"function","function":{"name":"f","parameters":{}},"cache_control":{"type":"ephemeral"}}]}`))
+	f.Add([]byte(`{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:application/pdf;base64,JVBE"}}]}],"thinking":{"type":"enabled","budget_tokens":2000},"max_tokens":1,"response_format":{"type":"json_object"}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		out, err := testSchema.Request(body, "claude", translate.RequestOptions{Stream: len(body)%2 == 0})
 		if err != nil {

@@ -50,6 +50,7 @@ func TestResponse(t *testing.T) {
 				"usage":{"input_tokens":10,"cache_creation_input_tokens":100,"cache_read_input_tokens":1000,"output_tokens":5}}`,
 			want: `{"id":"msg_1","object":"chat.completion","created":1795300400,"model":"claude-x",
 				"choices":[{"index":0,"message":{"role":"assistant","refusal":null,"content":"Let me check both.",
+					"reasoning_content":"hmm","thinking_blocks":[{"type":"thinking","thinking":"hmm","signature":"s"}],
 					"tool_calls":[
 						{"id":"toolu_1","type":"function","function":{"name":"get","arguments":"{\"city\":\"Lisbon\"}"}},
 						{"id":"toolu_2","type":"function","function":{"name":"now","arguments":"{}"}}]},

@@ -202,3 +202,35 @@ func TestSDKErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSDKStreamThinkingJSON reads a stream with thinking and a json_object
+// answer back with openai-go: the thinking deltas must not disturb the
+// accumulator, the JSON answer is the content, and the reasoning tokens
+// reach the usage.
+func TestSDKStreamThinkingJSON(t *testing.T) {
+	var in []byte
+	for _, e := range []string{streamStart,
+		`{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}`,
+		`{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Plan."}}`,
+		`{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"sig"}}`,
+		`{"type":"content_block_stop","index":0}`,
+		`{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_1","name":"tollgate_json_object","input":{}}}`,
+		`{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"ok\":"}}`,
+		`{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"true}"}}`,
+		`{"type":"content_block_stop","index":1}`,
+		`{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":20,"output_tokens_details":{"thinking_tokens":8}}}`,
+		`{"type":"message_stop"}`} {
+		in = append(in, "event: x\ndata: "+e+"\n\n"...)
+	}
+	acc, err := sdkStream(t, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := acc.Choices[0]
+	if ch.Message.Content != `{"ok":true}` || ch.FinishReason != "stop" || len(ch.Message.ToolCalls) != 0 {
+		t.Errorf("content %q finish %q tool calls %d", ch.Message.Content, ch.FinishReason, len(ch.Message.ToolCalls))
+	}
+	if acc.Usage.CompletionTokens != 20 || acc.Usage.CompletionTokensDetails.ReasoningTokens != 8 {
+		t.Errorf("usage %+v", acc.Usage)
+	}
+}

@@ -30,13 +30,19 @@ const (
 //	content_block_start  (tool_use)     → tool call chunk with id, name, "arguments":""
 //	content_block_delta  (text_delta)   → {"content": text}
 //	content_block_delta  (input_json_delta) → {"tool_calls":[{"index":n,"function":{"arguments": fragment}}]}
+//	content_block_delta  (thinking_delta)   → {"reasoning_content": text}
+//	content_block_stop   (thinking)         → {"thinking_blocks":[{"type":"thinking","thinking","signature"}]}
+//	content_block_start  (redacted_thinking) → {"thinking_blocks":[{"type":"redacted_thinking","data"}]}
 //	message_delta        (stop_reason)  → finish chunk
 //	message_stop                        → usage chunk (if asked for), data: [DONE]
 //	error                               → data: {"error":{...}}
 //
 // Events are dispatched on their JSON "type", which Anthropic keeps equal to
-// the event name; ping, thinking, signature, citations and unknown events or
-// deltas produce nothing. Every chunk carries the same id, created and model,
+// the event name; ping, citations and unknown events or deltas produce
+// nothing. The tool_use block of the response_format json_object tool
+// streams as content, and its tool_use stop as finish_reason "stop". A
+// thinking block's complete text and signature go out once more, as
+// thinking_blocks, when it ends: that is what a client replays. Every chunk carries the same id, created and model,
 // taken from message_start.
 type stream struct {
 	model        string // reported when message_start names none
@@ -47,15 +53,31 @@ type stream struct {
 
 	w wire.Chunks
 
-	tools   map[int64]int // Anthropic tool_use block index → position in calls
-	calls   []toolCall
-	u       usage.Anthropic
-	usageOK bool // some usage was read
+	tools map[int64]int // Anthropic tool_use block index → position in calls
+	calls []toolCall
+	// json is the json_object tool's block, streamed as content.
+	json struct {
+		index      int64
+		open, text bool   // the block started; some content went out
+		input      string // non-empty input from content_block_start
+		seen       bool   // the block appeared: the answer is content
+	}
+	// thoughts are the thinking blocks being streamed, by block index.
+	thoughts  map[int64]*thought
+	reasoning int64 // output_tokens_details.thinking_tokens
+	u         usage.Anthropic
+	usageOK   bool // some usage was read
 	// final is set once the usage is the message's own total: by
 	// message_delta's cumulative usage, or at message_stop. message_start's
 	// output_tokens is a placeholder (1-4), so a stream cut before either
 	// has only partial usage.
 	final bool
+}
+
+// thought is one thinking block being streamed.
+type thought struct {
+	text      []byte
+	signature string
 }
 
 // toolCall is one tool_use block being streamed as an OpenAI tool call.
@@ -95,13 +117,17 @@ func (t *stream) Event(out []byte, name, data []byte) []byte {
 			t.final = true
 		}
 		if stop := ev.Get("delta.stop_reason"); stop.Type == gjson.String {
-			out = t.finish(out, finishReason(stop.Str))
+			reason := finishReason(stop.Str)
+			if reason == "tool_calls" && t.json.seen && len(t.calls) == 0 {
+				reason = "stop"
+			}
+			out = t.finish(out, reason)
 		}
 	case "message_stop":
 		t.final = t.usageOK
 		out = t.finish(out, "stop")
 		if t.includeUsage && t.usageOK {
-			out = t.w.Usage(out, t.u.OpenAI())
+			out = t.w.Usage(out, t.openAIUsage())
 		}
 		out = append(out, "data: [DONE]\n\n"...)
 		t.state = done
@@ -119,6 +145,7 @@ func (t *stream) readUsage(r gjson.Result) bool {
 	if r.IsObject() {
 		if u, ok := usage.FromAnthropic(t.u, []byte(r.Raw)); ok {
 			t.u, t.usageOK = u, true
+			t.reasoning = thinkingTokens(r, t.reasoning)
 			return true
 		}
 	}
@@ -144,17 +171,41 @@ func (t *stream) open(out []byte, id, model string) []byte {
 
 func (t *stream) blockStart(out []byte, ev gjson.Result) []byte {
 	b := ev.Get("content_block")
+	idx := ev.Get("index")
 	switch b.Get("type").String() {
 	case "tool_use":
 	case "text":
 		// Text blocks start empty in practice; never lose text if not.
 		return t.text(out, b.Get("text").String())
+	case "thinking":
+		if idx.Type != gjson.Number {
+			return out
+		}
+		if t.thoughts == nil {
+			t.thoughts = make(map[int64]*thought)
+		}
+		th := &thought{}
+		t.thoughts[idx.Int()] = th
+		if text := b.Get("thinking").String(); text != "" {
+			th.text = append(th.text, text...)
+			out = t.w.Reasoning(t.open(out, "", ""), text)
+		}
+		return out
+	case "redacted_thinking":
+		d := appendRedactedBlock(append([]byte(nil), `{"thinking_blocks":[`...), b.Get("data").String())
+		return t.w.Delta(t.open(out, "", ""), append(d, "]}"...))
 	default:
-		return out // thinking, server tools and their results are not shown
+		return out // server tools and their results are not shown
 	}
-	idx := ev.Get("index")
 	if idx.Type != gjson.Number {
 		return out
+	}
+	if b.Get("name").String() == jsonTool && !t.json.open {
+		t.json.index, t.json.open, t.json.seen = idx.Int(), true, true
+		if in := b.Get("input"); nonEmptyObject(in) {
+			t.json.input = compactObject(in)
+		}
+		return t.open(out, "", "")
 	}
 	if _, dup := t.tools[idx.Int()]; dup {
 		return out
@@ -178,7 +229,29 @@ func (t *stream) blockDelta(out []byte, ev gjson.Result) []byte {
 	switch d.Get("type").String() {
 	case "text_delta":
 		return t.text(out, d.Get("text").String())
+	case "thinking_delta":
+		text := d.Get("thinking").String()
+		if th := t.thoughts[ev.Get("index").Int()]; th != nil {
+			th.text = append(th.text, text...)
+		}
+		if text == "" {
+			return out
+		}
+		return t.w.Reasoning(t.open(out, "", ""), text)
+	case "signature_delta":
+		if th := t.thoughts[ev.Get("index").Int()]; th != nil {
+			th.signature += d.Get("signature").String()
+		}
+		return out
 	case "input_json_delta":
+		if t.json.open && ev.Get("index").Int() == t.json.index {
+			frag := d.Get("partial_json").String()
+			if frag == "" {
+				return out
+			}
+			t.json.text = true
+			return t.w.Content(t.open(out, "", ""), frag)
+		}
 		n, ok := t.tools[ev.Get("index").Int()]
 		if !ok {
 			return out // a server tool's input, or a block never started
@@ -204,7 +277,24 @@ func (t *stream) text(out []byte, text string) []byte {
 // tool without parameters may stream no fragment at all, and OpenAI sends
 // "{}" then.
 func (t *stream) blockStop(out []byte, ev gjson.Result) []byte {
-	n, ok := t.tools[ev.Get("index").Int()]
+	idx := ev.Get("index").Int()
+	if th := t.thoughts[idx]; th != nil {
+		delete(t.thoughts, idx)
+		d := append([]byte(nil), `{"thinking_blocks":[`...)
+		d = appendThinkingBlock(d, string(th.text), th.signature)
+		return t.w.Delta(t.open(out, "", ""), append(d, "]}"...))
+	}
+	if t.json.open && idx == t.json.index {
+		t.json.open = false
+		if t.json.text {
+			return out
+		}
+		if t.json.input != "" {
+			return t.w.Content(t.open(out, "", ""), t.json.input)
+		}
+		return t.w.Content(t.open(out, "", ""), "{}")
+	}
+	n, ok := t.tools[idx]
 	if !ok || t.calls[n].args {
 		return out
 	}
@@ -238,11 +328,19 @@ func (t *stream) End(out []byte) ([]byte, bool) {
 
 // Usage is the message's usage once it is final (message_delta or
 // message_stop arrived).
-func (t *stream) Usage() (usage.Usage, bool) { return t.u.OpenAI(), t.usageOK && t.final }
+func (t *stream) Usage() (usage.Usage, bool) { return t.openAIUsage(), t.usageOK && t.final }
+
+// openAIUsage is the usage so far in OpenAI's terms, thinking tokens as
+// reasoning tokens.
+func (t *stream) openAIUsage() usage.Usage {
+	u := t.u.OpenAI()
+	u.ReasoningTokens = min(t.reasoning, u.CompletionTokens)
+	return u
+}
 
 // Partial is whatever usage arrived, final or not: after a cut, the input
 // counts of message_start are exact while its output count is not.
-func (t *stream) Partial() (usage.Usage, bool) { return t.u.OpenAI(), t.usageOK }
+func (t *stream) Partial() (usage.Usage, bool) { return t.openAIUsage(), t.usageOK }
 
 // appendErrorEvent appends the OpenAI-format error event that ends a failed
 // stream; OpenAI SDKs raise an error for any event whose data has "error".

@@ -244,7 +244,7 @@ func TestStreamEvents(t *testing.T) {
 		not    []string // fragments that must not appear
 	}{
 		{
-			name: "ping thinking signature citations unknown ignored",
+			name: "ping citations unknown ignored; thinking as reasoning_content and thinking_blocks",
 			events: []string{
 				start,
 				`{"type": "ping"}`,
@@ -260,8 +260,10 @@ func TestStreamEvents(t *testing.T) {
 				`{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9}}`,
 				`{"type":"message_stop"}`,
 			},
-			want: []string{`"delta":{"role":"assistant","content":""}`, `"delta":{"content":"hi"}`, `"finish_reason":"stop"`, `[DONE]`},
-			not:  []string{"hmm", "sig", "char_location", "brand_new"},
+			want: []string{`"delta":{"role":"assistant","content":""}`, `"delta":{"reasoning_content":"hmm"}`,
+				`"delta":{"thinking_blocks":[{"type":"thinking","thinking":"hmm","signature":"sig"}]}`,
+				`"delta":{"content":"hi"}`, `"finish_reason":"stop"`, `[DONE]`},
+			not: []string{"char_location", "brand_new"},
 		},
 		{
 			name: "two tools, no-argument tool gets {}",

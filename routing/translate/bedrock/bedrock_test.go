@@ -36,7 +36,7 @@ func TestRequest(t *testing.T) {
 			name: "system, user, sampling, stop",
 			in: `{"model":"x","messages":[{"role":"system","content":"Be brief."},{"role":"developer","content":[{"type":"text","text":"No lists."}]},
 				{"role":"user","content":"Hi"}],"temperature":0.2,"top_p":0.9,"stop":["END",""],"max_tokens":100,"stream":true,
-				"stream_options":{"include_usage":true},"seed":1,"user":"u1"}`,
+				"stream_options":{"include_usage":true},"seed":null,"user":"u1","frequency_penalty":0}`,
 			want: `{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"system":[{"text":"Be brief."},{"text":"No lists."}],
 				"inferenceConfig":{"maxTokens":100,"temperature":0.2,"topP":0.9,"stopSequences":["END"]}}`,
 		},
@@ -79,6 +79,12 @@ func TestRequest(t *testing.T) {
 				"toolConfig":{"tools":[{"toolSpec":{"name":"f","inputSchema":{"json":{"type":"object","properties":{}}}}}],"toolChoice":{"tool":{"name":"f"}}}}`,
 		},
 		{
+			name: "tool parameters without a type get type object",
+			in:   `{"messages":[{"role":"user","content":"Hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{}}},{"type":"function","function":{"name":"g","parameters":{"properties":{"a":{"type":"string"}}}}}]}`,
+			want: `{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":4096},
+				"toolConfig":{"tools":[{"toolSpec":{"name":"f","inputSchema":{"json":{"type":"object"}}}},{"toolSpec":{"name":"g","inputSchema":{"json":{"type":"object","properties":{"a":{"type":"string"}}}}}}]}}`,
+		},
+		{
 			name: "tool_choice none offers no tools",
 			in:   `{"messages":[{"role":"user","content":"Hi"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"none"}`,
 			want: `{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":4096}}`,
@@ -112,6 +118,14 @@ func TestRequestRefused(t *testing.T) {
 		{"max_tokens", `{"messages":[{"role":"user","content":"Hi"}],"max_tokens":0}`, "max_tokens"},
 		{"non-function tool", `{"messages":[{"role":"user","content":"Hi"}],"tools":[{"type":"web_search"}]}`, "tools[0].type"},
 		{"functions", `{"messages":[{"role":"user","content":"Hi"}],"functions":[]}`, "functions"},
+		{"seed", `{"messages":[{"role":"user","content":"Hi"}],"seed":1}`, "seed"},
+		{"audio out", `{"messages":[{"role":"user","content":"Hi"}],"modalities":["text","audio"]}`, "modalities"},
+		{"unknown field", `{"messages":[{"role":"user","content":"Hi"}],"future":1}`, "future"},
+		{"json_object", `{"messages":[{"role":"user","content":"Hi"}],"response_format":{"type":"json_object"}}`, "response_format"},
+		{"reasoning_effort", `{"messages":[{"role":"user","content":"Hi"}],"reasoning_effort":"low"}`, "reasoning_effort"},
+		{"thinking", `{"messages":[{"role":"user","content":"Hi"}],"thinking":{"type":"adaptive"}}`, "thinking"},
+		{"parallel_tool_calls false", `{"messages":[{"role":"user","content":"Hi"}],"parallel_tool_calls":false}`, "parallel_tool_calls"},
+		{"store", `{"messages":[{"role":"user","content":"Hi"}],"store":true}`, "store"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -33,15 +33,20 @@ import (
 //     else DefaultMaxTokens → inferenceConfig.maxTokens; temperature, top_p
 //     → temperature, topP; stop → stopSequences.
 //
-// Dropped: frequency_penalty, presence_penalty, logit_bias, seed, user,
-// response_format text and json_object, stream and stream_options (the path
-// says whether to stream; Converse always reports usage), and every unknown
-// field. Rejected with a 400: n > 1, logprobs, response_format json_schema,
-// audio, functions/function_call, non-function tools, http(s) image URLs
-// (Converse takes image bytes only) and other content parts.
+// Every top-level field is translated, deliberately ignored or refused (see
+// checkField): an unknown one is refused with 400 unsupported_parameter,
+// never dropped. stream and stream_options are the path's business (it says
+// whether to stream; Converse always reports usage). Rejected with a 400:
+// n > 1, logprobs, response_format json_object and json_schema, audio,
+// functions/function_call, non-function tools, http(s) image URLs (Converse
+// takes image bytes only), other content parts, and the fields checkField
+// refuses. Tool schemas without a type get "type":"object".
 func (s *Schema) Request(body []byte, _ string, opts translate.RequestOptions) ([]byte, error) {
 	root, err := wire.RequestObject(body)
 	if err != nil {
+		return nil, err
+	}
+	if err := wire.CheckFields(root, checkField); err != nil {
 		return nil, err
 	}
 	if err := checkUnsupported(root); err != nil {
@@ -423,7 +428,7 @@ func (r *converseRequest) tools(root gjson.Result) error {
 		spec := toolSpec{Name: name.Str, Description: fn.Get("description").String()}
 		switch p := fn.Get("parameters"); {
 		case p.IsObject():
-			spec.InputSchema.JSON = json.RawMessage(p.Raw)
+			spec.InputSchema.JSON = json.RawMessage(wire.ObjectSchema(p))
 		case !wire.Present(p):
 			spec.InputSchema.JSON = json.RawMessage(`{"type":"object","properties":{}}`)
 		default:
@@ -474,9 +479,9 @@ func checkUnsupported(root gjson.Result) error {
 	}
 	if rf := root.Get("response_format"); wire.Present(rf) {
 		switch rf.Get("type").String() {
-		case "text", "json_object":
-		case "json_schema":
-			return wire.Unsupported("response_format", "response_format json_schema is not supported for this model.")
+		case "text":
+		case "json_object", "json_schema":
+			return wire.UnsupportedParam("response_format", "response_format "+rf.Get("type").String()+" is not supported for this provider yet.")
 		default:
 			return wire.InvalidBody("response_format", "response_format.type must be one of text, json_object, json_schema.")
 		}
@@ -484,9 +489,9 @@ func checkUnsupported(root gjson.Result) error {
 	if root.Get("logprobs").Type == gjson.True {
 		return wire.Unsupported("logprobs", "logprobs are not available for this model.")
 	}
-	for _, name := range [...]string{"functions", "function_call", "audio"} {
-		if wire.Present(root.Get(name)) {
-			return wire.Unsupported(name, name+" is not supported for this model; use tools.")
+	for _, m := range root.Get("modalities").Array() {
+		if m.String() == "audio" {
+			return wire.Unsupported("modalities", "Audio output is not supported for this model.")
 		}
 	}
 	return nil

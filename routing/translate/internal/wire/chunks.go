@@ -55,6 +55,23 @@ func (c *Chunks) Content(out []byte, text string) []byte {
 	return append(out, c.tail...)
 }
 
+// Reasoning appends a {"reasoning_content": text} chunk: thinking text, in
+// the field DeepSeek, vLLM and LiteLLM use for it.
+func (c *Chunks) Reasoning(out []byte, text string) []byte {
+	out = c.delta(out)
+	out = append(out, `{"reasoning_content":`...)
+	out = oaierror.AppendString(out, text)
+	out = append(out, '}')
+	return append(out, c.tail...)
+}
+
+// Delta appends a chunk whose delta is the JSON object delta.
+func (c *Chunks) Delta(out []byte, delta []byte) []byte {
+	out = c.delta(out)
+	out = append(out, delta...)
+	return append(out, c.tail...)
+}
+
 // ToolCall appends the chunk that starts tool call n, with empty arguments.
 func (c *Chunks) ToolCall(out []byte, n int, id, name string) []byte {
 	out = c.delta(out)

@@ -124,3 +124,9 @@ func AppendUsage(out []byte, u usage.Usage) []byte {
 	out = strconv.AppendInt(out, u.ReasoningTokens, 10)
 	return append(out, "}}"...)
 }
+
+// UnsupportedParam is a 400 unsupported_parameter error: the provider has
+// no way to honour param, and dropping it would silently change the answer.
+func UnsupportedParam(param, msg string) error {
+	return oaierror.InvalidRequest("unsupported_parameter", param, msg)
+}
