@@ -26,8 +26,8 @@ type Request struct {
 // an empty string is an absent or null field.
 type echo struct {
 	instructions, maxOutputTokens, temperature, topP, parallelToolCalls string
-	toolChoice, tools, text, reasoningEffort, reasoningSummary       string
-	metadata, user, serviceTier, safetyIdentifier, promptCacheKey     string
+	toolChoice, tools, text, reasoningEffort, reasoningSummary          string
+	metadata, user, serviceTier, safetyIdentifier, promptCacheKey       string
 }
 
 // UnsupportedCode is the error code of a field a chat-completions provider

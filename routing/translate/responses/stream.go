@@ -52,10 +52,10 @@ type Stream struct {
 	finished bool // a finish_reason arrived and the items are closed
 	terminal bool // the terminal event went out
 
-	msg    *item // the open message item, nil if none
-	msgPos int   // its position in s.items
-	calls map[int64]int // chat tool call index → position in s.items
-	last  int           // position of the last function call opened, -1 if none
+	msg    *item         // the open message item, nil if none
+	msgPos int           // its position in s.items
+	calls  map[int64]int // chat tool call index → position in s.items
+	last   int           // position of the last function call opened, -1 if none
 
 	sc  sse.Scanner
 	buf []byte // scratch for one event's JSON
