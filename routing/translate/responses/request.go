@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/pretty"
 
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing/translate/internal/wire"
@@ -181,7 +182,7 @@ func (r *Request) field(b *builder, name string, v gjson.Result) error {
 		if !v.IsObject() {
 			return wire.InvalidType(name, "an object")
 		}
-		e.metadata = v.Raw
+		e.metadata = compact(v.Raw)
 	case "tools":
 		return r.tools(b, v)
 	case "tool_choice":
@@ -266,7 +267,7 @@ func (r *Request) tools(b *builder, v gjson.Result) error {
 		b.raw(`}}`)
 	}
 	b.raw(`]`)
-	r.echo.tools = v.Raw
+	r.echo.tools = compact(v.Raw)
 	return nil
 }
 
@@ -296,7 +297,7 @@ func (r *Request) toolChoice(b *builder, v gjson.Result) error {
 	default:
 		return wire.InvalidType(p, "a string or an object")
 	}
-	r.echo.toolChoice = v.Raw
+	r.echo.toolChoice = compact(v.Raw)
 	return nil
 }
 
@@ -361,7 +362,7 @@ func (r *Request) text(b *builder, v gjson.Result) error {
 		}
 		b.member("verbosity", vb.Raw)
 	}
-	r.echo.text = v.Raw
+	r.echo.text = compact(v.Raw)
 	return nil
 }
 
@@ -660,6 +661,10 @@ func toolOutput(p string, out gjson.Result) (string, error) {
 		return "", wire.InvalidType(p, "a string or an array")
 	}
 }
+
+// compact removes the insignificant whitespace of a raw JSON value: echoed
+// values go out in single-line SSE data.
+func compact(raw string) string { return string(pretty.Ugly([]byte(raw))) }
 
 func isBool(v gjson.Result) bool { return v.Type == gjson.True || v.Type == gjson.False }
 

@@ -88,7 +88,7 @@ func (s *state) identify(chat gjson.Result) {
 		s.id = "resp_" + id
 	}
 	if m := chat.Get("model"); s.model == "" && m.Type == gjson.String {
-		s.model = m.Str
+		s.model = strings.Clone(m.Str) // chunks alias a reused buffer
 	}
 	if c := chat.Get("created"); s.created == 0 && c.Type == gjson.Number {
 		s.created = c.Int()

@@ -3,6 +3,7 @@ package responses
 import (
 	"bytes"
 	"strconv"
+	"strings"
 
 	"github.com/tidwall/gjson"
 
@@ -120,7 +121,7 @@ func (t *Stream) Event(out []byte, _, data []byte) []byte {
 		if msg == "" {
 			msg = "The provider reported an error."
 		}
-		return t.fail(out, code, msg)
+		return t.fail(out, strings.Clone(code), strings.Clone(msg))
 	}
 	if u, ok := usage.FromOpenAI(data); ok {
 		t.s.u, t.s.usageOK = u, true // a running total: keep the last
@@ -235,7 +236,7 @@ func (t *Stream) toolCall(out []byte, tc gjson.Result) []byte {
 	t.last = pos
 	it := t.s.items[pos]
 	if it.name == "" {
-		it.name = tc.Get("function.name").Str
+		it.name = strings.Clone(tc.Get("function.name").Str)
 	}
 	if a := tc.Get("function.arguments"); a.Type == gjson.String && a.Str != "" {
 		it.args.WriteString(a.Str)
@@ -246,11 +247,11 @@ func (t *Stream) toolCall(out []byte, tc gjson.Result) []byte {
 
 func (t *Stream) openCall(tc gjson.Result) int {
 	it := t.s.newItem(kindFunctionCall)
-	it.callID = tc.Get("id").Str
+	it.callID = strings.Clone(tc.Get("id").Str) // data aliases the scanner's buffer
 	if it.callID == "" {
 		it.callID = "call_" + it.id
 	}
-	it.name = tc.Get("function.name").Str
+	it.name = strings.Clone(tc.Get("function.name").Str)
 	return len(t.s.items) - 1
 }
 
