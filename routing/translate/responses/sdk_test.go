@@ -58,8 +58,8 @@ func sdkResponse(t *testing.T, body []byte) *responses.Response {
 // sdkRead is what an SDK client made of a Responses stream.
 type sdkRead struct {
 	types    []string
-	text     string             // concatenated output_text deltas
-	args     map[string]string  // function call arguments by item id, from deltas
+	text     string              // concatenated output_text deltas
+	args     map[string]string   // function call arguments by item id, from deltas
 	final    *responses.Response // the terminal event's response, nil if none
 	terminal string
 	err      error
