@@ -184,10 +184,13 @@ const (
 
 // OutputText is one piece of model output in a Responses stream event.
 type OutputText struct {
-	Text
 	Kind                      int
 	ItemID                    string // "" when the event names none
 	OutputIndex, ContentIndex int64
+	// Path, Text, Start and End are as in [Text].
+	Path       string
+	Text       string
+	Start, End int
 }
 
 // OutputTexts lists the model output in one Responses stream event's data
@@ -205,8 +208,8 @@ func OutputTexts(data []byte) []OutputText {
 	var ts []OutputText
 	add := func(kind int, path string, v gjson.Result, itemID string, oi, ci int64) {
 		if v.Type == gjson.String && v.Index > 0 {
-			ts = append(ts, OutputText{Text: Text{Role: "assistant", Path: path, Text: v.Str, Start: v.Index, End: v.Index + len(v.Raw)},
-				Kind: kind, ItemID: itemID, OutputIndex: oi, ContentIndex: ci})
+			ts = append(ts, OutputText{Kind: kind, ItemID: itemID, OutputIndex: oi, ContentIndex: ci,
+				Path: path, Text: v.Str, Start: v.Index, End: v.Index + len(v.Raw)})
 		}
 	}
 	item := func(path string, it gjson.Result, oi int64) {
@@ -252,11 +255,11 @@ func OutputTexts(data []byte) []OutputText {
 	return ts
 }
 
-// TextsOf returns the Text of each output, for ApplyEdits.
+// TextsOf returns each output as a Text (role "assistant"), for ApplyEdits.
 func TextsOf(os []OutputText) []Text {
 	ts := make([]Text, len(os))
 	for i, o := range os {
-		ts[i] = o.Text
+		ts[i] = Text{Role: "assistant", Path: o.Path, Text: o.Text, Start: o.Start, End: o.End}
 	}
 	return ts
 }
