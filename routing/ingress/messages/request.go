@@ -31,7 +31,7 @@ func ToChat(body []byte, opts RequestOptions) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var req chatRequest
+	req := chatRequest{Messages: []chatMessage{}}
 	var system json.RawMessage
 	var effort, thinkingEffort string
 	for _, key := range sortedKeys(top) {
