@@ -94,7 +94,9 @@ var ErrNotObject = errors.New("messages: body is not a JSON object")
 // PromptTexts lists the text of a Messages request that input guardrails
 // check: system (string or text blocks), each message's string content or
 // text blocks, and tool_result content (string or text blocks, role
-// "tool"). tool_use input is structured JSON, not text, and is not listed.
+// "tool"), in document order. tool_use input is structured JSON, not text,
+// and thinking blocks are signed (editing them breaks the signature), so
+// neither is listed.
 func PromptTexts(body []byte) (*Texts, error) {
 	root, err := parseObject(body)
 	if err != nil {
@@ -106,10 +108,19 @@ func PromptTexts(body []byte) (*Texts, error) {
 		role := m.Get("role").String()
 		base := "messages." + i.String() + ".content"
 		c := m.Get("content")
-		addContent(t, role, base, c)
+		if c.Type == gjson.String {
+			t.add(role, c.Str, base)
+			return true
+		}
 		c.ForEach(func(j, b gjson.Result) bool {
-			if b.Get("type").Str == "tool_result" {
-				addContent(t, "tool", base+"."+j.String()+".content", b.Get("content"))
+			path := base + "." + j.String()
+			switch b.Get("type").Str {
+			case "text":
+				if tx := b.Get("text"); tx.Type == gjson.String {
+					t.add(role, tx.Str, path+".text")
+				}
+			case "tool_result":
+				addContent(t, "tool", path+".content", b.Get("content"))
 			}
 			return true
 		})

@@ -89,9 +89,9 @@ func TestSDKRequestTranslatesAndResponseParses(t *testing.T) {
 		"model": "gpt-5", "max_completion_tokens": "2048", "reasoning_effort": "high", "user": "u-1",
 		"stop.0": "END", "temperature": "0.5", "tool_choice.function.name": "lookup",
 		"tools.0.function.parameters.type": "object", "messages.0.content": "Be brief.",
-		"messages.1.content.1.image_url.url": "data:image/jpeg;base64,/9j/",
+		"messages.1.content.1.image_url.url":         "data:image/jpeg;base64,/9j/",
 		"messages.2.tool_calls.0.function.arguments": `{"q":"x"}`,
-		"messages.3.role": "tool", "messages.3.content": "x is 42",
+		"messages.3.role":                            "tool", "messages.3.content": "x is 42",
 	} {
 		if got := c.Get(path).String(); got != want {
 			t.Errorf("%s = %q, want %q", path, got, want)
