@@ -51,6 +51,10 @@
 // thinking / redacted_thinking blocks replayed from earlier turns (Chat
 // Completions has no way to send reasoning back; the provider reasons anew).
 //
+// A final assistant message (Anthropic's prefill) is sent as an assistant
+// message; Chat Completions providers answer after it rather than continue
+// it, which is the closest they offer.
+//
 // Refused with 400 invalid_request_error naming the field: top_k (Chat
 // Completions has no top-k sampling, and silently sampling differently from
 // what the client asked is worse than saying so), server and hosted tools

@@ -81,7 +81,7 @@ func ToChat(body []byte, opts RequestOptions) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if _, ok := top["model"]; !ok && opts.Model == "" {
+	if req.Model == "" && opts.Model == "" {
 		return nil, invalid("model", "Field required.")
 	}
 	if req.MaxCompletionTokens == nil {

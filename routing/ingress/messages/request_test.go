@@ -169,6 +169,7 @@ func TestToChatRefusals(t *testing.T) {
 		{"fractional max_tokens", `{"model":"m","max_tokens":1.5,"messages":[]}`, "max_tokens"},
 		{"missing messages", `{"model":"m","max_tokens":1}`, "messages"},
 		{"missing model", `{"max_tokens":1,"messages":[]}`, "model"},
+		{"null model", `{"model":null,"max_tokens":1,"messages":[]}`, "model"},
 		{"temperature string", (req(`"temperature":"hot"`)), "temperature"},
 		{"server tool", (req(`"tools":[{"type":"web_search_20250305","name":"web_search"}]`)), `tools.0 (type "web_search_20250305")`},
 		{"tool without schema", (req(`"tools":[{"name":"f"}]`)), "tools.0.input_schema"},
