@@ -45,7 +45,7 @@ func sdkCtx(t *testing.T) context.Context {
 // agentParams is a request with every translatable feature, built by the SDK.
 func agentParams() anthropic.MessageNewParams {
 	return anthropic.MessageNewParams{
-		Model:         anthropic.ModelClaudeSonnet4_5,
+		Model:         "claude-sonnet-4-5",
 		MaxTokens:     2048,
 		System:        []anthropic.TextBlockParam{{Text: "Be brief."}},
 		StopSequences: []string{"END"},
@@ -221,7 +221,7 @@ func TestSDKCountTokens(t *testing.T) {
 	}
 	client, sent := sdkServer(t, 200, "application/json", out)
 	res, err := client.Messages.CountTokens(sdkCtx(t), anthropic.MessageCountTokensParams{
-		Model:    anthropic.ModelClaudeSonnet4_5,
+		Model:    "claude-sonnet-4-5",
 		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hello"))},
 	})
 	if err != nil {
