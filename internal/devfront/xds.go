@@ -346,8 +346,8 @@ func (c *adsClient) update(f func(s *XDSStatus)) {
 }
 
 // connect opens an ADS stream without blocking the loop; on success every subscription
-// is sent again, in subscription order, with the last accepted version and no nonce
-// (https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol#resource-warming-and-reconnect).
+// is sent again, in subscription order, with the last accepted version and no nonce, as
+// Envoy's gRPC mux does (https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol).
 func (c *adsClient) connect() {
 	c.stGen++
 	gen := c.stGen
