@@ -254,9 +254,14 @@ func newXDSEnv(t *testing.T, gateWarming bool, clusters map[string]string) *xenv
 		t.Fatalf("Start: %v", err)
 	}
 	t.Cleanup(func() { _ = x.envoy.Close() })
-	x.client = &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: testTimeout}
-	t.Cleanup(x.client.CloseIdleConnections)
+	x.client = newTestClient(t)
 	return x
+}
+
+func newTestClient(t *testing.T) *http.Client {
+	c := &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: testTimeout}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
 }
 
 // releaseWarm waits for the warming of cluster name and lets it finish.
