@@ -81,6 +81,10 @@ type AccessRecord struct {
 // Start parses the bootstrap, applies the cluster overrides the same way RewriteBootstrap
 // does, and starts listening on Options.Addr (127.0.0.1:0 by default). The stand-in stops when ctx is done or on
 // Close.
+//
+// With dynamic_resources (see doc.go, xDS) Start does not wait for the control plane: the
+// ADS client connects in the background (reconnecting until it can), and requests are
+// held until the initial RDS fetch is over. WaitApplied and WaitXDS wait for versions.
 func Start(ctx context.Context, opts Options) (*Envoy, error) {
 	if opts.Version == 0 {
 		opts.Version = 36
@@ -129,6 +133,9 @@ func Start(ctx context.Context, opts Options) (*Envoy, error) {
 	e.ln, err = lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		e.closeClients()
+		if e.ads != nil {
+			_ = e.ads.conn.Close() // its loop never started
+		}
 		return nil, fmt.Errorf("devfront: listen: %w", err)
 	}
 	// net/http recovers a handler's panic and only logs it; Envoy never panics, so
