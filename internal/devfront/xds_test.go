@@ -232,12 +232,17 @@ type warmCall struct {
 // gateWarming, every cluster warms only when the test releases it (releaseWarm).
 func newXDSEnv(t *testing.T, gateWarming bool, clusters map[string]string) *xenv {
 	t.Helper()
+	return newXDSEnvBoot(t, xdsBootstrap, gateWarming, clusters)
+}
+
+func newXDSEnvBoot(t *testing.T, bootstrap string, gateWarming bool, clusters map[string]string) *xenv {
+	t.Helper()
 	x := &xenv{env: &env{timers: newFakeTimers()}, ads: startADS(t)}
 	overrides := map[string]string{"xds": x.ads.addr}
 	for k, v := range clusters {
 		overrides[k] = v
 	}
-	opts := Options{Bootstrap: []byte(xdsBootstrap), Clusters: overrides, NewTimer: x.timers.NewTimer}
+	opts := Options{Bootstrap: []byte(bootstrap), Clusters: overrides, NewTimer: x.timers.NewTimer}
 	if gateWarming {
 		x.warm = make(chan warmCall, 16)
 		opts.WarmCluster = func(ctx context.Context, name string) {
@@ -542,6 +547,75 @@ func TestXDSSwitchForNewRequestsOnly(t *testing.T) {
 	}
 	if details["/slow a"] != "via_upstream" || details["/retry a"] != "no_healthy_upstream" || details["/slow b"] != "via_upstream" {
 		t.Fatalf("access log = %v", details)
+	}
+}
+
+// A request snaps the route table when it starts: an RDS update while its headers are
+// with the ext_proc server does not re-route it, but the router looks its cluster up when
+// it takes the request, so a cluster removed meanwhile is not found (Envoy's snapped
+// route config, and the router asking the cluster manager).
+func TestXDSRouteTableSnappedPerRequest(t *testing.T) {
+	held, gate := make(chan struct{}, 4), make(chan struct{}, 4)
+	proc := startProcessor(t, func(s *pstream) error {
+		for {
+			m, err := s.recv()
+			if err != nil {
+				return nil
+			}
+			if m.GetRequestHeaders() != nil {
+				held <- struct{}{}
+				<-gate
+			}
+			if err := s.send(cont(m)); err != nil {
+				return nil
+			}
+		}
+	})
+	boot := strings.Replace(xdsBootstrap, "          http_filters:\n", "          http_filters:\n"+
+		"          - name: envoy.filters.http.ext_proc\n"+
+		"            typed_config:\n"+
+		"              \"@type\": "+extProcTypeURL+"\n"+
+		"              grpc_service: { envoy_grpc: { cluster_name: ext_proc } }\n", 1)
+	boot += `  - name: ext_proc
+    type: STATIC
+    load_assignment:
+      cluster_name: ext_proc
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 1 } } } }] }]
+`
+	a, b := namedUpstream(t, "a"), namedUpstream(t, "b")
+	x := newXDSEnvBoot(t, boot, false, map[string]string{"ext_proc": proc.addr})
+	st := x.bringUp(t, xdsRoutes(toCluster("/", "a")), xdsCluster("a", a.addr()), xdsCluster("b", b.addr()))
+	waitHeld := func() {
+		t.Helper()
+		select {
+		case <-held:
+		case <-timeoutCh():
+			t.Fatal("no request headers at the processor")
+		}
+	}
+
+	first := make(chan result, 1)
+	go func() { first <- x.get(t, "/") }()
+	waitHeld()
+	st.respond(t, routeType, "2", "r2", xdsRoutes(toCluster("/", "b")))
+	st.wantRequest(t, routeType, "2", "r2", false)
+	x.waitApplied(t, "", "2")
+	gate <- struct{}{}
+	wantServed(t, <-first, "a") // routed by the table it started with
+	gate <- struct{}{}
+	wantServed(t, x.get(t, "/"), "b") // a new request uses the new table
+
+	second := make(chan result, 1)
+	go func() { second <- x.get(t, "/") }()
+	waitHeld()
+	st.respond(t, clusterType, "2", "c2", xdsCluster("a", a.addr()))
+	st.wantRequest(t, clusterType, "2", "c2", false)
+	x.waitApplied(t, "2", "")
+	gate <- struct{}{}
+	r := <-second
+	wantStatus(t, r, http.StatusServiceUnavailable)
+	if d := x.lastLog(t).ResponseCodeDetails; d != "cluster_not_found" {
+		t.Fatalf("details = %q", d)
 	}
 }
 
