@@ -705,3 +705,30 @@ func TestXDSBootstrapErrors(t *testing.T) {
 		})
 	}
 }
+
+// decodeResource parses bytes from the control plane: any bytes must give a resource or an
+// error, never a panic, and an accepted cluster must load or be refused cleanly.
+func FuzzDecodeResource(f *testing.F) {
+	for _, m := range []proto.Message{xdsCluster("a", "127.0.0.1:8080"), xdsRoutes(toCluster("/", "a"))} {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		_, route := m.(*routev3.RouteConfiguration)
+		f.Add(b, route)
+	}
+	f.Add([]byte{0x0a, 0x01, 'a', 0xf8, 0x70, 0x01}, true)
+	f.Fuzz(func(t *testing.T, b []byte, route bool) {
+		if route {
+			rc := &routev3.RouteConfiguration{}
+			if decodeResource(&anypb.Any{TypeUrl: routeType, Value: b}, routeType, rc) == nil {
+				_, _ = compileRoutes(rc)
+			}
+			return
+		}
+		cl := &clusterv3.Cluster{}
+		if decodeResource(&anypb.Any{TypeUrl: clusterType, Value: b}, clusterType, cl) == nil {
+			_, _ = loadCluster(cl, 36)
+		}
+	})
+}
