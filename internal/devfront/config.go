@@ -27,9 +27,18 @@ type config struct {
 	limits           mutationLimits
 	localReply       *localReplyConfig // nil: local replies as they are
 
-	extProc  *extProcConfig // nil without an ext_proc filter
-	routes   *routeTable
+	extProc *extProcConfig // nil without an ext_proc filter
+	// routes is the static route_config, or the RDS route table in force (empty, so every
+	// request is a 404, until the first RDS response is applied).
+	routes *routeTable
+	// rdsName is the HCM's rds.route_config_name; "" with a static route_config.
+	rdsName string
+	// clusters are the static clusters and the warmed CDS clusters. Requests snap routes
+	// when they start but look clusters up in the config in force, as Envoy's router asks
+	// the cluster manager (see doc.go, xDS).
 	clusters map[string]*cluster
+	// static names the bootstrap's clusters, which CDS cannot replace or remove.
+	static map[string]bool
 	// routerFilters is the router's upstream_http_filters (without upstream_codec), used
 	// by clusters that configure no http_filters of their own.
 	routerFilters []*upstreamFilter
@@ -71,6 +80,7 @@ func loadConfig(bs *bootstrapv3.Bootstrap, version int) (*config, error) {
 		generateID:  true,
 		limits:      mutationLimits{maxCount: 100, maxBytes: 60 * 1024},
 		clusters:    map[string]*cluster{},
+		static:      map[string]bool{},
 	}
 	if v := l.GetPerConnectionBufferLimitBytes(); v != nil {
 		c.bufferLimit = int(v.GetValue())
@@ -94,11 +104,18 @@ func loadConfig(bs *bootstrapv3.Bootstrap, version int) (*config, error) {
 	if c.localReply, err = loadLocalReply(hcm.GetLocalReplyConfig()); err != nil {
 		return nil, fmt.Errorf("devfront: local_reply_config: %w", err)
 	}
-	if hcm.GetRds() != nil || hcm.GetScopedRoutes() != nil {
-		return nil, errors.New("devfront: only a static route_config is emulated")
-	}
-	if c.routes, err = compileRoutes(hcm.GetRouteConfig()); err != nil {
-		return nil, fmt.Errorf("devfront: route_config: %w", err)
+	switch rds := hcm.GetRds(); {
+	case hcm.GetScopedRoutes() != nil:
+		return nil, errors.New("devfront: scoped_routes are not emulated")
+	case rds != nil:
+		if rds.GetConfigSource().GetAds() == nil {
+			return nil, errors.New("devfront: rds: only config_source {ads: {}} is emulated")
+		}
+		c.rdsName, c.routes = rds.GetRouteConfigName(), &routeTable{}
+	default:
+		if c.routes, err = compileRoutes(hcm.GetRouteConfig()); err != nil {
+			return nil, fmt.Errorf("devfront: route_config: %w", err)
+		}
 	}
 	for _, cl := range bs.GetStaticResources().GetClusters() {
 		cc, err := loadCluster(cl, version)
@@ -106,19 +123,28 @@ func loadConfig(bs *bootstrapv3.Bootstrap, version int) (*config, error) {
 			return nil, fmt.Errorf("devfront: cluster %q: %w", cl.GetName(), err)
 		}
 		c.clusters[cl.GetName()] = cc
+		c.static[cl.GetName()] = true
 	}
 	if err := c.loadFilters(hcm); err != nil {
 		return nil, err
 	}
 	// Envoy rejects a static route naming an unknown cluster at start-up.
-	for _, vh := range c.routes.vhosts {
+	if err := c.routes.checkClusters(c.clusters); err != nil {
+		return nil, fmt.Errorf("devfront: %w", err)
+	}
+	return c, nil
+}
+
+// checkClusters is validate_clusters: every route's fixed cluster must exist.
+func (t *routeTable) checkClusters(clusters map[string]*cluster) error {
+	for _, vh := range t.vhosts {
 		for _, r := range vh.routes {
-			if r.cluster != "" && c.clusters[r.cluster] == nil {
-				return nil, fmt.Errorf("devfront: route %q: unknown cluster %q", r.name, r.cluster)
+			if r.cluster != "" && clusters[r.cluster] == nil {
+				return fmt.Errorf("route %q: unknown cluster %q", r.name, r.cluster)
 			}
 		}
 	}
-	return c, nil
+	return nil
 }
 
 func (c *config) loadFilters(hcm *hcmv3.HttpConnectionManager) error {

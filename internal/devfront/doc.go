@@ -11,10 +11,10 @@
 // bootstrapv3.Bootstrap, Any types resolved by blank imports, PGV validation), rewritten
 // by the same RewriteBootstrap that prepares a bootstrap for a real envoy, so both agree.
 // From it the stand-in takes the listener's per_connection_buffer_limit_bytes, the HCM
-// (static route_config, http_filters, use_remote_address, normalize_path, merge_slashes,
-// stream_idle_timeout, header limits), the ext_proc filter's whole configuration, and the
-// clusters: endpoints with priorities, metadata and health status, and their upstream HTTP
-// filters.
+// (static route_config or RDS, http_filters, use_remote_address, normalize_path,
+// merge_slashes, stream_idle_timeout, header limits), the ext_proc filter's whole
+// configuration, and the clusters (static, and from CDS: see xDS below): endpoints with
+// priorities, metadata and health status, and their upstream HTTP filters.
 //
 // # Emulated
 //
@@ -110,9 +110,72 @@
 //     are removed, not honoured), load-balancing weights and policies other than round
 //     robin, response processing and mode overrides in upstream ext_proc filters (Start
 //     rejects them), per-route config for upstream filters.
-//   - Other HTTP filters (Start rejects them), RDS, dynamic_metadata route matchers,
+//   - Other HTTP filters (Start rejects them), dynamic_metadata route matchers,
 //     access-log formats, percent-decoding in normalize_path.
 //   - Envoy's 1.37+ behaviour (early stream close, local replies of upstream filters).
+//
+// # xDS
+//
+// With dynamic_resources.ads_config (api_type GRPC, one envoy_grpc or google_grpc
+// service), cds_config {ads: {}} and an HCM whose rds has config_source {ads: {}}, the
+// stand-in is a state-of-the-world ADS client
+// (https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol). The listener, the
+// HCM and its filters stay static; clusters come from the bootstrap and from CDS, the
+// route table from RDS.
+//
+//   - Subscription order: CDS (wildcard) first; RDS (the route_config_name) once the
+//     initial CDS fetch is over: its clusters applied and warmed, or the response
+//     rejected, or cds_config.initial_fetch_timeout (15 s by default) expired
+//     ("Eventual consistency considerations" in the protocol page: CDS before EDS before
+//     LDS before RDS). Until the initial RDS fetch is over the listener accepts
+//     connections but holds requests, as a warming listener would; after an RDS
+//     initial_fetch_timeout without routes, every request is a 404 route_not_found.
+//   - ACK and NACK ("ACK and NACK semantics summary"): every response is answered once
+//     on its type, with the response's nonce; an ACK carries the response's version_info,
+//     a NACK the last accepted one and error_detail {code INVALID_ARGUMENT, message}. A
+//     response is all or nothing: one bad resource rejects it and nothing changes. Reasons
+//     to NACK: a resource of another type, a duplicate name, a field the protos do not
+//     define (as Envoy's --reject-unknown-dynamic-fields), the protoc-gen-validate rules
+//     and start-up checks of `tollgate check` (envoy/validate.Resource), anything the
+//     stand-in does not emulate (Start's rules), EDS clusters, and routes naming an
+//     unknown cluster when validate_clusters is true. RDS defaults validate_clusters to
+//     false, so such routes are accepted and fail per request
+//     (https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/route/v3/route.proto).
+//     A CDS cluster named like a bootstrap cluster is skipped, as Envoy's cluster manager
+//     does.
+//   - Cluster warming (https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/cluster_manager#cluster-warming):
+//     CDS is state of the world, so a cluster absent from a response is removed at once.
+//     A new or changed cluster is built (hosts from its inline load_assignment, gRPC
+//     clients for its upstream ext_proc filters) and then warms: Options.WarmCluster
+//     stands for the initial DNS resolution or EDS load Envoy waits for (nil: none, as for
+//     a STATIC cluster). Until then a new cluster does not exist for the router: a route
+//     to it answers the route's cluster_not_found_response_code (503 by default, 404 if
+//     set) with details cluster_not_found; a changed cluster keeps serving its previous
+//     definition and is swapped atomically once warmed. A CDS version counts as applied
+//     when no cluster of it is still warming. The ACK does not wait for warming.
+//   - Atomic switch for new requests: each request snaps the route table in force when
+//     it starts (Envoy's snapped route config), for its whole life, route-cache clears
+//     included. Clusters are looked up when the router takes the request, as Envoy's
+//     router asks the cluster manager; an attempt in flight finishes on its cluster even
+//     after CDS removed it (Envoy drains the removed cluster's connections), and a retry
+//     looks the cluster up again: gone, it is a 503 no_healthy_upstream; changed, the
+//     retry uses the new hosts and filters (Router::doRetry).
+//   - Reconnect: a broken stream is reopened after a jittered exponential back-off
+//     (random below a ceiling doubling from 500 ms to 30 s, reset by a response), and
+//     every subscription is requested again in order with the last accepted version and
+//     no nonce, so a server that still has those versions need not resend them. The
+//     config in force stays meanwhile.
+//   - Observability: XDS reports per type the applied, accepted and rejected versions
+//     with the last error_detail; WaitXDS and WaitApplied wait on them without polling.
+//     Stats count cluster_manager.cds.update_success/_rejected and
+//     http.<stat_prefix>.rds.<route_config_name>.update_success/_rejected. Options.Clusters
+//     entries for clusters the bootstrap does not define point CDS clusters as they arrive.
+//
+// Not emulated: delta xDS (DELTA_GRPC) and the AGGREGATED_* api types, LDS, EDS (and
+// endpoint_name endpoints), SRDS, VHDS, xdstp:// resource names and locators, CDS or RDS
+// over anything but ADS, resource TTLs and heartbeats, on-demand CDS, the Resource
+// wrapper's name aliases, load reporting, and the control plane's rate limit settings.
+// Unknown type URLs are ignored, as Envoy does for types it has no watch for.
 //
 // Where the stand-in has to choose, it is the stricter party: a BUFFERED body is checked
 // against the limit on every chunk (Envoy may let a final codec chunk pass).

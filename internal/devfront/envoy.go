@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -24,12 +25,19 @@ import (
 // HTTP connection manager with the bootstrap's ext_proc filter and router.
 type Envoy struct {
 	opts     Options
-	cfg      *config
+	cfg      atomic.Pointer[config] // the config in force; replaced whole by xDS updates
 	ln       net.Listener
 	srv      *http.Server
-	grpc     map[*extProcConfig]*grpc.ClientConn // nil value: the gRPC client cannot be created (spec §4)
-	conns    []*grpc.ClientConn
 	handlers sync.WaitGroup
+	ads      *adsClient // nil without dynamic_resources
+	// ready is closed once the listener may serve: at once for a static route_config, else
+	// after the initial RDS fetch (see doc.go, xDS).
+	ready chan struct{}
+
+	grpcMu   sync.Mutex
+	grpc     map[*extProcConfig]*grpc.ClientConn // nil value: the gRPC client cannot be created (spec §4)
+	byTarget map[string]*grpc.ClientConn
+	conns    []*grpc.ClientConn
 
 	mu     sync.Mutex
 	closed bool
@@ -73,6 +81,10 @@ type AccessRecord struct {
 // Start parses the bootstrap, applies the cluster overrides the same way RewriteBootstrap
 // does, and starts listening on Options.Addr (127.0.0.1:0 by default). The stand-in stops when ctx is done or on
 // Close.
+//
+// With dynamic_resources (see doc.go, xDS) Start does not wait for the control plane: the
+// ADS client connects in the background (reconnecting until it can), and requests are
+// held until the initial RDS fetch is over. WaitApplied and WaitXDS wait for versions.
 func Start(ctx context.Context, opts Options) (*Envoy, error) {
 	if opts.Version == 0 {
 		opts.Version = 36
@@ -84,15 +96,32 @@ func Start(ctx context.Context, opts Options) (*Envoy, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := rewrite(bs, Rewrite{Listener: opts.Listener, Clusters: opts.Clusters, AdminPort: 1}); err != nil {
+	// With CDS, overrides for clusters the bootstrap does not define wait for CDS.
+	static, dynamic, err := splitOverrides(bs, opts.Clusters)
+	if err != nil {
+		return nil, err
+	}
+	if err := rewrite(bs, Rewrite{Listener: opts.Listener, Clusters: static, AdminPort: 1}); err != nil {
 		return nil, err
 	}
 	cfg, err := loadConfig(bs, opts.Version)
 	if err != nil {
 		return nil, err
 	}
-	e := &Envoy{opts: opts, cfg: cfg, stats: map[string]uint64{}, grpc: map[*extProcConfig]*grpc.ClientConn{}}
-	if err := e.dialProcessors(); err != nil {
+	ads, err := loadADS(bs, cfg)
+	if err != nil {
+		return nil, err
+	}
+	e := &Envoy{opts: opts, stats: map[string]uint64{}, grpc: map[*extProcConfig]*grpc.ClientConn{},
+		byTarget: map[string]*grpc.ClientConn{}, ready: make(chan struct{})}
+	if err := e.dialProcessors(cfg); err != nil {
+		e.closeClients()
+		return nil, err
+	}
+	e.cfg.Store(cfg)
+	if ads == nil {
+		close(e.ready)
+	} else if e.ads, err = newADSClient(e, ads, dynamic); err != nil {
 		e.closeClients()
 		return nil, err
 	}
@@ -104,6 +133,9 @@ func Start(ctx context.Context, opts Options) (*Envoy, error) {
 	e.ln, err = lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		e.closeClients()
+		if e.ads != nil {
+			_ = e.ads.conn.Close() // its loop never started
+		}
 		return nil, fmt.Errorf("devfront: listen: %w", err)
 	}
 	// net/http recovers a handler's panic and only logs it; Envoy never panics, so
@@ -111,34 +143,45 @@ func Start(ctx context.Context, opts Options) (*Envoy, error) {
 	e.srv = &http.Server{Handler: http.HandlerFunc(e.serveHTTP), ReadHeaderTimeout: time.Minute,
 		ErrorLog: log.New(serverLog{e}, "", 0)}
 	go func() { _ = e.srv.Serve(e.ln) }()
+	if e.ads != nil {
+		e.ads.start()
+	}
 	e.stop = context.AfterFunc(ctx, func() { _ = e.Close() })
 	return e, nil
 }
 
+// config is the configuration in force: a request snaps it when it starts.
+func (e *Envoy) config() *config { return e.cfg.Load() }
+
 // dialProcessors creates one gRPC client per distinct ext_proc target, for the
-// downstream filter and every upstream one.
-func (e *Envoy) dialProcessors() error {
+// downstream filter and every upstream one. It runs for each new config: targets already
+// dialled keep their client, so streams in flight are unaffected.
+func (e *Envoy) dialProcessors(cfg *config) error {
 	var eps []*extProcConfig
-	if e.cfg.extProc != nil {
-		eps = append(eps, e.cfg.extProc)
+	if cfg.extProc != nil {
+		eps = append(eps, cfg.extProc)
 	}
-	for _, fs := range append([][]*upstreamFilter{e.cfg.routerFilters}, clusterFilters(e.cfg)...) {
+	for _, fs := range append([][]*upstreamFilter{cfg.routerFilters}, clusterFilters(cfg)...) {
 		for _, f := range fs {
 			if f.extProc != nil {
 				eps = append(eps, f.extProc)
 			}
 		}
 	}
-	byTarget := map[string]*grpc.ClientConn{}
+	e.grpcMu.Lock()
+	defer e.grpcMu.Unlock()
 	for _, ep := range eps {
 		key := ep.grpcCluster + "|" + ep.grpcTarget + "|" + ep.grpcAuthority
-		conn, ok := byTarget[key]
+		if c := cfg.clusters[ep.grpcCluster]; c != nil && len(c.hosts) > 0 {
+			key += "|" + c.hosts[0].network + ":" + c.hosts[0].addr
+		}
+		conn, ok := e.byTarget[key]
 		if !ok {
 			var err error
-			if conn, err = e.dialProcessor(ep); err != nil {
+			if conn, err = e.dialProcessor(cfg, ep); err != nil {
 				return err
 			}
-			byTarget[key] = conn
+			e.byTarget[key] = conn
 			if conn != nil {
 				e.conns = append(e.conns, conn)
 			}
@@ -146,6 +189,13 @@ func (e *Envoy) dialProcessors() error {
 		e.grpc[ep] = conn
 	}
 	return nil
+}
+
+// processorConn is the gRPC client of an ext_proc filter config.
+func (e *Envoy) processorConn(ep *extProcConfig) *grpc.ClientConn {
+	e.grpcMu.Lock()
+	defer e.grpcMu.Unlock()
+	return e.grpc[ep]
 }
 
 func clusterFilters(cfg *config) [][]*upstreamFilter {
@@ -156,7 +206,7 @@ func clusterFilters(cfg *config) [][]*upstreamFilter {
 	return out
 }
 
-func (e *Envoy) dialProcessor(ep *extProcConfig) (*grpc.ClientConn, error) {
+func (e *Envoy) dialProcessor(cfg *config, ep *extProcConfig) (*grpc.ClientConn, error) {
 	target := ep.grpcTarget
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -164,7 +214,7 @@ func (e *Envoy) dialProcessor(ep *extProcConfig) (*grpc.ClientConn, error) {
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<31-1), grpc.MaxCallSendMsgSize(1<<31-1)),
 	}
 	if ep.grpcCluster != "" {
-		c := e.cfg.clusters[ep.grpcCluster]
+		c := cfg.clusters[ep.grpcCluster]
 		if c == nil || len(c.hosts) == 0 {
 			// Envoy 1.33–1.38 silently fail open when the gRPC client cannot be created
 			// (spec §4, last row): requests go through unprocessed.
@@ -211,6 +261,9 @@ func (e *Envoy) Close() error {
 		err = nil
 	}
 	e.handlers.Wait()
+	if e.ads != nil {
+		e.ads.stop()
+	}
 	e.closeClients()
 	if e.stop != nil {
 		e.stop()
@@ -243,6 +296,8 @@ func (e *Envoy) Panics() []string {
 }
 
 func (e *Envoy) closeClients() {
+	e.grpcMu.Lock()
+	defer e.grpcMu.Unlock()
 	for _, c := range e.conns {
 		_ = c.Close()
 	}
@@ -328,6 +383,11 @@ func (e *Envoy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer e.handlers.Done()
 	if r.ProtoMajor != 1 || strings.EqualFold(r.Header.Get("Upgrade"), "h2c") {
 		http.Error(w, "only HTTP/1.1 is emulated", http.StatusHTTPVersionNotSupported)
+		return
+	}
+	select {
+	case <-e.ready:
+	case <-r.Context().Done():
 		return
 	}
 	x := newExchange(e, w, r)

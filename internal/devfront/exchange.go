@@ -52,8 +52,9 @@ type exchange struct {
 }
 
 func newExchange(e *Envoy, w http.ResponseWriter, r *http.Request) *exchange {
-	x := &exchange{e: e, cfg: e.cfg, w: w, r: r, events: make(chan func(), 16), done: make(chan struct{}),
-		meta: map[string]*structpb.Struct{}, idleDur: e.cfg.streamIdle}
+	cfg := e.config() // the route table snapped for the whole stream
+	x := &exchange{e: e, cfg: cfg, w: w, r: r, events: make(chan func(), 16), done: make(chan struct{}),
+		meta: map[string]*structpb.Struct{}, idleDur: cfg.streamIdle}
 	x.rt = &router{x: x}
 	x.cw = &clientWriter{x: x}
 	return x

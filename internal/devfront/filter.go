@@ -54,7 +54,7 @@ type filter struct {
 
 func newFilter(x *exchange, initial *route) (*filter, error) {
 	cfg := x.cfg.extProc
-	f := &filter{x: x, cfg: cfg, conn: x.e.grpc[cfg], failureModeAllow: cfg.failureModeAllow,
+	f := &filter{x: x, cfg: cfg, conn: x.e.processorConn(cfg), failureModeAllow: cfg.failureModeAllow,
 		forwardNS: cfg.forwardNS, receiveNS: cfg.receiveNS}
 	f.dec = &dirState{f: f, isReq: true, sink: x.rt}
 	f.enc = &dirState{f: f, sink: x.cw}
@@ -105,7 +105,7 @@ func newFilter(x *exchange, initial *route) (*filter, error) {
 // newUpstreamFilter is the attempt's instance of an upstream ext_proc filter, feeding
 // sink. Per-route overrides are not merged upstream.
 func newUpstreamFilter(x *exchange, a *attempt, cfg *extProcConfig, sink stage) *filter {
-	f := &filter{x: x, cfg: cfg, up: a, conn: x.e.grpc[cfg], statPrefix: "upstream.",
+	f := &filter{x: x, cfg: cfg, up: a, conn: x.e.processorConn(cfg), statPrefix: "upstream.",
 		failureModeAllow: cfg.failureModeAllow, forwardNS: cfg.forwardNS, receiveNS: cfg.receiveNS}
 	f.dec = &dirState{f: f, isReq: true, sink: sink}
 	f.enc = &dirState{f: f, sink: discard{}}

@@ -1,6 +1,7 @@
 package devfront
 
 import (
+	"context"
 	"time"
 )
 
@@ -32,6 +33,10 @@ type Options struct {
 	// NewTimer, if set, replaces real timers for every timer the stand-in arms (see
 	// TimerKind). It returns the channel that fires and a stop function.
 	NewTimer func(kind TimerKind, d time.Duration) (<-chan time.Time, func() bool)
+	// WarmCluster, if set, stands for the initial service discovery of each new or changed
+	// CDS cluster (Envoy's DNS resolution or EDS load): the cluster warms until it returns,
+	// and ctx ends when the cluster is superseded or removed first. nil warms at once.
+	WarmCluster func(ctx context.Context, name string)
 
 	// hook, for this package's tests, observes internal events (see hookXxx constants).
 	hook func(event string)
@@ -48,6 +53,9 @@ const (
 	PerTryTimeout     TimerKind = "per_try_timeout"      // retry_policy.per_try_timeout
 	PerTryIdleTimeout TimerKind = "per_try_idle_timeout" // retry_policy.per_try_idle_timeout
 	RetryBackoff      TimerKind = "retry_backoff"        // the wait before a retry (retry_back_off, rate_limited_retry_back_off)
+
+	XDSRetryBackoff        TimerKind = "xds_retry_backoff"         // the wait before a new ADS stream
+	XDSInitialFetchTimeout TimerKind = "xds_initial_fetch_timeout" // a config source's initial_fetch_timeout
 )
 
 // Events reported to Options.hook (tests only).

@@ -96,7 +96,9 @@ func (rt *router) headers(h *headerMap, eos bool) {
 	if r.clusterHeader != "" {
 		name = h.value(r.clusterHeader)
 	}
-	c := x.cfg.clusters[name]
+	// The cluster manager's view now, not the stream's snapshot: a cluster that CDS removed
+	// or that is still warming is not found (see doc.go, xDS).
+	c := x.e.config().clusters[name]
 	if c == nil {
 		x.localReply(r.clusterNotFoundCode, "", "cluster_not_found", nil)
 		return
@@ -520,6 +522,20 @@ func (rt *router) scheduleRetry(a *attempt) {
 // doRetry is Router::doRetry, when the back-off timer fires.
 func (rt *router) doRetry() {
 	rt.isRetry = true
+	// "Clusters can technically get removed by CDS during a retry": Envoy looks the
+	// cluster up again and answers 503 no_healthy_upstream if it is gone; an updated
+	// cluster serves the retry with its new hosts and filters.
+	c := rt.x.e.config().clusters[rt.x.cluster]
+	if c == nil {
+		rt.x.localReply(http.StatusServiceUnavailable, "no healthy upstream", "no_healthy_upstream", rt.modifyHeaders)
+		return
+	}
+	if c != rt.cluster {
+		rt.cluster, rt.filters = c, c.filters
+		if !c.hasFilters {
+			rt.filters = rt.x.cfg.routerFilters
+		}
+	}
 	rt.startAttempt(false)
 }
 
