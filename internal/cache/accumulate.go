@@ -31,9 +31,14 @@ type accTool struct {
 	args     []byte
 }
 
-// Add consumes one chunk's JSON. A chunk that is not a chat.completion.chunk
-// object (an error event) marks the stream as not cacheable.
+// Add consumes one chunk's JSON. A chunk that is not valid JSON or not a
+// chat.completion.chunk object (an error event) marks the stream as not
+// cacheable.
 func (a *Accumulator) Add(data []byte) {
+	if !gjson.ValidBytes(data) {
+		a.broken = true
+		return
+	}
 	r := gjson.ParseBytes(data)
 	if !r.IsObject() || r.Get("error").Exists() {
 		a.broken = true
