@@ -47,6 +47,7 @@ var layers = map[string]layer{
 	"extproc/internal/jsonscan":            foundation,
 	"routing/pricing":                      foundation,
 	"internal/detect":                      foundation,
+	"internal/cache":                       foundation,
 	"envoy":                                foundation,
 	"envoy/validate":                       foundation,
 
@@ -63,6 +64,8 @@ var layers = map[string]layer{
 	"routing/translate/bedrock":            domain,
 	"routing/translate/openai":             domain,
 	"routing/translate/vertex":             domain,
+	"routing/translate/responses":          domain,
+	"routing/translate/messages":           domain,
 
 	"routing/config": schema,
 

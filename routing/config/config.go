@@ -56,6 +56,7 @@ type Config struct {
 	Limits          *Limits         `json:"limits"`           // rate limits and budgets (policy config)
 	Guardrails      *Guardrails     `json:"guardrails"`       // guardrail policies, named by apps
 	Ledger          *Ledger         `json:"ledger"`           // usage ledger database; at most one file
+	Cache           *Cache          `json:"cache"`            // response cache; at most one file
 	Admin           *Admin          `json:"admin"`            // admin API settings; at most one file
 	Metrics         *Metrics        `json:"metrics"`          // Prometheus options; at most one file; read at start
 
@@ -385,6 +386,8 @@ type App struct {
 	// CaptureContent records prompts and completions, after guardrail
 	// redaction, on the request's trace span. Off by default.
 	CaptureContent bool `json:"capture_content"`
+	// Cache opts the app in to the response cache (when one is configured).
+	Cache *AppCache `json:"cache"`
 }
 
 // MetadataLimits bound the request metadata a client may attach (tollgate_metadata or

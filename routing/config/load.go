@@ -116,6 +116,9 @@ func finish(docs []*document, probs Problems) (*Config, error) {
 		if d.cfg.Ledger != nil {
 			cfg.Ledger = d.cfg.Ledger
 		}
+		if d.cfg.Cache != nil {
+			cfg.Cache = d.cfg.Cache
+		}
 		if d.cfg.Admin != nil {
 			cfg.Admin = d.cfg.Admin
 		}

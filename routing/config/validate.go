@@ -82,6 +82,7 @@ func validate(docs []*document) {
 	validatePricing(docs)
 	validateLimits(docs)
 	validateLedger(docs)
+	validateCache(docs)
 	validateAdmin(docs)
 	validateMetrics(docs)
 
@@ -688,8 +689,11 @@ func validateLimits(docs []*document) {
 	}
 }
 
-// validateRedis checks the Redis backend's waits and sizes.
-func validateRedis(d *document, r *RedisBackend) {
+// validateRedis checks the limiter's Redis backend's waits and sizes.
+func validateRedis(d *document, r *RedisBackend) { validateRedisAt(d, "limits.redis", r) }
+
+// validateRedisAt checks a Redis backend's waits and sizes; at is its path.
+func validateRedisAt(d *document, at string, r *RedisBackend) {
 	for _, f := range []struct {
 		name    string
 		v       Duration
@@ -708,19 +712,19 @@ func validateRedis(d *document, r *RedisBackend) {
 		v, err := time.ParseDuration(string(f.v))
 		switch {
 		case err != nil:
-			d.addf("limits.redis."+f.name, "%q is not a duration such as 250ms or 2s", string(f.v))
+			d.addf(at+"."+f.name, "%q is not a duration such as 250ms or 2s", string(f.v))
 		case v <= 0 || v > f.max:
-			d.addf("limits.redis."+f.name, "%s must be above 0 and at most %v%s", f.name, f.max, f.maxHint)
+			d.addf(at+"."+f.name, "%s must be above 0 and at most %v%s", f.name, f.max, f.maxHint)
 		}
 	}
 	if r.PoolSize < 0 || r.PoolSize > 10_000 {
-		d.addf("limits.redis.pool_size", "pool_size must be between 0 (10 per CPU) and 10000")
+		d.addf(at+".pool_size", "pool_size must be between 0 (10 per CPU) and 10000")
 	}
 	if r.MaxRetries != nil && (*r.MaxRetries < 0 || *r.MaxRetries > 10) {
-		d.addf("limits.redis.max_retries", "max_retries must be between 0 and 10")
+		d.addf(at+".max_retries", "max_retries must be between 0 and 10")
 	}
 	if r.ReconcileQueue < 0 || r.ReconcileQueue > 1_000_000 {
-		d.addf("limits.redis.reconcile_queue", "reconcile_queue must be between 0 (the default, 10000) and 1000000")
+		d.addf(at+".reconcile_queue", "reconcile_queue must be between 0 (the default, 10000) and 1000000")
 	}
 }
 

@@ -2,6 +2,7 @@ package responses
 
 import (
 	"fmt"
+	"github.com/tollgate-ai/tollgate/internal/byteview"
 	"slices"
 	"strconv"
 
@@ -34,7 +35,7 @@ func EventType(data []byte) string {
 // its "response" object). ok is false for any other event or when the
 // response carries no valid usage.
 func EventUsage(data []byte) (u usage.Usage, ok bool) {
-	js := wire.UnsafeString(data)
+	js := byteview.String(data)
 	switch gjson.Get(js, "type").Str {
 	case EventCompleted, EventIncomplete, EventFailed:
 	default:
@@ -200,7 +201,7 @@ type OutputText struct {
 // response.* events repeat, or the client's SDK, which prefers those, sees
 // the unfiltered text.
 func OutputTexts(data []byte) []OutputText {
-	js := wire.UnsafeString(data)
+	js := byteview.String(data)
 	if !gjson.Valid(js) {
 		return nil
 	}

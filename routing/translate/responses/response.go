@@ -2,6 +2,7 @@ package responses
 
 import (
 	"crypto/rand"
+	"github.com/tollgate-ai/tollgate/internal/byteview"
 	"strconv"
 	"strings"
 
@@ -305,7 +306,7 @@ func appendRefusalPart(out []byte, text string) []byte {
 // ok false when the body had none. A non-nil error means the body is not a
 // chat completion (a provider fault: answer 502).
 func (req *Request) Response(chat []byte, opts Options) (out []byte, u usage.Usage, ok bool, err error) {
-	js := wire.UnsafeString(chat)
+	js := byteview.String(chat)
 	if !gjson.Valid(js) {
 		return nil, usage.Usage{}, false, notCompletion()
 	}

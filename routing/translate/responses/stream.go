@@ -2,6 +2,7 @@ package responses
 
 import (
 	"bytes"
+	"github.com/tollgate-ai/tollgate/internal/byteview"
 	"strconv"
 	"strings"
 
@@ -104,7 +105,7 @@ func (t *Stream) Event(out []byte, _, data []byte) []byte {
 		}
 		return t.complete(out)
 	}
-	js := wire.UnsafeString(data)
+	js := byteview.String(data)
 	if !gjson.Valid(js) {
 		return out // not JSON: nothing a chat chunk could mean
 	}
