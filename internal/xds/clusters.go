@@ -33,12 +33,12 @@ import (
 
 // Names shared by the bootstrap, the generated resources and the stand-in.
 const (
-	ListenerName    = "tollgate"              // the static listener of every bootstrap
-	RouteConfigName = "tollgate"              // the RDS resource (and the inline route_config)
-	ExtProcCluster  = config.ExtProcCluster   // tollgate_ext_proc: the ext_proc gRPC service
-	XDSCluster      = config.XDSCluster       // tollgate_xds: the ADS service
-	ClusterHeader   = "x-tollgate-cluster"    // the processor's choice of cluster
-	MetadataNS      = "tollgate"              // dynamic and endpoint metadata namespace
+	ListenerName    = "tollgate"            // the static listener of every bootstrap
+	RouteConfigName = "tollgate"            // the RDS resource (and the inline route_config)
+	ExtProcCluster  = config.ExtProcCluster // tollgate_ext_proc: the ext_proc gRPC service
+	XDSCluster      = config.XDSCluster     // tollgate_xds: the ADS service
+	ClusterHeader   = "x-tollgate-cluster"  // the processor's choice of cluster
+	MetadataNS      = "tollgate"            // dynamic and endpoint metadata namespace
 	tlsSocket       = "envoy.transport_sockets.tls"
 	protocolOptions = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 	socketMatchNS   = "envoy.transport_socket_match"
@@ -258,7 +258,7 @@ func chainCluster(name string, members []upstream) (*clusterv3.Cluster, error) {
 // authenticates; requests are refused downstream.
 func upstreamExtProc() *extprocv3.ExternalProcessor {
 	return &extprocv3.ExternalProcessor{
-		GrpcService: &corev3.GrpcService{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: ExtProcCluster}}},
+		GrpcService:       &corev3.GrpcService{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: ExtProcCluster}}},
 		FailureModeAllow:  false,
 		MessageTimeout:    dur(10 * time.Second),
 		MaxMessageTimeout: dur(60 * time.Second),

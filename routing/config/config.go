@@ -246,7 +246,7 @@ type Provider struct {
 	// generates the provider's Envoy cluster from it and serves it over xDS (internal/xds).
 	URL string `json:"url"`
 	// Cluster is the Envoy cluster the route's cluster_header sends requests to. With URL it must
-	// be empty and is set by Load to the derived name (the provider's name); without URL it names
+	// be empty (or that name) and is set by Load to the derived name (the provider's name); without URL it names
 	// an externally managed cluster (the escape hatch), for which nothing is generated.
 	Cluster      string      `json:"cluster"`
 	BasePath     string      `json:"base_path"`     // upstream path prefix; DefaultBasePath when unset

@@ -620,7 +620,7 @@ func TestExample(t *testing.T) {
 	want := &Config{
 		Version: 1,
 		Providers: []Provider{{
-			Name: "openai", Schema: "openai", Cluster: "openai", BasePath: "/v1",
+			Name: "openai", Schema: "openai", URL: "https://api.openai.com", Cluster: "openai", BasePath: "/v1",
 			Credential:   &Credential{Header: "authorization", Prefix: "Bearer ", Source: SecretRef{Env: "OPENAI_API_KEY"}},
 			Models:       []string{"gpt-4o", "gpt-4o-mini", "o4-mini", "text-embedding-3-small"},
 			DirectModels: DirectListed,

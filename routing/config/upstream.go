@@ -161,7 +161,7 @@ func validateUpstream(d *document, path string, p *Provider) {
 			d.addf(path+".url", "schema %s is answered by the gateway itself: remove url and its options", SchemaMock)
 		}
 		return
-	case p.URL != "" && p.Cluster != "":
+	case p.URL != "" && p.Cluster != "" && p.Cluster != p.Name: // the derived name is accepted: Load's output loads again
 		d.addf(path+".cluster", "set url (Tollgate generates the Envoy cluster) or cluster (an externally managed one), not both")
 		return
 	case p.URL == "" && p.Cluster == "":
