@@ -44,10 +44,6 @@ const (
 	socketMatchNS   = "envoy.transport_socket_match"
 )
 
-// maxBuffer bounds buffered bodies: the listener's and ext_proc cluster's
-// per-connection buffer limit, matching the gRPC server's MaxRecvMsgSize.
-const maxBuffer = 50 << 20
-
 func mustAny(m proto.Message) *anypb.Any {
 	a, err := anypb.New(m)
 	if err != nil {
