@@ -10,7 +10,7 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 FUZZTIME  ?= 15s
 BENCHTIME ?= 1s
 
-.PHONY: all build run test test-short vet fmt-check lint staticcheck tidy-check bench fuzz check-config helm-test docker tools clean
+.PHONY: all build run test test-short vet fmt-check lint staticcheck tidy-check bench fuzz check-config envoy helm-test docker tools clean
 
 all: build
 
@@ -78,7 +78,14 @@ fuzz:
 
 ## check-config: validate the example config and the Envoy bootstraps with `tollgate check`
 check-config:
-	$(GO) run ./cmd/tollgate check --config routing/config/example/tollgate.yaml --envoy envoy/envoy.yaml --envoy envoy/envoy-tls.yaml
+	$(GO) run ./cmd/tollgate check --config routing/config/example/tollgate.yaml --envoy envoy/envoy.yaml --envoy envoy/envoy-tls.yaml --envoy envoy/envoy-fallback.yaml --envoy envoy/envoy-ads.yaml
+
+## envoy: regenerate the bootstraps under envoy/ (a test fails when they are stale)
+envoy:
+	$(GO) run ./cmd/tollgate envoy bootstrap > envoy/envoy-ads.yaml
+	$(GO) run ./cmd/tollgate envoy bootstrap --static --config envoy/config/providers.yaml > envoy/envoy.yaml
+	$(GO) run ./cmd/tollgate envoy bootstrap --static --listen 0.0.0.0:8443 --tls --config envoy/config/providers.yaml > envoy/envoy-tls.yaml
+	$(GO) run ./cmd/tollgate envoy bootstrap --static --config envoy/config/providers.yaml --config envoy/config/fallback.yaml > envoy/envoy-fallback.yaml
 
 clean:
 	rm -rf bin

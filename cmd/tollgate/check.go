@@ -5,10 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/tollgate-ai/tollgate/envoy/validate"
 	"github.com/tollgate-ai/tollgate/internal/gateway"
+	"github.com/tollgate-ai/tollgate/internal/xds"
 	"github.com/tollgate-ai/tollgate/routing/config"
 )
 
@@ -28,12 +30,17 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	problems := 0
+	var resources *xds.Resources // what the config routes to, for the bootstraps' cross-check
 	if len(paths) > 0 {
 		cfg, err := config.Load(paths...)
 		if err == nil {
 			// Exactly what serve runs to build a snapshot, secrets aside, so
-			// check passes only what serve accepts.
+			// check passes only what serve accepts. It includes generating
+			// the Envoy resources and validating them strictly.
 			err = gateway.Check(cfg, time.Now())
+		}
+		if err == nil {
+			resources, err = xds.Generate(cfg)
 		}
 		var ps config.Problems
 		switch {
@@ -48,8 +55,29 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	for _, f := range bootstraps {
-		for _, p := range validate.File(f) {
+		ps := validate.File(f)
+		for _, p := range ps {
 			fmt.Fprintln(stdout, p.String())
+			problems++
+		}
+		if len(ps) > 0 || resources == nil {
+			continue
+		}
+		// Clusters the gateway sends requests to must exist in Envoy: the
+		// generated ones arrive over CDS (or are inlined by --static), the
+		// externally managed ones must be in the bootstrap.
+		data, err := os.ReadFile(f)
+		if err == nil {
+			var missing []string
+			if missing, err = xds.MissingClusters(resources, data); err == nil {
+				for _, name := range missing {
+					fmt.Fprintf(stdout, "%s: static_resources.clusters: no cluster %q, which the gateway configuration routes to\n", f, name)
+					problems++
+				}
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(stdout, "%s: %v\n", f, err)
 			problems++
 		}
 	}

@@ -32,6 +32,7 @@ commands:
   run       the whole gateway locally: processor, mock provider and Envoy (or the development front)
   serve     run the ext_proc gRPC server and the admin server
   check     validate gateway configuration and Envoy bootstraps
+  envoy bootstrap  print an Envoy bootstrap (ADS from tollgate serve, or --static from a config)
   health    query the gRPC health service (for exec probes)
   keys new  generate a gateway key and the entry to paste into the keys Secret
   version   print the version
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return serveCmd(ctx, args[1:], stderr)
 	case "check":
 		return checkCmd(args[1:], stdout, stderr)
+	case "envoy":
+		return envoyCmd(args[1:], stdout, stderr)
 	case "health":
 		return healthCmd(ctx, args[1:], stdout, stderr)
 	case "keys":

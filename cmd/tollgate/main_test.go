@@ -30,6 +30,14 @@ func TestCheck(t *testing.T) {
 	if err := os.WriteFile(badEnvoy, []byte("static_resources:\n  listeners:\n  - name: x\n    bogus_field: 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	ext := filepath.Join(dir, "ext.yaml")
+	if err := os.WriteFile(ext, []byte("version: 1\nproviders:\n  - {name: own, schema: openai, cluster: mine}\n  - {name: openai, schema: openai, url: 'https://api.openai.com'}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	chains := filepath.Join(dir, "chains.yaml")
+	if err := os.WriteFile(chains, []byte("version: 1\nproviders:\n  - {name: a, schema: openai, url: 'https://a.example'}\n  - {name: b, schema: openai, url: 'http://b.example'}\nmodels:\n  - {name: s, fallback: {targets: [{provider: a, model: gpt-4o}, {provider: b, model: gpt-4o}]}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		args     []string
@@ -38,6 +46,14 @@ func TestCheck(t *testing.T) {
 	}{
 		{"example and shipped bootstraps", []string{"check", "--config", "../../routing/config/example/tollgate.yaml",
 			"--envoy", "../../envoy/envoy.yaml", "--envoy", "../../envoy/envoy-tls.yaml"}, 0, []string{"ok"}},
+		{"generated clusters arrive over ADS or inline", []string{"check", "--config", "../../envoy/config/providers.yaml", "--config", "../../envoy/config/fallback.yaml",
+			"--envoy", "../../envoy/envoy-ads.yaml", "--envoy", "../../envoy/envoy-fallback.yaml"}, 0, []string{"ok"}},
+		{"a static bootstrap lacks a generated cluster", []string{"check", "--config", "../../envoy/config/providers.yaml", "--config", "../../envoy/config/fallback.yaml",
+			"--envoy", "../../envoy/envoy.yaml"}, 1, []string{`envoy.yaml: static_resources.clusters: no cluster "chain_smart_default"`}},
+		{"an externally managed cluster must be in the bootstrap", []string{"check", "--config", ext, "--envoy", "../../envoy/envoy-ads.yaml"}, 1,
+			[]string{`envoy-ads.yaml: static_resources.clusters: no cluster "mine"`}},
+		{"generated resources are checked", []string{"check", "--config", chains}, 1,
+			[]string{"models[0].fallback", "different HTTP versions"}},
 		{"every config problem with its path", []string{"check", "--config", bad}, 1,
 			[]string{"bad.yaml", "providers[0].schema", `unknown field "extra"`, "models[0].provider"}},
 		{"envoy problem", []string{"check", "--envoy", badEnvoy}, 1, []string{"envoy.yaml", "bogus_field"}},

@@ -15,6 +15,7 @@ import (
 	"github.com/tollgate-ai/tollgate/extproc"
 	"github.com/tollgate-ai/tollgate/internal/configopts"
 	"github.com/tollgate-ai/tollgate/internal/yamldoc"
+	"github.com/tollgate-ai/tollgate/internal/xds"
 	"github.com/tollgate-ai/tollgate/policy/allow"
 	"github.com/tollgate-ai/tollgate/policy/guardrails"
 	"github.com/tollgate-ai/tollgate/policy/keys"
@@ -29,15 +30,21 @@ import (
 // secrets never refuses: warnings name providers whose credential could not
 // be read, and requests to them are refused until a reload fixes it.
 func Build(cfg *config.Config, lookupEnv func(string) (string, bool), now time.Time) (*extproc.Snapshot, []error, error) {
+	snap, _, warnings, err := build(cfg, lookupEnv, now)
+	return snap, warnings, err
+}
+
+// build is Build that also returns the Envoy resources generated from cfg.
+func build(cfg *config.Config, lookupEnv func(string) (string, bool), now time.Time) (*extproc.Snapshot, *xds.Resources, []error, error) {
 	c, err := compile(cfg, now)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	table, warnings := routing.New(cfg, lookupEnv)
 	tenants, tw := configopts.NewTenancy(cfg, lookupEnv)
 	warnings = append(warnings, tw...)
 	return &extproc.Snapshot{Routes: table, Keys: c.keys, Tenants: tenants, Metadata: cfg.MetadataLimits(),
-		Prices: c.prices, Limits: c.limits, Guardrails: c.guards}, warnings, nil
+		Prices: c.prices, Limits: c.limits, Guardrails: c.guards}, c.envoy, warnings, nil
 }
 
 // compiled is every part of a snapshot that needs no secret.
@@ -46,6 +53,7 @@ type compiled struct {
 	prices *pricing.Prices
 	limits *extproc.Limits
 	guards *guardrails.Set
+	envoy  *xds.Resources // clusters and routes served over ADS
 }
 
 // Check runs every step that can refuse a configuration config.Load
@@ -101,6 +109,13 @@ func compile(cfg *config.Config, now time.Time) (*compiled, error) {
 	}
 	if c.limits, err = extproc.NewLimits(cfg.Limits); err != nil {
 		fail("limits", err)
+	}
+	// The Envoy resources, checked as strictly as a shipped bootstrap, so a
+	// configuration Envoy would reject never replaces the last good one.
+	if c.envoy, err = xds.Generate(cfg); err != nil {
+		fail("envoy", err)
+	} else {
+		ps = append(ps, xds.Validate(c.envoy)...)
 	}
 	if gc, ok := configopts.Guardrails(cfg); ok {
 		// Compiled once per load: no detector is built per request.
@@ -158,6 +173,7 @@ type reloader struct {
 	log       *zap.Logger
 	reloads   *prometheus.CounterVec
 	onReload  func(error)
+	publish   func(*xds.Resources) error // hands new Envoy resources to the ADS server
 	snap      atomic.Pointer[extproc.Snapshot]
 	admin     atomic.Pointer[adminToken]
 
@@ -190,10 +206,16 @@ func (r *reloader) load() error {
 	cfg, err := Load(r.paths)
 	if err == nil {
 		var snap *extproc.Snapshot
+		var res *xds.Resources
 		var warnings []error
-		snap, warnings, err = Build(cfg, r.lookupEnv, time.Now())
+		snap, res, warnings, err = build(cfg, r.lookupEnv, time.Now())
 		for _, w := range warnings {
 			r.log.Warn("configuration warning", zap.Error(w))
+		}
+		if err == nil && r.publish != nil {
+			// Envoy's resources first: a snapshot the cache refuses leaves
+			// both the processor and Envoy on the last good configuration.
+			err = r.publish(res)
 		}
 		if err == nil {
 			r.snap.Store(snap)

@@ -30,6 +30,7 @@ import (
 
 	"github.com/tollgate-ai/tollgate/extproc"
 	"github.com/tollgate-ai/tollgate/internal/grpccodec"
+	"github.com/tollgate-ai/tollgate/internal/xds"
 )
 
 // MaxMessageSize bounds one ext_proc message. Envoy sends a BUFFERED body as
@@ -77,6 +78,8 @@ type Gateway struct {
 	grpcLis  net.Listener
 	adminLis net.Listener
 	reload   *reloader
+	xds      *xds.Server
+	xdsStop  context.CancelFunc
 	closeLim func() error
 	ledger   *usageLedger
 	draining atomic.Bool
@@ -102,7 +105,16 @@ func Start(ctx context.Context, cfg Config) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, log: cfg.Logger, errc: make(chan error, 2), drainc: make(chan struct{})}
 	g.reload = newReloader(cfg.ConfigPaths, cfg.LookupEnv, cfg.Logger, cfg.Registry)
 	g.reload.onReload = cfg.OnReload
+	// The ADS server lives until Shutdown begins: its streams never end on
+	// their own, so they must not hold up the graceful stop.
+	xctx, xcancel := context.WithCancel(context.WithoutCancel(ctx))
+	g.xds, g.xdsStop = xds.NewServer(xctx, cfg.Logger), xcancel
+	g.reload.publish = func(r *xds.Resources) error {
+		_, err := g.xds.Publish(xctx, r)
+		return err
+	}
 	if err := g.reload.load(); err != nil {
+		xcancel()
 		return nil, fmt.Errorf("initial configuration: %w", err)
 	}
 
@@ -146,6 +158,9 @@ func Start(ctx context.Context, cfg Config) (*Gateway, error) {
 		// into the reply (docs/performance.md, memory).
 		grpc.ForceServerCodecV2(grpccodec.Codec{Slack: grpccodec.DefaultSlack}))
 	extprocv3.RegisterExternalProcessorServer(g.grpc, srv)
+	// Envoy's clusters and routes, over ADS on the same listener: one
+	// address for Envoy to reach (envoy/envoy-ads.yaml, cluster tollgate_xds).
+	g.xds.Register(g.grpc)
 	g.health = health.NewServer()
 	healthpb.RegisterHealthServer(g.grpc, g.health)
 	g.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -190,6 +205,9 @@ func (g *Gateway) AdminAddr() string {
 	return g.adminLis.Addr().String()
 }
 
+// XDS returns the ADS server: the Envoy resources in force and their version.
+func (g *Gateway) XDS() *xds.Server { return g.xds }
+
 // Reload loads the configuration again now, as a file change would.
 func (g *Gateway) Reload() error { return g.reload.load() }
 
@@ -207,6 +225,7 @@ func (g *Gateway) Shutdown(ctx context.Context) {
 		close(g.drainc)
 	}
 	g.health.Shutdown()
+	g.xdsStop() // Envoy keeps the resources it has
 	if g.cfg.DrainTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, g.cfg.DrainTimeout)

@@ -71,6 +71,7 @@ var layers = map[string]layer{
 
 	"routing":             compilers,
 	"internal/configopts": compilers,
+	"internal/xds":        compilers,
 
 	"extproc": processor,
 

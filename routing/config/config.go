@@ -240,9 +240,15 @@ const DefaultMaxTokens = 1024
 
 // Provider is an upstream model provider reached through an Envoy cluster.
 type Provider struct {
-	Name         string      `json:"name"`          // [a-z0-9][a-z0-9_-]*, unique; clients may say "<name>/<model>"
-	Schema       string      `json:"schema"`        // wire format; SchemaOpenAI
-	Cluster      string      `json:"cluster"`       // Envoy cluster (the route's cluster_header value)
+	Name   string `json:"name"`   // [a-z0-9][a-z0-9_-]*, unique; clients may say "<name>/<model>"
+	Schema string `json:"schema"` // wire format; SchemaOpenAI
+	// URL locates the provider: http(s)://host[:port], no path (base_path holds it). Tollgate
+	// generates the provider's Envoy cluster from it and serves it over xDS (internal/xds).
+	URL string `json:"url"`
+	// Cluster is the Envoy cluster the route's cluster_header sends requests to. With URL it must
+	// be empty (or that name) and is set by Load to the derived name (the provider's name); without URL it names
+	// an externally managed cluster (the escape hatch), for which nothing is generated.
+	Cluster      string      `json:"cluster"`
 	BasePath     string      `json:"base_path"`     // upstream path prefix; DefaultBasePath when unset
 	Credential   *Credential `json:"credential"`    // nil when the provider needs none
 	Models       []string    `json:"models"`        // provider model ids known to the gateway
@@ -266,6 +272,13 @@ type Provider struct {
 	Unpriced string  `json:"unpriced"`
 	AWS      *AWS    `json:"aws"`    // bedrock: region, host, credentials
 	Vertex   *Vertex `json:"vertex"` // vertex-ai: project, location, service account
+
+	// Options of the generated cluster; only with URL (see upstream.go).
+	ConnectTimeout  Duration         `json:"connect_timeout"`  // DefaultConnectTimeout when unset
+	IdleTimeout     Duration         `json:"idle_timeout"`     // idle upstream connections close after it; Envoy's 1h when unset
+	HTTPVersion     string           `json:"http_version"`     // "2" (default for https) or "1.1" (default for http)
+	CircuitBreakers *CircuitBreakers `json:"circuit_breakers"` // defaults in DefaultCircuitBreakers
+	TLS             *UpstreamTLS     `json:"tls"`              // https only
 }
 
 // Output cap fields of OpenAI-format chat requests.
@@ -323,8 +336,15 @@ type Target struct {
 // envoy/envoy-fallback.yaml). An upstream ext_proc filter on that cluster
 // translates and authenticates each attempt for its provider.
 type Fallback struct {
-	Cluster string        `json:"cluster"` // the Envoy chain cluster
+	// Cluster is the Envoy chain cluster. Load sets it to "chain_<alias>" when unset. When
+	// every target's provider has a URL, Tollgate generates the cluster and its route;
+	// otherwise the cluster is externally managed and must be named here.
+	Cluster string        `json:"cluster"`
 	Targets []ChainTarget `json:"targets"` // in priority order; each provider at most once
+	// FirstByteTimeout bounds each attempt's wait for the response headers (the route's
+	// per_try_idle_timeout): the alias's time to first token before the next provider is tried.
+	// DefaultFirstByteTimeout when unset. Generated chains only.
+	FirstByteTimeout Duration `json:"first_byte_timeout"`
 }
 
 // ChainTarget is one member of a fallback chain.

@@ -150,7 +150,7 @@ func TestLoadProblems(t *testing.T) {
 			[]string{
 				"a.yaml:3: providers[0].name: name is required",
 				"a.yaml:3: providers[0].schema: schema is required (supported: openai, anthropic, azure-openai, bedrock, vertex-ai, mock)",
-				"a.yaml:3: providers[0].cluster: cluster is required",
+				"a.yaml:3: providers[0].url: url is required (e.g. https://api.openai.com), or cluster to name an externally managed Envoy cluster",
 			}},
 		{"mock provider takes no upstream settings", map[string]string{"a.yaml": "version: 1\nproviders:\n  - {name: m, schema: mock, cluster: c, base_path: /v1, api_version: v, credential: {header: authorization, source: {env: K}}}\n"}, nil,
 			[]string{
@@ -358,11 +358,45 @@ func TestLoadProblems(t *testing.T) {
 
 		{"fallback chains", map[string]string{"a.yaml": "version: 1\nproviders: [{name: p, schema: openai, cluster: c}]\nmodels:\n  - name: a\n    fallback:\n      targets: [{provider: p, model: m}, {provider: p, model: n}]\n  - {name: b, provider: p, model: m, fallback: {cluster: 'x y', targets: [{provider: p, model: m}]}}\n"}, nil,
 			[]string{
-				`a.yaml:5: models[0].fallback.cluster: cluster is required: the Envoy cluster of the chain`,
+				`a.yaml:5: models[0].fallback.cluster: cluster is required: a member's provider has no url, so the chain's Envoy cluster is managed outside Tollgate`,
 				`a.yaml:6: models[0].fallback.targets[1].provider: provider "p" is already in the chain: attempts are told apart by provider`,
 				`a.yaml:7: models[1]: set one of provider and model, targets, or fallback`,
 				`a.yaml:7: models[1].fallback.cluster: cluster "x y" is not a valid cluster name`,
 				`a.yaml:7: models[1].fallback.targets: a fallback chain needs at least two targets`,
+			}},
+		{"provider urls and options", map[string]string{"a.yaml": "version: 1\nproviders:\n" +
+			"  - {name: a, schema: openai, url: https://api.openai.com, cluster: c}\n" +
+			"  - {name: b, schema: openai, url: 'ftp://x'}\n" +
+			"  - {name: c, schema: openai, url: 'https://x/v1'}\n" +
+			"  - {name: d, schema: openai, cluster: d, connect_timeout: 1s}\n" +
+			"  - {name: e, schema: openai, url: 'http://127.0.0.1:8081', tls: {sni: x}, http_version: '3', connect_timeout: soon, circuit_breakers: {retry_budget_percent: 101}}\n" +
+			"  - {name: tollgate_xds, schema: openai, url: 'http://h'}\n" +
+			"  - {name: m, schema: mock, url: 'http://h'}\n"}, nil,
+			[]string{
+				`a.yaml:3: providers[0].cluster: set url (Tollgate generates the Envoy cluster) or cluster (an externally managed one), not both`,
+				`a.yaml:4: providers[1].url: url "ftp://x": scheme must be http or https`,
+				`a.yaml:5: providers[2].url: url "https://x/v1": no path, query or fragment: the upstream path prefix is base_path`,
+				`a.yaml:6: providers[3]: connect_timeout, idle_timeout, http_version, circuit_breakers and tls configure the generated cluster: they need url`,
+				`a.yaml:7: providers[4].connect_timeout: "soon" is not a positive duration such as 5s or 1m`,
+				`a.yaml:7: providers[4].http_version: http_version "3" must be "2" or "1.1"`,
+				`a.yaml:7: providers[4].circuit_breakers.retry_budget_percent: retry_budget_percent must be between 1 and 100 (0 or unset: the default)`,
+				`a.yaml:7: providers[4].tls: tls applies to https URLs only`,
+				`a.yaml:8: providers[5].name: cluster name "tollgate_xds" is the gateway's own`,
+				`a.yaml:9: providers[6].url: schema mock is answered by the gateway itself: remove url and its options`,
+			}},
+		{"generated chains", map[string]string{"a.yaml": "version: 1\nproviders:\n" +
+			"  - {name: p, schema: openai, url: 'https://p.example'}\n" +
+			"  - {name: q, schema: openai, url: 'https://q.example'}\n" +
+			"  - {name: chain_s, schema: openai, url: 'https://r.example'}\n" +
+			"  - {name: x, schema: openai, cluster: x}\n" +
+			"models:\n" +
+			"  - {name: s, fallback: {targets: [{provider: p, model: m}, {provider: q, model: m}]}}\n" +
+			"  - {name: t, fallback: {first_byte_timeout: 1s, cluster: ext, targets: [{provider: p, model: m}, {provider: x, model: m}]}}\n" +
+			"  - {name: u, fallback: {first_byte_timeout: -1s, targets: [{provider: p, model: m}, {provider: q, model: m}]}}\n"}, nil,
+			[]string{
+				`a.yaml:8: models[0].fallback.cluster: cluster "chain_s" is already generated for a.yaml:5`,
+				`a.yaml:9: models[1].fallback.first_byte_timeout: first_byte_timeout configures a generated chain: every member's provider needs a url`,
+				`a.yaml:10: models[2].fallback.first_byte_timeout: "-1s" is not a positive duration such as 5s or 1m`,
 			}},
 		{"pools", map[string]string{"a.yaml": "version: 1\nproviders: [{name: p, schema: openai, cluster: c}]\nmodels:\n  - {name: a, provider: p, model: m, targets: [{provider: p, model: m}]}\n  - name: b\n    targets:\n      - {provider: q, model: m, weight: 5}\n      - {provider: p, model: '', weight: 1001}\n"}, nil,
 			[]string{
@@ -586,7 +620,7 @@ func TestExample(t *testing.T) {
 	want := &Config{
 		Version: 1,
 		Providers: []Provider{{
-			Name: "openai", Schema: "openai", Cluster: "openai", BasePath: "/v1",
+			Name: "openai", Schema: "openai", URL: "https://api.openai.com", Cluster: "openai", BasePath: "/v1",
 			Credential:   &Credential{Header: "authorization", Prefix: "Bearer ", Source: SecretRef{Env: "OPENAI_API_KEY"}},
 			Models:       []string{"gpt-4o", "gpt-4o-mini", "o4-mini", "text-embedding-3-small"},
 			DirectModels: DirectListed,

@@ -108,10 +108,7 @@ func validate(docs []*document) {
 				if m.Provider != "" || m.Model != "" || len(m.Targets) > 0 {
 					d.addf(path, "set one of provider and model, targets, or fallback")
 				}
-				switch {
-				case fb.Cluster == "":
-					d.addf(path+".fallback.cluster", "cluster is required: the Envoy cluster of the chain")
-				case !clusterRE.MatchString(fb.Cluster):
+				if fb.Cluster != "" && !clusterRE.MatchString(fb.Cluster) {
 					d.addf(path+".fallback.cluster", "cluster %q is not a valid cluster name", fb.Cluster)
 				}
 				if len(fb.Targets) < 2 {
@@ -188,6 +185,7 @@ func validate(docs []*document) {
 			validateKeyPolicy(d, path, k, tenants)
 		}
 	}
+	validateClusters(docs)
 }
 
 // tenantApps is what a key may reference: tenant name → app names.
@@ -390,13 +388,7 @@ func validateProvider(d *document, path string, p *Provider) {
 		d.addf(path+".max_tokens_field", "max_tokens_field %q must be %s or %s", p.MaxTokensField, FieldMaxCompletionTokens, FieldMaxTokens)
 	}
 
-	switch {
-	case p.Schema == SchemaMock: // validateMock
-	case p.Cluster == "":
-		d.addf(path+".cluster", "cluster is required")
-	case len(p.Cluster) > maxCluster || !clusterRE.MatchString(p.Cluster):
-		d.addf(path+".cluster", "cluster %q is invalid: use 1 to %d characters of letters, digits, '_', '.', ':' and '-', starting with a letter or digit", p.Cluster, maxCluster)
-	}
+	validateUpstream(d, path, p)
 
 	switch {
 	case p.Schema == SchemaMock: // validateMock
