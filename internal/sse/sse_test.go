@@ -438,8 +438,9 @@ func checkFixtureShape(t *testing.T, name string, evs []ev) {
 		if !e.HasData || e.Comment {
 			t.Fatalf("event %d has no data: %v", i, e)
 		}
-		if strings.HasPrefix(name, "anthropic/") {
-			// The JSON "type" always equals the event name.
+		if strings.HasPrefix(name, "anthropic/") || strings.HasPrefix(name, "openai/responses_") {
+			// The JSON "type" always equals the event name (Anthropic
+			// Messages and OpenAI Responses streams).
 			if !e.HasName || !strings.Contains(e.Data, `"type":"`+e.Name+`"`) && !strings.Contains(e.Data, `"type": "`+e.Name+`"`) {
 				t.Fatalf("event %d: name %q does not match data %q", i, e.Name, e.Data)
 			}
@@ -449,6 +450,14 @@ func checkFixtureShape(t *testing.T, name string, evs []ev) {
 			t.Fatalf("event %d: OpenAI-format stream with event name %q", i, e.Name)
 		}
 		last := i == len(evs)-1
+		// A stream cut by an error event ends with it, not with [DONE].
+		errorStream := strings.Contains(name, "_error")
+		if last && errorStream {
+			if !strings.HasPrefix(e.Data, `{"error"`) {
+				t.Fatalf("error stream ends with %q", e.Data)
+			}
+			continue
+		}
 		if last != (e.Data == "[DONE]") {
 			t.Fatalf("event %d of %d: data %q", i, len(evs), e.Data)
 		}

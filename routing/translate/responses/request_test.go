@@ -210,7 +210,10 @@ func TestChainsIntoAnthropic(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := (&anthropic.Schema{}).Request(r.Chat, "claude-sonnet-4-5", translate.RequestOptions{Stream: r.Stream})
+		// A current model: its thinking is adaptive, so the fixture's small
+		// max_output_tokens with reasoning effort is a valid request (older
+		// models need a thinking budget of at least 1024 below the limit).
+		out, err := (&anthropic.Schema{}).Request(r.Chat, "claude-sonnet-4-6", translate.RequestOptions{Stream: r.Stream})
 		if err != nil {
 			t.Fatalf("%s: %v\nchat: %s", f, err, r.Chat)
 		}
