@@ -68,7 +68,8 @@ func withBasePathRoutes(t *testing.T, bootstrap []byte, basePath string) []byte 
 }
 
 // TestBasePathOutside: under a base path, the old paths and paths beside
-// it are 404s in OpenAI's format that never reach the processor.
+// it are 404s in OpenAI's format that never reach the processor (the
+// bootstrap's local-reply mapper writes the body Envoy sends).
 func TestBasePathOutside(t *testing.T) {
 	h := newHarness(t, harnessOptions{basePath: e2eBasePath})
 	for _, path := range []string{"/v1/chat/completions", "/api/v1/llmx/v1/chat/completions", "/api/v1/v1/models"} {
@@ -84,7 +85,7 @@ func TestBasePathOutside(t *testing.T) {
 		var b [1024]byte
 		n, _ := resp.Body.Read(b[:])
 		resp.Body.Close()
-		if resp.StatusCode != 404 || !gjson.GetBytes(b[:n], "error.code").Exists() || gjson.GetBytes(b[:n], "error.type").Str != "invalid_request_error" {
+		if resp.StatusCode != 404 || gjson.GetBytes(b[:n], "error.code").Str != "envoy_no_route" || gjson.GetBytes(b[:n], "error.type").Str != "invalid_request_error" {
 			t.Errorf("%s: status %d body %s", path, resp.StatusCode, b[:n])
 		}
 	}
