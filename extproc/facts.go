@@ -16,6 +16,7 @@ type facts struct {
 	method, path  string
 	endpoint      routing.Endpoint
 	deployment    string // Azure-style path: the model name
+	pathID        string // the {id} of a path such as /v1/models/{id}, unescaped
 	contentType   string // of the client request
 	boundary      string // multipart boundary of a transcription request
 	bodyModel     string // "model" as the body had it

@@ -18,12 +18,36 @@ func modelsProcessor(*Snapshot) *processor {
 	}
 }
 
+// modelProcessor serves GET /v1/models/{id} (models.retrieve), scoped like
+// the list: a model the list would not show is not found.
+func modelProcessor(*Snapshot) *processor {
+	return &processor{
+		endpoint: routing.EndpointModels,
+		method:   "GET",
+		idPrefix: "/v1/models/",
+		headers:  []headerStep{{"select_app", selectAppHeaders}, {"retrieve_model", retrieveModel}},
+	}
+}
+
 // selectAppHeaders is selectApp for a request without a body.
 func selectAppHeaders(x *exchange, _ headers, _ *mutation) error { return selectApp(x, nil) }
 
 // listModels answers with the models this caller may use.
 func listModels(x *exchange, _ headers, _ *mutation) error {
 	x.answer = x.immediate(200, modelsList(x.snap.Routes, x.allowed), "tollgate_models")
+	return nil
+}
+
+// retrieveModel answers with the model the path names, or 404
+// model_not_found when it is unknown or this caller may not use it (the
+// same answer, so a key cannot probe for models outside its allowlist).
+func retrieveModel(x *exchange, _ headers, _ *mutation) error {
+	x.rec.model = x.pathID
+	tg, ok := x.snap.Routes.Resolve(x.pathID)
+	if !ok || !x.allowed(x.pathID, tg.Canonical()) {
+		return oaierror.ModelNotFound(x.pathID)
+	}
+	x.answer = x.immediate(200, appendModel(nil, x.pathID, tg.Provider.Name), "tollgate_models")
 	return nil
 }
 
@@ -43,12 +67,16 @@ func modelsList(t *routing.Table, allowed func(name, canonical string) bool) []b
 			b = append(b, ',')
 		}
 		n++
-		owner := tg.Provider.Name
-		b = append(b, `{"id":`...)
-		b = oaierror.AppendString(b, name)
-		b = append(b, `,"object":"model","created":0,"owned_by":`...)
-		b = oaierror.AppendString(b, owner)
-		b = append(b, '}')
+		b = appendModel(b, name, tg.Provider.Name)
 	}
 	return append(b, "]}"...)
+}
+
+// appendModel appends one model object in OpenAI's format.
+func appendModel(b []byte, name, owner string) []byte {
+	b = append(b, `{"id":`...)
+	b = oaierror.AppendString(b, name)
+	b = append(b, `,"object":"model","created":0,"owned_by":`...)
+	b = oaierror.AppendString(b, owner)
+	return append(b, '}')
 }

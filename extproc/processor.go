@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"net/url"
 	"strings"
 
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
@@ -23,6 +24,7 @@ type processor struct {
 	endpoint routing.Endpoint
 	method   string // the one method the endpoint takes
 	path     string // its OpenAI path
+	idPrefix string // instead of path: the prefix of its OpenAI path /…/{id} ("/v1/models/")
 	azureOp  string // its operation under /openai/deployments/{model}; "" if none
 	headers  []headerStep
 	body     []bodyStep
@@ -70,6 +72,7 @@ func endpointProcessors(s *Snapshot) []*processor {
 		chatProcessor(s),
 		embeddingsProcessor(s),
 		modelsProcessor(s),
+		modelProcessor(s),
 		transcriptionsProcessor(s),
 	}
 }
@@ -87,24 +90,62 @@ func (s *Snapshot) processors() []*processor {
 	return *s.procs.Load()
 }
 
-// match finds the processor for a request path: an OpenAI path, or an Azure
-// OpenAI one naming the model as its deployment.
-func match(procs []*processor, path string) (p *processor, deployment string) {
+// match finds the processor for a request path under the base path: an
+// OpenAI path (or one ending in an {id}), its Azure OpenAI v1 form
+// (/openai/v1/…, /openai/models), or an Azure deployment path naming the
+// model as its deployment.
+func match(procs []*processor, base, path string) (p *processor, deployment, id string) {
+	path, ok := underBase(base, path)
+	if !ok {
+		return nil, "", ""
+	}
+	path = azureV1(path)
 	for _, p := range procs {
-		if p.path == path {
-			return p, ""
+		if p.path != "" && p.path == path {
+			return p, "", ""
+		}
+		if rest, ok := strings.CutPrefix(path, p.idPrefix); ok && p.idPrefix != "" && rest != "" {
+			// SDKs escape the id ("openai%2Fgpt-4o"); Envoy's normalize_path leaves %2F as it is.
+			if id, err := url.PathUnescape(rest); err == nil {
+				return p, "", id
+			}
+			return nil, "", ""
 		}
 	}
 	dep, op, ok := azureDeployment(path)
 	if !ok {
-		return nil, ""
+		return nil, "", ""
 	}
 	for _, p := range procs {
 		if p.azureOp != "" && p.azureOp == op {
-			return p, dep
+			return p, dep, ""
 		}
 	}
-	return nil, ""
+	return nil, "", ""
+}
+
+// underBase returns path with the base path removed, false when the path is
+// not under it. "/api/v1/llmx/..." is not under "/api/v1/llm".
+func underBase(base, path string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, base)
+	if !ok || !strings.HasPrefix(rest, "/") {
+		return "", false
+	}
+	return rest, true
+}
+
+// azureV1 maps the Azure OpenAI paths that carry the model in the body (or
+// none) onto the OpenAI ones: /openai/v1/{op} (Azure's v1 API) and
+// /openai/models (what AzureOpenAI clients list models with).
+// https://learn.microsoft.com/en-us/azure/ai-foundry/openai/api-version-lifecycle
+func azureV1(path string) string {
+	if rest, ok := strings.CutPrefix(path, "/openai/v1/"); ok {
+		return "/v1/" + rest
+	}
+	if path == "/openai/models" || strings.HasPrefix(path, "/openai/models/") {
+		return "/v1" + strings.TrimPrefix(path, "/openai")
+	}
+	return path
 }
 
 // frontSteps run on every request's headers, before its endpoint is known.
@@ -135,11 +176,11 @@ func classify(x *exchange, h headers, _ *mutation) error {
 	x.method = h.get(":method")
 	x.contentType = h.get("content-type")
 	x.path, _ = splitPath(h.get(":path"))
-	p, dep := match(x.snap.processors(), x.path)
+	p, dep, id := match(x.snap.processors(), x.snap.BasePath, x.path)
 	if p == nil {
 		return oaierror.UnknownURL(x.method, x.path)
 	}
-	x.proc, x.endpoint, x.deployment = p, p.endpoint, dep
+	x.proc, x.endpoint, x.deployment, x.pathID = p, p.endpoint, dep, id
 	x.rec.route = x.endpoint.String()
 	if x.method != p.method {
 		return &oaierror.Error{Status: 405, Type: oaierror.TypeInvalidRequest, Code: "method_not_allowed",

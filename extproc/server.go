@@ -43,6 +43,7 @@ type Snapshot struct {
 	Prices     *pricing.Prices
 	Limits     *Limits
 	Guardrails *guardrails.Set
+	BasePath   string // every endpoint is served under it ("" is the root); config.Load validated it
 
 	procs atomic.Pointer[[]*processor] // endpoint processors, assembled on first use (processor.go)
 }

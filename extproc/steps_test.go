@@ -210,7 +210,43 @@ func TestStepClassify(t *testing.T) {
 		{name: "unknown", headers: []string{":method", "POST", ":path", "/v1/completions"}, code: "unknown_url"},
 		{name: "wrong method", headers: []string{":method", "GET", ":path", "/v1/chat/completions"}, code: "method_not_allowed"},
 		{name: "models by POST", headers: []string{":method", "POST", ":path", "/v1/models"}, code: "method_not_allowed"},
+		{name: "model by id", headers: []string{":method", "GET", ":path", "/v1/models/smart-default"}, want: isID("smart-default")},
+		{name: "model id escaped", headers: []string{":method", "GET", ":path", "/v1/models/local%2Fllama3"}, want: isID("local/llama3")},
+		{name: "model id with a slash", headers: []string{":method", "GET", ":path", "/v1/models/local/llama3"}, want: isID("local/llama3")},
+		{name: "model id bad escape", headers: []string{":method", "GET", ":path", "/v1/models/a%zz"}, code: "unknown_url"},
+		{name: "model without id", headers: []string{":method", "GET", ":path", "/v1/models/"}, code: "unknown_url"},
+		{name: "model by DELETE", headers: []string{":method", "DELETE", ":path", "/v1/models/x"}, code: "method_not_allowed"},
+		{name: "azure models", headers: []string{":method", "GET", ":path", "/openai/models?api-version=1"}, want: is(routing.EndpointModels, "")},
+		{name: "azure model by id", headers: []string{":method", "GET", ":path", "/openai/models/smart-default"}, want: isID("smart-default")},
+		{name: "azure v1 chat", headers: []string{":method", "POST", ":path", "/openai/v1/chat/completions"}, want: is(routing.EndpointChat, "")},
+		{name: "azure v1 embeddings", headers: []string{":method", "POST", ":path", "/openai/v1/embeddings"}, want: is(routing.EndpointEmbeddings, "")},
+		{name: "azure v1 models", headers: []string{":method", "GET", ":path", "/openai/v1/models"}, want: is(routing.EndpointModels, "")},
+		{name: "azure v1 unknown", headers: []string{":method", "POST", ":path", "/openai/v1/completions"}, code: "unknown_url"},
+		{name: "azure modelsx", headers: []string{":method", "GET", ":path", "/openai/modelsx"}, code: "unknown_url"},
 	})
+	based := testSnapshot(t)
+	based.BasePath = "/api/v1/llm"
+	runHeaderStep(t, step, []stepCase{
+		{name: "under the base path", snap: based, headers: []string{":method", "POST", ":path", "/api/v1/llm/v1/chat/completions"},
+			want: is(routing.EndpointChat, "")},
+		{name: "model under the base path", snap: based, headers: []string{":method", "GET", ":path", "/api/v1/llm/v1/models/smart-default"},
+			want: isID("smart-default")},
+		{name: "azure under the base path", snap: based, headers: []string{":method", "POST", ":path", "/api/v1/llm/openai/deployments/smart/chat/completions"},
+			want: is(routing.EndpointChat, "smart")},
+		{name: "azure v1 under the base path", snap: based, headers: []string{":method", "POST", ":path", "/api/v1/llm/openai/v1/embeddings"},
+			want: is(routing.EndpointEmbeddings, "")},
+		{name: "outside the base path", snap: based, headers: []string{":method", "POST", ":path", "/v1/chat/completions"}, code: "unknown_url"},
+		{name: "base path alone", snap: based, headers: []string{":method", "GET", ":path", "/api/v1/llm"}, code: "unknown_url"},
+		{name: "base path as a name prefix", snap: based, headers: []string{":method", "GET", ":path", "/api/v1/llmx/v1/models"}, code: "unknown_url"},
+	})
+}
+
+func isID(id string) func(*testing.T, *exchange, *upstreamRequest, *mutation) {
+	return func(t *testing.T, x *exchange, _ *upstreamRequest, _ *mutation) {
+		if x.proc == nil || x.proc.idPrefix != "/v1/models/" || x.endpoint != routing.EndpointModels || x.pathID != id {
+			t.Fatalf("classified %v id %q, want a model %q", x.endpoint, x.pathID, id)
+		}
+	}
 }
 
 func TestStepRequireBody(t *testing.T) {
@@ -246,6 +282,36 @@ func TestStepListModels(t *testing.T) {
 					t.Fatalf("listed %s", ids)
 				}
 			}},
+	})
+}
+
+func TestStepRetrieveModel(t *testing.T) {
+	model := modelProcessor(nil)
+	found := func(id, owner string) func(*testing.T, *exchange, *upstreamRequest, *mutation) {
+		return func(t *testing.T, x *exchange, _ *upstreamRequest, _ *mutation) {
+			ir := x.answer.GetImmediateResponse()
+			want := `{"id":"` + id + `","object":"model","created":0,"owned_by":"` + owner + `"}`
+			if ir.GetStatus().GetCode() != 200 || string(ir.GetBody()) != want || !x.done {
+				t.Fatalf("answer %v, want %s", x.answer, want)
+			}
+		}
+	}
+	id := func(id string, more ...func(*exchange)) func(*exchange) {
+		return func(x *exchange) {
+			x.pathID = id
+			for _, f := range more {
+				f(x)
+			}
+		}
+	}
+	onlyEmbed := func(x *exchange) { x.key.Models = []string{"embed-default"} }
+	runHeaderStep(t, model.headers[1], []stepCase{
+		{name: "alias", facts: id("smart-default"), want: found("smart-default", "openai")},
+		{name: "provider/model", facts: id("local/llama3"), want: found("local/llama3", "local")},
+		{name: "unknown", facts: id("nope"), code: "model_not_found"},
+		{name: "provider not offering any model", facts: id("openai/o9"), code: "model_not_found"},
+		{name: "outside the key's allowlist", facts: id("smart-default", onlyEmbed), code: "model_not_found"},
+		{name: "inside the key's allowlist", facts: id("embed-default", onlyEmbed), want: found("embed-default", "openai")},
 	})
 }
 

@@ -14,8 +14,8 @@ import (
 
 	"github.com/tollgate-ai/tollgate/extproc"
 	"github.com/tollgate-ai/tollgate/internal/configopts"
-	"github.com/tollgate-ai/tollgate/internal/yamldoc"
 	"github.com/tollgate-ai/tollgate/internal/xds"
+	"github.com/tollgate-ai/tollgate/internal/yamldoc"
 	"github.com/tollgate-ai/tollgate/policy/allow"
 	"github.com/tollgate-ai/tollgate/policy/guardrails"
 	"github.com/tollgate-ai/tollgate/policy/keys"
@@ -44,7 +44,8 @@ func build(cfg *config.Config, lookupEnv func(string) (string, bool), now time.T
 	tenants, tw := configopts.NewTenancy(cfg, lookupEnv)
 	warnings = append(warnings, tw...)
 	return &extproc.Snapshot{Routes: table, Keys: c.keys, Tenants: tenants, Metadata: cfg.MetadataLimits(),
-		Prices: c.prices, Limits: c.limits, Guardrails: c.guards}, c.envoy, warnings, nil
+		Prices: c.prices, Limits: c.limits, Guardrails: c.guards,
+		BasePath: cfg.BasePath}, c.envoy, warnings, nil
 }
 
 // compiled is every part of a snapshot that needs no secret.

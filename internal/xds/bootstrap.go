@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/template"
 
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -98,7 +99,7 @@ func Bootstrap(o BootstrapOptions) ([]byte, error) {
 		}
 		data["Clusters"] = clusters
 		// The provider of the answering endpoint: only chains have it.
-		data["Chains"] = len(r.Routes.GetVirtualHosts()) > 0 && len(r.Routes.VirtualHosts[0].Routes) > 2
+		data["Chains"] = hasChainRoute(r.Routes)
 	}
 	var b bytes.Buffer
 	if err := tmpl.Execute(&b, data); err != nil {
@@ -228,4 +229,17 @@ func indent(s string, n int) string {
 		b.WriteString(l)
 	}
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// hasChainRoute reports whether a route goes to a fallback chain: the only
+// routes naming their cluster (the provider route takes it from a header).
+func hasChainRoute(rc *routev3.RouteConfiguration) bool {
+	for _, vh := range rc.GetVirtualHosts() {
+		for _, r := range vh.GetRoutes() {
+			if r.GetRoute().GetCluster() != "" {
+				return true
+			}
+		}
+	}
+	return false
 }

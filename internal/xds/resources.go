@@ -7,9 +7,11 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	previoushostsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
 	previousprioritiesv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/priority/previous_priorities/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tollgate-ai/tollgate/routing/config"
@@ -86,7 +88,7 @@ func Generate(cfg *config.Config) (*Resources, error) {
 	r.Routes = &routev3.RouteConfiguration{Name: RouteConfigName, VirtualHosts: []*routev3.VirtualHost{{
 		Name: RouteConfigName, Domains: []string{"*"},
 		// Chains first: the provider route would match their header too.
-		Routes: append(chains, providerRoute(), noProviderRoute()),
+		Routes: append(append(chains, providerRoute()), noProviderRoutes(cfg.BasePath)...),
 	}}}
 	return &r, nil
 }
@@ -186,13 +188,51 @@ func chainRoute(fb *config.Fallback) *routev3.Route {
 // OpenAI's error format: Envoy does not send local replies through ext_proc.
 const noProviderBody = `{"error":{"message":"No provider was selected for this request.","type":"invalid_request_error","param":null,"code":"envoy_no_route"}}`
 
-func noProviderRoute() *routev3.Route {
+// outsideBasePathBody is the 404 for a path outside the base path.
+const outsideBasePathBody = `{"error":{"message":"Unknown request URL: the gateway serves its endpoints under its base path.","type":"invalid_request_error","param":null,"code":"unknown_url"}}`
+
+// ExtProcFilter is the name of the downstream ext_proc filter in the
+// generated bootstraps: per-route configuration names it.
+const ExtProcFilter = "envoy.filters.http.ext_proc"
+
+// noProviderRoutes are the routes of a request the processor sent to no
+// cluster (the provider and chain routes match the cluster header first).
+// With a base path, requests under it start on no_provider and run the
+// processor; the rest get outside_base_path, a 404 without a processor
+// round trip: ext_proc is disabled on that route. Envoy reads the per-route
+// ext_proc configuration from the route a request starts on
+// (https://www.envoyproxy.io/docs/envoy/latest/api-v3/extensions/filters/http/ext_proc/v3/ext_proc.proto#extensions-filters-http-ext-proc-v3-extprocperroute),
+// and a request sending its own x-tollgate-cluster starts on the provider
+// route, where the processor runs and removes it. The provider route keeps
+// the prefix "/": it is matched again after the processor rewrote :path to
+// the provider's path.
+func noProviderRoutes(basePath string) []*routev3.Route {
+	if basePath == "" {
+		return []*routev3.Route{noProviderRoute(&routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}})}
+	}
+	outside := directResponse("outside_base_path", &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}, outsideBasePathBody)
+	outside.TypedPerFilterConfig = map[string]*anypb.Any{
+		ExtProcFilter: mustAny(&extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Disabled{Disabled: true}}),
+	}
+	return []*routev3.Route{
+		// path_separated_prefix: "/api" matches "/api" and "/api/…", never "/apix".
+		noProviderRoute(&routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: basePath}}),
+		outside,
+	}
+}
+
+func noProviderRoute(m *routev3.RouteMatch) *routev3.Route {
+	return directResponse("no_provider", m, noProviderBody)
+}
+
+// directResponse is a route Envoy answers itself with a JSON 404.
+func directResponse(name string, m *routev3.RouteMatch, body string) *routev3.Route {
 	return &routev3.Route{
-		Name:  "no_provider",
-		Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+		Name:  name,
+		Match: m,
 		Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
 			Status: 404,
-			Body:   &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: noProviderBody}},
+			Body:   &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: body}},
 		}},
 		ResponseHeadersToAdd: []*corev3.HeaderValueOption{{
 			Header:       &corev3.HeaderValue{Key: "content-type", Value: "application/json"},

@@ -1,6 +1,7 @@
 package xds
 
 import (
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	"strings"
 	"testing"
 	"time"
@@ -224,6 +225,41 @@ func TestRouteConfiguration(t *testing.T) {
 	nf := r.Routes.GetVirtualHosts()[0].GetRoutes()[1].GetAction().(*routev3.Route_DirectResponse).DirectResponse
 	if nf.GetStatus() != 404 || !strings.Contains(nf.GetBody().GetInlineString(), `"code":"envoy_no_route"`) {
 		t.Errorf("no_provider %v", nf)
+	}
+}
+
+// TestRouteConfigurationBasePath: under a base path the 404 route runs the
+// processor only for paths under it; the rest are refused by Envoy alone.
+func TestRouteConfigurationBasePath(t *testing.T) {
+	r := generate(t, "base_path: /api/v1/llm\n"+twoProviders)
+	if got := strings.Join(routeNames(r), ","); got != "provider,no_provider,outside_base_path" {
+		t.Fatalf("routes %s", got)
+	}
+	routes := r.Routes.GetVirtualHosts()[0].GetRoutes()
+	if p := routes[0].GetMatch().GetPrefix(); p != "/" {
+		t.Errorf("provider route prefix %q: it is matched again after the processor rewrote :path", p)
+	}
+	if p := routes[1].GetMatch().GetPathSeparatedPrefix(); p != "/api/v1/llm" || routes[1].GetTypedPerFilterConfig() != nil {
+		t.Errorf("no_provider match %v, per-filter %v", routes[1].GetMatch(), routes[1].GetTypedPerFilterConfig())
+	}
+	out := routes[2]
+	if out.GetMatch().GetPrefix() != "/" || out.GetDirectResponse().GetStatus() != 404 ||
+		!strings.Contains(out.GetDirectResponse().GetBody().GetInlineString(), `"code":"unknown_url"`) {
+		t.Errorf("outside_base_path %v", out)
+	}
+	var pr extprocv3.ExtProcPerRoute
+	if err := out.GetTypedPerFilterConfig()[ExtProcFilter].UnmarshalTo(&pr); err != nil || !pr.GetDisabled() {
+		t.Errorf("outside_base_path must not run the processor: %v %v", &pr, err)
+	}
+	bs, err := Bootstrap(BootstrapOptions{Static: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(bs), "- name: "+ExtProcFilter+"\n") {
+		t.Errorf("the bootstrap's ext_proc filter is not named %s", ExtProcFilter)
+	}
+	if strings.Contains(string(bs), "filter_metadata['tollgate']['provider']") {
+		t.Errorf("a base path made the bootstrap think it has chains")
 	}
 }
 

@@ -59,6 +59,7 @@ type Config struct {
 	Cache           *Cache          `json:"cache"`            // response cache; at most one file
 	Admin           *Admin          `json:"admin"`            // admin API settings; at most one file
 	Metrics         *Metrics        `json:"metrics"`          // Prometheus options; at most one file; read at start
+	BasePath        string          `json:"base_path"`        // prefix every endpoint is served under ("/api/v1/llm"); at most one file
 
 	// Prices is the pricing section parsed and merged across files: model entry name → entry.
 	Prices pricing.Table `json:"-"`

@@ -125,6 +125,9 @@ func finish(docs []*document, probs Problems) (*Config, error) {
 		if d.cfg.Metrics != nil {
 			cfg.Metrics = d.cfg.Metrics
 		}
+		if d.cfg.BasePath != "" {
+			cfg.BasePath = d.cfg.BasePath
+		}
 		if g := d.cfg.Guardrails; g != nil {
 			if cfg.Guardrails == nil {
 				cfg.Guardrails = &Guardrails{}

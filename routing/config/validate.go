@@ -85,6 +85,7 @@ func validate(docs []*document) {
 	validateCache(docs)
 	validateAdmin(docs)
 	validateMetrics(docs)
+	validateBasePath(docs)
 
 	aliases := map[string]where{}
 	ids := map[string]where{}
@@ -889,4 +890,44 @@ func validateMetrics(docs []*document) {
 			seen[l] = true
 		}
 	}
+}
+
+// validateBasePath checks the prefix every endpoint is served under: one
+// clean absolute path, so the processor and Envoy's routes agree on it.
+func validateBasePath(docs []*document) {
+	var first *where
+	for _, d := range docs {
+		b := d.cfg.BasePath
+		if b == "" {
+			continue
+		}
+		if first != nil {
+			d.addf("base_path", "base_path is already set at %s", *first)
+			continue
+		}
+		first = &where{d, "base_path"}
+		if msg := basePathProblem(b); msg != "" {
+			d.addf("base_path", "base_path %q %s", b, msg)
+		}
+	}
+}
+
+func basePathProblem(b string) string {
+	switch {
+	case !strings.HasPrefix(b, "/"):
+		return "must start with \"/\""
+	case b == "/" || strings.HasSuffix(b, "/"):
+		return "must not end with \"/\" (leave it unset to serve at the root)"
+	case strings.ContainsAny(b, "?#%;*{}\\ \t\r\n"):
+		return "may contain only path characters (no query, fragment, escapes or spaces)"
+	}
+	for _, seg := range strings.Split(b[1:], "/") {
+		switch seg {
+		case "":
+			return "must not contain empty segments (\"//\")"
+		case ".", "..":
+			return "must not contain \".\" or \"..\" segments"
+		}
+	}
+	return ""
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -102,7 +103,7 @@ func lastRequest(t *testing.T, s *fakeprovider.Server) fakeprovider.Request {
 }
 
 func TestChat(t *testing.T) {
-	fronts(t, harnessOptions{}, func(t *testing.T, h *harness) {
+	frontsUnderBasePaths(t, harnessOptions{}, func(t *testing.T, h *harness) {
 		resp, err := h.client.Chat.Completions.New(context.Background(), chatParams("smart-default"))
 		if err != nil {
 			t.Fatal(err)
@@ -154,9 +155,15 @@ var streamChunkings = map[string]devfront.Chunker{
 func TestChatStream(t *testing.T) {
 	usageStream := fixture(t, "openai/chat_stream.sse")
 	wantText := streamText(t, usageStream)
-	for name, chunks := range streamChunkings {
+	chunkings := maps.Clone(streamChunkings)
+	chunkings["7-byte-base-path"] = devfront.Fixed(7)
+	for name, chunks := range chunkings {
 		t.Run(name, func(t *testing.T) {
-			h := newHarness(t, harnessOptions{chunks: chunks})
+			o := harnessOptions{chunks: chunks}
+			if name == "7-byte-base-path" {
+				o.basePath = e2eBasePath
+			}
+			h := newHarness(t, o)
 
 			// The client did not ask for usage: the gateway asks for it,
 			// meters it, and hides it, so the client sees the stream OpenAI
@@ -244,7 +251,7 @@ func TestChatStreamRealEnvoy(t *testing.T) {
 }
 
 func TestEmbeddings(t *testing.T) {
-	fronts(t, harnessOptions{}, func(t *testing.T, h *harness) {
+	frontsUnderBasePaths(t, harnessOptions{}, func(t *testing.T, h *harness) {
 		resp, err := h.client.Embeddings.New(context.Background(), openai.EmbeddingNewParams{
 			Model: "embed-default",
 			Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String("The food was delicious")},
@@ -265,7 +272,7 @@ func TestEmbeddings(t *testing.T) {
 }
 
 func TestModels(t *testing.T) {
-	fronts(t, harnessOptions{}, func(t *testing.T, h *harness) {
+	frontsUnderBasePaths(t, harnessOptions{}, func(t *testing.T, h *harness) {
 		page, err := h.client.Models.List(context.Background())
 		if err != nil {
 			t.Fatal(err)

@@ -163,6 +163,7 @@ type harness struct {
 	logs      *logBuffer
 	cfgDir    string
 	client    openai.Client
+	basePath  string                         // the gateway's base_path; raw and the client's base URL go under it
 	envoyLog  func() []devfront.AccessRecord // nil for real Envoy
 	reloads   chan error                     // results of file-triggered reloads
 	idle      chan time.Time                 // fires the stand-in's per-try idle timers
@@ -182,6 +183,10 @@ type harnessOptions struct {
 	bedrock  bool             // add a Bedrock cluster (a copy of openai's) pointed at a fake Bedrock checking SigV4
 	// vertex adds a Vertex AI cluster pointed at a fake Vertex that accepts this endpoint's access tokens.
 	vertex *fakeprovider.TokenEndpoint
+
+	// basePath sets the gateway's base_path and runs Envoy with the routes
+	// internal/xds generates for it; the client's base URL goes under it.
+	basePath string
 
 	tracer trace.TracerProvider // the gateway's tracing; nil is off
 	latest bool                 // OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental
@@ -225,10 +230,15 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	}
 
 	h.cfgDir = t.TempDir()
+	h.basePath = o.basePath
+	cfgText := gatewayConfig()
+	if o.basePath != "" {
+		cfgText += "base_path: " + o.basePath + "\n"
+	}
 	if o.kubelet {
-		h.kubeletUpdate(gatewayConfig())
+		h.kubeletUpdate(cfgText)
 	} else {
-		h.writeConfig(gatewayConfig())
+		h.writeConfig(cfgText)
 	}
 	if o.extra != "" {
 		if err := os.WriteFile(filepath.Join(h.cfgDir, "extra.yaml"), []byte(o.extra), 0o600); err != nil {
@@ -290,6 +300,9 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 			clusters["chain_smart_default/api.anthropic.com"] = h.anthropic.Addr()
 		}
 	}
+	if o.basePath != "" {
+		bootstrap = withBasePathRoutes(t, bootstrap, o.basePath)
+	}
 	bootstrap = h.applyEdge(o.edge, bootstrap, clusters)
 	if o.realPath != "" {
 		h.front = startRealEnvoy(t, o.realPath, bootstrap, clusters)
@@ -314,7 +327,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 
 func (h *harness) newClient(key string, opts ...option.RequestOption) openai.Client {
 	return openai.NewClient(append([]option.RequestOption{
-		option.WithBaseURL(h.front.URL() + "/v1/"),
+		option.WithBaseURL(h.front.URL() + h.basePath + "/v1/"),
 		option.WithAPIKey(key),
 		option.WithMaxRetries(0),
 		option.WithRequestTimeout(30 * time.Second),
@@ -383,7 +396,7 @@ func (h *harness) waitReload(wantErr bool) error {
 // raw sends a request with net/http, for what an SDK would never send.
 func (h *harness) raw(method, path, key, body string, hdr ...string) (*http.Response, []byte) {
 	h.t.Helper()
-	req, err := http.NewRequest(method, h.front.URL()+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, h.front.URL()+h.basePath+path, strings.NewReader(body))
 	if err != nil {
 		h.t.Fatal(err)
 	}
