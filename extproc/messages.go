@@ -8,6 +8,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
+	"github.com/tollgate-ai/tollgate/policy/guardrails"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 	"github.com/tollgate-ai/tollgate/routing/translate"
@@ -363,15 +364,46 @@ func estimateUnlessNative(x *exchange, req *upstreamRequest) error {
 // provider's answer as Anthropic's Messages format.
 func messagesSchema(x *exchange, _ translate.Schema) translate.Schema {
 	if p := x.target.Provider; p != nil && nativeMessages(p) {
-		return nativeMessagesSchema{}
+		s := nativeMessagesSchema{}
+		if x.guard != nil && x.guard.OutputActive() {
+			s.guard = x.guard
+		}
+		return s
 	}
 	return chatToMessages{guard: newOutputGuard(x.guard)}
 }
 
-// nativeMessagesSchema reads a native Anthropic answer without changing it:
-// usage from the body or the event stream. Its request side is never used
-// (the Messages steps route native requests themselves).
-type nativeMessagesSchema struct{}
+// responseRefusal is a response schema's own answer in place of the
+// provider's: the status and body the client gets (an output guardrail
+// blocked the answer, or it could not be read), in the endpoint's format.
+type responseRefusal struct {
+	status int
+	body   []byte
+}
+
+func (e *responseRefusal) Error() string { return "response refused: " + itoa(e.status) }
+
+// anthropicRefusal is a refusal of the response in Anthropic's format.
+func anthropicRefusal(e *oaierror.Error) *responseRefusal {
+	return &responseRefusal{status: e.Status, body: messages.FromOpenAI(e).Body()}
+}
+
+// errorReply is the status and body for a response a schema could not
+// translate: the schema's own refusal, else a 502 in OpenAI's format.
+func errorReply(err error) (int, []byte) {
+	if r, ok := err.(*responseRefusal); ok {
+		return r.status, r.body
+	}
+	return 502, oaierror.Internal(502, "bad_provider_response", "The provider's response could not be read.").Body()
+}
+
+// nativeMessagesSchema reads a native Anthropic answer, changing it only
+// where output guardrails redact: usage from the body or the event stream.
+// Its request side is never used (the Messages steps route native requests
+// themselves).
+type nativeMessagesSchema struct {
+	guard *guardrails.Request // nil: no output guardrails
+}
 
 func (nativeMessagesSchema) Path(string) (string, bool) { return "", false }
 func (nativeMessagesSchema) Request(body []byte, _ string, _ translate.RequestOptions) ([]byte, error) {
@@ -380,8 +412,28 @@ func (nativeMessagesSchema) Request(body []byte, _ string, _ translate.RequestOp
 func (nativeMessagesSchema) Headers() [][2]string { return nil }
 func (nativeMessagesSchema) Verbatim() bool       { return true }
 
-func (nativeMessagesSchema) Response(body []byte, _ string) ([]byte, usage.Usage, bool, error) {
+func (s nativeMessagesSchema) Response(body []byte, _ string) ([]byte, usage.Usage, bool, error) {
 	u, ok := messages.ReadUsage(body)
+	if s.guard == nil {
+		return body, u, ok, nil
+	}
+	texts, err := messages.ResponseTexts(body)
+	if err != nil {
+		return body, u, ok, nil // not a Messages body: nothing to check, the client reads it as sent
+	}
+	var edits []messages.Edit
+	for i, p := range texts.Pieces {
+		out, err := s.guard.CheckOutput(guardrails.Content, p.Text)
+		if err != nil {
+			return nil, u, ok, anthropicRefusal(guardError(err))
+		}
+		if out != p.Text {
+			edits = append(edits, messages.Edit{Index: i, Text: out})
+		}
+	}
+	if body, err = texts.Redact(body, edits); err != nil {
+		return nil, u, ok, anthropicRefusal(guardError(err))
+	}
 	return body, u, ok, nil
 }
 
@@ -389,34 +441,118 @@ func (nativeMessagesSchema) Response(body []byte, _ string) ([]byte, usage.Usage
 // format.
 func (nativeMessagesSchema) Error(status int, body []byte) (int, []byte) { return status, body }
 
-func (nativeMessagesSchema) NewStream(string, bool) translate.Stream { return &nativeMessagesStream{} }
+func (s nativeMessagesSchema) NewStream(string, bool) translate.Stream {
+	st := &nativeMessagesStream{guard: s.guard}
+	if s.guard != nil {
+		st.held = map[int64]heldBlock{}
+	}
+	return st
+}
 
 // nativeMessagesStream passes a native Messages event stream on byte for
 // byte, reading its usage; message_stop is its end marker, an error event
-// its failure.
+// its failure. With output guardrails, each text and tool-input block is a
+// guarded stream: its deltas carry what the guard releases, and the rest it
+// held back goes out as one more delta before the block's stop.
 type nativeMessagesStream struct {
 	u       messages.UsageReader
 	done    bool
 	errored bool
+
+	guard   *guardrails.Request
+	held    map[int64]heldBlock // by block index
+	blocked bool
 }
 
 func (s *nativeMessagesStream) Raw(out, raw, data []byte) []byte {
-	if len(data) > 0 && data[0] == '{' {
-		switch gjson.GetBytes(data, "type").Str {
-		case "message_stop":
-			s.done = true
-		case "error":
-			s.errored = true
-		default:
-			s.u.Event(data)
+	if s.blocked {
+		return out
+	}
+	if len(data) == 0 || data[0] != '{' {
+		return append(out, raw...)
+	}
+	switch gjson.GetBytes(data, "type").Str {
+	case "message_stop":
+		s.done = true
+	case "error":
+		s.errored = true
+	case "content_block_delta":
+		if s.guard != nil {
+			return s.guardDelta(out, raw, data)
 		}
+	case "content_block_stop":
+		if s.guard != nil {
+			if out = s.release(out, data); s.blocked {
+				return out
+			}
+		}
+	default:
+		s.u.Event(data)
 	}
 	return append(out, raw...)
 }
 
+// heldBlock is one guarded content block of a native stream.
+type heldBlock struct {
+	g    *guardrails.Stream
+	kind messages.DeltaKind
+}
+
+// guardDelta sends a delta with the text the guard releases.
+func (s *nativeMessagesStream) guardDelta(out, raw, data []byte) []byte {
+	idx, kind, text, ok := messages.Delta(data)
+	if !ok || kind == messages.DeltaThinking { // signed: checked by no guardrail, as on chat
+		return append(out, raw...)
+	}
+	b, ok := s.held[idx]
+	if !ok {
+		k := guardrails.Content
+		if kind == messages.DeltaToolInput {
+			k = guardrails.ToolArguments
+		}
+		b = heldBlock{s.guard.NewStream(k), kind}
+		s.held[idx] = b
+	}
+	released, err := b.g.Write(text)
+	if err != nil {
+		return s.block(out, err)
+	}
+	if released == text {
+		return append(out, raw...)
+	}
+	d, err := messages.SetDelta(data, kind, released)
+	if err != nil {
+		return s.block(out, err)
+	}
+	return translate.AppendData(append(out, "event: content_block_delta\n"...), d)
+}
+
+// release sends what a block's guard held back, before its stop.
+func (s *nativeMessagesStream) release(out, data []byte) []byte {
+	idx, _ := messages.BlockStop(data)
+	b, ok := s.held[idx]
+	if !ok {
+		return out
+	}
+	delete(s.held, idx)
+	rest, err := b.g.Close()
+	if err != nil {
+		return s.block(out, err)
+	}
+	if rest == "" {
+		return out
+	}
+	return messages.AppendDelta(out, idx, b.kind, rest)
+}
+
+// block ends the stream with the guardrail's error event.
+func (s *nativeMessagesStream) block(out []byte, err error) []byte {
+	s.blocked, s.errored = true, true
+	return append(out, messages.FromOpenAI(guardError(err)).Event()...)
+}
+
 func (s *nativeMessagesStream) Event(out, _, data []byte) []byte {
-	s.Raw(nil, nil, data)
-	return translate.AppendData(out, data)
+	return s.Raw(out, translate.AppendData(nil, data), data)
 }
 
 func (s *nativeMessagesStream) State() (done, errored bool) { return s.done, s.errored }
@@ -453,11 +589,14 @@ func (c chatToMessages) Response(body []byte, model string) ([]byte, usage.Usage
 	if c.guard != nil {
 		var err error
 		if body, err = c.guard.response(body); err != nil {
-			return nil, u, ok, err
+			return nil, u, ok, anthropicRefusal(guardError(err))
 		}
 	}
 	out, err := messages.FromChat(body, model)
-	return out, u, ok, err
+	if err != nil {
+		return nil, u, ok, anthropicRefusal(oaierror.Internal(502, "bad_provider_response", "The provider's response could not be read."))
+	}
+	return out, u, ok, nil
 }
 
 func (chatToMessages) Error(status int, body []byte) (int, []byte) {

@@ -8,7 +8,6 @@ import (
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
-	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 	"github.com/tollgate-ai/tollgate/routing/translate/openai"
@@ -202,7 +201,7 @@ func (r *jsonReader) translate(data []byte) ([]byte, bool) {
 		var err error
 		out, r.u, r.ok, err = tr.Response(data, r.model)
 		if err != nil {
-			status, out = 502, oaierror.Internal(502, "bad_provider_response", "The provider's response could not be read.").Body()
+			status, out = errorReply(err)
 		}
 	} else {
 		status, out = tr.Error(status, data)

@@ -256,9 +256,61 @@ func TestMessagesGuardrails(t *testing.T) {
 	// error event.
 	strict := h.anthropicClient(guardedKey, option.WithHeader("x-tollgate-app-id", "strict-output"))
 	s := strict.Messages.NewStreaming(ctx, messagesParams("smart-default"))
+	var got anthropic.Message
 	for s.Next() {
+		_ = got.Accumulate(s.Current())
 	}
 	if err := s.Err(); err == nil || !strings.Contains(err.Error(), "guardrail") {
 		t.Fatalf("want the stream to end with the guardrail's error, got %v", err)
+	}
+	if len(got.Content) > 0 && strings.Contains(strings.ToLower(got.Content[0].Text), "gateway") {
+		t.Fatal("the blocked word reached the client")
+	}
+	// Natively too, streamed and not; and a whole answer is checked.
+	s = strict.Messages.NewStreaming(ctx, messagesParams("claude-default"))
+	for s.Next() {
+	}
+	if err := s.Err(); err == nil || !strings.Contains(err.Error(), "guardrail") {
+		t.Fatalf("native stream: want the guardrail's error, got %v", err)
+	}
+	for _, model := range []string{"smart-default", "claude-default"} {
+		_, err = strict.Messages.New(ctx, messagesParams(model))
+		if e := wantAnthropicError(t, "blocked answer "+model, err, 400, "invalid_request_error"); !strings.Contains(string(e.RawJSON()), "guardrail_blocked") {
+			t.Fatalf("%s: %s", model, e.RawJSON())
+		}
+	}
+
+	// Redaction edits the answer: native stream, native buffered, translated stream.
+	redacted := h.anthropicClient(guardedKey, option.WithHeader("x-tollgate-app-id", "redacted-output"))
+	for _, c := range []struct {
+		model  string
+		stream bool
+		want   string
+	}{
+		{"claude-default", true, anthropicStreamText(t, "anthropic/messages_stream.sse")},
+		{"claude-default", false, gjson.GetBytes(fixture(t, "anthropic/messages_response.json"), "content.0.text").Str},
+		{"smart-default", true, streamText(t, fixture(t, "openai/chat_stream.sse"))},
+	} {
+		var msg anthropic.Message
+		if c.stream {
+			s := redacted.Messages.NewStreaming(ctx, messagesParams(c.model))
+			for s.Next() {
+				if err := msg.Accumulate(s.Current()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Err(); err != nil {
+				t.Fatalf("%s: %v", c.model, err)
+			}
+		} else {
+			m, err := redacted.Messages.New(ctx, messagesParams(c.model))
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg = *m
+		}
+		if want := strings.ReplaceAll(c.want, "API", "[TERM_1]"); len(msg.Content) == 0 || msg.Content[0].Text != want {
+			t.Fatalf("%s stream=%t: redacted %+v, want %q", c.model, c.stream, msg.Content, want)
+		}
 	}
 }
