@@ -640,3 +640,27 @@ func (s *chatToMessagesStream) End(out []byte) ([]byte, bool) {
 
 func (s *chatToMessagesStream) Usage() (usage.Usage, bool)   { return s.st.Usage() }
 func (s *chatToMessagesStream) Partial() (usage.Usage, bool) { return s.st.Usage() }
+
+// streamEnder is a Stream whose API ends a stream the gateway cut in its
+// own error event (Anthropic's event: error).
+type streamEnder interface {
+	budgetEvent() []byte
+}
+
+// budgetEvent is the error event that ends a stream whose budget ran out,
+// in the stream's own format.
+func budgetEvent(st translate.Stream) []byte {
+	if e, ok := st.(streamEnder); ok {
+		return e.budgetEvent()
+	}
+	return budgetErrorEvent
+}
+
+// anthropicBudgetEvent is budgetErrorEvent as Anthropic's error event: a
+// spent budget is billing_error, the type Anthropic uses for credit that ran
+// out.
+var anthropicBudgetEvent = (&messages.Error{Status: 402, Type: messages.TypeBilling,
+	Message: "The budget for this app is spent; the stream was ended. (insufficient_quota)"}).Event()
+
+func (*nativeMessagesStream) budgetEvent() []byte { return anthropicBudgetEvent }
+func (*chatToMessagesStream) budgetEvent() []byte { return anthropicBudgetEvent }

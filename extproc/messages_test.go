@@ -10,6 +10,7 @@ import (
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/translate"
+	"github.com/tollgate-ai/tollgate/routing/translate/openai"
 )
 
 // frontStep finds a front step by name, so tests do not depend on the
@@ -225,5 +226,15 @@ func TestMessagesResponseSchemas(t *testing.T) {
 	status, body := tr.Error(429, []byte(`{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}`))
 	if status != 429 || gjson.GetBytes(body, "error.type").Str != "rate_limit_error" {
 		t.Fatalf("translated error %d %s", status, body)
+	}
+
+	// A budget that runs out mid-stream ends it in the stream's own format.
+	for _, st := range []translate.Stream{nativeMessagesSchema{}.NewStream("m", false), tr.NewStream("m", false)} {
+		if ev := string(budgetEvent(st)); !strings.HasPrefix(ev, "event: error\ndata: ") || !strings.Contains(ev, `"billing_error"`) {
+			t.Fatalf("budget event %q", ev)
+		}
+	}
+	if string(budgetEvent(openai.Passthrough{}.NewStream("m", false))) != string(budgetErrorEvent) {
+		t.Fatal("chat streams keep OpenAI's budget event")
 	}
 }
