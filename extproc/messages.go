@@ -159,7 +159,7 @@ func messagesProcessor(*Snapshot) *processor {
 			kindDirect:     {stepMessagesToChat, stepRouteChat, stepMintCredential},
 			kindTranslated: native,
 			kindChain:      {stepMessagesUnsupported},
-			kindMock:       {stepMessagesUnsupported},
+			kindMock:       {stepMessagesToChat, stepMockChat}, // the mock answers the translated request
 		},
 	}
 }
