@@ -217,6 +217,18 @@ func TestMessagesRefusals(t *testing.T) {
 		t.Fatalf("the refusal must name the field: %s", e.RawJSON())
 	}
 
+	// Refusals before the body is read: a wrong method, a missing key.
+	for _, c := range []struct {
+		method, key string
+		status      int
+		typ         string
+	}{{"GET", gatewayKey, 405, "invalid_request_error"}, {"POST", "", 401, "authentication_error"}} {
+		resp, body := h.raw(c.method, "/v1/messages", "", `{}`, "x-api-key", c.key)
+		if resp.StatusCode != c.status || gjson.GetBytes(body, "type").Str != "error" || gjson.GetBytes(body, "error.type").Str != c.typ {
+			t.Fatalf("%s: %d %s", c.method, resp.StatusCode, body)
+		}
+	}
+
 	rpm := h.anthropicClient(rpmKey)
 	for i := range 2 {
 		if _, err := rpm.Messages.New(ctx, messagesParams("claude-default")); err != nil {
