@@ -238,3 +238,20 @@ func TestMessagesResponseSchemas(t *testing.T) {
 		t.Fatal("chat streams keep OpenAI's budget event")
 	}
 }
+
+// FuzzMessagesStreams feeds arbitrary provider events to both Messages
+// stream readers: they must never panic, whatever the provider sends.
+func FuzzMessagesStreams(f *testing.F) {
+	f.Add([]byte(`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}`))
+	f.Add([]byte(`{"type":"message_delta","usage":{"output_tokens":"x"}}`))
+	f.Add([]byte(`{"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop"}]}`))
+	f.Add([]byte(`[DONE]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, st := range []translate.Stream{nativeMessagesSchema{}.NewStream("m", false), chatToMessages{}.NewStream("m", false)} {
+			out := st.Event(nil, nil, data)
+			out, _ = st.End(out)
+			_, _ = st.Usage()
+			_ = out
+		}
+	})
+}
