@@ -89,7 +89,7 @@ func (x *exchange) handle(req *extprocv3.ProcessingRequest) (*extprocv3.Processi
 // refuse ends the request with an OpenAI-format error.
 func (x *exchange) refuse(e *oaierror.Error) *extprocv3.ProcessingResponse {
 	x.rec.refusal = e.Code
-	return x.immediate(e.Status, e.Body(), "tollgate_"+e.Code)
+	return x.immediate(e.Status, x.msgs.api.errorBody(e), "tollgate_"+e.Code)
 }
 
 // immediate answers the client directly (spec §2.6). content-type is set

@@ -33,4 +33,6 @@ type facts struct {
 	clientUsage   bool // the client asked for stream_options.include_usage
 	noBody        bool // request_headers arrived with end_of_stream set
 	reqBytes      int  // size of the client's request body
+
+	msgs messagesFacts // the Messages endpoints' own facts (messages.go)
 }

@@ -32,6 +32,7 @@ type processor struct {
 	// attempt is the fallback-attempt variant (attempt.go), by the kind of
 	// the chain member Envoy picked; empty for endpoints chains cannot serve.
 	attempt [targetKinds][]attemptStep
+	api     *apiFormat // the endpoint's own error and response format; nil: OpenAI's (messages.go)
 }
 
 // targetKind is how a resolved target is reached: it chooses a processor's
@@ -74,6 +75,8 @@ func endpointProcessors(s *Snapshot) []*processor {
 		modelsProcessor(s),
 		modelProcessor(s),
 		transcriptionsProcessor(s),
+		messagesProcessor(s),
+		countTokensProcessor(s),
 	}
 }
 
@@ -153,6 +156,7 @@ var frontSteps = []headerStep{
 	{"require_snapshot", requireSnapshot},
 	{"read_identity_headers", readIdentityHeaders},
 	{"sanitize_headers", sanitizeHeaders},
+	{"error_format", errorFormat}, // before any refusal an endpoint must phrase in its own format
 	{"authenticate", authenticate},
 	{"classify", classify},
 }

@@ -6,9 +6,7 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/tidwall/gjson"
-	"go.uber.org/zap"
 
-	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 	"github.com/tollgate-ai/tollgate/routing/translate/openai"
@@ -54,7 +52,7 @@ func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.Proces
 	removeMatching(h, &mu, strippedDownstream)
 	mu.set("x-tollgate-request-id", x.rec.requestID)
 	x.rateLimitHeaders(&mu)
-	s := schemaOf(x.target.Provider)
+	s := x.msgs.api.schema(x, schemaOf(x.target.Provider))
 	if x.stream && x.rec.status == 200 && isStreamBody(s, h.get("content-type")) {
 		// Stream SSE through as it comes (spec §2.8). content-length was not
 		// removed by Envoy at header time because the configured mode was
@@ -202,7 +200,7 @@ func (r *jsonReader) translate(data []byte) ([]byte, bool) {
 		var err error
 		out, r.u, r.ok, err = tr.Response(data, r.model)
 		if err != nil {
-			status, out = 502, oaierror.Internal(502, "bad_provider_response", "The provider's response could not be read.").Body()
+			status, out = errorReply(err)
 		}
 	} else {
 		status, out = tr.Error(status, data)
@@ -225,7 +223,6 @@ func (r *jsonReader) partial() (usage.Usage, bool) { return r.u, r.ok }
 func (r *jsonReader) received() int                { return r.text }
 func (r *jsonReader) outcome() string              { return "" }
 
-func zapProvider(name string) zap.Field { return zap.String("provider", name) }
 
 // view reads b as a string without copying it. gjson.GetBytes copies its
 // results to keep them valid; results here are used only while the event's

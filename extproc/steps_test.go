@@ -175,7 +175,7 @@ func TestStepAuthenticate(t *testing.T) {
 		}
 	}
 	noKey := func(x *exchange) { x.key = nil }
-	runHeaderStep(t, frontSteps[3], []stepCase{
+	runHeaderStep(t, frontStep("authenticate"), []stepCase{
 		{name: "bearer", facts: noKey, headers: []string{"authorization", "Bearer " + testKey}, want: keyed},
 		{name: "bearer any case", facts: noKey, headers: []string{"authorization", "bEaReR " + testKey}, want: keyed},
 		{name: "api-key", facts: noKey, headers: []string{"api-key", testKey}, want: keyed},
@@ -194,7 +194,7 @@ func TestStepClassify(t *testing.T) {
 			}
 		}
 	}
-	step := frontSteps[4]
+	step := frontStep("classify")
 	runHeaderStep(t, step, []stepCase{
 		{name: "chat", headers: []string{":method", "POST", ":path", "/v1/chat/completions?x=1"}, want: is(routing.EndpointChat, "")},
 		{name: "embeddings", headers: []string{":method", "POST", ":path", "/v1/embeddings"}, want: is(routing.EndpointEmbeddings, "")},

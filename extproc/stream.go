@@ -123,7 +123,7 @@ func (r *streamReader) chunk(p []byte, eos bool) ([]byte, bool) {
 		// Already-complete events went out with earlier chunks; this chunk
 		// and everything after it are replaced by the error event.
 		r.terminated = true
-		return append(r.out, budgetErrorEvent...), true
+		return append(r.out, budgetEvent(r.st)...), true
 	}
 	r.src.feed(p, eos)
 	for {

@@ -378,6 +378,8 @@ func operationName(e routing.Endpoint) string {
 		return "transcription"
 	case routing.EndpointModels:
 		return "models"
+	case routing.EndpointMessages: // a chat in Anthropic's API
+		return "chat"
 	}
 	return ""
 }

@@ -26,6 +26,8 @@ const (
 	EndpointEmbeddings
 	EndpointModels
 	EndpointTranscriptions
+	EndpointMessages            // Anthropic's POST /v1/messages (extproc/messages.go)
+	EndpointMessagesCountTokens // Anthropic's POST /v1/messages/count_tokens
 )
 
 func (e Endpoint) String() string {
@@ -38,6 +40,10 @@ func (e Endpoint) String() string {
 		return "models"
 	case EndpointTranscriptions:
 		return "transcriptions"
+	case EndpointMessages:
+		return "messages"
+	case EndpointMessagesCountTokens:
+		return "messages_count_tokens"
 	}
 	return "unknown"
 }

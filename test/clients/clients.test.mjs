@@ -9,6 +9,7 @@ import OpenAI, { AzureOpenAI } from 'openai';
 import { ChatOpenAI, OpenAIEmbeddings } from '@langchain/openai';
 import { generateText, streamText, embed } from 'ai';
 import { createOpenAI } from '@ai-sdk/openai';
+import Anthropic from '@anthropic-ai/sdk';
 
 const base = process.env.TOLLGATE_URL;
 if (!base) throw new Error('TOLLGATE_URL is not set: run these tests through clients_test.go');
@@ -150,4 +151,47 @@ test('vercel ai: embed', async () => {
 expectedFailure('vercel ai: default model (responses API)', async () => {
   const r = await generateText({ model: vercel('smart-default'), prompt: 'Hello', maxRetries: 0 });
   assert.match(r.text, /Hello/);
+});
+
+// The Anthropic SDK against /v1/messages: the mock answers the request translated to chat,
+// and the gateway answers in Anthropic's format (docs/providers.md, "Anthropic Messages").
+const anthropic = new Anthropic({ baseURL: base, apiKey, maxRetries: 0 });
+
+test('anthropic: messages', async () => {
+  const m = await anthropic.messages.create({
+    model: 'smart-default', max_tokens: 64, system: 'Be brief.',
+    messages: [{ role: 'user', content: 'Hello' }],
+  });
+  assert.equal(m.type, 'message');
+  assert.match(m.content[0].text, /You said: Hello/);
+  assert.equal(m.stop_reason, 'end_turn');
+  assert.ok(m.usage.output_tokens > 0);
+});
+
+test('anthropic: streaming messages', async () => {
+  const stream = anthropic.messages.stream({
+    model: 'fast-default', max_tokens: 64, messages: [{ role: 'user', content: 'count' }],
+  });
+  let text = '';
+  stream.on('text', (t) => { text += t; });
+  const m = await stream.finalMessage();
+  assert.match(text, /You said: count/);
+  assert.equal(m.content[0].text, text);
+  assert.ok(m.usage.output_tokens > 0);
+});
+
+test('anthropic: count_tokens is an estimate off Anthropic', async () => {
+  const { data, response } = await anthropic.messages
+    .countTokens({ model: 'smart-default', messages: [{ role: 'user', content: 'Hello' }] })
+    .withResponse();
+  assert.ok(data.input_tokens > 0);
+  assert.equal(response.headers.get('x-tollgate-estimated'), 'true');
+});
+
+test('anthropic: a bad key is an Anthropic authentication error', async () => {
+  const bad = new Anthropic({ baseURL: base, apiKey: 'tg_wrong', maxRetries: 0 });
+  await assert.rejects(
+    bad.messages.create({ model: 'smart-default', max_tokens: 8, messages: [{ role: 'user', content: 'Hi' }] }),
+    (err) => err instanceof Anthropic.AuthenticationError && err.status === 401 && err.error?.error?.type === 'authentication_error',
+  );
 });

@@ -32,7 +32,7 @@ func newAnthropic(fs *fixtureSet, cred string) *anthropic {
 func (p *anthropic) requestID(n int) string { return fmt.Sprintf("req_011CVfake%012d", n) }
 
 func (p *anthropic) handle(r *http.Request, body []byte, id string) (reply, bool) {
-	if r.Method != http.MethodPost || r.URL.Path != "/v1/messages" {
+	if r.Method != http.MethodPost || r.URL.Path != "/v1/messages" && r.URL.Path != "/v1/messages/count_tokens" {
 		return p.apiError(http.StatusNotFound, id, "not_found_error", "Not Found"), false
 	}
 	if p.cred != "" && r.Header.Get("X-Api-Key") != p.cred {
@@ -43,6 +43,10 @@ func (p *anthropic) handle(r *http.Request, body []byte, id string) (reply, bool
 	}
 	if !gjson.ValidBytes(body) || !gjson.ParseBytes(body).IsObject() {
 		return p.apiError(http.StatusBadRequest, id, "invalid_request_error", "There was an error parsing the body of your request. Please make sure it is valid JSON."), false
+	}
+	if r.URL.Path == "/v1/messages/count_tokens" {
+		// A fixed count, distinct from any estimate of the gateway's.
+		return reply{status: http.StatusOK, header: p.header(id, contentJSON), chunks: [][]byte{[]byte(`{"input_tokens":2095}`)}}, true
 	}
 	// Checked in this order, with these pydantic-style messages.
 	for _, field := range []string{"model", "max_tokens", "messages"} {

@@ -1,0 +1,666 @@
+package extproc
+
+import (
+	"math"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/tidwall/gjson"
+
+	"github.com/tollgate-ai/tollgate/internal/oaierror"
+	"github.com/tollgate-ai/tollgate/policy/guardrails"
+	"github.com/tollgate-ai/tollgate/routing"
+	"github.com/tollgate-ai/tollgate/routing/config"
+	"github.com/tollgate-ai/tollgate/routing/translate"
+	"github.com/tollgate-ai/tollgate/routing/translate/messages"
+	"github.com/tollgate-ai/tollgate/routing/usage"
+)
+
+// Anthropic's Messages API, POST /v1/messages and
+// /v1/messages/count_tokens. Targets whose provider speaks Messages natively
+// (schema anthropic) get the client's body with the model rewritten and the
+// credential swapped; OpenAI-schema targets get it translated to Chat
+// Completions (routing/translate/messages) and their answer translated back.
+// Every refusal is in Anthropic's error format (apiFormat).
+
+// apiFormat is an endpoint's own wire format where it is not OpenAI's: how
+// the gateway's refusals are written, and the response schema that turns
+// the provider's answer into the endpoint's format. A nil *apiFormat is
+// OpenAI's.
+type apiFormat struct {
+	body       func(*oaierror.Error) []byte
+	respSchema func(x *exchange, provider translate.Schema) translate.Schema
+}
+
+// errorBody is the body of one of the gateway's refusals.
+func (a *apiFormat) errorBody(e *oaierror.Error) []byte {
+	if a == nil || a.body == nil {
+		return e.Body()
+	}
+	return a.body(e)
+}
+
+// schema is the response schema for a request: the endpoint's, else the
+// provider's.
+func (a *apiFormat) schema(x *exchange, provider translate.Schema) translate.Schema {
+	if a == nil || a.respSchema == nil {
+		return provider
+	}
+	return a.respSchema(x, provider)
+}
+
+// anthropicFormat writes refusals as {"type":"error","error":{…}}, which the
+// Anthropic SDKs raise as their typed API error.
+var anthropicFormat = &apiFormat{
+	body:       func(e *oaierror.Error) []byte { return messages.FromOpenAI(e).Body() },
+	respSchema: messagesSchema,
+}
+
+// errorFormat notes the endpoint's error format before anything can refuse
+// in it (authenticate runs before classify, and an Anthropic SDK must read
+// its 401 too). classify still decides the endpoint.
+func errorFormat(x *exchange, h headers, _ *mutation) error {
+	path, _ := splitPath(h.get(":path"))
+	if p, _, _ := match(x.snap.processors(), x.snap.BasePath, path); p != nil {
+		x.msgs.api = p.api
+	}
+	return nil
+}
+
+// messagesFacts are what the Messages endpoints learn besides the common
+// facts.
+type messagesFacts struct {
+	api       *apiFormat       // the endpoint's own error format, known before authentication; nil: OpenAI's
+	anthropic anthropicHeaders // anthropic-version and the vetted anthropic-beta, for native targets
+}
+
+// anthropicHeaders are the client's Anthropic API headers, kept for native
+// targets: sanitize_headers removes every anthropic-* header, because a
+// client must not steer the platform's account.
+type anthropicHeaders struct {
+	version string
+	beta    string // the vetted betas, comma-separated; "" for none
+}
+
+// defaultAnthropicVersion is sent when the client names none; it is the only
+// version Anthropic has published.
+const defaultAnthropicVersion = "2023-06-01"
+
+// passedBetas are the anthropic-beta names forwarded to native targets:
+// features that change how a request is answered but not what the
+// platform's account is billed for or which account resources it reaches.
+// Any other beta (files, MCP connectors, code execution, 1M context, which
+// is priced higher) is dropped, never forwarded: the gateway prices and
+// meters what it knows.
+var passedBetas = map[string]bool{
+	"prompt-caching-2024-07-31":              true,
+	"token-efficient-tools-2025-02-19":       true,
+	"fine-grained-tool-streaming-2025-05-14": true,
+	"interleaved-thinking-2025-05-14":        true,
+	"output-128k-2025-02-19":                 true,
+	"claude-code-20250219":                   true,
+}
+
+// readAnthropicHeaders keeps anthropic-version and the vetted anthropic-beta
+// names for a native target.
+func readAnthropicHeaders(x *exchange, h headers, _ *mutation) error {
+	x.msgs.anthropic.version = strings.TrimSpace(h.get("anthropic-version"))
+	if x.msgs.anthropic.version == "" {
+		x.msgs.anthropic.version = defaultAnthropicVersion
+	}
+	var kept []string
+	for _, b := range strings.Split(h.get("anthropic-beta"), ",") {
+		if b = strings.TrimSpace(b); passedBetas[b] {
+			kept = append(kept, b)
+		}
+	}
+	x.msgs.anthropic.beta = strings.Join(kept, ",")
+	return nil
+}
+
+// Steps of the Messages endpoints.
+var (
+	stepReadAnthropicHeaders = headerStep{"read_anthropic_headers", readAnthropicHeaders}
+	stepMessagesMaxTokens    = bodyStep{"read_max_tokens", messagesMaxTokens}
+	stepRequireNative        = bodyStep{"require_native", requireNative}
+	stepMessagesToChat       = bodyStep{"translate_messages", messagesToChat}
+	stepRouteNative          = bodyStep{"route_upstream", routeNative}
+	stepRouteChat            = bodyStep{"route_upstream", routeChat}
+	stepAnthropicHeaders     = bodyStep{"anthropic_headers", setAnthropicHeaders}
+	stepEstimateTokens       = bodyStep{"estimate_tokens", estimateTokensStep}
+	stepEstimateUnlessNative = bodyStep{"estimate_tokens", estimateUnlessNative}
+	stepMessagesUnsupported  = bodyStep{"unsupported_endpoint", unsupportedEndpoint}
+)
+
+// messagesProcessor serves POST /v1/messages.
+func messagesProcessor(*Snapshot) *processor {
+	native := []bodyStep{stepRequireNative, stepRewriteModel, stepSpliceBody, stepRouteNative, stepAnthropicHeaders, stepMintCredential}
+	return &processor{
+		endpoint: routing.EndpointMessages,
+		method:   "POST",
+		path:     "/v1/messages",
+		api:      anthropicFormat,
+		headers:  []headerStep{stepRequireBody, stepTraceHeaders, stepReadAnthropicHeaders},
+		body: []bodyStep{
+			stepParseJSON,
+			stepParseStream,
+			stepSelectApp,
+			stepCheckAgent,
+			stepCheckMetadata,
+			stepResolveModel,
+			stepConfine,
+			stepGuardInput(messagesPieces),
+			stepCaptureInput,
+			stepMessagesMaxTokens,
+			stepAdmit,
+			stepStripGatewayFields,
+		},
+		deliver: [targetKinds][]bodyStep{
+			kindDirect:     {stepMessagesToChat, stepRouteChat, stepMintCredential},
+			kindTranslated: native,
+			kindChain:      {stepMessagesUnsupported},
+			kindMock:       {stepMessagesToChat, stepMockChat}, // the mock answers the translated request
+		},
+	}
+}
+
+// countTokensProcessor serves POST /v1/messages/count_tokens: Anthropic
+// counts for its own models; for every other target the gateway answers
+// with its estimate, flagged by estimatedHeader.
+func countTokensProcessor(*Snapshot) *processor {
+	return &processor{
+		endpoint: routing.EndpointMessagesCountTokens,
+		method:   "POST",
+		path:     "/v1/messages/count_tokens",
+		api:      anthropicFormat,
+		headers:  []headerStep{stepRequireBody, stepTraceHeaders, stepReadAnthropicHeaders},
+		body: []bodyStep{
+			stepParseJSON,
+			stepSelectApp,
+			stepCheckAgent,
+			stepCheckMetadata,
+			stepResolveModel,
+			stepConfine,
+			stepStripGatewayFields,
+		},
+		deliver: [targetKinds][]bodyStep{
+			kindDirect: {stepEstimateTokens},
+			kindTranslated: {stepEstimateUnlessNative, stepRewriteModel, stepSpliceBody, stepRouteNative,
+				stepAnthropicHeaders, stepMintCredential},
+			kindChain: {stepEstimateTokens},
+			kindMock:  {stepEstimateTokens},
+		},
+	}
+}
+
+// nativeMessages reports whether a provider speaks the Messages API itself.
+func nativeMessages(p *routing.Provider) bool { return p.Schema == config.SchemaAnthropic }
+
+// messagesPieces are the texts of a Messages body input guardrails check:
+// system, each message's text (string content or text blocks) and
+// tool_result text, as messages.PromptTexts lists them. tool_use input is
+// structured JSON and thinking blocks are signed, so neither is listed.
+func messagesPieces(x *exchange, req *upstreamRequest, p *inputPieces) {
+	addText := func(role string, c gjson.Result) {
+		switch {
+		case c.Type == gjson.String:
+			p.add(role, c.Str, c)
+		case c.IsArray():
+			c.ForEach(func(_, b gjson.Result) bool {
+				if t := b.Get("text"); b.Get("type").Str == "text" && t.Type == gjson.String {
+					p.add(role, t.Str, t)
+				}
+				return true
+			})
+		}
+	}
+	addText("system", req.get("system"))
+	req.get("messages").ForEach(func(_, m gjson.Result) bool {
+		role := m.Get("role").Str
+		c := m.Get("content")
+		addText(role, c)
+		if c.IsArray() {
+			c.ForEach(func(_, b gjson.Result) bool {
+				if b.Get("type").Str == "tool_result" {
+					addText("tool", b.Get("content"))
+				}
+				return true
+			})
+		}
+		return true
+	})
+}
+
+// messagesMaxTokens reads max_tokens, which Messages requires, as the
+// output the limits reserve and price: the same role capOutput gives
+// max_completion_tokens on chat.
+func messagesMaxTokens(x *exchange, req *upstreamRequest) error {
+	v := req.get("max_tokens")
+	if v.Type != gjson.Number || v.Int() <= 0 {
+		return oaierror.InvalidRequest("invalid_request_error", "max_tokens", "max_tokens: Field required (a positive integer).")
+	}
+	x.maxOut = min(v.Int(), math.MaxInt32)
+	return nil
+}
+
+// requireNative refuses a provider with its own schema that is not
+// Anthropic's (Bedrock, Vertex AI): Messages reaches those only through a
+// second translation, which the gateway does not do.
+func requireNative(x *exchange, _ *upstreamRequest) error {
+	if !nativeMessages(x.target.Provider) {
+		return unsupportedEndpoint(x, nil)
+	}
+	return nil
+}
+
+// messagesToChat translates the body (as the provider will get it:
+// redacted, without gateway fields) into a Chat Completions request for an
+// OpenAI-schema provider.
+func messagesToChat(x *exchange, req *upstreamRequest) error {
+	if !req.applyEdits() {
+		return failure(errRewrite(), errOverlap)
+	}
+	b, err := messages.ToChat(req.body, messages.RequestOptions{Model: x.target.Model})
+	if err != nil {
+		if me, ok := err.(*messages.Error); ok {
+			return &oaierror.Error{Status: me.Status, Type: oaierror.TypeInvalidRequest, Code: "unsupported_parameter",
+				Param: me.Param, Message: me.Message}
+		}
+		return failure(oaierror.InvalidRequest("unsupported_request", "", "The request cannot be sent to this model's provider."), err)
+	}
+	req.body, req.bodyChanged = b, true
+	return nil
+}
+
+// routeNative points a Messages request at an Anthropic provider: its
+// /messages (or /messages/count_tokens) below the provider's base path.
+func routeNative(x *exchange, req *upstreamRequest) error {
+	path := x.target.Provider.BasePath + "/messages"
+	if x.endpoint == routing.EndpointMessagesCountTokens {
+		path += "/count_tokens"
+	}
+	return routeTo(x, req, path)
+}
+
+// routeChat points a translated Messages request at the provider's chat
+// completions path.
+func routeChat(x *exchange, req *upstreamRequest) error {
+	path, ok := x.target.Provider.Path(routing.EndpointChat, x.target.Model)
+	if !ok {
+		return unsupportedEndpoint(x, req)
+	}
+	return routeTo(x, req, path)
+}
+
+// routeTo is routeUpstream with the path given: cluster, path, credential
+// (or the tenant's own) and an exact content-length.
+func routeTo(x *exchange, req *upstreamRequest, path string) error {
+	p := x.target.Provider
+	header, value, err := p.Credential()
+	if x.target.Direct {
+		if own, ok, ownErr := x.snap.Tenants.Credential(x.key.Tenant, p.Name); ok {
+			value, err, x.rec.byok = own, ownErr, true
+		}
+	}
+	if err != nil {
+		return failure(oaierror.Internal(503, "provider_unavailable", "The provider for this model is not available."), err)
+	}
+	req.path = path
+	req.mu.set(clusterHeader, p.Cluster)
+	req.mu.set(":path", path)
+	if header != "" {
+		req.mu.set(header, value)
+	}
+	if req.bodyChanged {
+		req.mu.setContentLength(len(req.body))
+	}
+	return nil
+}
+
+// setAnthropicHeaders sends the client's anthropic-version and its vetted
+// betas to a native target.
+func setAnthropicHeaders(x *exchange, req *upstreamRequest) error {
+	req.mu.set("anthropic-version", x.msgs.anthropic.version)
+	if x.msgs.anthropic.beta != "" {
+		req.mu.set("anthropic-beta", x.msgs.anthropic.beta)
+	}
+	return nil
+}
+
+// estimatedHeader flags a count_tokens answer the gateway estimated itself.
+const estimatedHeader = "x-tollgate-estimated"
+
+// estimateTokensStep answers count_tokens with the gateway's estimate
+// (messages.Estimate: the rule admission reserves by).
+func estimateTokensStep(x *exchange, req *upstreamRequest) error {
+	if !req.applyEdits() {
+		return failure(errRewrite(), errOverlap)
+	}
+	_, out, err := messages.Estimate(req.body)
+	if err != nil {
+		if me, ok := err.(*messages.Error); ok {
+			return &oaierror.Error{Status: me.Status, Type: oaierror.TypeInvalidRequest, Code: "invalid_request", Param: me.Param, Message: me.Message}
+		}
+		return err
+	}
+	r := x.immediate(200, out, "tollgate_estimate")
+	hm := r.GetImmediateResponse().GetHeaders()
+	hm.SetHeaders = append(hm.SetHeaders, &corev3.HeaderValueOption{
+		Header: &corev3.HeaderValue{Key: estimatedHeader, RawValue: []byte("true")}})
+	x.answer = r
+	return nil
+}
+
+// estimateUnlessNative estimates for a translated provider that is not
+// Anthropic; an Anthropic target counts itself (the steps after this one).
+func estimateUnlessNative(x *exchange, req *upstreamRequest) error {
+	if nativeMessages(x.target.Provider) {
+		return nil
+	}
+	return estimateTokensStep(x, req)
+}
+
+// messagesSchema is the response schema of a Messages request: the
+// provider's answer as Anthropic's Messages format.
+func messagesSchema(x *exchange, _ translate.Schema) translate.Schema {
+	if p := x.target.Provider; p != nil && nativeMessages(p) {
+		s := nativeMessagesSchema{}
+		if x.guard != nil && x.guard.OutputActive() {
+			s.guard = x.guard
+		}
+		return s
+	}
+	return chatToMessages{guard: newOutputGuard(x.guard)}
+}
+
+// responseRefusal is a response schema's own answer in place of the
+// provider's: the status and body the client gets (an output guardrail
+// blocked the answer, or it could not be read), in the endpoint's format.
+type responseRefusal struct {
+	status int
+	body   []byte
+}
+
+func (e *responseRefusal) Error() string { return "response refused: " + itoa(e.status) }
+
+// anthropicRefusal is a refusal of the response in Anthropic's format.
+func anthropicRefusal(e *oaierror.Error) *responseRefusal {
+	return &responseRefusal{status: e.Status, body: messages.FromOpenAI(e).Body()}
+}
+
+// errorReply is the status and body for a response a schema could not
+// translate: the schema's own refusal, else a 502 in OpenAI's format.
+func errorReply(err error) (int, []byte) {
+	if r, ok := err.(*responseRefusal); ok {
+		return r.status, r.body
+	}
+	return 502, oaierror.Internal(502, "bad_provider_response", "The provider's response could not be read.").Body()
+}
+
+// nativeMessagesSchema reads a native Anthropic answer, changing it only
+// where output guardrails redact: usage from the body or the event stream.
+// Its request side is never used (the Messages steps route native requests
+// themselves).
+type nativeMessagesSchema struct {
+	guard *guardrails.Request // nil: no output guardrails
+}
+
+func (nativeMessagesSchema) Path(string) (string, bool) { return "", false }
+func (nativeMessagesSchema) Request(body []byte, _ string, _ translate.RequestOptions) ([]byte, error) {
+	return body, nil
+}
+func (nativeMessagesSchema) Headers() [][2]string { return nil }
+func (nativeMessagesSchema) Verbatim() bool       { return true }
+
+func (s nativeMessagesSchema) Response(body []byte, _ string) ([]byte, usage.Usage, bool, error) {
+	u, ok := messages.ReadUsage(body)
+	if s.guard == nil {
+		return body, u, ok, nil
+	}
+	texts, err := messages.ResponseTexts(body)
+	if err != nil {
+		return body, u, ok, nil // not a Messages body: nothing to check, the client reads it as sent
+	}
+	var edits []messages.Edit
+	for i, p := range texts.Pieces {
+		out, err := s.guard.CheckOutput(guardrails.Content, p.Text)
+		if err != nil {
+			return nil, u, ok, anthropicRefusal(guardError(err))
+		}
+		if out != p.Text {
+			edits = append(edits, messages.Edit{Index: i, Text: out})
+		}
+	}
+	if body, err = texts.Redact(body, edits); err != nil {
+		return nil, u, ok, anthropicRefusal(guardError(err))
+	}
+	return body, u, ok, nil
+}
+
+// Error passes Anthropic's error through: it is already in the client's
+// format.
+func (nativeMessagesSchema) Error(status int, body []byte) (int, []byte) { return status, body }
+
+func (s nativeMessagesSchema) NewStream(string, bool) translate.Stream {
+	st := &nativeMessagesStream{guard: s.guard}
+	if s.guard != nil {
+		st.held = map[int64]heldBlock{}
+	}
+	return st
+}
+
+// nativeMessagesStream passes a native Messages event stream on byte for
+// byte, reading its usage; message_stop is its end marker, an error event
+// its failure. With output guardrails, each text and tool-input block is a
+// guarded stream: its deltas carry what the guard releases, and the rest it
+// held back goes out as one more delta before the block's stop.
+type nativeMessagesStream struct {
+	u       messages.UsageReader
+	done    bool
+	errored bool
+
+	guard   *guardrails.Request
+	held    map[int64]heldBlock // by block index
+	blocked bool
+}
+
+func (s *nativeMessagesStream) Raw(out, raw, data []byte) []byte {
+	if s.blocked {
+		return out
+	}
+	if len(data) == 0 || data[0] != '{' {
+		return append(out, raw...)
+	}
+	switch gjson.GetBytes(data, "type").Str {
+	case "message_stop":
+		s.done = true
+	case "error":
+		s.errored = true
+	case "content_block_delta":
+		if s.guard != nil {
+			return s.guardDelta(out, raw, data)
+		}
+	case "content_block_stop":
+		if s.guard != nil {
+			if out = s.release(out, data); s.blocked {
+				return out
+			}
+		}
+	default:
+		s.u.Event(data)
+	}
+	return append(out, raw...)
+}
+
+// heldBlock is one guarded content block of a native stream.
+type heldBlock struct {
+	g    *guardrails.Stream
+	kind messages.DeltaKind
+}
+
+// guardDelta sends a delta with the text the guard releases.
+func (s *nativeMessagesStream) guardDelta(out, raw, data []byte) []byte {
+	idx, kind, text, ok := messages.Delta(data)
+	if !ok || kind == messages.DeltaThinking { // signed: checked by no guardrail, as on chat
+		return append(out, raw...)
+	}
+	b, ok := s.held[idx]
+	if !ok {
+		k := guardrails.Content
+		if kind == messages.DeltaToolInput {
+			k = guardrails.ToolArguments
+		}
+		b = heldBlock{s.guard.NewStream(k), kind}
+		s.held[idx] = b
+	}
+	released, err := b.g.Write(text)
+	if err != nil {
+		return s.block(out, err)
+	}
+	if released == text {
+		return append(out, raw...)
+	}
+	d, err := messages.SetDelta(data, kind, released)
+	if err != nil {
+		return s.block(out, err)
+	}
+	return translate.AppendData(append(out, "event: content_block_delta\n"...), d)
+}
+
+// release sends what a block's guard held back, before its stop.
+func (s *nativeMessagesStream) release(out, data []byte) []byte {
+	idx, _ := messages.BlockStop(data)
+	b, ok := s.held[idx]
+	if !ok {
+		return out
+	}
+	delete(s.held, idx)
+	rest, err := b.g.Close()
+	if err != nil {
+		return s.block(out, err)
+	}
+	if rest == "" {
+		return out
+	}
+	return messages.AppendDelta(out, idx, b.kind, rest)
+}
+
+// block ends the stream with the guardrail's error event.
+func (s *nativeMessagesStream) block(out []byte, err error) []byte {
+	s.blocked, s.errored = true, true
+	return append(out, messages.FromOpenAI(guardError(err)).Event()...)
+}
+
+func (s *nativeMessagesStream) Event(out, _, data []byte) []byte {
+	return s.Raw(out, translate.AppendData(nil, data), data)
+}
+
+func (s *nativeMessagesStream) State() (done, errored bool) { return s.done, s.errored }
+
+// End adds nothing: a native stream cut short has no message_stop, which
+// the Anthropic SDKs report themselves.
+func (s *nativeMessagesStream) End(out []byte) ([]byte, bool) { return out, s.done && !s.errored }
+
+func (s *nativeMessagesStream) Usage() (usage.Usage, bool) {
+	u, final, ok := s.u.Usage()
+	return u, ok && final
+}
+
+func (s *nativeMessagesStream) Partial() (usage.Usage, bool) {
+	u, _, ok := s.u.Usage()
+	return u, ok
+}
+
+// chatToMessages turns an OpenAI-schema provider's Chat Completions answer
+// into a Messages answer. Output guardrails run on the provider's chat
+// chunks before translation, so they see exactly what they see on chat.
+type chatToMessages struct {
+	guard *outputGuard
+}
+
+func (chatToMessages) Path(string) (string, bool) { return "", false }
+func (chatToMessages) Request(body []byte, _ string, _ translate.RequestOptions) ([]byte, error) {
+	return body, nil
+}
+func (chatToMessages) Headers() [][2]string { return nil }
+
+func (c chatToMessages) Response(body []byte, model string) ([]byte, usage.Usage, bool, error) {
+	u, ok := usage.FromOpenAI(body)
+	if c.guard != nil {
+		var err error
+		if body, err = c.guard.response(body); err != nil {
+			return nil, u, ok, anthropicRefusal(guardError(err))
+		}
+	}
+	out, err := messages.FromChat(body, model)
+	if err != nil {
+		return nil, u, ok, anthropicRefusal(oaierror.Internal(502, "bad_provider_response", "The provider's response could not be read."))
+	}
+	return out, u, ok, nil
+}
+
+func (chatToMessages) Error(status int, body []byte) (int, []byte) {
+	e := messages.FromOpenAIBody(status, body)
+	return e.Status, e.Body()
+}
+
+func (c chatToMessages) NewStream(model string, _ bool) translate.Stream {
+	return &chatToMessagesStream{st: messages.NewStream(model), guard: c.guard}
+}
+
+// chatToMessagesStream translates chat chunks into Messages events, guarding
+// each chunk first.
+type chatToMessagesStream struct {
+	st      *messages.Stream
+	guard   *outputGuard
+	blocked bool
+}
+
+func (s *chatToMessagesStream) Event(out, _, data []byte) []byte {
+	if s.blocked {
+		return out
+	}
+	if s.guard != nil && len(data) > 0 && data[0] == '{' {
+		g, err := s.guard.chunk(data)
+		if err != nil {
+			s.blocked = true
+			return append(out, messages.FromOpenAI(guardError(err)).Event()...)
+		}
+		data = g
+	}
+	return s.st.Event(out, data)
+}
+
+func (s *chatToMessagesStream) End(out []byte) ([]byte, bool) {
+	if s.blocked {
+		return out, false
+	}
+	return s.st.End(out)
+}
+
+func (s *chatToMessagesStream) Usage() (usage.Usage, bool)   { return s.st.Usage() }
+func (s *chatToMessagesStream) Partial() (usage.Usage, bool) { return s.st.Usage() }
+
+// streamEnder is a Stream whose API ends a stream the gateway cut in its
+// own error event (Anthropic's event: error).
+type streamEnder interface {
+	budgetEvent() []byte
+}
+
+// budgetEvent is the error event that ends a stream whose budget ran out,
+// in the stream's own format.
+func budgetEvent(st translate.Stream) []byte {
+	if e, ok := st.(streamEnder); ok {
+		return e.budgetEvent()
+	}
+	return budgetErrorEvent
+}
+
+// anthropicBudgetEvent is budgetErrorEvent as Anthropic's error event: a
+// spent budget is billing_error, the type Anthropic uses for credit that ran
+// out.
+var anthropicBudgetEvent = (&messages.Error{Status: 402, Type: messages.TypeBilling,
+	Message: "The budget for this app is spent; the stream was ended. (insufficient_quota)"}).Event()
+
+func (*nativeMessagesStream) budgetEvent() []byte { return anthropicBudgetEvent }
+func (*chatToMessagesStream) budgetEvent() []byte { return anthropicBudgetEvent }
