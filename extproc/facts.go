@@ -5,6 +5,7 @@ import (
 	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing"
+	"github.com/tollgate-ai/tollgate/routing/translate"
 )
 
 // facts are what the request chain learns about a request: who sent it,
@@ -32,4 +33,6 @@ type facts struct {
 	clientUsage   bool // the client asked for stream_options.include_usage
 	noBody        bool // request_headers arrived with end_of_stream set
 	reqBytes      int  // size of the client's request body
+
+	respond translate.Schema // the endpoint's response schema over the provider's; nil: the provider's (responseSchema)
 }

@@ -71,6 +71,7 @@ func endpointProcessors(s *Snapshot) []*processor {
 		embeddingsProcessor(s),
 		modelsProcessor(s),
 		transcriptionsProcessor(s),
+		responsesProcessor(s),
 	}
 }
 

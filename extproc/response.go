@@ -54,7 +54,7 @@ func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.Proces
 	removeMatching(h, &mu, strippedDownstream)
 	mu.set("x-tollgate-request-id", x.rec.requestID)
 	x.rateLimitHeaders(&mu)
-	s := schemaOf(x.target.Provider)
+	s := x.responseSchema()
 	if x.stream && x.rec.status == 200 && isStreamBody(s, h.get("content-type")) {
 		// Stream SSE through as it comes (spec §2.8). content-length was not
 		// removed by Envoy at header time because the configured mode was

@@ -26,6 +26,7 @@ const (
 	EndpointEmbeddings
 	EndpointModels
 	EndpointTranscriptions
+	EndpointResponses
 )
 
 func (e Endpoint) String() string {
@@ -38,6 +39,8 @@ func (e Endpoint) String() string {
 		return "models"
 	case EndpointTranscriptions:
 		return "transcriptions"
+	case EndpointResponses:
+		return "responses"
 	}
 	return "unknown"
 }
@@ -53,6 +56,8 @@ func (e Endpoint) suffix() string {
 		return "/models"
 	case EndpointTranscriptions:
 		return "/audio/transcriptions"
+	case EndpointResponses:
+		return "/responses"
 	}
 	return ""
 }
