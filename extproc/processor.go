@@ -21,8 +21,9 @@ import (
 // processor, and one line in endpointProcessors: no existing step changes.
 type processor struct {
 	endpoint routing.Endpoint
-	method   string // the one method the endpoint takes
+	method   string // the one method the endpoint takes; "" when its header steps check several
 	path     string // its OpenAI path
+	prefix   bool   // path is a prefix: a resource id follows it
 	azureOp  string // its operation under /openai/deployments/{model}; "" if none
 	headers  []headerStep
 	body     []bodyStep
@@ -72,6 +73,7 @@ func endpointProcessors(s *Snapshot) []*processor {
 		modelsProcessor(s),
 		transcriptionsProcessor(s),
 		responsesProcessor(s),
+		responseResourceProcessor(s),
 	}
 }
 
@@ -92,7 +94,7 @@ func (s *Snapshot) processors() []*processor {
 // OpenAI one naming the model as its deployment.
 func match(procs []*processor, path string) (p *processor, deployment string) {
 	for _, p := range procs {
-		if p.path == path {
+		if p.path == path || p.prefix && strings.HasPrefix(path, p.path) {
 			return p, ""
 		}
 	}
@@ -142,7 +144,7 @@ func classify(x *exchange, h headers, _ *mutation) error {
 	}
 	x.proc, x.endpoint, x.deployment = p, p.endpoint, dep
 	x.rec.route = x.endpoint.String()
-	if x.method != p.method {
+	if p.method != "" && x.method != p.method {
 		return &oaierror.Error{Status: 405, Type: oaierror.TypeInvalidRequest, Code: "method_not_allowed",
 			Message: "Method " + x.method + " is not allowed on " + x.path + "; use " + p.method + "."}
 	}

@@ -293,3 +293,78 @@ func TestTranslatedResponsesStream(t *testing.T) {
 	}
 }
 
+func TestStepClassifyResponses(t *testing.T) {
+	is := func(method string) func(*testing.T, *exchange, *upstreamRequest, *mutation) {
+		return func(t *testing.T, x *exchange, _ *upstreamRequest, _ *mutation) {
+			if x.endpoint != routing.EndpointResponses || x.proc.method != method || x.rec.route != "responses" {
+				t.Fatalf("classified %v (method %q)", x.endpoint, x.proc.method)
+			}
+		}
+	}
+	runHeaderStep(t, frontSteps[4], []stepCase{
+		{name: "create", headers: []string{":method", "POST", ":path", "/v1/responses"}, want: is("POST")},
+		{name: "create by GET", headers: []string{":method", "GET", ":path", "/v1/responses"}, code: "method_not_allowed"},
+		{name: "retrieve", headers: []string{":method", "GET", ":path", "/v1/responses/resp_1?include[]=x"}, want: is("")},
+		{name: "delete", headers: []string{":method", "DELETE", ":path", "/v1/responses/resp_1"}, want: is("")},
+	})
+}
+
+func TestStepCheckResponseResource(t *testing.T) {
+	at := func(method, path string, body bool) func(*exchange) {
+		return func(x *exchange) { x.method, x.path, x.noBody = method, path, !body }
+	}
+	step := responseResourceProcessor(nil).headers[0]
+	runHeaderStep(t, step, []stepCase{
+		{name: "get", facts: at("GET", "/v1/responses/resp_1", false)},
+		{name: "delete", facts: at("DELETE", "/v1/responses/resp_1", false)},
+		{name: "input items", facts: at("GET", "/v1/responses/resp_1/input_items", false)},
+		{name: "delete input items", facts: at("DELETE", "/v1/responses/resp_1/input_items", false), code: "method_not_allowed"},
+		{name: "post", facts: at("POST", "/v1/responses/resp_1", false), code: "method_not_allowed"},
+		{name: "other sub-resource", facts: at("GET", "/v1/responses/resp_1/cancel", false), code: "unknown_url"},
+		{name: "empty id", facts: at("GET", "/v1/responses/", false), code: "unknown_url"},
+		{name: "id with a dot", facts: at("GET", "/v1/responses/..", false), code: "unknown_url"},
+		{name: "body", facts: at("GET", "/v1/responses/resp_1", true), code: "unexpected_body"},
+	})
+}
+
+func TestStepChooseResponsesProvider(t *testing.T) {
+	step := responseResourceProcessor(nil).headers[2]
+	chose := func(name string) func(*testing.T, *exchange, *upstreamRequest, *mutation) {
+		return func(t *testing.T, x *exchange, _ *upstreamRequest, _ *mutation) {
+			if x.target.Provider == nil || x.target.Provider.Name != name || x.rec.provider != name {
+				t.Fatalf("target %v", x.target)
+			}
+		}
+	}
+	only := func(models ...string) func(*exchange) { return func(x *exchange) { x.key.Models = models } }
+	runHeaderStep(t, step, []stepCase{
+		{name: "one reachable", facts: only("smart-*"), want: chose("openai")},
+		{name: "several: ask for the header", code: "missing_required_parameter"},
+		{name: "named", headers: []string{providerHeader, "broken"}, want: chose("broken")},
+		{name: "named but out of scope", facts: only("smart-*"), headers: []string{providerHeader, "broken"}, code: "provider_not_allowed"},
+		{name: "none reachable", facts: only("nothing"), code: "provider_not_allowed"},
+	})
+}
+
+func TestStepRouteResponseResource(t *testing.T) {
+	step := responseResourceProcessor(nil).headers[3]
+	runHeaderStep(t, step, []stepCase{
+		{name: "forwarded from headers", headers: []string{":path", "/v1/responses/resp_1?include[]=a"},
+			facts: func(x *exchange) {
+				x.path = "/v1/responses/resp_1"
+				x.target = routing.Target{Provider: x.snap.Routes.Provider("openai")}
+			},
+			want: func(t *testing.T, x *exchange, _ *upstreamRequest, mu *mutation) {
+				set := setHeaders(mu.get())
+				if set[clusterHeader] != "openai" || set[":path"] != "/v1/responses/resp_1?include[]=a" ||
+					set["authorization"] != "Bearer sk-provider-secret" || !x.forwarded {
+					t.Fatalf("set %v", set)
+				}
+				if _, ok := x.responseSchema().(retrievedResponses); !ok {
+					t.Fatalf("schema %T", x.responseSchema())
+				}
+			}},
+		{name: "credential unavailable", facts: func(x *exchange) { x.target = routing.Target{Provider: x.snap.Routes.Provider("broken")} },
+			code: "provider_unavailable"},
+	})
+}

@@ -172,3 +172,50 @@ func TestResponsesTranslatedRefusals(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// Stored responses live at OpenAI: GET and DELETE go to the one OpenAI
+// provider the key may use, with the platform credential (globex has no
+// key of its own).
+func TestResponsesStoredResource(t *testing.T) {
+	fronts(t, harnessOptions{}, func(t *testing.T, h *harness) {
+		c := h.newClient(globexKey)
+		r, err := c.Responses.Get(context.Background(), "resp_stored1", responses.ResponseGetParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.ID != "resp_stored1" || r.OutputText() == "" {
+			t.Fatalf("response %s %q", r.ID, r.OutputText())
+		}
+		up := lastRequest(t, h.openai)
+		if up.Method != "GET" || up.Path != "/v1/responses/resp_stored1" || up.Header.Get("Authorization") != "Bearer "+providerSecret ||
+			up.Header.Get("X-Tollgate-Provider") != "" {
+			t.Fatalf("upstream %s %s %q", up.Method, up.Path, up.Header.Get("Authorization"))
+		}
+		if err := c.Responses.Delete(context.Background(), "resp_stored1"); err != nil {
+			t.Fatal(err)
+		}
+		if up := lastRequest(t, h.openai); up.Method != "DELETE" || up.Path != "/v1/responses/resp_stored1" {
+			t.Fatalf("upstream %s %s", up.Method, up.Path)
+		}
+		line := h.waitRequestLogs(2)[0]
+		if gjson.Get(line, "route").Str != "responses" || gjson.Get(line, "provider").Str != "openai" || gjson.Get(line, "total_tokens").Int() != 0 {
+			t.Fatalf("log %s", line)
+		}
+		// Refusals: a provider the key may not use, a malformed id, another method.
+		for _, tc := range []struct {
+			method, path string
+			hdr          []string
+			status       int
+			code         string
+		}{
+			{"GET", "/v1/responses/resp_1", []string{"x-tollgate-provider", "anthropic"}, 403, "provider_not_allowed"},
+			{"GET", "/v1/responses/resp.1", nil, 404, "unknown_url"},
+			{"POST", "/v1/responses/resp_1", nil, 405, "method_not_allowed"},
+		} {
+			resp, body := h.raw(tc.method, tc.path, globexKey, "", tc.hdr...)
+			if resp.StatusCode != tc.status || gjson.GetBytes(body, "error.code").Str != tc.code {
+				t.Errorf("%s %s: %d %s", tc.method, tc.path, resp.StatusCode, body)
+			}
+		}
+	})
+}

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 )
 
 const (
@@ -81,6 +84,8 @@ func (p *openAI) handle(r *http.Request, body []byte, id string) (reply, bool) {
 		serve = p.chatCompletions
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/responses":
 		serve = p.responsesReply
+	case (r.Method == http.MethodGet || r.Method == http.MethodDelete) && strings.HasPrefix(r.URL.Path, "/v1/responses/"):
+		serve = func([]byte, string) (reply, bool) { return p.storedResponse(r.Method, r.URL.Path, id) }
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/embeddings":
 		serve = p.embeddingsReply
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
@@ -133,6 +138,20 @@ func (p *openAI) responsesReply(body []byte, id string) (reply, bool) {
 		return p.okStream(id, p.respTools), true
 	}
 	return p.okStream(id, p.responsesStream), true
+}
+
+// storedResponse answers GET (the response fixture, with the asked-for id)
+// and DELETE of a stored response.
+func (p *openAI) storedResponse(method, path, id string) (reply, bool) {
+	rid := strings.TrimPrefix(path, "/v1/responses/")
+	if method == http.MethodDelete {
+		return p.ok(id, []byte(`{"id":`+strconv.Quote(rid)+`,"object":"response","deleted":true}`)), true
+	}
+	b, err := sjson.SetBytes(p.responses, "id", rid)
+	if err != nil {
+		return p.errorReply(http.StatusInternalServerError, "", id), false
+	}
+	return p.ok(id, b), true
 }
 
 func (p *openAI) embeddingsReply(body []byte, id string) (reply, bool) {
