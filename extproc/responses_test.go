@@ -368,3 +368,36 @@ func TestStepRouteResponseResource(t *testing.T) {
 			code: "provider_unavailable"},
 	})
 }
+
+// FuzzNativeResponsesStream: whatever a provider sends, the native stream
+// passes every complete event through unchanged and never panics.
+func FuzzNativeResponsesStream(f *testing.F) {
+	if b, err := os.ReadFile("../test/testdata/fixtures/openai/responses_stream.sse"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("event: error\ndata: {\"type\":\"error\",\"code\":\"x\"}\n\n"))
+	f.Add([]byte("data: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":-1}}}\n\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		s := &nativeResponsesStream{}
+		var sc sse.Scanner
+		sc.MaxEventSize = maxEventSize
+		sc.Feed(in)
+		sc.Finish()
+		var raw, out []byte
+		for {
+			ev, more := sc.Next()
+			if !more {
+				break
+			}
+			raw = append(raw, ev.Raw...)
+			out = s.Raw(out, ev.Raw, ev.Data)
+		}
+		if string(out) != string(raw) {
+			t.Fatal("an event changed")
+		}
+		out, complete := s.End(out)
+		if done, errored := s.State(); complete != (done && !errored) || (!done && !errored && !strings.HasSuffix(string(out), string(responsesIncompleteEvent))) {
+			t.Fatalf("end: complete %t done %t errored %t", complete, done, errored)
+		}
+	})
+}
