@@ -5,6 +5,7 @@ import (
 	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/policy/tenancy"
 	"github.com/tollgate-ai/tollgate/routing"
+	"github.com/tollgate-ai/tollgate/routing/translate"
 )
 
 // facts are what the request chain learns about a request: who sent it,
@@ -34,5 +35,6 @@ type facts struct {
 	noBody        bool // request_headers arrived with end_of_stream set
 	reqBytes      int  // size of the client's request body
 
-	msgs messagesFacts // the Messages endpoints' own facts (messages.go)
+	msgs    messagesFacts    // the Messages endpoints' own facts (messages.go)
+	respond translate.Schema // the endpoint's response schema over the provider's; nil: the provider's (responseSchema)
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/tollgate-ai/tollgate/internal/mockprovider"
-	"github.com/tollgate-ai/tollgate/routing/translate/openai"
 )
 
 // answerMockChat and answerMockEmbeddings answer a request routed to a
@@ -42,14 +41,14 @@ func (x *exchange) mockResponse(r mockprovider.Reply) *extprocv3.ProcessingRespo
 	var mu mutation
 	var body []byte
 	if r.Stream {
-		sr := x.newStreamReader(x.msgs.api.schema(x, openai.Passthrough{}))
+		sr := x.newStreamReader(x.msgs.api.schema(x, x.responseSchema()))
 		x.body = sr
 		mu.set("content-type", "text/event-stream; charset=utf-8")
 		mu.set("cache-control", "no-cache")
 		mu.set("server-timing", x.serverTiming())
 		body, _ = sr.chunk(slices.Concat(r.Body, []byte(mockprovider.Done)), true)
 	} else {
-		jr := x.newJSONReader(x.msgs.api.schema(x, openai.Passthrough{}))
+		jr := x.newJSONReader(x.msgs.api.schema(x, x.responseSchema()))
 		x.body = jr
 		body, _ = jr.chunk(r.Body, true) // an output guardrail may change status and body
 		mu.set("content-type", "application/json")

@@ -22,7 +22,7 @@ import (
 // processor, and one line in endpointProcessors: no existing step changes.
 type processor struct {
 	endpoint routing.Endpoint
-	method   string // the one method the endpoint takes
+	method   string // the one method the endpoint takes; "" when its header steps check several
 	path     string // its OpenAI path
 	idPrefix string // instead of path: the prefix of its OpenAI path /…/{id} ("/v1/models/")
 	azureOp  string // its operation under /openai/deployments/{model}; "" if none
@@ -77,6 +77,8 @@ func endpointProcessors(s *Snapshot) []*processor {
 		transcriptionsProcessor(s),
 		messagesProcessor(s),
 		countTokensProcessor(s),
+		responsesProcessor(s),
+		responseResourceProcessor(s),
 	}
 }
 
@@ -186,7 +188,7 @@ func classify(x *exchange, h headers, _ *mutation) error {
 	}
 	x.proc, x.endpoint, x.deployment, x.pathID = p, p.endpoint, dep, id
 	x.rec.route = x.endpoint.String()
-	if x.method != p.method {
+	if p.method != "" && x.method != p.method {
 		return &oaierror.Error{Status: 405, Type: oaierror.TypeInvalidRequest, Code: "method_not_allowed",
 			Message: "Method " + x.method + " is not allowed on " + x.path + "; use " + p.method + "."}
 	}

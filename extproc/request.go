@@ -44,7 +44,7 @@ func (x *exchange) onRequestHeaders(m *extprocv3.HttpHeaders) *extprocv3.Process
 		return r
 	}
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{
-		RequestHeaders: headersReply(&mu, false),
+		RequestHeaders: headersReply(&mu, x.forwarded), // forwarded from headers: a cluster was chosen
 	}}
 }
 

@@ -52,7 +52,7 @@ func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.Proces
 	removeMatching(h, &mu, strippedDownstream)
 	mu.set("x-tollgate-request-id", x.rec.requestID)
 	x.rateLimitHeaders(&mu)
-	s := x.msgs.api.schema(x, schemaOf(x.target.Provider))
+	s := x.msgs.api.schema(x, x.responseSchema())
 	if x.stream && x.rec.status == 200 && isStreamBody(s, h.get("content-type")) {
 		// Stream SSE through as it comes (spec §2.8). content-length was not
 		// removed by Envoy at header time because the configured mode was
@@ -222,7 +222,6 @@ func (r *jsonReader) usage() (usage.Usage, bool)   { return r.u, r.ok }
 func (r *jsonReader) partial() (usage.Usage, bool) { return r.u, r.ok }
 func (r *jsonReader) received() int                { return r.text }
 func (r *jsonReader) outcome() string              { return "" }
-
 
 // view reads b as a string without copying it. gjson.GetBytes copies its
 // results to keep them valid; results here are used only while the event's

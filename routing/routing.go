@@ -28,6 +28,7 @@ const (
 	EndpointTranscriptions
 	EndpointMessages            // Anthropic's POST /v1/messages (extproc/messages.go)
 	EndpointMessagesCountTokens // Anthropic's POST /v1/messages/count_tokens
+	EndpointResponses
 )
 
 func (e Endpoint) String() string {
@@ -44,6 +45,8 @@ func (e Endpoint) String() string {
 		return "messages"
 	case EndpointMessagesCountTokens:
 		return "messages_count_tokens"
+	case EndpointResponses:
+		return "responses"
 	}
 	return "unknown"
 }
@@ -59,6 +62,8 @@ func (e Endpoint) suffix() string {
 		return "/models"
 	case EndpointTranscriptions:
 		return "/audio/transcriptions"
+	case EndpointResponses:
+		return "/responses"
 	}
 	return ""
 }

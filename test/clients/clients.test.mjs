@@ -112,9 +112,26 @@ expectedFailure('openai: AzureOpenAI models list (GET /openai/models)', async ()
   assert.ok(page.data.length > 0);
 });
 
-expectedFailure('openai: responses API (POST /v1/responses)', async () => {
-  const r = await client.responses.create({ model: 'smart-default', input: 'Hello' });
+test('openai: responses API (POST /v1/responses), plain and streamed', async () => {
+  const r = await client.responses.create({ model: 'smart-default', instructions: 'Be brief.', input: 'Hello' });
   assert.match(r.output_text, /Hello/);
+  assert.ok(r.usage.output_tokens > 0);
+  const stream = await client.responses.create({ model: 'fast-default', input: 'streamed', stream: true });
+  let text = '';
+  let completed;
+  for await (const ev of stream) {
+    if (ev.type === 'response.output_text.delta') text += ev.delta;
+    if (ev.type === 'response.completed') completed = ev.response;
+  }
+  assert.match(text, /streamed/);
+  assert.ok(completed && completed.usage.total_tokens > 0);
+});
+
+test('openai: responses API refuses what a chat provider cannot serve', async () => {
+  await assert.rejects(
+    client.responses.create({ model: 'smart-default', input: 'Hello', previous_response_id: 'resp_1' }),
+    (err) => err.status === 400 && err.code === 'unsupported_parameter' && err.param === 'previous_response_id',
+  );
 });
 
 test('langchain: ChatOpenAI invoke and stream', async () => {
@@ -124,6 +141,17 @@ test('langchain: ChatOpenAI invoke and stream', async () => {
   let text = '';
   for await (const chunk of await llm.stream('streamed')) text += chunk.content;
   assert.match(text, /You said: streamed/);
+});
+
+test('langchain: ChatOpenAI with useResponsesApi, invoke and stream', async () => {
+  const llm = new ChatOpenAI({
+    model: 'smart-default', apiKey, configuration: { baseURL: `${base}/v1` }, maxRetries: 0, useResponsesApi: true,
+  });
+  const msg = await llm.invoke('Hello');
+  assert.match(String(msg.text ?? msg.content), /Hello/);
+  let text = '';
+  for await (const chunk of await llm.stream('streamed')) text += chunk.text ?? '';
+  assert.match(text, /streamed/);
 });
 
 test('langchain: OpenAIEmbeddings', async () => {
@@ -148,9 +176,13 @@ test('vercel ai: embed', async () => {
   assert.equal(r.embedding.length, 8);
 });
 
-expectedFailure('vercel ai: default model (responses API)', async () => {
+test('vercel ai: default model (responses API), generateText and streamText', async () => {
   const r = await generateText({ model: vercel('smart-default'), prompt: 'Hello', maxRetries: 0 });
   assert.match(r.text, /Hello/);
+  const s = streamText({ model: vercel('fast-default'), prompt: 'streamed', maxRetries: 0 });
+  let text = '';
+  for await (const part of s.textStream) text += part;
+  assert.match(text, /streamed/);
 });
 
 // The Anthropic SDK against /v1/messages: the mock answers the request translated to chat,

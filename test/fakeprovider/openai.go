@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 )
 
 const (
@@ -20,6 +23,11 @@ type openAI struct {
 	headers http.Header // headers_response.txt without content-type and date
 
 	chat, embeddings, models []byte
+
+	// Responses API: a response object and event streams, plain and with a
+	// function call (the request has tools).
+	responses                  []byte
+	responsesStream, respTools [][]byte
 
 	// transcription usage objects: token-billed and duration-billed models
 	transcribeTokens, transcribeDuration []byte
@@ -36,6 +44,9 @@ func newOpenAI(fs *fixtureSet, cred string) *openAI {
 		chat:               fs.read("openai/chat_response.json"),
 		embeddings:         fs.read("openai/embeddings_response.json"),
 		models:             fs.read("openai/models_response.json"),
+		responses:          fs.read("openai/responses_response.json"),
+		responsesStream:    splitEvents(fs.read("openai/responses_stream.sse")),
+		respTools:          splitEvents(fs.read("openai/responses_stream_tool_call.sse")),
 		transcribeTokens:   []byte(gjson.GetBytes(fs.read("openai/transcription_response_tokens.json"), "usage").Raw),
 		transcribeDuration: []byte(gjson.GetBytes(fs.read("openai/transcription_response_duration.json"), "usage").Raw),
 		streamUsage:        splitEvents(fs.read("openai/chat_stream.sse")),
@@ -71,6 +82,10 @@ func (p *openAI) handle(r *http.Request, body []byte, id string) (reply, bool) {
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/chat/completions":
 		serve = p.chatCompletions
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/responses":
+		serve = p.responsesReply
+	case (r.Method == http.MethodGet || r.Method == http.MethodDelete) && strings.HasPrefix(r.URL.Path, "/v1/responses/"):
+		serve = func([]byte, string) (reply, bool) { return p.storedResponse(r.Method, r.URL.Path, id) }
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/embeddings":
 		serve = p.embeddingsReply
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
@@ -106,6 +121,37 @@ func (p *openAI) chatCompletions(body []byte, id string) (reply, bool) {
 		events = p.streamUsage
 	}
 	return p.okStream(id, events), true
+}
+
+// responsesReply answers POST /v1/responses from the Responses fixtures.
+func (p *openAI) responsesReply(body []byte, id string) (reply, bool) {
+	if !gjson.ValidBytes(body) || !gjson.ParseBytes(body).IsObject() {
+		return p.apiError(http.StatusBadRequest, id, msgInvalidJSON, "invalid_request_error", "", ""), false
+	}
+	if m := gjson.GetBytes(body, "model"); m.Type != gjson.String || m.Str == "" {
+		return p.apiError(http.StatusBadRequest, id, "Missing required parameter: 'model'.", "invalid_request_error", "model", "missing_required_parameter"), false
+	}
+	if gjson.GetBytes(body, "stream").Type != gjson.True {
+		return p.ok(id, p.responses), true
+	}
+	if gjson.GetBytes(body, "tools.0").Exists() {
+		return p.okStream(id, p.respTools), true
+	}
+	return p.okStream(id, p.responsesStream), true
+}
+
+// storedResponse answers GET (the response fixture, with the asked-for id)
+// and DELETE of a stored response.
+func (p *openAI) storedResponse(method, path, id string) (reply, bool) {
+	rid := strings.TrimPrefix(path, "/v1/responses/")
+	if method == http.MethodDelete {
+		return p.ok(id, []byte(`{"id":`+strconv.Quote(rid)+`,"object":"response","deleted":true}`)), true
+	}
+	b, err := sjson.SetBytes(p.responses, "id", rid)
+	if err != nil {
+		return p.errorReply(http.StatusInternalServerError, "", id), false
+	}
+	return p.ok(id, b), true
 }
 
 func (p *openAI) embeddingsReply(body []byte, id string) (reply, bool) {

@@ -1,0 +1,293 @@
+package extproc
+
+import (
+	"github.com/tidwall/gjson"
+
+	"github.com/tollgate-ai/tollgate/internal/oaierror"
+	"github.com/tollgate-ai/tollgate/routing"
+	"github.com/tollgate-ai/tollgate/routing/config"
+	"github.com/tollgate-ai/tollgate/routing/translate"
+	"github.com/tollgate-ai/tollgate/routing/translate/openai"
+	"github.com/tollgate-ai/tollgate/routing/translate/responses"
+	"github.com/tollgate-ai/tollgate/routing/usage"
+)
+
+// responsesProcessor serves POST /v1/responses, OpenAI's Responses API.
+//
+// OpenAI and Azure OpenAI targets get the request natively: the model
+// rewritten, credentials swapped, guardrails reading the input items and
+// instructions, metering reading response.completed; stateful and hosted
+// features (previous_response_id, store, built-in tools) go through as sent.
+// Every other provider (and the mock) gets the request translated to chat
+// completions (routing/translate/responses), then through its own chat
+// translator; its answer comes back through the same two translators in
+// reverse. What a chat provider cannot serve is refused with 400
+// unsupported_parameter naming the field.
+//
+// A fallback alias is refused: its attempts would need a different body per
+// member (native for OpenAI, chat for the rest).
+func responsesProcessor(*Snapshot) *processor {
+	return &processor{
+		endpoint: routing.EndpointResponses,
+		method:   "POST",
+		path:     "/v1/responses",
+		headers:  []headerStep{stepRequireBody, stepTraceHeaders},
+		body: []bodyStep{
+			stepParseJSON,
+			stepParseStream,
+			stepSelectApp,
+			stepCheckAgent,
+			stepCheckMetadata,
+			stepResolveModel,
+			stepResponsesNoFallback,
+			stepResponsesOffered,
+			stepConfine,
+			stepGuardInput(responsesPieces),
+			stepResponsesOutputGuard,
+			stepAdmit,
+			stepStripGatewayFields,
+		},
+		deliver: [targetKinds][]bodyStep{
+			kindDirect: {stepRewriteModel, stepSpliceBody, stepRespondNative, stepRouteUpstream, stepAzureResponsesPath,
+				stepMintCredential},
+			kindTranslated: {stepResponsesToChat, stepTranslateBody, stepRouteUpstream, stepChatPath, stepTranslatorHeaders,
+				stepMintCredential},
+			kindChain: {stepResponsesNoFallback}, // refused in body already; listed so every kind has a path
+			kindMock:  {stepRewriteModel, stepResponsesToChat, stepMockChat},
+		},
+	}
+}
+
+var (
+	stepResponsesNoFallback  = bodyStep{"no_fallback", responsesNoFallback}
+	stepResponsesOffered     = bodyStep{"check_offered", responsesOffered}
+	stepResponsesOutputGuard = bodyStep{"check_output_guard", responsesOutputGuard}
+	stepRespondNative        = bodyStep{"respond_native", respondNative}
+	stepResponsesToChat      = bodyStep{"responses_to_chat", responsesToChat}
+	stepAzureResponsesPath   = bodyStep{"azure_responses_path", azureResponsesPath}
+	stepChatPath             = bodyStep{"chat_path", chatPath}
+)
+
+// responseSchema is the schema the response side reads the answer with: the
+// endpoint's own when a request step set one, else the provider's.
+func (x *exchange) responseSchema() translate.Schema {
+	if x.respond != nil {
+		return x.respond
+	}
+	return schemaOf(x.target.Provider)
+}
+
+// responsesNoFallback refuses a fallback alias (see responsesProcessor).
+func responsesNoFallback(x *exchange, _ *upstreamRequest) error {
+	if x.target.Chain != nil {
+		return oaierror.InvalidRequest("unsupported_endpoint", "model",
+			"The Responses API cannot use the fallback alias "+quote(x.rec.model)+".")
+	}
+	return nil
+}
+
+// responsesOffered refuses a provider that offers no chat completions:
+// OpenAI-format providers take the Responses API natively, every other one
+// through its chat translator.
+func responsesOffered(x *exchange, _ *upstreamRequest) error {
+	if _, ok := x.target.Provider.Path(routing.EndpointChat, x.target.Model); !ok {
+		return oaierror.InvalidRequest("unsupported_endpoint", "model", "The model "+quote(x.rec.model)+" does not support responses.")
+	}
+	return nil
+}
+
+// responsesOutputGuard refuses a request whose app has output guardrails:
+// they read chat completions and would not see a Responses answer. Failing
+// closed beats sending unguarded output.
+func responsesOutputGuard(x *exchange, _ *upstreamRequest) error {
+	if x.guard != nil && x.guard.OutputActive() {
+		return oaierror.InvalidRequest("unsupported_endpoint", "",
+			"This app's output guardrails do not yet apply to the Responses API; use /v1/chat/completions.")
+	}
+	return nil
+}
+
+// responsesPieces are a Responses request's instructions and the text of
+// its input items (message content, function call arguments and outputs).
+func responsesPieces(x *exchange, req *upstreamRequest, p *inputPieces) {
+	ts, err := responses.InputTexts(req.body)
+	if err != nil {
+		return // parse_json validated the body
+	}
+	for _, t := range ts {
+		v := gjson.Result{Type: gjson.String, Str: t.Text, Raw: view(req.body[t.Start:t.End]), Index: t.Start}
+		p.add(t.Role, t.Text, v)
+		x.read(t.Path, v)
+	}
+}
+
+// respondNative reads an OpenAI or Azure answer as the Responses API's own.
+func respondNative(x *exchange, _ *upstreamRequest) error {
+	x.respond = nativeResponses{}
+	return nil
+}
+
+// responsesToChat turns the Responses request into a chat completions
+// request, which the provider's chat translator (or the mock) takes next;
+// the answer is turned back by the same Request.
+func responsesToChat(x *exchange, req *upstreamRequest) error {
+	if !req.applyEdits() {
+		return failure(errRewrite(), errOverlap)
+	}
+	r, err := responses.TranslateRequest(req.body)
+	if err != nil {
+		return translateError(err, "The request cannot be sent to this model's provider.")
+	}
+	req.body, req.bodyChanged = r.Chat, true
+	x.respond = &translatedResponses{Schema: schemaOf(x.target.Provider), req: r}
+	return nil
+}
+
+// azureResponsesPath sends an Azure OpenAI request to the v1 Responses
+// path, which takes the deployment as the body's model and needs no
+// api-version (https://learn.microsoft.com/azure/ai-foundry/openai/how-to/responses).
+func azureResponsesPath(x *exchange, req *upstreamRequest) error {
+	if p := x.target.Provider; p.Schema == config.SchemaAzureOpenAI {
+		setPath(req, p.BasePath+"/v1/responses")
+	}
+	return nil
+}
+
+// chatPath sends a translated request to the provider's chat path: the body
+// is a chat request now.
+func chatPath(x *exchange, req *upstreamRequest) error {
+	path, _ := x.target.Provider.UpstreamPath(routing.EndpointChat, x.target.Model, x.stream)
+	setPath(req, path)
+	return nil
+}
+
+// setPath replaces the :path route_upstream set, so that the reply sets it
+// once.
+func setPath(req *upstreamRequest, path string) {
+	req.path = path
+	for _, h := range req.mu.get().SetHeaders {
+		if h.GetHeader().GetKey() == ":path" {
+			h.Header.RawValue = []byte(path)
+			return
+		}
+	}
+	req.mu.set(":path", path)
+}
+
+// nativeResponses reads OpenAI's own Responses answers: bodies and events
+// pass as sent, usage is read from the response object or the terminal
+// event.
+type nativeResponses struct{ openai.Passthrough }
+
+func (nativeResponses) Response(body []byte, _ string) ([]byte, usage.Usage, bool, error) {
+	u, ok := usage.FromResponses(body)
+	return body, u, ok, nil
+}
+
+func (nativeResponses) NewStream(string, bool) translate.Stream { return &nativeResponsesStream{} }
+
+// nativeResponsesStream passes a Responses event stream through, reading
+// the usage of its terminal event (response.completed, .incomplete or
+// .failed).
+type nativeResponsesStream struct {
+	done, errored bool
+	u             usage.Usage
+	ok            bool
+	framed        []byte
+}
+
+var _ translate.RawStream = (*nativeResponsesStream)(nil)
+
+// responsesIncompleteEvent ends a Responses stream the provider cut short,
+// as the error event the SDKs raise.
+var responsesIncompleteEvent = []byte("event: error\ndata: " +
+	`{"type":"error","code":"stream_incomplete","message":"The provider's stream ended before the response was complete.","param":null}` + "\n\n")
+
+func (s *nativeResponsesStream) Raw(out, raw, data []byte) []byte {
+	if len(data) > 0 && data[0] == '{' {
+		switch responses.EventType(data) {
+		case responses.EventCompleted, responses.EventIncomplete:
+			s.done = true
+		case responses.EventFailed:
+			s.done, s.errored = true, true
+		case "error":
+			s.errored = true
+		}
+		if u, ok := responses.EventUsage(data); ok {
+			s.u, s.ok = u, true
+		}
+	}
+	return append(out, raw...)
+}
+
+func (s *nativeResponsesStream) Event(out, name, data []byte) []byte {
+	s.framed = s.framed[:0]
+	if len(name) > 0 {
+		s.framed = append(append(append(s.framed, "event: "...), name...), '\n')
+	}
+	s.framed = translate.AppendData(s.framed, data)
+	return s.Raw(out, s.framed, data)
+}
+
+func (s *nativeResponsesStream) End(out []byte) ([]byte, bool) {
+	if !s.done && !s.errored {
+		out = append(out, responsesIncompleteEvent...)
+	}
+	return out, s.done && !s.errored
+}
+
+func (s *nativeResponsesStream) State() (done, errored bool) { return s.done, s.errored }
+func (s *nativeResponsesStream) Usage() (usage.Usage, bool)  { return s.u, s.ok }
+func (s *nativeResponsesStream) Partial() (usage.Usage, bool) {
+	return s.u, s.ok
+}
+
+// translatedResponses reads a translated request's answer: the provider's
+// schema (Schema) turns it into a chat completion, and the Responses
+// request turns that into a response object or event stream. Errors stay
+// in OpenAI's format, which the Responses API shares.
+type translatedResponses struct {
+	translate.Schema
+	req *responses.Request
+}
+
+// Framing is the provider's: the stream reader cuts the provider's events.
+func (t *translatedResponses) Framing() translate.Framing { return translate.FramingOf(t.Schema) }
+
+func (t *translatedResponses) Response(body []byte, model string) ([]byte, usage.Usage, bool, error) {
+	chat, u, ok, err := t.Schema.Response(body, model)
+	if err != nil {
+		return nil, u, ok, err
+	}
+	out, _, _, err := t.req.Response(chat, responses.Options{})
+	return out, u, ok, err
+}
+
+func (t *translatedResponses) NewStream(model string, _ bool) translate.Stream {
+	// The chat stream always carries its usage: response.completed reports it.
+	return &translatedResponsesStream{chat: t.Schema.NewStream(model, true), out: t.req.NewStream(responses.Options{})}
+}
+
+// translatedResponsesStream composes the provider's chat stream with the
+// Responses stream.
+type translatedResponsesStream struct {
+	chat translate.Stream
+	out  *responses.Stream
+	buf  []byte
+}
+
+func (s *translatedResponsesStream) Event(out, name, data []byte) []byte {
+	s.buf = s.chat.Event(s.buf[:0], name, data)
+	return s.out.Feed(out, s.buf)
+}
+
+func (s *translatedResponsesStream) End(out []byte) ([]byte, bool) {
+	var chatDone bool
+	s.buf, chatDone = s.chat.End(s.buf[:0])
+	out = s.out.Feed(out, s.buf)
+	out, complete := s.out.End(out)
+	return out, complete && chatDone
+}
+
+func (s *translatedResponsesStream) Usage() (usage.Usage, bool)   { return s.chat.Usage() }
+func (s *translatedResponsesStream) Partial() (usage.Usage, bool) { return s.chat.Partial() }

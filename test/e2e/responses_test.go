@@ -1,0 +1,221 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/responses"
+	"github.com/tidwall/gjson"
+)
+
+// The Responses API (POST /v1/responses) through the gateway with openai-go:
+// natively to OpenAI, translated through chat for Anthropic.
+
+func responsesParams(model string) responses.ResponseNewParams {
+	return responses.ResponseNewParams{
+		Model:        model,
+		Instructions: openai.String("Answer briefly."),
+		Input:        responses.ResponseNewParamsInputUnion{OfString: openai.String("What is an API gateway?")},
+	}
+}
+
+// streamedText reads a Responses stream to its end: the text of its
+// output_text deltas and the terminal event's usage.
+func streamedText(t *testing.T, s interface {
+	Next() bool
+	Current() responses.ResponseStreamEventUnion
+	Err() error
+}) (string, responses.ResponseUsage, string) {
+	t.Helper()
+	var text strings.Builder
+	var u responses.ResponseUsage
+	last := ""
+	for s.Next() {
+		ev := s.Current()
+		last = ev.Type
+		switch ev.Type {
+		case "response.output_text.delta":
+			text.WriteString(ev.Delta)
+		case "response.completed":
+			u = ev.Response.Usage
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return text.String(), u, last
+}
+
+func TestResponsesNativeOpenAI(t *testing.T) {
+	fronts(t, harnessOptions{}, func(t *testing.T, h *harness) {
+		resp, err := h.client.Responses.New(context.Background(), responsesParams("smart-default"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := gjson.GetBytes(fixture(t, "openai/responses_response.json"), "output.1.content.0.text").Str
+		if resp.OutputText() != want {
+			t.Fatalf("output %q, want %q", resp.OutputText(), want)
+		}
+		if resp.Usage.InputTokens != 1342 || resp.Usage.OutputTokens != 286 {
+			t.Fatalf("usage %+v", resp.Usage)
+		}
+		up := lastRequest(t, h.openai)
+		if up.Path != "/v1/responses" || gjson.GetBytes(up.Body, "model").Str != "gpt-4o-mini" ||
+			up.Header.Get("Authorization") != "Bearer "+providerSecret {
+			t.Fatalf("upstream %s %s %q", up.Path, up.Body, up.Header.Get("Authorization"))
+		}
+		line := h.waitRequestLogs(1)[0]
+		if gjson.Get(line, "route").Str != "responses" || gjson.Get(line, "prompt_tokens").Int() != 1342 ||
+			gjson.Get(line, "completion_tokens").Int() != 286 {
+			t.Fatalf("log %s", line)
+		}
+	})
+}
+
+func TestResponsesNativeStatefulForwarded(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	p := responsesParams("smart-default")
+	p.PreviousResponseID = openai.String("resp_previous")
+	p.Store = openai.Bool(true)
+	if _, err := h.client.Responses.New(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	up := lastRequest(t, h.openai)
+	if gjson.GetBytes(up.Body, "previous_response_id").Str != "resp_previous" || !gjson.GetBytes(up.Body, "store").Bool() {
+		t.Fatalf("upstream body %s", up.Body)
+	}
+}
+
+func TestResponsesNativeStream(t *testing.T) {
+	for name, chunks := range streamChunkings {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{chunks: chunks})
+			s := h.client.Responses.NewStreaming(context.Background(), responsesParams("smart-default"))
+			text, u, last := streamedText(t, s)
+			if text == "" || last != "response.completed" || u.InputTokens == 0 || u.OutputTokens == 0 {
+				t.Fatalf("text %q, last event %s, usage %+v", text, last, u)
+			}
+			line := h.waitRequestLogs(1)[0]
+			if gjson.Get(line, "prompt_tokens").Int() != u.InputTokens || gjson.Get(line, "completion_tokens").Int() != u.OutputTokens {
+				t.Fatalf("log %s, usage %+v", line, u)
+			}
+		})
+	}
+}
+
+func TestResponsesTranslatedAnthropic(t *testing.T) {
+	fronts(t, harnessOptions{}, func(t *testing.T, h *harness) {
+		resp, err := h.client.Responses.New(context.Background(), responsesParams("claude-default"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := gjson.GetBytes(fixture(t, "anthropic/messages_response.json"), "content.0.text").Str
+		if resp.OutputText() != want || resp.Status != "completed" || resp.Usage.OutputTokens != 29 {
+			t.Fatalf("response %q status %s usage %+v", resp.OutputText(), resp.Status, resp.Usage)
+		}
+		up := lastRequest(t, h.anthropic)
+		if up.Path != "/v1/messages" || gjson.GetBytes(up.Body, "model").Str != "claude-sonnet-4-5" ||
+			gjson.GetBytes(up.Body, "system").String() == "" {
+			t.Fatalf("upstream %s %s", up.Path, up.Body)
+		}
+		line := h.waitRequestLogs(1)[0]
+		if gjson.Get(line, "provider").Str != "anthropic" || gjson.Get(line, "completion_tokens").Int() != 29 {
+			t.Fatalf("log %s", line)
+		}
+	})
+}
+
+func TestResponsesTranslatedAnthropicStream(t *testing.T) {
+	for name, chunks := range streamChunkings {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{chunks: chunks})
+			s := h.client.Responses.NewStreaming(context.Background(), responsesParams("claude-default"))
+			text, u, last := streamedText(t, s)
+			if want := anthropicStreamText(t, "anthropic/messages_stream.sse"); text != want {
+				t.Fatalf("assembled %q, want %q", text, want)
+			}
+			if last != "response.completed" || u.OutputTokens == 0 || u.InputTokens == 0 {
+				t.Fatalf("last event %s, usage %+v", last, u)
+			}
+			line := h.waitRequestLogs(1)[0]
+			if gjson.Get(line, "completion_tokens").Int() != u.OutputTokens {
+				t.Fatalf("log %s, usage %+v", line, u)
+			}
+		})
+	}
+}
+
+func TestResponsesTranslatedRefusals(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	for _, tc := range []struct{ body, param string }{
+		{`{"model":"claude-default","input":"hi","previous_response_id":"resp_1"}`, "previous_response_id"},
+		{`{"model":"claude-default","input":"hi","store":true}`, "store"},
+		{`{"model":"claude-default","input":"hi","tools":[{"type":"web_search"}]}`, "tools[0].type"},
+	} {
+		resp, body := h.raw("POST", "/v1/responses", gatewayKey, tc.body)
+		if resp.StatusCode != 400 || gjson.GetBytes(body, "error.code").Str != "unsupported_parameter" ||
+			!strings.HasPrefix(gjson.GetBytes(body, "error.param").Str, strings.SplitN(tc.param, "[", 2)[0]) {
+			t.Errorf("%s: %d %s", tc.body, resp.StatusCode, body)
+		}
+	}
+	if n := len(h.anthropic.Requests()); n != 0 {
+		t.Fatalf("%d refused requests reached the provider", n)
+	}
+	// The SDK surfaces the refusal as a typed error.
+	p := responsesParams("claude-default")
+	p.PreviousResponseID = openai.String("resp_1")
+	_, err := h.client.Responses.New(context.Background(), p)
+	var apiErr *openai.Error
+	if !asAPIError(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Code != "unsupported_parameter" || apiErr.Param != "previous_response_id" {
+		t.Fatalf("error %v", err)
+	}
+}
+
+// Stored responses live at OpenAI: GET and DELETE go to the one OpenAI
+// provider the key may use, with the platform credential (globex has no
+// key of its own).
+func TestResponsesStoredResource(t *testing.T) {
+	fronts(t, harnessOptions{}, func(t *testing.T, h *harness) {
+		c := h.newClient(globexKey)
+		r, err := c.Responses.Get(context.Background(), "resp_stored1", responses.ResponseGetParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.ID != "resp_stored1" || r.OutputText() == "" {
+			t.Fatalf("response %s %q", r.ID, r.OutputText())
+		}
+		up := lastRequest(t, h.openai)
+		if up.Method != "GET" || up.Path != "/v1/responses/resp_stored1" || up.Header.Get("Authorization") != "Bearer "+providerSecret ||
+			up.Header.Get("X-Tollgate-Provider") != "" {
+			t.Fatalf("upstream %s %s %q", up.Method, up.Path, up.Header.Get("Authorization"))
+		}
+		if err := c.Responses.Delete(context.Background(), "resp_stored1"); err != nil {
+			t.Fatal(err)
+		}
+		if up := lastRequest(t, h.openai); up.Method != "DELETE" || up.Path != "/v1/responses/resp_stored1" {
+			t.Fatalf("upstream %s %s", up.Method, up.Path)
+		}
+		line := h.waitRequestLogs(2)[0]
+		if gjson.Get(line, "route").Str != "responses" || gjson.Get(line, "provider").Str != "openai" || gjson.Get(line, "total_tokens").Int() != 0 {
+			t.Fatalf("log %s", line)
+		}
+		// Refusals: a provider the key may not use, a malformed id, another method.
+		for _, tc := range []struct {
+			method, path string
+			hdr          []string
+			status       int
+			code         string
+		}{
+			{"GET", "/v1/responses/resp_1", []string{"x-tollgate-provider", "anthropic"}, 403, "provider_not_allowed"},
+			{"GET", "/v1/responses/resp.1", nil, 404, "unknown_url"},
+			{"POST", "/v1/responses/resp_1", nil, 405, "method_not_allowed"},
+		} {
+			resp, body := h.raw(tc.method, tc.path, globexKey, "", tc.hdr...)
+			if resp.StatusCode != tc.status || gjson.GetBytes(body, "error.code").Str != tc.code {
+				t.Errorf("%s %s: %d %s", tc.method, tc.path, resp.StatusCode, body)
+			}
+		}
+	})
+}
