@@ -183,10 +183,10 @@ type harnessOptions struct {
 	// from the ADS bootstrap xds.Bootstrap renders, so clusters and routes come from the
 	// gateway over ADS. The other Envoy options (fallback, azure, bedrock, vertex, edge) need
 	// the static bootstraps and are ignored.
-	ads bool
-	azure    bool             // add an Azure cluster (a copy of openai's) pointed at a fake Azure OpenAI
-	edge     edgeOptions      // Envoy failure cases (edge_test.go)
-	bedrock  bool             // add a Bedrock cluster (a copy of openai's) pointed at a fake Bedrock checking SigV4
+	ads     bool
+	azure   bool        // add an Azure cluster (a copy of openai's) pointed at a fake Azure OpenAI
+	edge    edgeOptions // Envoy failure cases (edge_test.go)
+	bedrock bool        // add a Bedrock cluster (a copy of openai's) pointed at a fake Bedrock checking SigV4
 	// vertex adds a Vertex AI cluster pointed at a fake Vertex that accepts this endpoint's access tokens.
 	vertex *fakeprovider.TokenEndpoint
 
