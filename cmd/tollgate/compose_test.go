@@ -58,11 +58,15 @@ func TestCompose(t *testing.T) {
 	if slices.Contains(envoy.Command, "--config-yaml") || !slices.Contains(envoy.Command, "/etc/envoy/envoy.yaml") {
 		t.Errorf("envoy command %q: want the shipped bootstrap as it is", envoy.Command)
 	}
-	boot, err := os.ReadFile(filepath.Join(root, "envoy/envoy.yaml"))
+	// The ADS bootstrap: the providers of the example config reach Envoy over xDS.
+	if !slices.Contains(envoy.Volumes, "./envoy/envoy-ads.yaml:/etc/envoy/envoy.yaml:ro") {
+		t.Errorf("envoy volumes %q: want the ADS bootstrap envoy/envoy-ads.yaml", envoy.Volumes)
+	}
+	boot, err := os.ReadFile(filepath.Join(root, "envoy/envoy-ads.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := devfront.RewriteBootstrap(boot, devfront.Rewrite{AdminPort: 1}); err != nil {
-		t.Errorf("envoy.yaml is not a valid bootstrap: %v", err)
+		t.Errorf("envoy-ads.yaml is not a valid bootstrap: %v", err)
 	}
 }

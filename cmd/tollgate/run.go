@@ -18,10 +18,11 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"sigs.k8s.io/yaml"
 
-	"github.com/tollgate-ai/tollgate/envoy"
 	"github.com/tollgate-ai/tollgate/internal/devfront"
 	"github.com/tollgate-ai/tollgate/internal/gateway"
+	"github.com/tollgate-ai/tollgate/internal/xds"
 )
 
 // extProcCluster is the local bootstrap's cluster that `tollgate run` points at its own
@@ -47,7 +48,7 @@ type runOptions struct {
 	front       string
 	envoyPath   string
 	envoyLevel  string
-	bootstrap   []byte // local Envoy bootstrap; envoy.Local() when nil
+	bootstrap   []byte // local Envoy bootstrap; the ADS bootstrap (xds.Bootstrap) when nil
 	drain       time.Duration
 	log         *zap.Logger
 	lookupEnv   func(string) (string, bool)
@@ -77,7 +78,7 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&o.envoyVersion, "envoy-version", pinnedEnvoyVersion, "Envoy version func-e downloads when neither --envoy nor PATH has one; empty disables the download")
 	fs.StringVar(&o.envoyHome, "envoy-home", "", "where downloaded Envoy versions are cached (default: $TOLLGATE_ENVOY_HOME, else the user cache directory's tollgate/envoy)")
 	fs.StringVar(&o.envoyVersionsURL, "envoy-versions-url", "", "func-e's envoy-versions.json, for a mirror (default: func-e's, archive.tetratelabs.io)")
-	bootstrapPath := fs.String("bootstrap", "", "Envoy bootstrap (default: the shipped envoy/envoy.yaml)")
+	bootstrapPath := fs.String("bootstrap", "", "Envoy bootstrap (default: the minimal ADS bootstrap of `tollgate envoy bootstrap`)")
 	fs.DurationVar(&o.drain, "drain-timeout", 30*time.Second, "on Ctrl-C or SIGTERM, how long in-flight requests may take to finish")
 	dev := fs.Bool("dev", false, "human-readable logs")
 	level := zapcore.InfoLevel
@@ -111,7 +112,14 @@ func runGateway(ctx context.Context, o runOptions) int {
 		o.lookPath = exec.LookPath
 	}
 	if o.bootstrap == nil {
-		o.bootstrap = envoy.Local()
+		// The ADS bootstrap: providers and fallback chains come from the run's own
+		// configuration over xDS, so an edit of it reaches the front without a restart.
+		b, err := xds.Bootstrap(xds.BootstrapOptions{Command: "tollgate run"})
+		if err != nil {
+			log.Error("bootstrap", zap.Error(err))
+			return 1
+		}
+		o.bootstrap = b
 	}
 	switch o.front {
 	case frontAuto, frontEnvoy, frontEmulated:
@@ -138,11 +146,37 @@ func runGateway(ctx context.Context, o runOptions) int {
 		log.Error("start failed", zap.Error(err))
 		return 1
 	}
+	// Only the gateway's own clusters are pointed at the processor: with an ADS bootstrap
+	// the provider clusters arrive over CDS, and the rewrite refuses names it does not define.
 	clusters := map[string]string{extProcCluster: gw.GRPCAddr()}
+	if hasStaticCluster(o.bootstrap, xds.XDSCluster) {
+		clusters[xds.XDSCluster] = gw.GRPCAddr()
+	}
 	if envoyBin == "" {
 		return runEmulated(ctx, o, gw, o.bootstrap, clusters)
 	}
 	return runEnvoy(ctx, o, gw, envoyBin, o.bootstrap, clusters)
+}
+
+// hasStaticCluster reports whether a bootstrap (YAML or JSON) defines the static
+// cluster name; false if it does not parse (the front reports why).
+func hasStaticCluster(bootstrap []byte, name string) bool {
+	var bs struct {
+		StaticResources struct {
+			Clusters []struct {
+				Name string `json:"name"`
+			} `json:"clusters"`
+		} `json:"static_resources"`
+	}
+	if err := yaml.Unmarshal(bootstrap, &bs); err != nil {
+		return false
+	}
+	for _, c := range bs.StaticResources.Clusters {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // findEnvoy returns the envoy binary to run, "" for the development front. In order:

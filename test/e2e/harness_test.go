@@ -169,6 +169,8 @@ type harness struct {
 	idle      chan time.Time                 // fires the stand-in's per-try idle timers
 	edge      edgeTimers                     // stream idle and message timers of edge_test.go
 	kubelet   int                            // generation of the kubelet-style volume, 0 if plain files
+	ads       bool                           // providers by url, the stand-in on the ADS bootstrap
+	standin   *devfront.Envoy                // the stand-in, nil for real Envoy
 }
 
 type harnessOptions struct {
@@ -178,9 +180,14 @@ type harnessOptions struct {
 	anyCred  bool             // the fake provider accepts any credential (BYOK tests inspect it)
 	extra    string           // a second config file merged with the first (limits, more tenants)
 	fallback bool             // run envoy/envoy-fallback.yaml and route its chain cluster to the fakes
-	azure    bool             // add an Azure cluster (a copy of openai's) pointed at a fake Azure OpenAI
-	edge     edgeOptions      // Envoy failure cases (edge_test.go)
-	bedrock  bool             // add a Bedrock cluster (a copy of openai's) pointed at a fake Bedrock checking SigV4
+	// ads declares the providers by url (the fakes' loopback addresses) and runs the stand-in
+	// from the ADS bootstrap xds.Bootstrap renders, so clusters and routes come from the
+	// gateway over ADS. The other Envoy options (fallback, azure, bedrock, vertex, edge) need
+	// the static bootstraps and are ignored.
+	ads     bool
+	azure   bool        // add an Azure cluster (a copy of openai's) pointed at a fake Azure OpenAI
+	edge    edgeOptions // Envoy failure cases (edge_test.go)
+	bedrock bool        // add a Bedrock cluster (a copy of openai's) pointed at a fake Bedrock checking SigV4
 	// vertex adds a Vertex AI cluster pointed at a fake Vertex that accepts this endpoint's access tokens.
 	vertex *fakeprovider.TokenEndpoint
 
@@ -231,7 +238,8 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 
 	h.cfgDir = t.TempDir()
 	h.basePath = o.basePath
-	cfgText := gatewayConfig()
+	h.ads = o.ads
+	cfgText := h.config(gatewayConfig())
 	if o.basePath != "" {
 		cfgText += "base_path: " + o.basePath + "\n"
 	}
@@ -270,6 +278,11 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	t.Cleanup(func() { h.gw.Shutdown(context.Background()) })
 	t.Cleanup(h.scanLogs)
 
+	if o.ads {
+		h.startADSFront(o)
+		h.client = h.newClient(gatewayKey)
+		return h
+	}
 	file := "../../envoy/envoy.yaml"
 	if o.fallback {
 		file = "../../envoy/envoy-fallback.yaml"
@@ -314,6 +327,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 			t.Fatal(err)
 		}
 		h.front = e
+		h.standin = e
 		h.envoyLog = e.Log
 	}
 	t.Cleanup(func() {

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tollgate-ai/tollgate/internal/gateway"
+	"github.com/tollgate-ai/tollgate/internal/xds"
 	"github.com/tollgate-ai/tollgate/routing/config"
 )
 
@@ -58,7 +59,7 @@ routing:
   config:
     version: 1
     providers:
-      - {name: local, schema: openai, cluster: openai, models: [llama3.2], direct_models: any, unpriced: allow}
+      - {name: local, schema: openai, url: 'http://ollama.llm.svc.cluster.local:11434', models: [llama3.2], direct_models: any, unpriced: allow}
     models:
       - {name: local-default, provider: local, model: llama3.2}
 `
@@ -515,10 +516,9 @@ func checkTermination(t *testing.T, r *release) {
 	}
 }
 
-// checkGatewayConfig loads the gateway configuration exactly as the pod would see it, with the same
-// loader as `tollgate check`: every --config directory is rebuilt in a temp dir from the rendered
+// configDirs rebuilds every --config directory of the tollgate container in a temp dir from the rendered
 // ConfigMap or Secret mounted there (an existing keys Secret becomes an empty key list).
-func checkGatewayConfig(t *testing.T, r *release, bs *bootstrapv3.Bootstrap) {
+func configDirs(t *testing.T, r *release) []string {
 	t.Helper()
 	tg := r.container(t, "tollgate")
 	tmp := t.TempDir()
@@ -554,6 +554,16 @@ func checkGatewayConfig(t *testing.T, r *release, bs *bootstrapv3.Bootstrap) {
 		}
 		dirs = append(dirs, dir)
 	}
+	return dirs
+}
+
+// checkGatewayConfig loads the gateway configuration exactly as the pod would see it, with the same
+// loader as `tollgate check`: every --config directory is rebuilt in a temp dir from the rendered
+// ConfigMap or Secret mounted there (an existing keys Secret becomes an empty key list).
+func checkGatewayConfig(t *testing.T, r *release, bs *bootstrapv3.Bootstrap) {
+	t.Helper()
+	tg := r.container(t, "tollgate")
+	dirs := configDirs(t, r)
 	cfg, err := config.Load(dirs...)
 	var probs config.Problems
 	if errors.As(err, &probs) {
@@ -572,8 +582,19 @@ func checkGatewayConfig(t *testing.T, r *release, bs *bootstrapv3.Bootstrap) {
 	if err := gateway.Check(cfg, time.Now()); err != nil {
 		t.Errorf("gateway config refused by serve: %v", err)
 	}
+	// Every cluster the routes name is served over ADS (none is externally managed: the chart's Envoy has
+	// no other source), and the generated resources pass Envoy's strict validation.
+	res, err := xds.Generate(cfg)
+	if err != nil {
+		t.Fatalf("generating the Envoy resources: %v", err)
+	}
+	for _, p := range xds.Validate(res) {
+		t.Errorf("generated Envoy resources: %s", p)
+	}
+	if missing, err := xds.MissingClusters(res, []byte(r.configMaps[fullname+"-envoy"].Data["envoy.yaml"])); err != nil || len(missing) > 0 {
+		t.Errorf("clusters neither in the bootstrap nor served over ADS: %v (%v)", missing, err)
+	}
 	for _, p := range cfg.Providers {
-		findCluster(t, bs, p.Cluster) // every provider's cluster exists in the Envoy bootstrap
 		if p.Credential != nil && p.Credential.Source.Env != "" {
 			env := p.Credential.Source.Env
 			if !slices.ContainsFunc(tg.Env, func(e corev1.EnvVar) bool { return e.Name == env }) && len(tg.EnvFrom) == 0 {

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tollgate-ai/tollgate/envoy/validate"
+	"github.com/tollgate-ai/tollgate/internal/xds"
 )
 
 // parseBootstrap decodes a bootstrap the way envoy/validate does. Importing validate links in the
@@ -202,13 +203,16 @@ func checkListenerTLS(t *testing.T, r *release, l *listenerv3.Listener, want boo
 	}
 }
 
-// compareWithShipped: with default providers, the rendered bootstrap is envoy/envoy.yaml (envoy-tls.yaml
-// with TLS) plus the health listener and envoy_admin cluster; only the listener address and the ext_proc
-// address may differ, and those are checked elsewhere.
+// compareWithShipped: the rendered bootstrap is what `tollgate envoy bootstrap` prints (xds.Bootstrap, the
+// code behind envoy/envoy-ads.yaml; with TLS, --tls) plus the health listener and envoy_admin cluster; only
+// the listener address and the ext_proc and xDS addresses may differ, and those are checked elsewhere.
 func compareWithShipped(t *testing.T, rendered *bootstrapv3.Bootstrap, c chartCase) {
 	t.Helper()
-	file := map[bool]string{false: "envoy.yaml", true: "envoy-tls.yaml"}[c.tls]
-	data, err := os.ReadFile(filepath.Join(repoRoot, "envoy", file))
+	opts := xds.BootstrapOptions{Command: "tollgate envoy bootstrap"}
+	if c.tls {
+		opts.TLS = &xds.ListenerTLS{Cert: xds.DefaultTLSCert, Key: xds.DefaultTLSKey}
+	}
+	data, err := xds.Bootstrap(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,12 +226,13 @@ func compareWithShipped(t *testing.T, rendered *bootstrapv3.Bootstrap, c chartCa
 		t.Fatalf("rendered bootstrap has listeners %v besides health", sr.Listeners)
 	}
 	sr.Listeners[0].Address = shipped.GetStaticResources().GetListeners()[0].GetAddress()
-	shippedProc := findCluster(t, shipped, "tollgate_ext_proc")
-	findCluster(t, got, "tollgate_ext_proc").LoadAssignment = shippedProc.GetLoadAssignment()
+	for _, name := range []string{"tollgate_ext_proc", "tollgate_xds"} {
+		findCluster(t, got, name).LoadAssignment = findCluster(t, shipped, name).GetLoadAssignment()
+	}
 
 	if !proto.Equal(got, shipped) {
-		t.Errorf("rendered bootstrap differs from envoy/%s beyond the listener and ext_proc addresses:\n%s",
-			file, lineDiff(protojson.Format(shipped), protojson.Format(got)))
+		t.Errorf("rendered bootstrap differs from `tollgate envoy bootstrap` beyond the listener, ext_proc and xDS addresses:\n%s",
+			lineDiff(protojson.Format(shipped), protojson.Format(got)))
 	}
 }
 
@@ -262,13 +267,13 @@ func lineDiff(want, got string) string {
 	return b.String()
 }
 
-// TestRenderedBootstrapFollowsValues: timeouts, buffer limits, ports and provider clusters come from values.
+// TestRenderedBootstrapFollowsValues: timeouts, buffer limits and ports come from values; provider
+// clusters do not exist in the bootstrap at all, they come over ADS.
 func TestRenderedBootstrapFollowsValues(t *testing.T) {
 	helm := helmBinary(t)
 	r := mustRender(t, helm,
 		"--set", "envoy.timeouts.message=12s", "--set", "envoy.timeouts.maxMessage=90s",
-		"--set", "envoy.timeouts.streamIdle=1200s", "--set", "envoy.timeouts.perTryIdle=700s",
-		"--set", "envoy.timeouts.providerConnect=3s", "--set", "envoy.bufferLimitBytes=10485760",
+		"--set", "envoy.timeouts.streamIdle=1200s", "--set", "envoy.bufferLimitBytes=10485760",
 		"--set", "envoy.port=10000", "--set", "envoy.adminPort=19000", "--set", "envoy.healthPort=19001",
 		"--set", "tollgate.transport=tcp", "--set", "tollgate.grpcPort=50099",
 		"-f", filepath.Join(chartDir, "ci", "full-values.yaml"),
@@ -278,7 +283,7 @@ func TestRenderedBootstrapFollowsValues(t *testing.T) {
 	checkExtProcTarget(t, r, bs, c)
 	raw := r.configMaps[fullname+"-envoy"].Data["envoy.yaml"]
 	for _, want := range []string{"message_timeout: 12s", "max_message_timeout: 90s", "stream_idle_timeout: 1200s",
-		"per_try_idle_timeout: 700s", "connect_timeout: 3s", "per_connection_buffer_limit_bytes: 10485760", "port_value: 19000"} {
+		"per_connection_buffer_limit_bytes: 10485760", "port_value: 19000", "port_value: 50099"} {
 		if !strings.Contains(raw, want) {
 			t.Errorf("rendered bootstrap lacks %q", want)
 		}
@@ -286,18 +291,15 @@ func TestRenderedBootstrapFollowsValues(t *testing.T) {
 	if strings.Contains(raw, "52428800") {
 		t.Error("rendered bootstrap still has the default buffer limit")
 	}
-	ollama := findCluster(t, bs, "ollama")
-	if ollama.GetTransportSocket() != nil {
-		t.Error("plain-HTTP provider cluster has a TLS transport socket")
-	}
-	sa := ollama.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
-	if sa.GetAddress() != "ollama.llm.svc.cluster.local" || sa.GetPortValue() != 11434 {
-		t.Errorf("ollama endpoint %s:%d", sa.GetAddress(), sa.GetPortValue())
-	}
+	var names []string
 	for _, cl := range bs.GetStaticResources().GetClusters() {
-		if cl.GetName() == "anthropic" {
-			t.Error("anthropic cluster rendered although envoy.providers no longer lists it")
-		}
+		names = append(names, cl.GetName())
+	}
+	if strings.Join(names, ",") != "tollgate_ext_proc,envoy_admin,tollgate_xds" {
+		t.Errorf("static clusters %v, want only the chart's own (providers come over ADS)", names)
+	}
+	if bs.GetDynamicResources().GetCdsConfig().GetAds() == nil || bs.GetDynamicResources().GetAdsConfig() == nil {
+		t.Error("the rendered bootstrap does not take clusters over ADS")
 	}
 }
 

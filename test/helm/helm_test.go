@@ -15,8 +15,6 @@ import (
 const (
 	// chartDir is the chart under test, relative to this package.
 	chartDir = "../../helm/tollgate"
-	// repoRoot is the repository root, relative to this package.
-	repoRoot = "../.."
 	// releaseName and namespace are used for every render.
 	releaseName = "gw"
 	namespace   = "gateway"

@@ -41,13 +41,10 @@ func TestBadValuesRejected(t *testing.T) {
 		{"config version", []string{"--set", "routing.config.version=2"}, "at '/routing/config/version'", false},
 		{"key hashes in the ConfigMap", []string{"--set", "routing.config.keys[0].id=a", "--set", "routing.config.keys[0].sha256=00"}, "at '/routing/config/keys': false schema", false},
 		{"key hashes in the policy ConfigMap", []string{"--set", "policy.config.keys[0].id=a"}, "at '/policy/config/keys': false schema", false},
-		{"provider cluster missing in Envoy", []string{"--set", "routing.config.providers[0].name=openai", "--set", "routing.config.providers[0].cluster=azure"}, `uses Envoy cluster "azure", which is not in envoy.providers`, true},
+		{"provider without url", []string{"--set", "routing.config.providers[0].name=openai", "--set", "routing.config.providers[0].cluster=azure"}, `provider "openai" needs a url`, true},
+		{"provider clusters as values", []string{"--set-json", `envoy.providers=[{"name":"openai","host":"a.example","port":443,"tls":true,"http2":true}]`}, "additional properties 'providers' not allowed", false},
 		{"port clash", []string{"--set", "envoy.port=9090"}, "envoy.port and tollgate.adminPort are both port 9090", true},
 		{"loopback port clash", []string{"--set", "tollgate.transport=tcp", "--set", "tollgate.grpcPort=9901"}, "envoy.adminPort and tollgate.grpcPort are both port 9901", true},
-		{"duplicate Envoy cluster", []string{"--set-json", `envoy.providers=[{"name":"openai","host":"a.example","port":443,"tls":true,"http2":true},{"name":"openai","host":"b.example","port":443,"tls":true,"http2":true}]`}, `cluster "openai" is listed twice`, true},
-		{"provider named like a chart cluster", []string{"--set-json", `envoy.providers=[{"name":"envoy_admin","host":"a.example","port":443,"tls":true,"http2":true}]`}, "at '/envoy/providers/0/name'", false},
-		{"provider without host", []string{"--set-json", `envoy.providers=[{"name":"x","port":443,"tls":true,"http2":true}]`}, "missing property 'host'", false},
-		{"no providers", []string{"--set-json", "envoy.providers=[]"}, "at '/envoy/providers': minItems", false},
 		{"redis url and Secret", []string{"--set", "redis.url=redis://r:6379", "--set", "redis.existingSecret=r"}, "at '/redis'", false},
 		{"redis url scheme", []string{"--set", "redis.url=http://r:6379"}, "at '/redis/url'", false},
 		{"both PDB bounds", []string{"--set", "podDisruptionBudget.minAvailable=1"}, "at '/podDisruptionBudget'", false},
@@ -99,7 +96,7 @@ routing:
     providers:
       - name: openai
         schema: openai
-        cluster: openai
+        url: https://api.openai.com
         credential:
           header: authorization
           prefix: "Bearer "

@@ -1,8 +1,10 @@
 {{/*
-The Envoy bootstrap. It mirrors envoy/envoy.yaml (envoy/envoy-tls.yaml when tls.enabled) setting for
-setting; test/helm compares the two as protos, so edit both together. Differences, all from values:
-listener address and port, the ext_proc target (127.0.0.1:<grpcPort> or a Unix socket), the provider
-clusters, timeouts and buffer limits, and the extra "health" listener with its "envoy_admin" cluster.
+The minimal ADS bootstrap. It mirrors what `tollgate envoy bootstrap` prints (internal/xds, envoy/envoy-ads.yaml)
+setting for setting; test/helm compares the two as protos, so change internal/xds and this file together.
+Differences, all from values: listener address and port, the ext_proc and xDS target (127.0.0.1:<grpcPort>
+or a Unix socket), admin port, ext_proc timeouts and buffer limits, node.id, and the extra "health"
+listener with its "envoy_admin" cluster. Provider clusters, fallback chains and the route configuration
+are not here: tollgate serve generates them from the routing ConfigMap and serves them over ADS.
 */}}
 {{- define "tollgate.envoy.bootstrap" -}}
 {{- $e := .Values.envoy -}}
@@ -211,7 +213,10 @@ static_resources:
                 response_body_mode: STREAMED
                 response_trailer_mode: SKIP
               request_attributes: ["request.id"]
-              response_attributes: ["xds.cluster_name", "response.code", "upstream.request_attempt_count"]
+              # The last attribute is the provider of the endpoint that answered (empty outside fallback
+              # chains): the response must be translated back from that provider's format.
+              response_attributes: ["xds.cluster_name", "response.code", "upstream.request_attempt_count",
+                "xds.upstream_host_metadata.filter_metadata['tollgate']['provider']"]
               # Without receiving_namespaces Envoy drops all metadata the processor returns (spec §2.7).
               metadata_options:
                 receiving_namespaces: { untyped: ["tollgate"] }
@@ -220,50 +225,13 @@ static_resources:
           - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-          route_config:
-            name: tollgate
-            virtual_hosts:
-            - name: tollgate
-              domains: ["*"]
-              routes:
-              # The processor's request_body reply sets x-tollgate-cluster and clears the route cache;
-              # the router then matches here (spec §2.5, §7).
-              - name: provider
-                match:
-                  prefix: "/"
-                  headers:
-                  - name: x-tollgate-cluster
-                    present_match: true
-                request_headers_to_remove: ["x-tollgate-cluster"]
-                route:
-                  cluster_header: x-tollgate-cluster
-                  # Host/:authority (and SNI) become the provider's hostname from the cluster endpoint.
-                  auto_host_rewrite: true
-                  # No overall route timeout (long generations, spec §7): per_try_idle_timeout and
-                  # stream_idle_timeout bound liveness instead.
-                  timeout: 0s
-                  # Retry only when the provider certainly did no (billable) work; see envoy/README.md.
-                  retry_policy:
-                    retry_on: "connect-failure,refused-stream,reset-before-request,retriable-status-codes"
-                    retriable_status_codes: [429, 503, 529]
-                    num_retries: 2
-                    per_try_idle_timeout: {{ $e.timeouts.perTryIdle }}
-                    retry_back_off: { base_interval: 1s, max_interval: 10s }
-                    rate_limited_retry_back_off:
-                      reset_headers:
-                      - { name: retry-after, format: SECONDS }
-                      max_interval: 30s
-              # Reached only when the processor chose no cluster; local replies bypass ext_proc (spec §1.7).
-              # The local_reply_config 404 mapper above writes the same body.
-              - name: no_provider
-                match: { prefix: "/" }
-                direct_response:
-                  status: 404
-                  body:
-                    inline_string: '{"error":{"message":"No provider was selected for this request.","type":"invalid_request_error","param":null,"code":"envoy_no_route"}}'
-                response_headers_to_add:
-                - header: { key: content-type, value: application/json }
-                  append_action: OVERWRITE_IF_EXISTS_OR_ADD
+          # The route configuration "tollgate" comes from tollgate serve over ADS (RDS): the route on
+          # x-tollgate-cluster, one route per fallback chain, and the 404 when no provider was chosen.
+          rds:
+            route_config_name: tollgate
+            config_source:
+              ads: {}
+              resource_api_version: V3
 
   # Probes come from the kubelet to the pod IP, but the admin is bound to 127.0.0.1. This listener
   # forwards exactly GET /ready (readiness) and /stats/prometheus (metrics) to the admin; everything
@@ -351,58 +319,41 @@ static_resources:
             address:
               socket_address: { address: 127.0.0.1, port_value: {{ $e.adminPort }} }
 
-  # Provider clusters (envoy.providers). The routing config names the cluster per provider; the processor
-  # puts that name in x-tollgate-cluster.
-  {{- range $e.providers }}
-  - name: {{ .name }}
-    # LOGICAL_DNS: one connection target at a time, re-resolved in the background.
-    type: LOGICAL_DNS
-    dns_lookup_family: V4_PREFERRED
-    connect_timeout: {{ $e.timeouts.providerConnect }}
-    # Long generations keep requests open for minutes: lift the 1024 default, and bound retries with a
-    # budget (at most 20% of active requests) instead of 3 concurrent retries.
-    circuit_breakers:
-      thresholds:
-      - priority: DEFAULT
-        max_connections: 10000
-        max_pending_requests: 10000
-        max_requests: 10000
-        retry_budget:
-          budget_percent: { value: 20.0 }
-          min_retry_concurrency: 10
+  # The ADS server (tollgate serve, on the same gRPC address as ext_proc): provider and fallback-chain
+  # clusters (CDS) and the route configuration "tollgate" (RDS), generated from the routing ConfigMap.
+  - name: tollgate_xds
+    type: STATIC
+    connect_timeout: 1s
     typed_extension_protocol_options:
       envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
         explicit_http_config:
-        {{- if .http2 }}
           http2_protocol_options: {}
-        {{- else }}
-          http_protocol_options: {}
-        {{- end }}
     load_assignment:
-      cluster_name: {{ .name }}
+      cluster_name: tollgate_xds
       endpoints:
       - lb_endpoints:
         - endpoint:
-            # The hostname auto_host_rewrite uses for Host/:authority.
-            hostname: {{ .host }}
             address:
-              socket_address: { address: {{ .host }}, port_value: {{ .port }} }
-    {{- if .tls }}
-    transport_socket:
-      name: envoy.transport_sockets.tls
-      typed_config:
-        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
-        sni: {{ .host }}
-        common_tls_context:
-          # Negotiate the protocol forced by explicit_http_config (spec §7).
-          alpn_protocols: [{{ if .http2 }}"h2"{{ else }}"http/1.1"{{ end }}]
-          validation_context:
-            trusted_ca: { filename: {{ $e.upstreamCABundle }} }
-            # An exact DNS matcher also accepts a matching wildcard SAN in the certificate.
-            match_typed_subject_alt_names:
-            - san_type: DNS
-              matcher: { exact: {{ .host }} }
-    {{- end }}
-  {{- end }}
+            {{- if eq .Values.tollgate.transport "unix" }}
+              pipe: { path: {{ include "tollgate.socketDir" . }}/extproc.sock }
+            {{- else }}
+              socket_address: { address: 127.0.0.1, port_value: {{ .Values.tollgate.grpcPort }} }
+            {{- end }}
+
+# Clusters and routes come from tollgate serve over one ADS stream
+# (https://www.envoyproxy.io/docs/envoy/latest/configuration/overview/xds_api#aggregated-discovery-service):
+# editing the routing ConfigMap adds, changes or removes providers and fallback chains without a restart.
+node:
+  id: tollgate
+  cluster: tollgate
+dynamic_resources:
+  ads_config:
+    api_type: GRPC
+    transport_api_version: V3
+    grpc_services:
+    - envoy_grpc: { cluster_name: tollgate_xds }
+  cds_config:
+    ads: {}
+    resource_api_version: V3
 {{- end }}

@@ -158,17 +158,12 @@ fails `helm install` and `helm template` before anything is applied.
 {{- end }}
 {{- $_ := set $ports $p (index . 0) }}
 {{- end }}
-{{- $clusters := dict }}
-{{- range $v.envoy.providers }}
-{{- if hasKey $clusters .name }}
-{{- fail (printf "envoy.providers: cluster %q is listed twice" .name) }}
-{{- end }}
-{{- $_ := set $clusters .name true }}
-{{- end }}
+{{- /* The chart's Envoy has no cluster of its own for providers: each needs a url, from which tollgate serve
+generates its cluster and serves it over ADS. */}}
 {{- range $cfg := list $v.routing.config ($v.policy.config | default dict) }}
 {{- range ($cfg.providers | default list) }}
-{{- if not (hasKey $clusters (.cluster | default "")) }}
-{{- fail (printf "routing: provider %q uses Envoy cluster %q, which is not in envoy.providers" .name (.cluster | default "")) }}
+{{- if and (not .url) (ne (.schema | default "") "mock") }}
+{{- fail (printf "routing: provider %q needs a url: the chart's Envoy gets every provider cluster from tollgate over xDS (an externally managed cluster cannot be added to it)" .name) }}
 {{- end }}
 {{- end }}
 {{- end }}
