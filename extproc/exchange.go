@@ -164,10 +164,12 @@ func (x *exchange) finish() {
 	x.logDecisions()
 	end := x.srv.now()
 	x.end = end
+	// Metrics first: whoever sees the log line (a test, a log shipper
+	// correlating) then also sees the request counted.
+	x.srv.metrics.finished(r, end.Sub(x.start), x.ttfb(), x.procTime)
 	if ce := x.srv.log.Check(zap.InfoLevel, "request"); ce != nil {
 		ce.Write(zap.Inline((*accessLine)(x)))
 	}
-	x.srv.metrics.finished(r, end.Sub(x.start), x.ttfb(), x.procTime)
 	if x.srv.sink != nil {
 		x.srv.sink.Record(x.export(end))
 	}
