@@ -64,7 +64,8 @@ docker:
 	@if docker info >/dev/null 2>&1; then docker build --build-arg VERSION=$(VERSION) -t tollgate:$(VERSION) .; \
 	else echo "docker not available: skipping the image build"; fi
 
-## bench: ext_proc lifecycle over real gRPC, SSE scanner throughput (see docs/performance.md)
+## bench: Tollgate against the null-processor floor, ext_proc lifecycle over real gRPC, SSE scanner throughput
+## (see docs/performance.md; BENCHTIME=400x for a bounded run on a loaded machine)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./extproc/... ./routing/... ./policy/...
 

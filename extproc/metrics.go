@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,45 @@ type Metrics struct {
 	// who are the optional tenant and app labels of the cost and token
 	// counters, in that order; nil entries are off.
 	tenant, app *cappedLabel
+	// Label handles resolved once, not per message or request: by phase,
+	// and a provider's cost and token counters (without optional labels).
+	phases     handles[prometheus.Observer]
+	costs      handles[prometheus.Counter]
+	tokenKinds handles[*[7]prometheus.Counter] // in tokenKinds' order
+}
+
+// handles caches metric handles by label value: reads are a map lookup
+// without a lock or an allocation; a new value copies the map (the label
+// sets are small and fixed: phases, providers).
+type handles[T any] struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[string]T]
+}
+
+func (h *handles[T]) get(k string, resolve func(string) T) T {
+	if m := h.m.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := h.m.Load()
+	if old != nil {
+		if v, ok := (*old)[k]; ok {
+			return v
+		}
+	}
+	next := make(map[string]T, 8)
+	if old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	v := resolve(strings.Clone(k))
+	next[strings.Clone(k)] = v
+	h.m.Store(&next)
+	return v
 }
 
 // MetricsOptions choose optional labels.
@@ -133,7 +173,7 @@ func (m *Metrics) observePhase(phase string, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.processing.WithLabelValues(phase).Observe(d.Seconds())
+	m.phases.get(phase, func(p string) prometheus.Observer { return m.processing.WithLabelValues(p) }).Observe(d.Seconds())
 }
 
 func (m *Metrics) streamStarted() {
@@ -171,11 +211,19 @@ func (m *Metrics) finished(r *record, latency, ttfb, proc time.Duration) {
 // usage counts r's cost and tokens without optional labels.
 func (m *Metrics) usage(r *record) {
 	if r.costKnown {
-		m.cost.WithLabelValues(r.provider).Add(float64(r.cost) / float64(pricing.USD))
+		m.costs.get(r.provider, func(p string) prometheus.Counter { return m.cost.WithLabelValues(p) }).
+			Add(float64(r.cost) / float64(pricing.USD))
 	}
 	if r.usageKnown || r.estimated {
-		for _, t := range tokenKinds(r) {
-			m.tokens.WithLabelValues(r.provider, t.kind).Add(float64(t.n))
+		c := m.tokenKinds.get(r.provider, func(p string) *[7]prometheus.Counter {
+			var c [7]prometheus.Counter
+			for i, t := range tokenKinds(&record{}) {
+				c[i] = m.tokens.WithLabelValues(p, t.kind)
+			}
+			return &c
+		})
+		for i, t := range tokenKinds(r) {
+			c[i].Add(float64(t.n))
 		}
 	}
 }

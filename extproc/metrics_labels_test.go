@@ -68,3 +68,18 @@ tollgate_cost_usd_total{app="web",provider="openai"} 1e-06
 		})
 	}
 }
+
+// TestHandlesResolvedOnce: a label value resolves its handle once; later
+// requests reuse it without allocating.
+func TestHandlesResolvedOnce(t *testing.T) {
+	var h handles[*int]
+	calls := 0
+	resolve := func(string) *int { calls++; return new(int) }
+	first := h.get("openai", resolve)
+	if h.get("openai", resolve) != first || h.get("anthropic", resolve) == first || calls != 2 {
+		t.Fatalf("resolved %d times, want 2 (one per value)", calls)
+	}
+	if n := testing.AllocsPerRun(100, func() { h.get("openai", resolve) }); n != 0 {
+		t.Fatalf("%v allocations per cached lookup", n)
+	}
+}

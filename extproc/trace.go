@@ -56,7 +56,8 @@ type spanState struct {
 	capture  bool // the app records prompts and completions
 	input    []message
 	output   []message
-	streamed strings.Builder // a captured stream's completion text
+	streamed strings.Builder      // a captured stream's completion text
+	params   []attribute.KeyValue // gen_ai.request.* as the client sent them
 	respID   string
 	respMod  string
 	finish   []string
@@ -133,7 +134,11 @@ func (x *exchange) traceHeaders(mu *mutation) {
 // captureInput records the prompt for apps that opted in, after guardInput
 // has written its redactions into the body: never the unredacted text.
 func captureInput(x *exchange, req *upstreamRequest) *oaierror.Error {
-	if x.tr == nil || x.app == nil || !x.app.CaptureContent || !x.tr.span.IsRecording() {
+	if x.tr == nil || !x.tr.span.IsRecording() {
+		return nil
+	}
+	x.tr.params = requestParams(req)
+	if x.app == nil || !x.app.CaptureContent {
 		return nil
 	}
 	x.tr.capture = true
@@ -273,6 +278,12 @@ func (x *exchange) endSpan(end time.Time) {
 		}
 	}
 	str("gen_ai.request.model", r.model)
+	a = append(a, s.params...)
+	if p := x.target.Provider; p != nil && p.Address != "" {
+		// A provider behind an external cluster has no address the
+		// processor knows (Envoy resolves it): both are then left out.
+		a = append(a, attribute.String("server.address", p.Address), attribute.Int("server.port", p.Port))
+	}
 	str("gen_ai.response.model", s.respMod)
 	str("gen_ai.response.id", s.respID)
 	if len(s.finish) > 0 {
@@ -366,6 +377,81 @@ func (x *exchange) errorType() string {
 		return "no_response"
 	}
 	return ""
+}
+
+// requestParams reads the GenAI conventions' request attributes from the
+// client's top-level members, in one pass over the members parseJSON found.
+// Values of the wrong type are left out: the provider refuses those.
+func requestParams(req *upstreamRequest) []attribute.KeyValue {
+	var a []attribute.KeyValue
+	maxTokens, haveMax := int64(0), false
+	for _, m := range req.members {
+		v := gjson.Parse(view(req.body[m.ValueStart:m.ValueEnd]))
+		num := func(k string) {
+			if v.Type == gjson.Number {
+				a = append(a, attribute.Float64(k, v.Num))
+			}
+		}
+		switch {
+		case m.Is("max_completion_tokens"), m.Is("max_tokens") && !haveMax:
+			// max_completion_tokens supersedes max_tokens in OpenAI's API.
+			if v.Type == gjson.Number {
+				maxTokens, haveMax = v.Int(), true
+			}
+		case m.Is("temperature"):
+			num("gen_ai.request.temperature")
+		case m.Is("top_p"):
+			num("gen_ai.request.top_p")
+		case m.Is("frequency_penalty"):
+			num("gen_ai.request.frequency_penalty")
+		case m.Is("presence_penalty"):
+			num("gen_ai.request.presence_penalty")
+		case m.Is("seed"):
+			if v.Type == gjson.Number {
+				a = append(a, attribute.Int64("gen_ai.request.seed", v.Int()))
+			}
+		case m.Is("n"):
+			if v.Type == gjson.Number && v.Int() != 1 { // the conventions ask for it only when not 1
+				a = append(a, attribute.Int64("gen_ai.request.choice.count", v.Int()))
+			}
+		case m.Is("stop"):
+			if ss := strings1(v); ss != nil {
+				a = append(a, attribute.StringSlice("gen_ai.request.stop_sequences", ss))
+			}
+		case m.Is("encoding_format"):
+			if v.Type == gjson.String {
+				a = append(a, attribute.StringSlice("gen_ai.request.encoding_formats", []string{strings.Clone(v.Str)}))
+			}
+		case m.Is("response_format"):
+			switch v.Get("type").Str {
+			case "text":
+				a = append(a, attribute.String("gen_ai.output.type", "text"))
+			case "json_object", "json_schema":
+				a = append(a, attribute.String("gen_ai.output.type", "json"))
+			}
+		}
+	}
+	if haveMax {
+		a = append(a, attribute.Int64("gen_ai.request.max_tokens", maxTokens))
+	}
+	return a
+}
+
+// strings1 reads OpenAI's stop: one string or an array of strings.
+func strings1(v gjson.Result) []string {
+	switch {
+	case v.Type == gjson.String:
+		return []string{strings.Clone(v.Str)}
+	case v.IsArray():
+		var ss []string
+		for _, e := range v.Array() {
+			if e.Type == gjson.String {
+				ss = append(ss, strings.Clone(e.Str))
+			}
+		}
+		return ss
+	}
+	return nil
 }
 
 func operationName(e routing.Endpoint) string {

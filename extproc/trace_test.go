@@ -304,3 +304,58 @@ func TestTraceCacheTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceRequestAttributes: the span carries the request parameters the
+// client set (as the conventions name them) and the provider's address when
+// its config has a url; a provider behind an external cluster has none.
+func TestTraceRequestAttributes(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		address    string
+		port       int
+		want       map[string]string // attribute → Value.Emit()
+		absent     []string
+	}{
+		{"all parameters, provider with a url",
+			`{"model":"smart-default","messages":[{"role":"user","content":"hi"}],"max_tokens":10,"max_completion_tokens":64,"temperature":0.2,"top_p":0.9,` +
+				`"frequency_penalty":0.5,"presence_penalty":-0.5,"seed":42,"n":3,"stop":["END","\n\n"],"response_format":{"type":"json_schema"}}`,
+			"api.openai.com", 443,
+			map[string]string{"gen_ai.request.max_tokens": "64", "gen_ai.request.temperature": "0.2", "gen_ai.request.top_p": "0.9",
+				"gen_ai.request.frequency_penalty": "0.5", "gen_ai.request.presence_penalty": "-0.5", "gen_ai.request.seed": "42",
+				"gen_ai.request.choice.count": "3", "gen_ai.request.stop_sequences": `["END","\n\n"]`, "gen_ai.output.type": "json",
+				"server.address": "api.openai.com", "server.port": "443"},
+			nil},
+		{"defaults left out, external cluster",
+			`{"model":"smart-default","messages":[{"role":"user","content":"hi"}],"n":1,"stop":"END","temperature":"hot"}`,
+			"", 0,
+			map[string]string{"gen_ai.request.stop_sequences": `["END"]`},
+			[]string{"gen_ai.request.choice.count", "gen_ai.request.temperature", "gen_ai.request.max_tokens", "server.address", "server.port"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x, rec := tracedExchange(t, context.Background())
+			tgt, _ := x.snap.Routes.Choose("smart-default", func(int) int { return 0 })
+			tgt.Provider.Address, tgt.Provider.Port = tc.address, tc.port
+			x.handle(chatHeaders())
+			x.handle(reqBody(tc.body))
+			x.finish()
+			spans := rec.Ended()
+			if len(spans) != 1 {
+				t.Fatalf("%d spans", len(spans))
+			}
+			got := map[string]string{}
+			for _, kv := range spans[0].Attributes() {
+				got[string(kv.Key)] = kv.Value.String()
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s = %q, want %q", k, got[k], v)
+				}
+			}
+			for _, k := range tc.absent {
+				if v, ok := got[k]; ok {
+					t.Errorf("%s = %q, want absent", k, v)
+				}
+			}
+		})
+	}
+}

@@ -78,6 +78,11 @@ type Provider struct {
 	Schema   string
 	Cluster  string
 	BasePath string
+	// Address and Port locate the provider when its config has a url
+	// (server.address and server.port on the gateway's span); empty and 0
+	// for a provider behind an externally managed Envoy cluster.
+	Address string
+	Port    int
 	// Translator converts requests and responses for providers that do not
 	// speak the OpenAI wire format; nil for OpenAI-compatible ones.
 	Translator       translate.Schema
@@ -200,6 +205,11 @@ func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Table, []e
 			AllowUnpriced: pc.Unpriced == config.UnpricedAllow, priceAs: priceAs(pc.PriceAs)}
 		if p.MaxTokensField == "" {
 			p.MaxTokensField = config.FieldMaxCompletionTokens
+		}
+		if pc.URL != "" {
+			if e, err := config.ParseURL(pc.URL); err == nil { // Load validated it
+				p.Address, p.Port = e.Host, e.Port
+			}
 		}
 		if pc.Schema == config.SchemaAnthropic {
 			p.Translator = &anthropic.Schema{}

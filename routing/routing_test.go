@@ -220,3 +220,22 @@ func TestIfNoCredential(t *testing.T) {
 		})
 	}
 }
+
+// TestProviderAddress: a provider's url gives its address and port (the
+// span's server.address); an external cluster gives none.
+func TestProviderAddress(t *testing.T) {
+	table, _ := New(&config.Config{Providers: []config.Provider{
+		{Name: "a", URL: "https://api.example.com", Cluster: "a"},
+		{Name: "b", URL: "http://10.0.0.7:8080", Cluster: "b"},
+		{Name: "c", Cluster: "external"},
+	}}, func(string) (string, bool) { return "", false })
+	for name, want := range map[string]struct {
+		host string
+		port int
+	}{"a": {"api.example.com", 443}, "b": {"10.0.0.7", 8080}, "c": {"", 0}} {
+		p := table.providers[name]
+		if p.Address != want.host || p.Port != want.port {
+			t.Errorf("%s: %s:%d, want %s:%d", name, p.Address, p.Port, want.host, want.port)
+		}
+	}
+}

@@ -1,7 +1,7 @@
 // Command tollgate is the Tollgate AI gateway: an Envoy external processor.
 //
 //	tollgate run     [--config PATH]... [--listen ADDR] [--front auto|envoy|emulated] [--envoy PATH] [--dev]
-//	tollgate serve   [--config PATH]... [--grpc-addr ADDR] [--admin-addr ADDR] [--drain-timeout D] [--dev]
+//	tollgate serve   [--config PATH]... [--grpc-addr ADDR] [--admin-addr ADDR] [--drain-timeout D] [--dev] [--pprof]
 //	tollgate check   [--config PATH]... [--envoy FILE]...
 //	tollgate health  [--grpc-addr ADDR]
 //	tollgate keys new --tenant T [--app A] [--id ID] [--tier TIER]

@@ -45,6 +45,7 @@ type runOptions struct {
 	listen      string // the front's HTTP address
 	grpcAddr    string
 	adminAddr   string
+	pprof       bool
 	front       string
 	envoyPath   string
 	envoyLevel  string
@@ -72,6 +73,7 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:10000", "HTTP address clients send requests to (the front's listener)")
 	fs.StringVar(&o.grpcAddr, "grpc-addr", "127.0.0.1:0", "in-process ext_proc gRPC address the front connects to")
 	fs.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:9090", "admin HTTP address (/healthz, /readyz, /metrics); empty disables it")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the admin listener (see docs/performance.md)")
 	fs.StringVar(&o.front, "front", frontAuto, "auto (Envoy if one is found, else the development front), envoy, or emulated")
 	fs.StringVar(&o.envoyPath, "envoy", "", "envoy binary (default: envoy on PATH)")
 	fs.StringVar(&o.envoyLevel, "envoy-log-level", "info", "Envoy's --log-level")
@@ -140,7 +142,7 @@ func runGateway(ctx context.Context, o runOptions) int {
 
 	gw, err := gateway.Start(ctx, gateway.Config{
 		GRPCAddr: o.grpcAddr, AdminAddr: o.adminAddr, ConfigPaths: o.configPaths,
-		DrainTimeout: o.drain, Logger: log, LookupEnv: o.lookupEnv,
+		DrainTimeout: o.drain, Logger: log, LookupEnv: o.lookupEnv, Pprof: o.pprof,
 	})
 	if err != nil {
 		log.Error("start failed", zap.Error(err))

@@ -23,6 +23,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	grpcAddr := fs.String("grpc-addr", "127.0.0.1:50051", "ext_proc gRPC listen address, host:port or unix:///path")
 	adminAddr := fs.String("admin-addr", "127.0.0.1:9090", "admin HTTP listen address (/healthz, /readyz, /metrics); empty disables it")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight streams may take to finish")
+	pprofOn := fs.Bool("pprof", false, "serve Go profiles under /debug/pprof/ on the admin listener (see docs/performance.md)")
 	dev := fs.Bool("dev", false, "human-readable logs")
 	level := zapcore.InfoLevel
 	fs.Var(&level, "log-level", "log level (debug, info, warn, error)")
@@ -60,6 +61,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 		TracerProvider: tr.Provider,
 		Propagator:     tr.Propagator,
 		LatestGenAI:    tr.LatestGenAI,
+		Pprof:          *pprofOn,
 	})
 	if err != nil {
 		log.Error("start failed", zap.Error(err))

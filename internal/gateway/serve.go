@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"sync"
@@ -66,6 +67,9 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 	Propagator     propagation.TextMapPropagator
 	LatestGenAI    bool
+	// Pprof serves net/http/pprof under /debug/pprof/ on the admin server.
+	// Off by default: a profile costs CPU and shows the process's internals.
+	Pprof bool
 }
 
 // Gateway is a running gateway process.
@@ -274,6 +278,13 @@ func (g *Gateway) adminHandler() http.Handler {
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(g.cfg.Registry, promhttp.HandlerOpts{Registry: g.cfg.Registry}))
 	g.analyticsRoutes(mux)
+	if g.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index) // also serves heap, goroutine, allocs, mutex, block
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

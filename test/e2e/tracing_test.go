@@ -176,11 +176,20 @@ func TestTraceChat(t *testing.T) {
 	var resp *openai.ChatCompletion
 	sc := appCall(app, func(opt option.RequestOption) {
 		var err error
-		if resp, err = h.client.Chat.Completions.New(context.Background(), chatParams("smart-default"), opt); err != nil {
+		p := chatParams("smart-default")
+		p.Temperature, p.MaxCompletionTokens = openai.Float(0.25), openai.Int(64)
+		if resp, err = h.client.Chat.Completions.New(context.Background(), p, opt); err != nil {
 			t.Fatal(err)
 		}
 	})
 	s, a := gatewaySpan(t, rcv, sc)
+	if got := a["gen_ai.request.temperature"].GetDoubleValue(); got != 0.25 {
+		t.Errorf("gen_ai.request.temperature = %v, want 0.25", got)
+	}
+	wantInt(t, a, "gen_ai.request.max_tokens", 64)
+	if v, ok := a["server.address"]; ok { // the harness's providers name external clusters
+		t.Errorf("server.address %v for a provider without a url", v)
+	}
 	if s.GetName() != "chat smart-default" {
 		t.Errorf("span name %q", s.GetName())
 	}

@@ -220,7 +220,9 @@ static_resources:
               # Without receiving_namespaces Envoy drops all metadata the processor returns (spec §2.7).
               metadata_options:
                 receiving_namespaces: { untyped: ["tollgate"] }
-                forwarding_namespaces: { untyped: ["tollgate"] }
+              # No forwarding_namespaces: this processor keeps its state per stream and never reads the
+              # metadata back, and forwarding would attach it to every later message, each SSE chunk included.
+              # Only the upstream filter of fallback attempts forwards it (docs/architecture.md).
           # The router must be the last filter.
           - name: envoy.filters.http.router
             typed_config:

@@ -1,0 +1,249 @@
+//go:build unix
+
+package extproc
+
+import (
+	"context"
+	"net"
+	"os"
+	"runtime/metrics"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/tollgate-ai/tollgate/internal/grpccodec"
+)
+
+// BenchmarkFloor measures Tollgate against the floor: a null processor that
+// answers every ext_proc message with an empty reply of its kind, in the
+// same process and run, over loopback gRPC with the server's codec, fed the
+// same messages Envoy sends under the bootstraps' processing modes (request
+// headers and attributes, the buffered request body, response headers and
+// attributes, then the buffered response body or, after the streaming
+// mode_override, one message per SSE chunk).
+//
+// CPU is the process's (getrusage) around blocks of requests to each server
+// in turn, so both figures include the same client's work. Metrics:
+// cpu-ns/req (Tollgate), floor-cpu-ns/req, x-floor (their ratio),
+// own-%-floor ((Tollgate − floor) ÷ floor) and own-allocs/req (heap objects
+// Tollgate allocates above the floor). A ratio survives a noisy machine
+// better than a time does.
+//
+// TOLLGATE_BENCH_FORWARD_METADATA=1 replays, to Tollgate only, the message
+// pattern of a downstream filter with forwarding_namespaces (the bootstraps
+// before docs/performance.md's change): every message after the request
+// body reply then carries the tollgate metadata back.
+func BenchmarkFloor(b *testing.B) {
+	small := strings.Replace(string(readFixture(b, "openai/chat_request_basic.json")), `"o4-mini"`, `"smart-default"`, 1)
+	chatResp := string(readFixture(b, "openai/chat_response.json"))
+	for _, w := range []struct {
+		name   string
+		body   string
+		chunks int // 0: non-streaming
+	}{
+		{"chat-small", small, 0},
+		{"chat-4KB", string(largeChat(4 << 10)), 0},
+		{"chat-400KB", string(largeChat(400 << 10)), 0},
+		{"stream-10", `{"model":"smart-default","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`, 10},
+		{"stream-10-rewrite", `{"model":"smart-default","stream":true,"messages":[{"role":"user","content":"hi"}]}`, 10},
+		{"stream-100", `{"model":"smart-default","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`, 100},
+		{"stream-100-rewrite", `{"model":"smart-default","stream":true,"messages":[{"role":"user","content":"hi"}]}`, 100},
+	} {
+		b.Run(w.name, func(b *testing.B) {
+			msgs := envoyMessages(w.body, chatResp, w.chunks)
+			tollgate, floor := floorClients(b)
+			ownMsgs := msgs
+			if os.Getenv("TOLLGATE_BENCH_FORWARD_METADATA") == "1" {
+				ownMsgs = forwardMetadata(b, tollgate, msgs)
+			}
+			runRequest(b, tollgate, ownMsgs) // warm both: connections, pools
+			runRequest(b, floor, msgs)
+			var own, base time.Duration
+			var ownAllocs, baseAllocs uint64
+			b.ReportAllocs()
+			b.ResetTimer()
+			const block = 8 // requests per server in turn: bounds the spill of one server's tail work into the other's window
+			for i := 0; i < b.N; i += block {
+				n := min(block, b.N-i)
+				c0, a0 := cpuTime(b), heapObjects()
+				for range n {
+					runRequest(b, tollgate, ownMsgs)
+				}
+				c1, a1 := cpuTime(b), heapObjects()
+				for range n {
+					runRequest(b, floor, msgs)
+				}
+				c2, a2 := cpuTime(b), heapObjects()
+				own, base = own+c1-c0, base+c2-c1
+				ownAllocs, baseAllocs = ownAllocs+a1-a0, baseAllocs+a2-a1
+			}
+			b.StopTimer()
+			n := float64(b.N)
+			b.ReportMetric(float64(own.Nanoseconds())/n, "cpu-ns/req")
+			b.ReportMetric(float64(base.Nanoseconds())/n, "floor-cpu-ns/req")
+			b.ReportMetric(float64(own)/float64(base), "x-floor")
+			b.ReportMetric(100*float64(own-base)/float64(base), "own-%-floor")
+			b.ReportMetric((float64(ownAllocs)-float64(baseAllocs))/n, "own-allocs/req")
+			if w.chunks > 0 {
+				b.ReportMetric(float64((own-base).Nanoseconds())/n/float64(w.chunks+2), "own-cpu-ns/chunk")
+			}
+		})
+	}
+}
+
+// envoyMessages is one request's ext_proc messages, as Envoy sends them
+// under the bootstraps' processing modes and attributes.
+func envoyMessages(request, respJSON string, chunks int) []*extprocv3.ProcessingRequest {
+	hdrs := chatHeaders()
+	hdrs.Attributes = attributes(map[string]any{"request.id": "rid-1"})
+	msgs := []*extprocv3.ProcessingRequest{hdrs, reqBody(request)}
+	ct := "application/json"
+	if chunks > 0 {
+		ct = "text/event-stream"
+	}
+	rh := respHeaders(":status", "200", "content-type", ct)
+	rh.Attributes = attributes(map[string]any{"xds.cluster_name": "openai", "response.code": 200.0, "upstream.request_attempt_count": 1.0})
+	msgs = append(msgs, rh)
+	if chunks == 0 {
+		return append(msgs, respBody(respJSON, true))
+	}
+	return append(msgs, sseChunks(chunks)...)
+}
+
+func attributes(m map[string]any) map[string]*structpb.Struct {
+	s, err := structpb.NewStruct(m)
+	if err != nil {
+		panic(err)
+	}
+	return map[string]*structpb.Struct{attrsKey: s}
+}
+
+// forwardMetadata returns msgs with, on every message after the request
+// body, the dynamic metadata Tollgate's body reply sets: what Envoy sends
+// back with forwarding_namespaces on the downstream filter. The floor keeps
+// the messages without it: a processor that needs nothing back pays nothing.
+func forwardMetadata(b *testing.B, c extprocv3.ExternalProcessorClient, msgs []*extprocv3.ProcessingRequest) []*extprocv3.ProcessingRequest {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := c.Process(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	roundTrip(b, s, msgs[0])
+	md := roundTrip(b, s, msgs[1]).GetDynamicMetadata()
+	if md == nil {
+		b.Fatal("the body reply set no dynamic metadata")
+	}
+	out := slices.Clone(msgs)
+	for i := 2; i < len(out); i++ {
+		m := proto.Clone(out[i]).(*extprocv3.ProcessingRequest)
+		m.MetadataContext = metadataContext(md)
+		out[i] = m
+	}
+	return out
+}
+
+func metadataContext(md *structpb.Struct) *corev3.Metadata {
+	out := map[string]*structpb.Struct{}
+	for ns, v := range md.GetFields() {
+		out[ns] = v.GetStructValue()
+	}
+	return &corev3.Metadata{FilterMetadata: out}
+}
+
+// runRequest sends one request's messages on a new stream, one round trip
+// each, and resets the stream at the end as Envoy does.
+func runRequest(b *testing.B, c extprocv3.ExternalProcessorClient, msgs []*extprocv3.ProcessingRequest) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := c.Process(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, m := range msgs {
+		if r := roundTrip(b, s, m); r.GetImmediateResponse() != nil {
+			b.Fatalf("refused: %v", r.GetImmediateResponse())
+		}
+	}
+}
+
+// floorClients starts Tollgate and the null processor on loopback gRPC
+// servers with the server's options and returns a client of each, with the
+// same codec.
+func floorClients(b *testing.B) (tollgate, floor extprocv3.ExternalProcessorClient) {
+	snap := testSnapshot(b)
+	serve := func(srv extprocv3.ExternalProcessorServer) extprocv3.ExternalProcessorClient {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		gs := grpc.NewServer(grpcServerOptions()...)
+		extprocv3.RegisterExternalProcessorServer(gs, srv)
+		go func() { _ = gs.Serve(lis) }()
+		b.Cleanup(gs.Stop)
+		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{Slack: grpccodec.DefaultSlack}), grpc.MaxCallRecvMsgSize(64<<20)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { conn.Close() })
+		return extprocv3.NewExternalProcessorClient(conn)
+	}
+	return serve(New(Options{Snapshot: func() *Snapshot { return snap }})), serve(nullProcessor{})
+}
+
+// nullProcessor answers every message with an empty reply of its kind: the
+// floor any processor pays for the same messages.
+type nullProcessor struct {
+	extprocv3.UnimplementedExternalProcessorServer
+}
+
+func (nullProcessor) Process(s extprocv3.ExternalProcessor_ProcessServer) error {
+	for {
+		req, err := s.Recv()
+		if err != nil {
+			return nil
+		}
+		resp := &extprocv3.ProcessingResponse{}
+		switch req.Request.(type) {
+		case *extprocv3.ProcessingRequest_RequestHeaders:
+			resp.Response = &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}
+		case *extprocv3.ProcessingRequest_RequestBody:
+			resp.Response = &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}
+		case *extprocv3.ProcessingRequest_ResponseHeaders:
+			resp.Response = &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}
+		case *extprocv3.ProcessingRequest_ResponseBody:
+			resp.Response = &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}
+		default:
+			resp.Response = &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}
+		}
+		if err := s.Send(resp); err != nil {
+			return nil
+		}
+	}
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// heapObjects is the count of heap objects allocated so far.
+func heapObjects() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
