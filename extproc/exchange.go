@@ -32,6 +32,8 @@ type exchange struct {
 	answer    *extprocv3.ProcessingResponse // a request step's own answer (answerMock)
 	respEnded bool                          // the response's end of stream was processed
 
+	cache cacheState // the response cache's part in the request (cache.go)
+
 	rec record
 
 	// reads, when set (tests only), is told every value the request steps
@@ -211,6 +213,13 @@ func (x *exchange) finish() {
 	}
 	if r.refusal != "" {
 		fields = append(fields, zap.String("refusal", r.refusal))
+	}
+	if x.cache.result != "" {
+		fields = append(fields, zap.String("cache", x.cache.result))
+	}
+	if x.cache.result == cacheHit {
+		fields = append(fields, zap.Int64("cache_saved_tokens", x.cache.saved.TotalTokens))
+		x.srv.metrics.cacheSavedTokens(x.cache.saved.TotalTokens)
 	}
 	if r.refusalStep != "" {
 		fields = append(fields, zap.String("refusal_step", r.refusalStep))

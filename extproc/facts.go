@@ -32,4 +32,5 @@ type facts struct {
 	clientUsage   bool // the client asked for stream_options.include_usage
 	noBody        bool // request_headers arrived with end_of_stream set
 	reqBytes      int  // size of the client's request body
+	cacheControl  string // the client's Cache-Control (lookup_cache)
 }

@@ -54,6 +54,7 @@ func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.Proces
 	removeMatching(h, &mu, strippedDownstream)
 	mu.set("x-tollgate-request-id", x.rec.requestID)
 	x.rateLimitHeaders(&mu)
+	x.cacheHeader(&mu)
 	s := schemaOf(x.target.Provider)
 	if x.stream && x.rec.status == 200 && isStreamBody(s, h.get("content-type")) {
 		// Stream SSE through as it comes (spec §2.8). content-length was not
@@ -93,6 +94,7 @@ func (x *exchange) onResponseBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRe
 			out = b.GetBody()
 		}
 		x.traceBody(out, b.GetEndOfStream())
+		x.cacheBody(out, b.GetEndOfStream())
 	}
 	if b.GetEndOfStream() {
 		x.endResponse()

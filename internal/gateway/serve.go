@@ -122,7 +122,13 @@ func Start(ctx context.Context, cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.closeLim = closeLim
+	store, closeCache, err := newCacheStore(g.reload.cache, g.reload.limits, cfg.LookupEnv, cfg.Now)
+	if err != nil {
+		_ = closeLim()
+		return nil, err
+	}
+	g.closeLim = func() error { return errors.Join(closeLim(), closeCache()) }
+	closeLim = g.closeLim
 	if g.ledger, err = openLedger(ctx, g.reload.ledger, cfg.LookupEnv, cfg.Logger, cfg.Registry); err != nil {
 		_ = closeLim()
 		return nil, err
@@ -148,6 +154,7 @@ func Start(ctx context.Context, cfg Config) (*Gateway, error) {
 		Limiter:  limiter,
 		IntN:     cfg.IntN,
 		Sink:     g.sink(),
+		Cache:    store,
 
 		TracerProvider: cfg.TracerProvider,
 		Propagator:     cfg.Propagator,
