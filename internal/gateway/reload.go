@@ -14,8 +14,8 @@ import (
 
 	"github.com/tollgate-ai/tollgate/extproc"
 	"github.com/tollgate-ai/tollgate/internal/configopts"
-	"github.com/tollgate-ai/tollgate/internal/yamldoc"
 	"github.com/tollgate-ai/tollgate/internal/xds"
+	"github.com/tollgate-ai/tollgate/internal/yamldoc"
 	"github.com/tollgate-ai/tollgate/policy/allow"
 	"github.com/tollgate-ai/tollgate/policy/guardrails"
 	"github.com/tollgate-ai/tollgate/policy/keys"
