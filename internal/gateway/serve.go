@@ -127,8 +127,9 @@ func Start(ctx context.Context, cfg Config) (*Gateway, error) {
 		_ = closeLim()
 		return nil, err
 	}
-	g.closeLim = func() error { return errors.Join(closeLim(), closeCache()) }
-	closeLim = g.closeLim
+	closeLimiter := closeLim
+	closeLim = func() error { return errors.Join(closeLimiter(), closeCache()) }
+	g.closeLim = closeLim
 	if g.ledger, err = openLedger(ctx, g.reload.ledger, cfg.LookupEnv, cfg.Logger, cfg.Registry); err != nil {
 		_ = closeLim()
 		return nil, err
