@@ -28,7 +28,7 @@ const (
 type cacheOptions struct {
 	strategy string // hash_strategy; "" is the default
 	sizeMB   int    // max_cache_size_mb; 0 is the default
-	redis    string // host:port of a Redis backend; "" is memory
+	redis    string // a file holding the URL of a Redis backend; "" is memory
 	models   string // the cached app's model allowlist
 	noKey    bool   // leave cacheKey out (revoked)
 }
@@ -38,7 +38,7 @@ type cacheOptions struct {
 func cacheConfig(o cacheOptions) string {
 	backend := "backend: memory"
 	if o.redis != "" {
-		backend = "backend: redis\n  redis: {url: {value: \"redis://" + o.redis + "\"}, admission_timeout: 200ms, max_retries: 0}"
+		backend = "backend: redis\n  redis: {url: {file: " + o.redis + "}, admission_timeout: 200ms, max_retries: 0}"
 	}
 	var extra []string
 	if o.strategy != "" {
@@ -176,6 +176,9 @@ func TestCacheHit(t *testing.T) {
 	if n := len(h.openai.Requests()); n != 6 {
 		t.Errorf("provider got %d requests, want 6", n)
 	}
+	if hits, misses, bypasses := cacheMetric(t, h, "hit"), cacheMetric(t, h, "miss"), cacheMetric(t, h, "bypass"); hits != 2 || misses != 2 || bypasses != 4 {
+		t.Errorf("cache metric: hit %v miss %v bypass %v", hits, misses, bypasses)
+	}
 }
 
 // TestCacheStreamedMiss: a streamed answer fills the cache; the next
@@ -295,7 +298,11 @@ func TestCacheEviction(t *testing.T) {
 // served; when it is back, hits return.
 func TestCacheRedisOutage(t *testing.T) {
 	rs := redistest.Start(t)
-	h := newHarness(t, harnessOptions{extra: cacheConfig(cacheOptions{redis: rs.Addr()})})
+	url := filepath.Join(t.TempDir(), "redis-url")
+	if err := os.WriteFile(url, []byte("redis://"+rs.Addr()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, harnessOptions{extra: cacheConfig(cacheOptions{redis: url})})
 	r, _ := cachedChat(h, cacheKey, cacheBody)
 	wantCache(t, "fill", r, "miss")
 	r, _ = cachedChat(h, cacheKey, cacheBody)
@@ -303,6 +310,9 @@ func TestCacheRedisOutage(t *testing.T) {
 	rs.Stop()
 	r, _ = cachedChat(h, cacheKey, cacheBody)
 	wantCache(t, "outage", r, "miss")
+	if n := cacheMetric(t, h, "error"); n < 1 {
+		t.Errorf("cache errors counted: %v", n)
+	}
 	rs.Start()
 	r, _ = cachedChat(h, cacheKey, strings.Replace(cacheBody, "API", "HTTP", 1))
 	wantCache(t, "back, new", r, "miss")
@@ -310,3 +320,22 @@ func TestCacheRedisOutage(t *testing.T) {
 	wantCache(t, "back, hit", r, "hit")
 }
 
+// cacheMetric reads tollgate_cache_requests_total{result}.
+func cacheMetric(t *testing.T, h *harness, result string) float64 {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "tollgate_cache_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
