@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tollgate-ai/tollgate/internal/cache"
+	"github.com/tollgate-ai/tollgate/policy/guardrails"
 	"github.com/tollgate-ai/tollgate/policy/tenancy"
 )
 
@@ -136,6 +137,35 @@ func TestCacheStoresOnlyCompleteAnswers(t *testing.T) {
 			x.cache.key, x.rec.status = "k", c.status
 			x.body = x.newJSONReader(nil)
 			x.cacheBody([]byte(c.body), true)
+			if got := store.Len() == 1; got != c.stored {
+				t.Errorf("stored %v, want %v", got, c.stored)
+			}
+		})
+	}
+}
+
+// TestCacheSkipsGuardedAnswers: an answer an output guardrail redacted is
+// never stored; one it only flagged is.
+func TestCacheSkipsGuardedAnswers(t *testing.T) {
+	for _, c := range []struct {
+		action guardrails.Action
+		stored bool
+	}{{guardrails.Redact, false}, {guardrails.Flag, true}} {
+		t.Run(string(c.action), func(t *testing.T) {
+			gs, err := guardrails.NewSet(guardrails.Config{Policies: []guardrails.PolicyConfig{{Name: "p",
+				Output: []guardrails.GuardrailConfig{{Name: "pii", Type: "pii", Action: c.action, Entities: []string{"email"}}}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pol, _ := gs.Policy("p")
+			store := cache.NewMemory(1<<20, 1<<20, time.Hour, nil)
+			x := exchangeFor(t, testSnapshot(t))
+			x.srv.cache, x.guard = store, pol.NewRequest()
+			if _, err := x.guard.CheckOutput(guardrails.Content, "write to a@example.com"); err != nil {
+				t.Fatal(err)
+			}
+			x.cache.key, x.rec.status = "k", 200
+			x.store([]byte(cachedAnswer))
 			if got := store.Len() == 1; got != c.stored {
 				t.Errorf("stored %v, want %v", got, c.stored)
 			}
