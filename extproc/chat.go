@@ -9,7 +9,7 @@ func chatProcessor(*Snapshot) *processor {
 		method:   "POST",
 		path:     "/v1/chat/completions",
 		azureOp:  "/chat/completions",
-		headers:  []headerStep{stepRequireBody, stepTraceHeaders},
+		headers:  []headerStep{stepRequireBody, stepTraceHeaders, stepReadCacheControl},
 		body: []bodyStep{
 			stepParseJSON,
 			stepParseStream,
@@ -22,6 +22,7 @@ func chatProcessor(*Snapshot) *processor {
 			stepGuardInput(chatPieces),
 			stepCaptureInput,
 			stepAdmit,
+			stepLookupCache, // after every step that can refuse (docs/cache.md)
 			stepStripGatewayFields,
 		},
 		deliver: [targetKinds][]bodyStep{

@@ -34,6 +34,8 @@ type exchange struct {
 	answer    *extprocv3.ProcessingResponse // a request step's own answer (answerMock)
 	respEnded bool                          // the response's end of stream was processed
 
+	cache cacheState // the response cache's part in the request (cache.go)
+
 	rec record
 
 	// reads, when set (tests only), is told every value the request steps
@@ -163,9 +165,9 @@ func (x *exchange) finish() {
 	x.reconcile()
 	x.logDecisions()
 	end := x.srv.now()
-	x.end = end
-	// Metrics first: whoever sees the log line (a test, a log shipper
-	// correlating) then also sees the request counted.
+	if x.cache.result == cacheHit {
+		x.srv.metrics.cacheSavedTokens(x.cache.saved.TotalTokens)
+	}
 	x.srv.metrics.finished(r, end.Sub(x.start), x.ttfb(), x.procTime)
 	if ce := x.srv.log.Check(zap.InfoLevel, "request"); ce != nil {
 		ce.Write(zap.Inline((*accessLine)(x)))
@@ -237,6 +239,12 @@ func (l *accessLine) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	}
 	if r.refusalStep != "" {
 		enc.AddString("refusal_step", r.refusalStep)
+	}
+	if x.cache.result != "" {
+		enc.AddString("cache", x.cache.result)
+	}
+	if x.cache.result == cacheHit {
+		enc.AddInt64("cache_saved_tokens", x.cache.saved.TotalTokens)
 	}
 	return nil
 }

@@ -29,11 +29,12 @@ type facts struct {
 	grounding     []string            // tollgate_grounding_context
 	guard         *guardrails.Request // the app's guardrails for this request
 	target        routing.Target
-	stream        bool // client asked for an SSE stream
-	injectedUsage bool // the gateway added stream_options.include_usage
-	clientUsage   bool // the client asked for stream_options.include_usage
-	noBody        bool // request_headers arrived with end_of_stream set
-	reqBytes      int  // size of the client's request body
+	stream        bool   // client asked for an SSE stream
+	injectedUsage bool   // the gateway added stream_options.include_usage
+	clientUsage   bool   // the client asked for stream_options.include_usage
+	noBody        bool   // request_headers arrived with end_of_stream set
+	reqBytes      int    // size of the client's request body
+	cacheControl  string // the client's Cache-Control (lookup_cache)
 
 	msgs    messagesFacts    // the Messages endpoints' own facts (messages.go)
 	respond translate.Schema // the endpoint's response schema over the provider's; nil: the provider's (responseSchema)

@@ -101,6 +101,9 @@ func parseGatewayFields(x *exchange, req *upstreamRequest) *oaierror.Error {
 			return oaierror.InvalidRequest("invalid_type", "tollgate_grounding_context", "tollgate_grounding_context must be an array of strings.")
 		}
 	}
+	if c := req.get("tollgate_cache"); c.Exists() && c.Type != gjson.True && c.Type != gjson.False {
+		return oaierror.InvalidRequest("invalid_type", "tollgate_cache", "tollgate_cache must be true or false.")
+	}
 	md := req.get("tollgate_metadata")
 	if !md.Exists() || md.Type == gjson.Null {
 		return nil

@@ -26,6 +26,8 @@ type Metrics struct {
 	backendErr prometheus.Counter
 	guardrails *prometheus.CounterVec
 	refusals   *prometheus.CounterVec
+	cache      *prometheus.CounterVec
+	cacheSaved prometheus.Counter
 	genAI      *genAIMetrics
 	// who are the optional tenant and app labels of the cost and token
 	// counters, in that order; nil entries are off.
@@ -163,7 +165,16 @@ func NewMetricsWith(reg prometheus.Registerer, o MetricsOptions) *Metrics {
 		Name: "tollgate_refusals_total",
 		Help: "Requests the gateway refused, by the request step that refused them and the error code.",
 	}, []string{"step", "code"})
-	reg.MustRegister(m.requests, m.processing, m.tokens, m.streams, m.cost, m.admissions, m.backendErr, m.guardrails, m.refusals)
+	m.cache = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_cache_requests_total",
+		Help: "Response cache results: hit, miss, bypass, and error (the store failed: a lookup, which the client sees as a miss, or a store).",
+	}, []string{"result"})
+	m.cacheSaved = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tollgate_cache_saved_tokens_total",
+		Help: "Tokens (prompt and completion) of the stored answers served from the response cache.",
+	})
+	reg.MustRegister(m.requests, m.processing, m.tokens, m.streams, m.cost, m.admissions, m.backendErr, m.guardrails, m.refusals,
+		m.cache, m.cacheSaved)
 	m.genAI = newGenAIMetrics()
 	reg.MustRegister(m.genAI.collectors()...)
 	return m
@@ -281,5 +292,17 @@ func (m *Metrics) refused(step, code string) {
 func (m *Metrics) limitsBackendError() {
 	if m != nil {
 		m.backendErr.Inc()
+	}
+}
+
+func (m *Metrics) cacheResult(result string) {
+	if m != nil {
+		m.cache.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) cacheSavedTokens(n int64) {
+	if m != nil && n > 0 {
+		m.cacheSaved.Add(float64(n))
 	}
 }

@@ -57,6 +57,7 @@ func (x *exchange) mockResponse(r mockprovider.Reply) *extprocv3.ProcessingRespo
 	}
 	x.endResponse()
 	x.traceBody(body, true)
+	x.cacheBody(body, true)
 	x.done = true
 	if x.rec.requestID != "" {
 		mu.set("x-request-id", x.rec.requestID)
@@ -66,10 +67,7 @@ func (x *exchange) mockResponse(r mockprovider.Reply) *extprocv3.ProcessingRespo
 	if r.RetryAfter != "" {
 		mu.set("retry-after", r.RetryAfter)
 	}
-	// The routing decision for the access log, and the gateway-reply mark
-	// that keeps local_reply_config away from the body (see immediate).
-	md := x.metadata()
-	md.Fields[metadataNamespace].GetStructValue().Fields[metaGatewayReply] = structpb.NewBoolValue(true)
+	x.cacheHeader(&mu)
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{
 		ImmediateResponse: &extprocv3.ImmediateResponse{
 			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(x.rec.status)},
@@ -77,5 +75,14 @@ func (x *exchange) mockResponse(r mockprovider.Reply) *extprocv3.ProcessingRespo
 			Body:    body,
 			Details: "tollgate_mock",
 		},
-	}, DynamicMetadata: md}
+	}, DynamicMetadata: x.replyMetadata()}
+}
+
+// replyMetadata is the routing decision for the access log of a request
+// the gateway answers itself, with the gateway-reply mark that keeps
+// local_reply_config away from the body (see immediate).
+func (x *exchange) replyMetadata() *structpb.Struct {
+	md := x.metadata()
+	md.Fields[metadataNamespace].GetStructValue().Fields[metaGatewayReply] = structpb.NewBoolValue(true)
+	return md
 }

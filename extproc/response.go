@@ -53,6 +53,7 @@ func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.Proces
 	mu.set("x-tollgate-request-id", x.rec.requestID)
 	x.rateLimitHeaders(&mu)
 	s := x.msgs.api.schema(x, x.responseSchema())
+	x.cacheHeader(&mu)
 	if x.stream && x.rec.status == 200 && isStreamBody(s, h.get("content-type")) {
 		// Stream SSE through as it comes (spec §2.8). content-length was not
 		// removed by Envoy at header time because the configured mode was
@@ -91,6 +92,7 @@ func (x *exchange) onResponseBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRe
 			out = b.GetBody()
 		}
 		x.traceBody(out, b.GetEndOfStream())
+		x.cacheBody(out, b.GetEndOfStream())
 	}
 	if b.GetEndOfStream() {
 		x.endResponse()

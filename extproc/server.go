@@ -43,7 +43,8 @@ type Snapshot struct {
 	Prices     *pricing.Prices
 	Limits     *Limits
 	Guardrails *guardrails.Set
-	BasePath   string // every endpoint is served under it ("" is the root); config.Load validated it
+	BasePath   string         // every endpoint is served under it ("" is the root); config.Load validated it
+	Cache      *CacheSettings // nil: no response cache
 
 	procs atomic.Pointer[[]*processor] // endpoint processors, assembled on first use (processor.go)
 }
@@ -72,6 +73,9 @@ type Options struct {
 	TracerProvider trace.TracerProvider
 	Propagator     propagation.TextMapPropagator
 	LatestGenAI    bool
+	// Cache is the response cache's store, for the life of the process;
+	// nil turns the cache off (docs/cache.md).
+	Cache CacheStore
 }
 
 // Server implements extprocv3.ExternalProcessorServer.
@@ -85,11 +89,12 @@ type Server struct {
 	intn     func(n int) int
 	sink     RecordSink
 	tracing  *tracing // nil when off
+	cache    CacheStore
 }
 
 // New returns a Server.
 func New(o Options) *Server {
-	s := &Server{snapshot: o.Snapshot, log: o.Logger, metrics: o.Metrics, now: o.Now, limiter: o.Limiter, intn: o.IntN, sink: o.Sink,
+	s := &Server{snapshot: o.Snapshot, log: o.Logger, metrics: o.Metrics, now: o.Now, limiter: o.Limiter, intn: o.IntN, sink: o.Sink, cache: o.Cache,
 		tracing: newTracing(o)}
 	if s.intn == nil {
 		s.intn = rand.IntN

@@ -39,6 +39,11 @@ type Record struct {
 	Latency       time.Duration // start to end of stream
 	TTFB          time.Duration // start to the first response byte; 0 when none came
 	ProcTime      time.Duration // time the processor spent on this request's messages
+	// Cache is the response cache's result (hit, miss, bypass; "" when the
+	// cache was not consulted); CacheSaved the stored answer's usage a hit
+	// did not spend at the provider.
+	Cache      string
+	CacheSaved usage.Usage
 	// Metadata is the request metadata (tollgate_metadata), in arrival order.
 	Metadata [][2]string
 }
@@ -64,7 +69,7 @@ func (x *exchange) export(end time.Time) *Record {
 		AgentID: r.agentID, Endpoint: r.route, Alias: r.model, Provider: r.provider, ProviderModel: r.providerModel,
 		Status: r.status, Refusal: r.refusal, Stream: r.stream, Usage: r.usage, UsageKnown: r.usageKnown,
 		Estimated: r.estimated, Cost: r.cost, CostKnown: r.costKnown, Latency: end.Sub(x.start), TTFB: x.ttfb(),
-		ProcTime: x.procTime,
+		ProcTime: x.procTime, Cache: x.cache.result, CacheSaved: x.cache.saved,
 	}
 	if len(r.metadata) > 0 {
 		out.Metadata = make([][2]string, len(r.metadata))

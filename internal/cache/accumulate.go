@@ -105,6 +105,13 @@ func (a *Accumulator) choice(index int64) *accChoice {
 	return c
 }
 
+// SetUsage sets the answer's usage object, for a stream whose usage chunk
+// was removed before it was added (the gateway asked for it, not the
+// client). A later usage chunk replaces it.
+func (a *Accumulator) SetUsage(usage []byte) {
+	a.usage = append(a.usage[:0], usage...)
+}
+
 // Body returns the chat.completion body of a stream that completed: every
 // choice finished and usage seen. ok is false otherwise; such a stream is
 // never stored.

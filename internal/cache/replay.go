@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"bytes"
+	"encoding/json"
 	"strconv"
 
 	"github.com/tidwall/gjson"
@@ -92,9 +94,19 @@ func Replay(body []byte, includeUsage bool) []byte {
 			out = append(out, "data: "...)
 			out = append(out, head[:len(head)-len(`,"usage":null,"choices":[`)]...)
 			out = append(out, `,"choices":[],"usage":`...)
-			out = append(out, u.Raw...)
+			out = compact(out, u) // one line: a stored body may be pretty-printed
 			out = append(out, "}\n\n"...)
 		}
 	}
 	return append(out, "data: [DONE]\n\n"...)
+}
+
+// compact appends v's JSON without insignificant whitespace, keeping its
+// key order, so it fits on one SSE data line.
+func compact(dst []byte, v gjson.Result) []byte {
+	var b bytes.Buffer
+	if err := json.Compact(&b, []byte(v.Raw)); err != nil {
+		return canonical(dst, v)
+	}
+	return append(dst, b.Bytes()...)
 }

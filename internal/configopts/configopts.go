@@ -6,6 +6,9 @@
 package configopts
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 
 	"github.com/tollgate-ai/tollgate/policy/guardrails"
@@ -32,11 +35,15 @@ func Tenancy(cfg *config.Config, lookupEnv func(string) (string, bool)) (tenancy
 	for _, tc := range cfg.Tenants {
 		t := tenancy.TenantOptions{Name: tc.Name}
 		for _, ac := range tc.Apps {
-			t.Apps = append(t.Apps, tenancy.AppOptions{
+			ao := tenancy.AppOptions{
 				Name: ac.Name, Models: ac.Models, Tier: ac.Tier, GuardrailPolicy: ac.GuardrailPolicy,
 				RequiredMetadata: ac.RequiredMetadata, RequireAgentID: ac.RequireAgentID, AgentIDs: ac.AgentIDs,
 				OnBudgetExhausted: ac.OnBudgetExhausted, CaptureContent: ac.CaptureContent,
-			})
+			}
+			if ac.Cache != nil {
+				ao.Cache, ao.CacheAnyTemp = ac.Cache.Enabled, ac.Cache.AnyTemperature
+			}
+			t.Apps = append(t.Apps, ao)
 		}
 		for _, c := range tc.ProviderCredentials {
 			resolve := c.Source.Resolve
@@ -100,4 +107,23 @@ func guardrailList(in []config.Guardrail) []guardrails.GuardrailConfig {
 		}
 	}
 	return out
+}
+
+// CacheScopes returns each guardrail policy's identity in response cache
+// keys: its name and a fingerprint of its configuration, so cached answers
+// never outlive a change to the policy that judged them.
+func CacheScopes(cfg *config.Config) (map[string]string, error) {
+	out := map[string]string{}
+	if cfg.Guardrails == nil {
+		return out, nil
+	}
+	for _, p := range cfg.Guardrails.Policies {
+		b, err := json.Marshal(p)
+		if err != nil {
+			return nil, fmt.Errorf("cache scope of guardrail policy %s: %w", p.Name, err)
+		}
+		sum := sha256.Sum256(b)
+		out[p.Name] = p.Name + "@" + hex.EncodeToString(sum[:8])
+	}
+	return out, nil
 }

@@ -45,7 +45,7 @@ func build(cfg *config.Config, lookupEnv func(string) (string, bool), now time.T
 	warnings = append(warnings, tw...)
 	return &extproc.Snapshot{Routes: table, Keys: c.keys, Tenants: tenants, Metadata: cfg.MetadataLimits(),
 		Prices: c.prices, Limits: c.limits, Guardrails: c.guards,
-		BasePath: cfg.BasePath}, c.envoy, warnings, nil
+		BasePath: cfg.BasePath, Cache: c.cache}, c.envoy, warnings, nil
 }
 
 // compiled is every part of a snapshot that needs no secret.
@@ -54,6 +54,7 @@ type compiled struct {
 	prices *pricing.Prices
 	limits *extproc.Limits
 	guards *guardrails.Set
+	cache  *extproc.CacheSettings
 	envoy  *xds.Resources // clusters and routes served over ADS
 }
 
@@ -124,6 +125,9 @@ func compile(cfg *config.Config, now time.Time) (*compiled, error) {
 			fail("guardrails", err)
 		}
 	}
+	if c.cache, err = cacheSettings(cfg); err != nil {
+		fail("cache", err)
+	}
 	if len(ps) > 0 {
 		return nil, ps
 	}
@@ -185,6 +189,8 @@ type reloader struct {
 	ledgerSet  bool
 	metrics    *config.Metrics // the metrics section at start; it chose the label sets
 	metricsSet bool
+	cache      *config.Cache // the cache section at start; it chose the store
+	cacheSet   bool
 }
 
 func newReloader(paths []string, lookupEnv func(string) (string, bool), log *zap.Logger, reg prometheus.Registerer) *reloader {
@@ -224,6 +230,7 @@ func (r *reloader) load() error {
 			r.setSecrets(cfg.SecretFiles())
 			r.setLimits(cfg.Limits)
 			r.setLedger(cfg.Ledger)
+			r.setCache(cfg.Cache)
 			r.setMetrics(cfg.Metrics)
 			r.admin.Store(resolveAdmin(cfg.Admin, r.lookupEnv))
 			r.log.Info("configuration loaded", zap.Int("providers", len(cfg.Providers)),
@@ -275,6 +282,32 @@ func (r *reloader) setLedger(l *config.Ledger) {
 	if !sameLedger(r.ledger, l) {
 		r.log.Warn("ledger section changed in the configuration; it takes effect after a restart")
 	}
+}
+
+// setCache remembers the cache section; the first one (at start) chose the
+// store and its sizes. A later change of backend, sizes or Redis only warns;
+// hash_strategy and app opt-ins take effect at once (they are per snapshot).
+func (r *reloader) setCache(c *config.Cache) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.cacheSet {
+		r.cache, r.cacheSet = c, true
+		return
+	}
+	if storeOf(r.cache) != storeOf(c) {
+		r.log.Warn("cache store settings changed in the configuration; they take effect after a restart")
+	}
+}
+
+func storeOf(c *config.Cache) string {
+	if c == nil || c.Backend == config.CacheDisabled {
+		return config.CacheDisabled
+	}
+	redisAt := ""
+	if c.Redis != nil {
+		redisAt = c.Redis.URL.String()
+	}
+	return fmt.Sprintf("%s/%d/%d/%d/%s", c.Backend, c.TTLSeconds, c.MaxCacheSizeMB, c.MaxEntryKB, redisAt)
 }
 
 func (r *reloader) watched() []string {

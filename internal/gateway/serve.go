@@ -126,6 +126,13 @@ func Start(ctx context.Context, cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	store, closeCache, err := newCacheStore(g.reload.cache, g.reload.limits, cfg.LookupEnv, cfg.Now)
+	if err != nil {
+		_ = closeLim()
+		return nil, err
+	}
+	closeLimiter := closeLim
+	closeLim = func() error { return errors.Join(closeLimiter(), closeCache()) }
 	g.closeLim = closeLim
 	if g.ledger, err = openLedger(ctx, g.reload.ledger, cfg.LookupEnv, cfg.Logger, cfg.Registry); err != nil {
 		_ = closeLim()
@@ -152,6 +159,7 @@ func Start(ctx context.Context, cfg Config) (*Gateway, error) {
 		Limiter:  limiter,
 		IntN:     cfg.IntN,
 		Sink:     g.sink(),
+		Cache:    store,
 
 		TracerProvider: cfg.TracerProvider,
 		Propagator:     cfg.Propagator,

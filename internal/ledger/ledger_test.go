@@ -420,9 +420,40 @@ func TestMigrationsIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		var n int
-		if err := s.DB().QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 2 { // 0001_requests, 0002_rollups
+		if err := s.DB().QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 3 { // 0001_requests, 0002_rollups, 0003_cache
 			t.Fatalf("migrations = %d, %v", n, err)
 		}
 		s.Close()
+	}
+}
+
+// TestCacheColumns: a hit is stored with its result and the tokens it saved
+// and counts toward the hit rate; a bypass does not.
+func TestCacheColumns(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			s := b.open(t)
+			hit, miss, bypass := record(1), record(2), record(3)
+			hit.Cache, hit.CacheSaved = "hit", usage.Usage{TotalTokens: 15}
+			hit.Usage, hit.UsageKnown, hit.CostKnown, hit.Cost = usage.Usage{}, false, false, 0
+			miss.Cache, bypass.Cache = "miss", "bypass"
+			rows := []Row{FromRecord(hit), FromRecord(miss), FromRecord(bypass)}
+			if err := s.Insert(context.Background(), rows); err != nil {
+				t.Fatal(err)
+			}
+			var result string
+			var saved int64
+			q := s.bind(`SELECT cache_result, cache_saved_tokens FROM requests WHERE id = ?`)
+			if err := s.DB().QueryRow(q, "req-1").Scan(&result, &saved); err != nil || result != "hit" || saved != 15 {
+				t.Fatalf("hit row: %q %d %v", result, saved, err)
+			}
+			stats, err := s.Aggregate(context.Background(), Query{From: t0.Add(-time.Hour), To: t0.Add(time.Hour)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(stats) != 1 || stats[0].CacheHit == nil || *stats[0].CacheHit != 0.5 {
+				t.Fatalf("cache hit rate: %+v", stats)
+			}
+		})
 	}
 }

@@ -56,7 +56,9 @@ type Row struct {
 	Tokens                                   [numKinds]int64
 	CostPico                                 int64
 	Latency, TTFB, ProcTime                  time.Duration
-	CacheHit                                 *bool // nil until a response cache decides
+	CacheHit                                 *bool  // nil: bypass, or the cache was not consulted
+	CacheResult                              string // hit, miss, bypass; "" when the cache was not consulted
+	CacheSaved                               int64  // total tokens of the stored answer a hit served
 	Metadata                                 [][2]string
 }
 
@@ -73,6 +75,15 @@ func FromRecord(r *extproc.Record) Row {
 		row.CostPico = 0
 	}
 	tokensOf(r, &row.Tokens)
+	row.CacheResult = r.Cache
+	switch r.Cache {
+	case "hit":
+		hit := true
+		row.CacheHit, row.CacheSaved = &hit, r.CacheSaved.TotalTokens
+	case "miss":
+		hit := false
+		row.CacheHit = &hit
+	}
 	if row.ID == "" {
 		row.ID = newID()
 	}

@@ -169,7 +169,7 @@ func (s *Store) bind(q string) string {
 // columns in insert order; tokens follow the fixed ones.
 var fixedColumns = []string{"id", "ts_us", "tenant", "app", "key_id", "agent_id", "tier", "alias", "provider", "provider_model",
 	"endpoint", "status", "refusal", "stream", "usage_known", "estimated", "cost_known", "cost_pico", "latency_us", "ttfb_us",
-	"proc_us", "cache_hit", "metadata"}
+	"proc_us", "cache_hit", "metadata", "cache_result", "cache_saved_tokens"}
 
 func insertColumns() []string {
 	cols := slices.Clone(fixedColumns)
@@ -231,7 +231,7 @@ func (s *Store) Insert(ctx context.Context, rows []Row) error {
 			args = append(args, r.ID, r.Time.UnixMicro(), r.Tenant, r.App, r.KeyID, r.AgentID, r.Tier, r.Alias, r.Provider,
 				r.ProviderModel, r.Endpoint, r.Status, r.Refusal, b2i(r.Stream), b2i(r.UsageKnown), b2i(r.Estimated),
 				b2i(r.CostKnown), r.CostPico, r.Latency.Microseconds(), r.TTFB.Microseconds(), r.ProcTime.Microseconds(),
-				hit, metadataJSON(r.Metadata))
+				hit, metadataJSON(r.Metadata), r.CacheResult, r.CacheSaved)
 			for _, t := range r.Tokens {
 				args = append(args, t)
 			}

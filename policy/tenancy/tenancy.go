@@ -34,6 +34,9 @@ type App struct {
 	// CaptureContent records prompts and completions on the request's trace
 	// span (after guardrail redaction); off by default.
 	CaptureContent bool
+	// Cache opts the app into the response cache; CacheAnyTemperature also
+	// caches requests that are not deterministic (docs/cache.md).
+	Cache, CacheAnyTemperature bool
 }
 
 // Tenant owns apps and, optionally, its own provider credentials.
@@ -81,6 +84,8 @@ type AppOptions struct {
 	AgentIDs          []string // UUIDs, compared case-insensitively; empty admits any agent
 	OnBudgetExhausted string
 	CaptureContent    bool
+	Cache             bool
+	CacheAnyTemp      bool
 }
 
 // Credential is a tenant's own credential for a provider: the header value
@@ -105,6 +110,7 @@ func New(opts Options) *Directory {
 				GuardrailPolicy: ac.GuardrailPolicy, RequiredMetadata: ac.RequiredMetadata, RequireAgentID: ac.RequireAgentID,
 				OnBudgetExhausted: ac.OnBudgetExhausted,
 				CaptureContent:    ac.CaptureContent,
+				Cache:             ac.Cache, CacheAnyTemperature: ac.Cache && ac.CacheAnyTemp,
 			}
 			if len(ac.AgentIDs) > 0 {
 				a.AgentIDs = make(map[string]bool, len(ac.AgentIDs))
