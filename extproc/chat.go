@@ -21,7 +21,7 @@ func chatProcessor(*Snapshot) *processor {
 			stepConfine,
 			stepGuardInput(chatPieces),
 			stepCaptureInput,
-			stepAdmit,
+			stepAdmitChat,
 			stepLookupCache, // after every step that can refuse (docs/cache.md)
 			stepStripGatewayFields,
 		},

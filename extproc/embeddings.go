@@ -20,7 +20,7 @@ func embeddingsProcessor(*Snapshot) *processor {
 			stepConfine,
 			stepGuardInput(chatPieces, embeddingPieces),
 			stepCaptureInput,
-			stepAdmit,
+			stepAdmitText,
 			stepStripGatewayFields,
 		},
 		deliver: [targetKinds][]bodyStep{

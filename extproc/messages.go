@@ -152,7 +152,7 @@ func messagesProcessor(*Snapshot) *processor {
 			stepGuardInput(messagesPieces),
 			stepCaptureInput,
 			stepMessagesMaxTokens,
-			stepAdmit,
+			stepAdmitText,
 			stepStripGatewayFields,
 		},
 		deliver: [targetKinds][]bodyStep{

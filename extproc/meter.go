@@ -52,8 +52,16 @@ type meter struct {
 	lastBudgetCheck time.Time
 }
 
+// admission is what admit estimates for one endpoint; each processor lists
+// the admit step configured for its body, so admit never asks which
+// endpoint it serves.
+type admission struct {
+	promptTokens bool // the body is text whose tokens are estimated (audio bytes are not tokens)
+	capOutput    bool // the body carries an output cap (max_completion_tokens / max_tokens) to read or set
+}
+
 // admit reserves the request on every limit and budget that applies.
-func admit(x *exchange, req *upstreamRequest) *oaierror.Error {
+func admit(x *exchange, req *upstreamRequest, a admission) *oaierror.Error {
 	rules, limiter := x.snap.Limits, x.srv.limiter
 	if rules.Empty() || limiter == nil {
 		return nil
@@ -67,10 +75,10 @@ func admit(x *exchange, req *upstreamRequest) *oaierror.Error {
 		return nil
 	}
 	x.budgets = bs
-	if x.endpoint != routing.EndpointTranscriptions { // audio bytes are not tokens
+	if a.promptTokens {
 		x.promptEst = estimateTokens(len(req.body))
 	}
-	if x.endpoint == routing.EndpointChat {
+	if a.capOutput {
 		if err := capOutput(x, req, rules.DefaultMaxTokens(), boundsOutput(ls, bs)); err != nil {
 			return err
 		}

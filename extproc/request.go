@@ -173,16 +173,21 @@ func authenticate(x *exchange, h headers, _ *mutation) error {
 // The body steps the JSON endpoints share, in chain order. Each endpoint's
 // file lists the ones it runs.
 var (
-	stepParseJSON           = bodyStep{"parse_json", parseJSON}
-	stepParseStream         = bodyStep{"parse_stream", parseStream}
-	stepSelectApp           = bodyStep{"select_app", selectApp}
-	stepCheckAgent          = bodyStep{"check_agent", checkAgent}
-	stepCheckMetadata       = bodyStep{"check_metadata", checkMetadata}
-	stepResolveModel        = bodyStep{"resolve_model", resolveModel}
-	stepCheckOffered        = bodyStep{"check_offered", checkOffered}
-	stepConfine             = bodyStep{"confine", confine}
-	stepCaptureInput        = bodyStep{"capture_input", captureInputStep}
-	stepAdmit               = bodyStep{"admit", admitStep}
+	stepParseJSON     = bodyStep{"parse_json", parseJSON}
+	stepParseStream   = bodyStep{"parse_stream", parseStream}
+	stepSelectApp     = bodyStep{"select_app", selectApp}
+	stepCheckAgent    = bodyStep{"check_agent", checkAgent}
+	stepCheckMetadata = bodyStep{"check_metadata", checkMetadata}
+	stepResolveModel  = bodyStep{"resolve_model", resolveModel}
+	stepCheckOffered  = bodyStep{"check_offered", checkOffered}
+	stepConfine       = bodyStep{"confine", confine}
+	stepCaptureInput  = bodyStep{"capture_input", captureInputStep}
+	// admit for chat (prompt estimate and output cap), for other text
+	// bodies (embeddings, responses, messages: prompt estimate; messages
+	// read their own cap first) and for audio (nothing to estimate).
+	stepAdmitChat           = bodyStep{"admit", admitWith(admission{promptTokens: true, capOutput: true})}
+	stepAdmitText           = bodyStep{"admit", admitWith(admission{promptTokens: true})}
+	stepAdmitAudio          = bodyStep{"admit", admitWith(admission{})}
 	stepStripGatewayFields  = bodyStep{"strip_gateway_fields", stripGatewayFields}
 	stepRewriteModel        = bodyStep{"rewrite_model", rewriteModel}
 	stepTranslateBody       = bodyStep{"translate_body", translateBody}
@@ -198,13 +203,15 @@ var (
 	stepMintCredential      = bodyStep{"mint_credential", mintCredential} // last: a signature covers the final body and path
 )
 
-// admitStep and captureInputStep adapt admit (meter.go) and captureInput
+// admitWith and captureInputStep adapt admit (meter.go) and captureInput
 // (trace.go) to the body-step signature.
-func admitStep(x *exchange, req *upstreamRequest) error {
-	if err := admit(x, req); err != nil {
-		return err
+func admitWith(a admission) func(*exchange, *upstreamRequest) error {
+	return func(x *exchange, req *upstreamRequest) error {
+		if err := admit(x, req, a); err != nil {
+			return err
+		}
+		return nil
 	}
-	return nil
 }
 
 func captureInputStep(x *exchange, req *upstreamRequest) error {

@@ -44,7 +44,7 @@ func responsesProcessor(*Snapshot) *processor {
 			stepConfine,
 			stepGuardInput(responsesPieces),
 			stepResponsesOutputGuard,
-			stepAdmit,
+			stepAdmitText,
 			stepStripGatewayFields,
 		},
 		deliver: [targetKinds][]bodyStep{

@@ -2,9 +2,11 @@ package extproc
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
@@ -13,6 +15,7 @@ import (
 	"github.com/tollgate-ai/tollgate/extproc/internal/jsonscan"
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/policy/keys"
+	"github.com/tollgate-ai/tollgate/policy/limits"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 )
@@ -515,7 +518,7 @@ func TestStepCaptureInput(t *testing.T) {
 }
 
 func TestStepAdmit(t *testing.T) {
-	runBodyStep(t, stepAdmit, []stepCase{
+	runBodyStep(t, stepAdmitChat, []stepCase{
 		{name: "no rules, no reservation", facts: target("smart-default"), body: `{}`,
 			want: func(t *testing.T, x *exchange, _ *upstreamRequest, _ *mutation) {
 				if x.reservation != nil || x.budgets != nil {
@@ -898,5 +901,41 @@ func TestRequestLogger(t *testing.T) {
 	if f["request_id"] != "rid-7" || f["tenant"] != "acme" || f["key_id"] != "k1" || f["step"] != "mint_credential" ||
 		f["code"] != "provider_unavailable" || f["error"] != "sts down" {
 		t.Fatalf("fields %v", f)
+	}
+}
+
+// Each processor's admit step estimates what its body holds: chat reads or
+// sets the output cap, other text bodies only estimate the prompt, audio
+// estimates nothing.
+func TestStepAdmitVariants(t *testing.T) {
+	rules, err := NewLimits(&config.Limits{RateLimits: []config.RateLimit{{Scope: "key", TokensPerMinute: 1_000_000}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := testSnapshot(t)
+	snap.Limits = rules
+	const body = `{"model":"smart-default","messages":[{"role":"user","content":"hi"}]}`
+	withLimiter := func(x *exchange) {
+		x.srv.limiter = limits.NewMemory(time.Now)
+		x.target = routing.Target{Provider: x.snap.Routes.Provider("openai")}
+	}
+	for _, tt := range []struct {
+		step           bodyStep
+		prompt, maxOut int64
+		capped         bool
+	}{
+		{stepAdmitChat, estimateTokens(len(body)), rules.DefaultMaxTokens(), true},
+		{stepAdmitText, estimateTokens(len(body)), 0, false},
+		{stepAdmitAudio, 0, 0, false},
+	} {
+		runBodyStep(t, tt.step, []stepCase{{name: fmt.Sprintf("prompt %d, cap %v", tt.prompt, tt.capped), snap: snap, facts: withLimiter, body: body,
+			want: func(t *testing.T, x *exchange, req *upstreamRequest, _ *mutation) {
+				if x.reservation == nil || x.promptEst != tt.prompt || x.maxOut != tt.maxOut {
+					t.Fatalf("reservation %v, prompt %d, max out %d", x.reservation, x.promptEst, x.maxOut)
+				}
+				if capped := strings.Contains(sent(t, req), "max_completion_tokens"); capped != tt.capped {
+					t.Fatalf("sent %s", sent(t, req))
+				}
+			}}})
 	}
 }

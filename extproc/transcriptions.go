@@ -26,7 +26,7 @@ func transcriptionsProcessor(*Snapshot) *processor {
 			stepCheckOffered,
 			stepConfine,
 			stepCaptureInput,
-			stepAdmit,
+			stepAdmitAudio,
 		},
 		deliver: [targetKinds][]bodyStep{
 			kindDirect:     {stepRewriteFormModel, stepRouteUpstream, stepMintCredential},
