@@ -14,15 +14,15 @@ import (
 )
 
 // Fallback chains put a second ext_proc filter on Envoy's chain cluster, as
-// an upstream filter: one gRPC stream per attempt (spec §6). The downstream
+// an upstream filter: one gRPC stream per attempt (Envoy router: upstream_http_filters). The downstream
 // exchange chooses the chain and leaves the body in OpenAI's format; each
 // attempt learns from its attributes which provider's endpoint Envoy picked,
 // and translates and authenticates the request for that provider.
 //
 // Upstream, an ImmediateResponse is dropped and the attempt would hang until
-// a timeout (spec §2.6), so this handler never refuses: everything that can
+// a timeout (Envoy ext_proc API: ImmediateResponse), so this handler never refuses: everything that can
 // be refused was checked downstream. And request headers persist across
-// attempts (spec §6), so every attempt sets the full set of routing and
+// attempts (Envoy router: upstream_http_filters), so every attempt sets the full set of routing and
 // credential headers and removes the other providers' ones.
 
 const (

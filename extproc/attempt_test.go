@@ -73,7 +73,7 @@ func TestAttemptTranslatesPerProvider(t *testing.T) {
 	}
 
 	// The retry goes to the next priority: same request headers object
-	// (spec §6), so the Anthropic attempt removes OpenAI's credential.
+	// (Envoy router: upstream_http_filters), so the Anthropic attempt removes OpenAI's credential.
 	set, removed, out = runAttempt(t, snap, "anthropic", 2, true, body)
 	if set[":path"] != "/v1/messages" || set["x-api-key"] != "sk-a" || set["anthropic-version"] == "" ||
 		gjson.Get(out, "model").Str != "claude-sonnet-4-5" || gjson.Get(out, "system").Str != "be brief" ||

@@ -67,7 +67,7 @@ func BenchmarkLifecycleChat(b *testing.B) {
 		}
 		roundTrip(b, s, rh)
 		roundTrip(b, s, rb)
-		cancel() // Envoy resets the stream at the end of the request (spec §1.1)
+		cancel() // Envoy resets the stream at the end of the request (Envoy ext_proc: one gRPC stream per HTTP request)
 	}
 }
 

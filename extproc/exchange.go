@@ -67,7 +67,7 @@ func newExchange(ctx context.Context, s *Server, snap *Snapshot) *exchange {
 }
 
 // handle answers one ProcessingRequest. Every message gets exactly one reply
-// of the matching type, or an ImmediateResponse (spec §2.1).
+// of the matching type, or an ImmediateResponse (Envoy ext_proc API: ProcessingResponse).
 func (x *exchange) handle(req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, string) {
 	switch r := req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
@@ -96,7 +96,7 @@ func (x *exchange) refuse(e *oaierror.Error) *extprocv3.ProcessingResponse {
 	return x.immediate(e.Status, x.msgs.api.errorBody(e), "tollgate_"+e.Code)
 }
 
-// immediate answers the client directly (spec §2.6). content-type is set
+// immediate answers the client directly (Envoy ext_proc API: ImmediateResponse). content-type is set
 // explicitly: Envoy's local-reply default for a body is text/plain.
 // x-request-id carries Envoy's request id, which the OpenAI SDKs report as
 // the error's request_id; it also marks the reply as the gateway's own, so
@@ -146,7 +146,7 @@ func headersReply(mu *mutation, clearRoute bool) *extprocv3.HeadersResponse {
 // streamingMode is the processing mode for a streamed response. Every field
 // is explicit so Envoy 1.33 (override replaces the mode) and 1.34+ (DEFAULT
 // keeps the configured value) agree, and it equals the single entry of
-// allowed_override_modes in envoy/envoy.yaml (spec §2.8).
+// allowed_override_modes in envoy/envoy.yaml (Envoy ext_proc API: ProcessingResponse.mode_override).
 var streamingMode = &extprocfilterv3.ProcessingMode{
 	RequestHeaderMode:   extprocfilterv3.ProcessingMode_SEND,
 	RequestBodyMode:     extprocfilterv3.ProcessingMode_BUFFERED,

@@ -286,7 +286,7 @@ func TestRequestBody(t *testing.T) {
 				t.Fatalf("want body reply, got %v", resp)
 			}
 			if !common.GetClearRouteCache() || common.GetHeaderMutation() == nil {
-				t.Fatal("body reply must clear the route cache together with a header mutation (spec §2.5)")
+				t.Fatal("body reply must clear the route cache together with a header mutation (Envoy ext_proc API: CommonResponse.clear_route_cache)")
 			}
 			set := setHeaders(common.GetHeaderMutation())
 			if set[clusterHeader] != tt.cluster || set[":path"] != tt.upPath {
@@ -350,11 +350,11 @@ func TestStreamOverride(t *testing.T) {
 			}
 			if got.GetResponseBodyMode() != extprocfilterv3.ProcessingMode_STREAMED ||
 				got.GetRequestBodyMode() != extprocfilterv3.ProcessingMode_BUFFERED {
-				t.Fatalf("override %v: both body modes must be explicit (spec §2.8)", got)
+				t.Fatalf("override %v: both body modes must be explicit (Envoy ext_proc API: ProcessingResponse.mode_override)", got)
 			}
 			rm := resp.GetResponseHeaders().GetResponse().GetHeaderMutation().GetRemoveHeaders()
 			if len(rm) != 1 || rm[0] != "content-length" {
-				t.Fatalf("content-length must be removed with the override (spec §3.1), removed %v", rm)
+				t.Fatalf("content-length must be removed with the override (Envoy ext_proc: content-length after a body mutation), removed %v", rm)
 			}
 		})
 	}

@@ -17,7 +17,7 @@ const headerPrefix = "x-tollgate-"
 const clusterHeader = "x-tollgate-cluster"
 
 // headers reads an Envoy header map. Envoy sends lower-cased keys with the
-// value in raw_value (spec §1.2); value is read only as a fallback for older
+// value in raw_value (Envoy ext_proc API: HeaderValue.raw_value); value is read only as a fallback for older
 // runtimes. A linear scan beats building a map for the ~20 headers of a
 // request.
 type headers []*corev3.HeaderValue
@@ -43,7 +43,7 @@ func headersOf(m *corev3.HeaderMap) headers {
 
 // mutation accumulates a HeaderMutation. Values go in raw_value only: with
 // Envoy's default runtime a value-only entry sets the header to "" and both
-// set is an error (spec §2.3).
+// set is an error (Envoy ext_proc API: HeaderMutation).
 type mutation struct {
 	m *extprocv3.HeaderMutation
 }
@@ -55,7 +55,7 @@ func (mu *mutation) get() *extprocv3.HeaderMutation {
 	return mu.m
 }
 
-// set overwrites a header (append=false is Envoy's default, spec §2.3).
+// set overwrites a header (append=false is Envoy's default, Envoy ext_proc API: HeaderMutation).
 func (mu *mutation) set(name, value string) {
 	m := mu.get()
 	m.SetHeaders = append(m.SetHeaders, &corev3.HeaderValueOption{
@@ -70,7 +70,7 @@ func (mu *mutation) remove(name string) {
 
 // setContentLength keeps content-length exact after a body rewrite: Envoy
 // refuses a mutated body whose length differs from content-length with a
-// local 500 (spec §3.1).
+// local 500 (Envoy ext_proc: content-length after a body mutation).
 func (mu *mutation) setContentLength(n int) {
 	mu.set("content-length", strconv.Itoa(n))
 }
@@ -81,7 +81,7 @@ func (mu *mutation) setContentLength(n int) {
 // strippedUpstream reports whether a client's request header k must not reach
 // a provider: everything the gateway itself consumes (x-tollgate-*,
 // x-agent-id, the gateway key in any of its headers), accept-encoding (usage
-// is read from uncompressed bodies, spec §3.3), and headers that select a
+// is read from uncompressed bodies, Envoy ext_proc: STREAMED bodies arrive in arbitrary chunks), and headers that select a
 // provider account's scope or features (openai-organization, openai-project,
 // openai-beta; anthropic-version, anthropic-beta). A client may not steer the
 // platform's account: OpenAI answers an organization or project that does

@@ -90,7 +90,7 @@ func (x *exchange) onRequestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRes
 	common := &extprocv3.CommonResponse{
 		HeaderMutation: req.mu.get(),
 		// The cluster header was set in this same reply: Envoy honours the
-		// clear only alongside a header mutation (spec §2.5).
+		// clear only alongside a header mutation (Envoy ext_proc API: CommonResponse.clear_route_cache).
 		ClearRouteCache: true,
 	}
 	if req.bodyChanged {
@@ -117,7 +117,7 @@ func (x *exchange) refuseStep(e stepError) *extprocv3.ProcessingResponse {
 }
 
 // metadataNamespace is the dynamic-metadata namespace the Envoy config lists
-// in receiving_namespaces; Envoy drops any other (spec §2.7).
+// in receiving_namespaces; Envoy drops any other (Envoy ext_proc API: ProcessingResponse.dynamic_metadata).
 const metadataNamespace = "tollgate"
 
 // metadata exposes the routing decision to Envoy's access log as
@@ -328,7 +328,7 @@ func translateBody(x *exchange, req *upstreamRequest) error {
 
 // checkChainMembers refuses what any member of a fallback chain could not
 // take, given the body as it will leave. Each attempt translates for its
-// own provider upstream, where a refusal is impossible (spec §2.6).
+// own provider upstream, where a refusal is impossible (Envoy ext_proc API: ImmediateResponse).
 func checkChainMembers(x *exchange, req *upstreamRequest) error {
 	if !req.applyEdits() {
 		return failure(errRewrite(), errOverlap)

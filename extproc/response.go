@@ -55,9 +55,9 @@ func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.Proces
 	s := x.msgs.api.schema(x, x.responseSchema())
 	x.cacheHeader(&mu)
 	if x.stream && x.rec.status == 200 && isStreamBody(s, h.get("content-type")) {
-		// Stream SSE through as it comes (spec §2.8). content-length was not
+		// Stream SSE through as it comes (Envoy ext_proc API: ProcessingResponse.mode_override). content-length was not
 		// removed by Envoy at header time because the configured mode was
-		// BUFFERED, so remove it here (spec §3.1). The headers leave now, so
+		// BUFFERED, so remove it here (Envoy ext_proc: content-length after a body mutation). The headers leave now, so
 		// usage and cost travel in an SSE comment at the end instead.
 		reply.ModeOverride = streamingMode
 		mu.remove("content-length")
@@ -67,7 +67,7 @@ func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.Proces
 		}
 		x.body = x.newStreamReader(s)
 	} else {
-		// Buffered (spec §1.3): the headers are held until the body reply,
+		// Buffered (Envoy ext_proc: processing_mode message order): the headers are held until the body reply,
 		// which adds the metering headers.
 		x.body = x.newJSONReader(s)
 	}
@@ -99,7 +99,7 @@ func (x *exchange) onResponseBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRe
 	}
 	if jr, buffered := x.body.(*jsonReader); buffered && b.GetEndOfStream() {
 		// Header mutations in a BUFFERED body reply still apply: the
-		// response headers are held until this reply (spec §2.3).
+		// response headers are held until this reply (Envoy ext_proc API: HeaderMutation).
 		mu := jr.headers
 		x.meteringHeaders(&mu)
 		common.HeaderMutation = mu.m
@@ -188,8 +188,8 @@ func (r *jsonReader) readText(data []byte) {
 // translate turns a provider's whole response into OpenAI's format. A
 // verbatim schema's body goes on as it came. Otherwise the body changes
 // length, and in BUFFERED mode Envoy kept content-length, so the reply sets
-// the exact new one (spec §3.1); an error's status is mapped too (a :status
-// mutation is allowed on responses, spec §2.3).
+// the exact new one (Envoy ext_proc: content-length after a body mutation); an error's status is mapped too (a :status
+// mutation is allowed on responses, Envoy ext_proc API: HeaderMutation).
 func (r *jsonReader) translate(data []byte) ([]byte, bool) {
 	tr := r.schema
 	if tr == nil {

@@ -1,7 +1,7 @@
 // Package extproc is Tollgate's Envoy external processor: the gRPC service
 // envoy.service.ext_proc.v3.ExternalProcessor.
 //
-// Envoy opens one bidirectional stream per HTTP request (spec §1.1) and sends
+// Envoy opens one bidirectional stream per HTTP request (Envoy ext_proc: one gRPC stream per HTTP request) and sends
 // request headers, the buffered request body, response headers and the
 // response body (buffered, or streamed for SSE) in that order. The server
 // keeps one exchange per stream: a small state machine whose request side is
@@ -110,7 +110,7 @@ func New(o Options) *Server {
 
 // endOfStream maps a Recv error to Process's result. Envoy ends a stream by
 // resetting it (Canceled), or with a half-close under the graceful-close
-// runtime (io.EOF); both are the normal end of a request (spec §1.1).
+// runtime (io.EOF); both are the normal end of a request (Envoy ext_proc: one gRPC stream per HTTP request).
 func endOfStream(err error) error {
 	if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled || errors.Is(err, context.Canceled) {
 		return nil
@@ -129,7 +129,7 @@ type handler interface {
 }
 
 // handled adds to the request's processing time; after an
-// ImmediateResponse Envoy closes the stream (spec §2.6), and ending it at
+// ImmediateResponse Envoy closes the stream (Envoy ext_proc API: ImmediateResponse), and ending it at
 // once frees the goroutine.
 func (x *exchange) handled(d time.Duration) bool {
 	x.procTime += d

@@ -113,7 +113,7 @@ func (r *streamReader) init() {
 func (r *streamReader) chunk(p []byte, eos bool) ([]byte, bool) {
 	r.init()
 	if r.terminated || r.ended {
-		return nil, true // an empty body drops the chunk (spec §2.4)
+		return nil, true // an empty body drops the chunk (Envoy ext_proc API: BodyMutation)
 	}
 	if r.passing {
 		return nil, false

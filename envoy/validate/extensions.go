@@ -13,7 +13,7 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"                   // Upstream/DownstreamTlsContext
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"                          // HttpProtocolOptions
 
-	// The upstream ext_proc variant (spec §6, §7) and other likely additions.
+	// The upstream ext_proc variant (Envoy router: upstream_http_filters; Envoy bootstrap) and other likely additions.
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"          // FileAccessLog
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/clusters/aggregate/v3"           // aggregate cluster (provider fallback)
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3" // HeaderMutation

@@ -25,7 +25,7 @@ const (
 )
 
 // semantics collects what the walk sees and reports what Envoy would refuse at start-up although every
-// proto is valid (spec §7 lists these).
+// proto is valid (Envoy bootstrap lists these).
 type semantics struct {
 	problems []Problem
 	// defined holds static cluster names; nil when clusters may also come from CDS, so that references

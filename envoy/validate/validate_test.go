@@ -655,7 +655,7 @@ func typedConfig(m proto.Message) (*listenerv3.Filter_TypedConfig, error) {
 
 // TestFallbackContract asserts the fallback chain's shape the Tollgate server relies on: priorities and
 // provider metadata per endpoint, per-endpoint TLS, the upstream ext_proc filter, and the chain route's
-// retry policy (spec §6).
+// retry policy (Envoy router: upstream_http_filters).
 func TestFallbackContract(t *testing.T) {
 	bs := loadShipped(t, "envoy-fallback.yaml")
 	c := cluster(t, bs, "chain_smart_default")

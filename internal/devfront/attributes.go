@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// attributes evaluates the configured attribute expressions (spec §5): ints become
+// attributes evaluates the configured attribute expressions (Envoy ext_proc: request_attributes): ints become
 // numbers, bools bools, everything else strings; expressions the stand-in does not know,
 // or whose value is unavailable, are omitted silently, as Envoy omits failed ones. a is
 // the attempt an upstream filter belongs to (nil downstream, where the upstream
@@ -108,7 +108,7 @@ func (x *exchange) attribute(expr string, a *attempt) *structpb.Value {
 
 // metadataAttribute evaluates xds.upstream_host_metadata.filter_metadata['ns']['key'] and
 // xds.cluster_metadata.filter_metadata['ns']['key'] (either quote): the attempt's endpoint
-// (spec §6) or its cluster. String, number, bool and null values are converted as Envoy
+// (Envoy router: upstream_http_filters) or its cluster. String, number, bool and null values are converted as Envoy
 // does; anything else, and the whole-metadata forms (which Envoy sends as text proto),
 // are omitted.
 func (x *exchange) metadataAttribute(expr string, a *attempt) *structpb.Value {
@@ -178,7 +178,7 @@ func portValue(addr string) *structpb.Value {
 }
 
 // forwardedMetadata is metadata_context: the forwarding namespaces present in the
-// stream's dynamic metadata (spec §1.2). Always set, possibly empty.
+// stream's dynamic metadata (Envoy ext_proc API: HeaderValue.raw_value). Always set, possibly empty.
 func (x *exchange) forwardedMetadata(ns []string) *corev3.Metadata {
 	md := &corev3.Metadata{}
 	for _, n := range ns {

@@ -9,7 +9,7 @@ import (
 	extprocsvc "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 )
 
-// spec §3.1: content-length is removed at header time for STREAMED and for BUFFERED with
+// Envoy ext_proc: content-length after a body mutation: content-length is removed at header time for STREAMED and for BUFFERED with
 // headers SKIP; the processor still sees it in a headers message; BUFFERED+SEND keeps it.
 func TestContentLengthRemoval(t *testing.T) {
 	for _, tc := range []struct {
@@ -43,7 +43,7 @@ func TestContentLengthRemoval(t *testing.T) {
 	}
 }
 
-// spec §3.1: in STREAMED a set_headers content-length is ignored.
+// Envoy ext_proc: content-length after a body mutation: in STREAMED a set_headers content-length is ignored.
 func TestStreamedIgnoresContentLengthSet(t *testing.T) {
 	e := newEnv(t, envOpts{
 		boot: boot{extProc: modes("SEND", "STREAMED", "SKIP", "NONE")},
@@ -61,7 +61,7 @@ func TestStreamedIgnoresContentLengthSet(t *testing.T) {
 	}
 }
 
-// spec §1.5: a BUFFERED request body over the buffer limit is a local 413 and never
+// Envoy ext_proc: BUFFERED bodies and the buffer limit: a BUFFERED request body over the buffer limit is a local 413 and never
 // reaches the processor; a BUFFERED response over it a local 500.
 func TestBufferLimit(t *testing.T) {
 	big := strings.Repeat("x", 3000)
@@ -114,7 +114,7 @@ func TestBufferLimit(t *testing.T) {
 	})
 }
 
-// spec §2.4, §3.1: body replacement and the content-length check in BUFFERED+SEND.
+// Envoy ext_proc API: BodyMutation; Envoy ext_proc: content-length after a body mutation: body replacement and the content-length check in BUFFERED+SEND.
 func TestBufferedBodyMutation(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -169,7 +169,7 @@ func TestBufferedBodyMutation(t *testing.T) {
 	}
 }
 
-// spec §2.2: CONTINUE_AND_REPLACE in a headers reply may change :method, replaces the
+// Envoy ext_proc API: CommonResponse.status: CONTINUE_AND_REPLACE in a headers reply may change :method, replaces the
 // body (removing content-length), and sends no more body messages for that direction.
 func TestContinueAndReplace(t *testing.T) {
 	t.Run("GET becomes POST", func(t *testing.T) {

@@ -42,7 +42,7 @@ const (
 	extProcTypeURL    = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor"
 	routerTypeURL     = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 	httpOptionsKey    = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-	defaultBufferSize = 1 << 20 // per_connection_buffer_limit_bytes default (spec §1.5)
+	defaultBufferSize = 1 << 20 // per_connection_buffer_limit_bytes default (Envoy ext_proc: BUFFERED bodies and the buffer limit)
 )
 
 // Rewrite says how RewriteBootstrap points a bootstrap at a test environment.

@@ -202,7 +202,7 @@ func loadExtProc(ep *extprocv3.ExternalProcessor, version int) (*extProcConfig, 
 	case ep.GetHttpService() != nil:
 		return nil, errors.New("http_service is not emulated (gRPC only)")
 	case ep.GetDisableClearRouteCache() && ep.GetRouteCacheAction() != extprocv3.ExternalProcessor_DEFAULT:
-		// Envoy's own start-up check (spec §2.5).
+		// Envoy's own start-up check (Envoy ext_proc API: CommonResponse.clear_route_cache).
 		return nil, errors.New("disable_clear_route_cache and route_cache_action can not be set to none-default at the same time")
 	case ep.GetStatusOnError() != nil && version < 36:
 		return nil, fmt.Errorf("status_on_error does not exist before Envoy 1.36 (emulating 1.%d)", version)

@@ -4,8 +4,10 @@
 // prioritised endpoints, under a real Envoy v3 bootstrap. It is for development and
 // tests only, never for production: `tollgate run` falls back to it when no envoy binary
 // can be found, and the end-to-end tests drive the product through it (no Envoy binary
-// can be installed on the project's machines). Its
-// behaviour follows the project's ext_proc reference ("spec §x" in comments), Part B.
+// can be installed on the project's machines). Its behaviour follows Envoy's ext_proc
+// filter docs (https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/ext_proc_filter),
+// its API (https://www.envoyproxy.io/docs/envoy/latest/api-v3/service/ext_proc/v3/external_processor.proto)
+// and its source (source/extensions/filters/http/ext_proc/ext_proc.cc); comments name the place.
 //
 // Start reads the bootstrap through go-control-plane (YAML → protojson into
 // bootstrapv3.Bootstrap, Any types resolved by blank imports, PGV validation), rewritten
@@ -20,9 +22,9 @@
 //
 //   - One bidirectional Process stream per HTTP request, opened on the first message,
 //     never half-closed, cancelled when the request ends, after a local reply, an
-//     ImmediateResponse, a gRPC error or a timeout (§1.1). OK from the server means
-//     "continue without me" (§1.1).
-//   - Request and response header maps as Envoy builds them (§1.2): lower-case keys,
+//     ImmediateResponse, a gRPC error or a timeout (Envoy ext_proc: one gRPC stream per HTTP request). OK from the server means
+//     "continue without me" (Envoy ext_proc: one gRPC stream per HTTP request).
+//   - Request and response header maps as Envoy builds them (Envoy ext_proc API: HeaderValue.raw_value): lower-case keys,
 //     raw_value, pseudo-headers, Host as :authority, hop-by-hop headers stripped,
 //     x-request-id, x-forwarded-for/-proto with use_remote_address, path normalisation; a
 //     chunked upstream's transfer-encoding is visible to the processor but never copied
@@ -30,20 +32,20 @@
 //   - A response that starts before the request body ended closes the HTTP/1 connection
 //     ("connection: close"), as Envoy's HCM does.
 //   - attributes once per direction, metadata_context on every message,
-//     protocol_config on the first message (1.34+), observability_mode=false (§1.2, §5).
-//   - Processing modes (§1.3): headers SEND/SKIP, body NONE, BUFFERED, STREAMED
+//     protocol_config on the first message (1.34+), observability_mode=false (Envoy ext_proc API: HeaderValue.raw_value; Envoy ext_proc: request_attributes).
+//   - Processing modes (Envoy ext_proc: processing_mode message order): headers SEND/SKIP, body NONE, BUFFERED, STREAMED
 //     (pipelined, FIFO replies, held data consolidated, replies flushed to the client as
 //     they arrive), BUFFERED_PARTIAL, send_body_without_waiting_for_header_response;
-//     one state machine per direction (§1.6); content-length removal (§3.1); buffer
-//     limits with 413/500 (§1.5) and watermarks (reading stops while data is held).
-//   - Reply validation (§2.1, §4): spurious replies by version, override_message_timeout
-//     and mode_override (§2.8) with allowed_override_modes and 1.33/1.34+ DEFAULT
+//     one state machine per direction (Envoy ext_proc: request and response directions interleave); content-length removal (Envoy ext_proc: content-length after a body mutation); buffer
+//     limits with 413/500 (Envoy ext_proc: BUFFERED bodies and the buffer limit) and watermarks (reading stops while data is held).
+//   - Reply validation (Envoy ext_proc API: ProcessingResponse; Envoy ext_proc: message_timeout and failure_mode_allow): spurious replies by version, override_message_timeout
+//     and mode_override (Envoy ext_proc API: ProcessingResponse.mode_override) with allowed_override_modes and 1.33/1.34+ DEFAULT
 //     semantics.
-//   - The mutation engine and mutation_rules (§2.3), body mutations, the content-length
-//     mismatch check and CONTINUE_AND_REPLACE (§2.2, §2.4, §3.1), route-cache clearing
-//     and route_cache_action (§2.5), dynamic metadata (§2.7), ImmediateResponse (§2.6),
-//     message timeouts, gRPC failures and failure_mode_allow, status_on_error (§4), and
-//     the rule that local replies never reach the processor (§1.7).
+//   - The mutation engine and mutation_rules (Envoy ext_proc API: HeaderMutation), body mutations, the content-length
+//     mismatch check and CONTINUE_AND_REPLACE (Envoy ext_proc API: CommonResponse.status; Envoy ext_proc API: BodyMutation; Envoy ext_proc: content-length after a body mutation), route-cache clearing
+//     and route_cache_action (Envoy ext_proc API: CommonResponse.clear_route_cache), dynamic metadata (Envoy ext_proc API: ProcessingResponse.dynamic_metadata), ImmediateResponse (Envoy ext_proc API: ImmediateResponse),
+//     message timeouts, gRPC failures and failure_mode_allow, status_on_error (Envoy ext_proc: message_timeout and failure_mode_allow), and
+//     the rule that local replies never reach the processor (Envoy ext_proc: local replies are not sent to the processor).
 //   - The HCM's local_reply_config on every local reply, ImmediateResponses included
 //     (after their header mutations): mappers with status_code_filter, metadata_filter
 //     (dynamic metadata, match_if_key_not_found), and_filter and or_filter; body,
@@ -85,7 +87,7 @@
 //     apply to the attempt's copy; clear_route_cache is ignored and counted; every local
 //     reply (ImmediateResponse, gRPC error, message timeout, mutation error) is dropped and
 //     counted, leaving the attempt stalled until a per-try, route or idle timeout, or until
-//     more request data resumes it unprocessed (spec §2.6, §6). Its stream closes when the
+//     more request data resumes it unprocessed (Envoy ext_proc API: ImmediateResponse; Envoy router: upstream_http_filters). Its stream closes when the
 //     attempt's response headers arrive. Counters of upstream filters are prefixed
 //     "upstream.".
 //

@@ -35,7 +35,7 @@ type Envoy struct {
 	ready chan struct{}
 
 	grpcMu   sync.Mutex
-	grpc     map[*extProcConfig]*grpc.ClientConn // nil value: the gRPC client cannot be created (spec §4)
+	grpc     map[*extProcConfig]*grpc.ClientConn // nil value: the gRPC client cannot be created (Envoy ext_proc: message_timeout and failure_mode_allow)
 	byTarget map[string]*grpc.ClientConn
 	conns    []*grpc.ClientConn
 
@@ -210,14 +210,14 @@ func (e *Envoy) dialProcessor(cfg *config, ep *extProcConfig) (*grpc.ClientConn,
 	target := ep.grpcTarget
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		// Envoy's gRPC client has no receive limit by default (spec §1.5).
+		// Envoy's gRPC client has no receive limit by default (Envoy ext_proc: BUFFERED bodies and the buffer limit).
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<31-1), grpc.MaxCallSendMsgSize(1<<31-1)),
 	}
 	if ep.grpcCluster != "" {
 		c := cfg.clusters[ep.grpcCluster]
 		if c == nil || len(c.hosts) == 0 {
 			// Envoy 1.33–1.38 silently fail open when the gRPC client cannot be created
-			// (spec §4, last row): requests go through unprocessed.
+			// (Envoy ext_proc: message_timeout and failure_mode_allow, last row): requests go through unprocessed.
 			return nil, nil
 		}
 		h := c.hosts[0]
@@ -304,13 +304,13 @@ func (e *Envoy) closeClients() {
 }
 
 // Stats returns the counters, by Envoy's names: the downstream ext_proc filter's (spec
-// §4: streams_started, stream_msgs_sent, stream_msgs_received, spurious_msgs_received,
+// Envoy ext_proc: message_timeout and failure_mode_allow: streams_started, stream_msgs_sent, stream_msgs_received, spurious_msgs_received,
 // streams_closed, streams_failed, failure_mode_allowed, message_timeouts,
 // rejected_header_mutations, override_message_timeout_received/_ignored,
 // clear_route_cache_ignored/_disabled); the same counters of the upstream ext_proc filters
 // (all instances together) prefixed "upstream.", plus their
 // upstream.clear_route_cache_upstream_ignored and
-// upstream.send_immediate_resp_upstream_ignored (spec §2.5, §2.6); the HCM's
+// upstream.send_immediate_resp_upstream_ignored (Envoy ext_proc API: CommonResponse.clear_route_cache; Envoy ext_proc API: ImmediateResponse); the HCM's
 // downstream_rq_too_large and rs_too_large; and the router's and clusters'
 // upstream_rq_timeout, upstream_rq_per_try_timeout, upstream_rq_per_try_idle_timeout,
 // upstream_rq_retry, upstream_rq_retry_success, upstream_rq_retry_limit_exceeded,
@@ -393,7 +393,7 @@ func (e *Envoy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	x := newExchange(e, w, r)
 	x.run()
 	if x.reset {
-		// Envoy resets the stream: the client sees a truncated body (spec §2.6, §4).
+		// Envoy resets the stream: the client sees a truncated body (Envoy ext_proc API: ImmediateResponse; Envoy ext_proc: message_timeout and failure_mode_allow).
 		panic(http.ErrAbortHandler)
 	}
 }

@@ -33,7 +33,7 @@ type exchange struct {
 	reqHeaders  *headerMap
 	respHeaders *headerMap
 	route       *route
-	routeValid  bool // Envoy's cached route; cleared by clear_route_cache (spec §2.5)
+	routeValid  bool // Envoy's cached route; cleared by clear_route_cache (Envoy ext_proc API: CommonResponse.clear_route_cache)
 	meta        map[string]*structpb.Struct
 
 	fp *filter // ext_proc; nil without the filter
@@ -72,7 +72,7 @@ func (x *exchange) post(f func()) bool {
 
 func (x *exchange) run() {
 	defer x.cleanup()
-	// Reading the request body while the response streams (spec §1.6) needs full duplex.
+	// Reading the request body while the response streams (Envoy ext_proc: request and response directions interleave) needs full duplex.
 	_ = http.NewResponseController(x.w).EnableFullDuplex()
 	x.armIdle()
 	h, ok := x.requestHeaders()
@@ -81,12 +81,12 @@ func (x *exchange) run() {
 		return
 	}
 	x.reqHeaders = h
-	eos := x.r.ContentLength == 0 // HTTP/1: no body, or Content-Length: 0 (spec §1.4)
+	eos := x.r.ContentLength == 0 // HTTP/1: no body, or Content-Length: 0 (Envoy ext_proc: a body-less request ends at its headers)
 	if !eos {
 		x.reqSrc = newSource(x, x.r.Body, x.e.opts.RequestChunks, x.onRequestData)
 	}
 	if x.cfg.extProc != nil {
-		fp, err := newFilter(x, x.currentRoute()) // per-route config from the initial route (spec §2.5)
+		fp, err := newFilter(x, x.currentRoute()) // per-route config from the initial route (Envoy ext_proc API: CommonResponse.clear_route_cache)
 		if err != nil {
 			x.localReply(http.StatusInternalServerError, "", noSpace(err.Error()), nil)
 			return
@@ -134,14 +134,14 @@ func (x *exchange) cleanup() {
 		s.stop(x.w)
 	}
 	if x.fp != nil {
-		x.fp.closeStream() // end of the HTTP stream resets the gRPC stream (spec §1.1)
+		x.fp.closeStream() // end of the HTTP stream resets the gRPC stream (Envoy ext_proc: one gRPC stream per HTTP request)
 	}
 	x.rt.abort()
 	x.idle.cancel()
 }
 
 // requestHeaders builds the request header map as the HCM hands it to the filter chain
-// (spec §1.2): pseudo-headers, Host as :authority, lower-case keys, hop-by-hop headers
+// (Envoy ext_proc API: HeaderValue.raw_value): pseudo-headers, Host as :authority, lower-case keys, hop-by-hop headers
 // stripped, x-request-id added.
 func (x *exchange) requestHeaders() (*headerMap, bool) {
 	r := x.r
@@ -205,7 +205,7 @@ func newUUID() string {
 }
 
 // currentRoute returns the cached route, re-resolving from the current headers after a
-// route-cache clear (spec §2.5).
+// route-cache clear (Envoy ext_proc API: CommonResponse.clear_route_cache).
 func (x *exchange) currentRoute() *route {
 	if !x.routeValid {
 		x.route = x.cfg.routes.resolve(x.reqHeaders)
@@ -254,7 +254,7 @@ func (x *exchange) encodeData(p []byte, eos bool) {
 
 // localReply is the filter manager's sendLocalReply. Before response headers went out it
 // replaces the response (and resets any upstream request); afterwards it resets the
-// stream. Local replies never pass through ext_proc (spec §1.7).
+// stream. Local replies never pass through ext_proc (Envoy ext_proc: local replies are not sent to the processor).
 func (x *exchange) localReply(code int, body, details string, mutate func(*headerMap)) {
 	if x.finished || x.replying {
 		return
@@ -418,7 +418,7 @@ func (c *clientWriter) headers(h *headerMap, eos bool) {
 	out := x.w.Header()
 	for _, e := range h.e {
 		if strings.HasPrefix(e.k, ":") || hopByHop[e.k] {
-			continue // never copy transfer-encoding (spec §1.2, §3.2)
+			continue // never copy transfer-encoding (Envoy ext_proc API: HeaderValue.raw_value; Envoy ext_proc: transfer-encoding)
 		}
 		k := http.CanonicalHeaderKey(e.k)
 		out[k] = append(out[k], e.v)

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// spec §2.6: ImmediateResponse.
+// Envoy ext_proc API: ImmediateResponse: ImmediateResponse.
 func TestImmediateResponse(t *testing.T) {
 	jsonCT := setHeaders("content-type", "application/json", "x-extra", "1")
 	for _, tc := range []struct {
@@ -59,7 +59,7 @@ func TestImmediateResponse(t *testing.T) {
 			s := e.proc.next(t)
 			s.wait(t)
 			if got := s.kinds(); got[len(got)-1] != tc.at {
-				t.Errorf("messages %v: nothing after the immediate response (its reply is not processed, §1.7)", got)
+				t.Errorf("messages %v: nothing after the immediate response (its reply is not processed: Envoy sends no local reply to the processor)", got)
 			}
 			if status.Code(s.end) != codes.Canceled {
 				t.Errorf("stream ended with %v, want Canceled", s.end)
@@ -71,7 +71,7 @@ func TestImmediateResponse(t *testing.T) {
 	}
 }
 
-// spec §2.6: an ImmediateResponse after response headers went out (STREAMED mid-stream)
+// Envoy ext_proc API: ImmediateResponse: an ImmediateResponse after response headers went out (STREAMED mid-stream)
 // resets the client stream.
 func TestImmediateResponseMidStreamResets(t *testing.T) {
 	more := make(chan struct{})
@@ -109,7 +109,7 @@ func TestImmediateResponseMidStreamResets(t *testing.T) {
 	}
 }
 
-// spec §2.6: disable_immediate_response makes an ImmediateResponse spurious.
+// Envoy ext_proc API: ImmediateResponse: disable_immediate_response makes an ImmediateResponse spurious.
 func TestDisableImmediateResponse(t *testing.T) {
 	e := newEnv(t, envOpts{
 		boot: boot{extProc: modes("SEND", "NONE", "SKIP", "NONE") + "disable_immediate_response: true\n"},
@@ -127,7 +127,7 @@ func TestDisableImmediateResponse(t *testing.T) {
 	}
 }
 
-// spec §4: the message timer — 504 fail-closed, pass-through fail-open.
+// Envoy ext_proc: message_timeout and failure_mode_allow: the message timer — 504 fail-closed, pass-through fail-open.
 func TestMessageTimeout(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -174,7 +174,7 @@ func TestMessageTimeout(t *testing.T) {
 	}
 }
 
-// spec §4: a non-OK status from the processor, and an unreachable processor.
+// Envoy ext_proc: message_timeout and failure_mode_allow: a non-OK status from the processor, and an unreachable processor.
 func TestGRPCFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -229,7 +229,7 @@ func TestGRPCFailures(t *testing.T) {
 	}
 }
 
-// spec §4: a failure after response headers went out resets the stream.
+// Envoy ext_proc: message_timeout and failure_mode_allow: a failure after response headers went out resets the stream.
 func TestGRPCFailureAfterResponseHeadersResets(t *testing.T) {
 	more := make(chan struct{})
 	e := newEnv(t, envOpts{
@@ -256,7 +256,7 @@ func TestGRPCFailureAfterResponseHeadersResets(t *testing.T) {
 	}
 }
 
-// spec §1.7: Envoy's own local replies never reach the processor.
+// Envoy ext_proc: local replies are not sent to the processor: Envoy's own local replies never reach the processor.
 func TestLocalRepliesNotProcessed(t *testing.T) {
 	const routes = `
 - name: direct

@@ -35,7 +35,7 @@ const (
 )
 
 // filter is one ext_proc filter instance: one HTTP request, at most one gRPC stream
-// (spec §1.1), a state machine per direction (spec §1.6). In upstream placement (spec §6)
+// (Envoy ext_proc: one gRPC stream per HTTP request), a state machine per direction (Envoy ext_proc: request and response directions interleave). In upstream placement (Envoy router: upstream_http_filters)
 // there is one instance per attempt; only its request path is driven.
 type filter struct {
 	x                *exchange
@@ -63,7 +63,7 @@ func newFilter(x *exchange, initial *route) (*filter, error) {
 	if initial == nil {
 		return f, nil
 	}
-	// ExtProcPerRoute, merged once from the initial route (spec §2.5): virtual host, then
+	// ExtProcPerRoute, merged once from the initial route (Envoy ext_proc API: CommonResponse.clear_route_cache): virtual host, then
 	// route; the more specific level wins field by field.
 	prs, err := initial.extProcPerRoute(cfg.filterName)
 	if err != nil {
@@ -124,7 +124,7 @@ func (f *filter) hook(ev string) {
 
 // localReply is sendLocalReply for the filter's errors and ImmediateResponses. In
 // upstream placement Envoy ≤1.35 (and most likely 1.36) drops it: the attempt stalls with
-// its headers held until a per-try, route or idle timeout fires (spec §2.6, §4).
+// its headers held until a per-try, route or idle timeout fires (Envoy ext_proc API: ImmediateResponse; Envoy ext_proc: message_timeout and failure_mode_allow).
 func (f *filter) localReply(code int, body, details string, mutate func(*headerMap)) {
 	if f.up != nil {
 		f.inc("send_immediate_resp_upstream_ignored")
@@ -134,7 +134,7 @@ func (f *filter) localReply(code int, body, details string, mutate func(*headerM
 	f.x.localReply(code, body, details, mutate)
 }
 
-// openStream opens the gRPC stream lazily, on the first message (spec §1.1). false means
+// openStream opens the gRPC stream lazily, on the first message (Envoy ext_proc: one gRPC stream per HTTP request). false means
 // "continue without the processor".
 func (f *filter) openStream() bool {
 	if f.complete {
@@ -144,7 +144,7 @@ func (f *filter) openStream() bool {
 		return true
 	}
 	if f.conn == nil {
-		f.complete = true // the client could not be created: silently fail open (spec §4)
+		f.complete = true // the client could not be created: silently fail open (Envoy ext_proc: message_timeout and failure_mode_allow)
 		return false
 	}
 	var s *procStream
@@ -156,7 +156,7 @@ func (f *filter) openStream() bool {
 	return true
 }
 
-// closeStream resets the stream; Envoy never half-closes (spec §1.1).
+// closeStream resets the stream; Envoy never half-closes (Envoy ext_proc: one gRPC stream per HTTP request).
 func (f *filter) closeStream() {
 	if f.stream != nil {
 		f.stream.cancel()
@@ -174,13 +174,13 @@ func (f *filter) stop() {
 }
 
 func (f *filter) send(d *dirState, req *extprocsvc.ProcessingRequest) {
-	req.MetadataContext = f.x.forwardedMetadata(f.forwardNS) // on every message (spec §1.2)
+	req.MetadataContext = f.x.forwardedMetadata(f.forwardNS) // on every message (Envoy ext_proc API: HeaderValue.raw_value)
 	attrs := f.cfg.requestAttrs
 	if !d.isReq {
 		attrs = f.cfg.respAttrs
 	}
 	if !d.sentAttrs && len(attrs) > 0 {
-		d.sentAttrs = true // once per direction, on its first message (spec §1.2, §5)
+		d.sentAttrs = true // once per direction, on its first message (Envoy ext_proc API: HeaderValue.raw_value; Envoy ext_proc: request_attributes)
 		req.Attributes = map[string]*structpb.Struct{attributesKey: f.x.attributes(attrs, f.up)}
 	}
 	if f.x.cfg.version >= 34 && !f.protocolSent {
@@ -205,7 +205,7 @@ func (f *filter) onMessage(s *procStream, m *extprocsvc.ProcessingResponse) {
 		return // ignored after processing completed
 	}
 	if d := m.GetOverrideMessageTimeout(); d != nil {
-		f.onNewTimeout(d) // every other field is ignored (spec §2.1, §2.8)
+		f.onNewTimeout(d) // every other field is ignored (Envoy ext_proc API: ProcessingResponse; Envoy ext_proc API: ProcessingResponse.mode_override)
 		return
 	}
 	if mo := m.GetModeOverride(); mo != nil && f.cfg.allowModeOverride && !f.cfg.sendBodyWithoutWaiting &&
@@ -250,7 +250,7 @@ func (f *filter) onMessage(s *procStream, m *extprocsvc.ProcessingResponse) {
 		f.inc("spurious_msgs_received")
 		if f.failureModeAllow || f.x.cfg.version < 35 {
 			// Ignore the reply and the processor for the rest of the request (≤1.34, or
-			// fail-open); 1.35+ counts it as failure_mode_allowed (spec §4).
+			// fail-open); 1.35+ counts it as failure_mode_allowed (Envoy ext_proc: message_timeout and failure_mode_allow).
 			if f.x.cfg.version >= 35 {
 				f.inc("failure_mode_allowed")
 			}
@@ -281,7 +281,7 @@ func (f *filter) statusOnError() int {
 }
 
 // onStreamEnd handles the processor ending the stream: OK means "continue without me"
-// whatever failure_mode_allow says (spec §1.1); anything else is a failure (spec §4).
+// whatever failure_mode_allow says (Envoy ext_proc: one gRPC stream per HTTP request); anything else is a failure (Envoy ext_proc: message_timeout and failure_mode_allow).
 func (f *filter) onStreamEnd(s *procStream, st *status.Status) {
 	if s != f.stream {
 		return
@@ -315,12 +315,12 @@ func (f *filter) onMessageTimeout() {
 		f.clearAsyncState()
 		return
 	}
-	// Always 504; status_on_error does not apply (spec §4).
+	// Always 504; status_on_error does not apply (Envoy ext_proc: message_timeout and failure_mode_allow).
 	f.stop()
 	f.localReply(http.StatusGatewayTimeout, "", "ext_proc_error_per-message_timeout_exceeded", nil)
 }
 
-// onNewTimeout is override_message_timeout (spec §2.8).
+// onNewTimeout is override_message_timeout (Envoy ext_proc API: ProcessingResponse.mode_override).
 func (f *filter) onNewTimeout(pd *durationpb.Duration) {
 	d := pd.AsDuration().Truncate(time.Millisecond)
 	if pd.CheckValid() != nil || d < time.Millisecond || d > f.cfg.maxMessageTimeout {
@@ -337,7 +337,7 @@ func (f *filter) onNewTimeout(pd *durationpb.Duration) {
 }
 
 // overrideMode applies a mode_override received while a headers reply is awaited
-// (spec §2.8).
+// (Envoy ext_proc API: ProcessingResponse.mode_override).
 func (f *filter) overrideMode(mo *pmode) {
 	eff := mo
 	v34 := f.x.cfg.version >= 34
@@ -375,7 +375,7 @@ func pick(v, base extprocv3.ProcessingMode_HeaderSendMode) extprocv3.ProcessingM
 	return v
 }
 
-// setMetadata merges dynamic_metadata for the receiving namespaces (spec §2.7).
+// setMetadata merges dynamic_metadata for the receiving namespaces (Envoy ext_proc API: ProcessingResponse.dynamic_metadata).
 func (f *filter) setMetadata(m *extprocsvc.ProcessingResponse) {
 	dm := m.GetDynamicMetadata()
 	if dm == nil || len(f.receiveNS) == 0 {
@@ -397,7 +397,7 @@ func (f *filter) setMetadata(m *extprocsvc.ProcessingResponse) {
 	}
 }
 
-// immediateResponse is sendImmediateResponse (spec §2.6).
+// immediateResponse is sendImmediateResponse (Envoy ext_proc API: ImmediateResponse).
 func (f *filter) immediateResponse(ir *extprocsvc.ImmediateResponse) {
 	code := http.StatusOK
 	if ir.GetStatus() != nil {
@@ -480,7 +480,7 @@ func (d *dirState) setMode(m *pmode) {
 	}
 }
 
-// shouldRemoveContentLength: Envoy frames the body itself in these modes (spec §3.1).
+// shouldRemoveContentLength: Envoy frames the body itself in these modes (Envoy ext_proc: content-length after a body mutation).
 func (d *dirState) shouldRemoveContentLength() bool {
 	return d.bodyMode == modeStreamed || d.bodyMode == modePartial ||
 		d.bodyMode == extprocv3.ProcessingMode_FULL_DUPLEX_STREAMED ||
@@ -507,7 +507,7 @@ func (d *dirState) finishCall(next cbState) {
 
 func (d *dirState) restartTimer(t time.Duration) bool {
 	if !d.timer.active() || d.newTimeoutReceived {
-		return false // once per outstanding message (spec §2.8)
+		return false // once per outstanding message (Envoy ext_proc API: ProcessingResponse.mode_override)
 	}
 	d.timer.cancel()
 	d.timer = d.f.x.startTimer(MessageTimeout, t, d.f.onMessageTimeout)
@@ -552,7 +552,7 @@ func (d *dirState) onHeaders(h *headerMap, eos bool) {
 		d.complete = true
 	}
 	if d.sendHeaders && f.openStream() {
-		// Headers SEND: pause everything until the reply (spec §1.3).
+		// Headers SEND: pause everything until the reply (Envoy ext_proc: processing_mode message order).
 		d.hdrs = h
 		d.headersPending = true
 		d.paused = true
@@ -574,7 +574,7 @@ func (d *dirState) onData(p []byte, eos bool) {
 		d.complete = true
 	}
 	if d.bodyReplaced {
-		// CONTINUE_AND_REPLACE drains the original body (spec §2.2).
+		// CONTINUE_AND_REPLACE drains the original body (Envoy ext_proc API: CommonResponse.status).
 		if eos {
 			d.pass(nil, true)
 		}
@@ -585,7 +585,7 @@ func (d *dirState) onData(p []byte, eos bool) {
 		return
 	}
 	if d.cb == cbHeaders && !(d.bodyMode == modeStreamed && f.cfg.sendBodyWithoutWaiting) {
-		// Held until the headers reply, with a watermark (spec §1.3).
+		// Held until the headers reply, with a watermark (Envoy ext_proc: processing_mode message order).
 		d.hold(p)
 		d.paused = true
 		d.watermark = true
@@ -743,7 +743,7 @@ func (d *dirState) pass(p []byte, eos bool) {
 	d.sink.data(p, eos)
 }
 
-// tooLarge: a BUFFERED body over the buffer limit (spec §1.5). The stand-in checks every
+// tooLarge: a BUFFERED body over the buffer limit (Envoy ext_proc: BUFFERED bodies and the buffer limit). The stand-in checks every
 // chunk, including the last; real Envoy may let a final codec chunk slip past the limit.
 func (d *dirState) tooLarge() {
 	x := d.f.x
@@ -786,7 +786,7 @@ func (d *dirState) handleHeaders(cr *extprocsvc.CommonResponse) error {
 	}
 	d.headersPending = false
 	if replace {
-		// CONTINUE_AND_REPLACE (spec §2.2): replace the body, stop this direction.
+		// CONTINUE_AND_REPLACE (Envoy ext_proc API: CommonResponse.status): replace the body, stop this direction.
 		if bm := cr.GetBodyMutation(); bm != nil {
 			d.all.remove("content-length")
 			d.bodyReplaced = true
@@ -817,7 +817,7 @@ func (d *dirState) handleHeaders(cr *extprocsvc.CommonResponse) error {
 				return nil
 			}
 		case d.bodyMode == modeBuffered:
-			d.watermark = false // headers stay held until the body reply (spec §1.3)
+			d.watermark = false // headers stay held until the body reply (Envoy ext_proc: processing_mode message order)
 			return nil
 		case d.bodyMode == modeStreamed:
 			d.sendHeldStreamed(false)
@@ -844,7 +844,7 @@ func (d *dirState) handleHeaders(cr *extprocsvc.CommonResponse) error {
 }
 
 // sendHeldStreamed sends the data held during the headers call as one consolidated chunk
-// and lets the headers go (spec §1.3).
+// and lets the headers go (Envoy ext_proc: processing_mode message order).
 func (d *dirState) sendHeldStreamed(eos bool) {
 	if len(d.held) > 0 {
 		p := d.held
@@ -869,7 +869,7 @@ func (d *dirState) handleBody(cr *extprocsvc.CommonResponse) error {
 			}
 		}
 		if bm := cr.GetBodyMutation(); bm != nil {
-			// Header mutations in the same reply were applied first (spec §3.1).
+			// Header mutations in the same reply were applied first (Envoy ext_proc: content-length after a body mutation).
 			if d.hdrs != nil {
 				if cl, ok := d.hdrs.get("content-length"); ok {
 					if n, err := strconv.ParseUint(cl, 10, 64); err == nil && n != uint64(len(bm.GetBody())) {
@@ -887,7 +887,7 @@ func (d *dirState) handleBody(cr *extprocsvc.CommonResponse) error {
 			if err := d.mutate(cr); err != nil {
 				return err
 			}
-		} // otherwise header mutations are ignored: the headers are gone (spec §2.3)
+		} // otherwise header mutations are ignored: the headers are gone (Envoy ext_proc API: HeaderMutation)
 		c := d.queue[0]
 		d.queue = d.queue[1:]
 		d.queuedBytes -= len(c.data)
@@ -956,7 +956,7 @@ func applyBodyMutation(bm *extprocsvc.BodyMutation, buf []byte) []byte {
 	return buf
 }
 
-// clearRouteCache is DecodingProcessorState::clearRouteCache (spec §2.5); the response
+// clearRouteCache is DecodingProcessorState::clearRouteCache (Envoy ext_proc API: CommonResponse.clear_route_cache); the response
 // path ignores the flag.
 func (d *dirState) clearRouteCache(cr *extprocsvc.CommonResponse) {
 	if !d.isReq {
@@ -964,7 +964,7 @@ func (d *dirState) clearRouteCache(cr *extprocsvc.CommonResponse) {
 	}
 	flag := cr.GetClearRouteCache()
 	if d.f.up != nil {
-		// "Upstream HTTP filters cannot change route or cluster" (spec §2.5, §6).
+		// "Upstream HTTP filters cannot change route or cluster" (Envoy ext_proc API: CommonResponse.clear_route_cache; Envoy router: upstream_http_filters).
 		if flag {
 			d.f.inc("clear_route_cache_upstream_ignored")
 		}

@@ -355,7 +355,7 @@ func startUpstream(t *testing.T, h http.HandlerFunc) *upstream {
 			_, _ = io.WriteString(w, "ok")
 			return
 		}
-		// A custom handler may answer before the request body ends (spec §1.6); what is
+		// A custom handler may answer before the request body ends (Envoy ext_proc: request and response directions interleave); what is
 		// left of the body is recorded afterwards.
 		_ = http.NewResponseController(w).EnableFullDuplex()
 		h(w, r)

@@ -94,7 +94,7 @@ func (h *headerMap) byteSize() int {
 }
 
 // proto encodes the map the way ext_proc does with send_header_raw_value (the default in
-// all target versions): lower-case key, value in raw_value, value left empty (spec §1.2).
+// all target versions): lower-case key, value in raw_value, value left empty (Envoy ext_proc API: HeaderValue.raw_value).
 func (h *headerMap) proto() *corev3.HeaderMap {
 	m := &corev3.HeaderMap{}
 	for _, e := range h.e {
@@ -104,7 +104,7 @@ func (h *headerMap) proto() *corev3.HeaderMap {
 }
 
 // hopByHop are the connection-specific headers the HCM strips from requests and never
-// forwards on responses (spec §1.2, §3.2).
+// forwards on responses (Envoy ext_proc API: HeaderValue.raw_value; Envoy ext_proc: transfer-encoding).
 var hopByHop = map[string]bool{
 	"connection":        true,
 	"keep-alive":        true,

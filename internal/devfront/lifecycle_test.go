@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// spec §1.1: one stream per HTTP request; the client never half-closes; the end of the
+// Envoy ext_proc: one gRPC stream per HTTP request: one stream per HTTP request; the client never half-closes; the end of the
 // request cancels the stream.
 func TestOneStreamPerRequestCancelledAtEnd(t *testing.T) {
 	ends := make(chan error, 4)
@@ -51,7 +51,7 @@ func TestOneStreamPerRequestCancelledAtEnd(t *testing.T) {
 	}
 }
 
-// spec §1.1: the stream opens lazily, on the first message: with the request path
+// Envoy ext_proc: one gRPC stream per HTTP request: the stream opens lazily, on the first message: with the request path
 // skipped, the first message is response_headers.
 func TestStreamOpensLazily(t *testing.T) {
 	e := newEnv(t, envOpts{boot: boot{extProc: modes("SKIP", "NONE", "SEND", "NONE")}})
@@ -66,7 +66,7 @@ func TestStreamOpensLazily(t *testing.T) {
 	}
 }
 
-// spec §1.1: a processor returning OK ends processing for the rest of the request, with
+// Envoy ext_proc: one gRPC stream per HTTP request: a processor returning OK ends processing for the rest of the request, with
 // no error, even fail-closed; held data is released unmodified.
 func TestProcessorOKCloseContinuesUnprocessed(t *testing.T) {
 	e := newEnv(t, envOpts{
@@ -94,7 +94,7 @@ func TestProcessorOKCloseContinuesUnprocessed(t *testing.T) {
 	}
 }
 
-// spec §1.2: header encoding.
+// Envoy ext_proc API: HeaderValue.raw_value: header encoding.
 func TestHeaderEncoding(t *testing.T) {
 	e := newEnv(t, envOpts{
 		boot: boot{extProc: modes("SEND", "NONE", "SEND", "NONE")},
@@ -145,13 +145,13 @@ func TestHeaderEncoding(t *testing.T) {
 	if got, _ := header(ms[1], ":status"); got != "201" {
 		t.Errorf(":status %q", got)
 	}
-	// An HTTP/1.1 upstream's transfer-encoding reaches the processor (spec §1.2).
+	// An HTTP/1.1 upstream's transfer-encoding reaches the processor (Envoy ext_proc API: HeaderValue.raw_value).
 	if got, _ := header(ms[1], "transfer-encoding"); got != "chunked" {
 		t.Errorf("response transfer-encoding %q", got)
 	}
 }
 
-// spec §1.4: GET and Content-Length: 0 have end_of_stream on headers and no body
+// Envoy ext_proc: a body-less request ends at its headers: GET and Content-Length: 0 have end_of_stream on headers and no body
 // message; a body has none on headers.
 func TestEndOfStreamOnHeaders(t *testing.T) {
 	for _, tc := range []struct {
@@ -186,7 +186,7 @@ func TestEndOfStreamOnHeaders(t *testing.T) {
 	}
 }
 
-// spec §1.2, §5: attributes once per direction, metadata_context on every message,
+// Envoy ext_proc API: HeaderValue.raw_value; Envoy ext_proc: request_attributes: attributes once per direction, metadata_context on every message,
 // protocol_config on the first message (1.34+), observability_mode false.
 func TestPerMessageFields(t *testing.T) {
 	for _, v := range []int{33, 36} {
@@ -260,7 +260,7 @@ metadata_options:
 	}
 }
 
-// spec §1.2: x-request-id is added when absent and kept when present; an edge Envoy
+// Envoy ext_proc API: HeaderValue.raw_value: x-request-id is added when absent and kept when present; an edge Envoy
 // (use_remote_address) regenerates it and sets x-forwarded-for/-proto.
 func TestRequestIDAndForwarding(t *testing.T) {
 	for _, tc := range []struct {

@@ -11,7 +11,7 @@ import (
 	extprocsvc "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 )
 
-// spec §1.3: send_body_without_waiting_for_header_response sends STREAMED chunks while
+// Envoy ext_proc: processing_mode message order: send_body_without_waiting_for_header_response sends STREAMED chunks while
 // the headers reply is pending.
 func TestSendBodyWithoutWaiting(t *testing.T) {
 	e := newEnv(t, envOpts{
@@ -34,7 +34,7 @@ func TestSendBodyWithoutWaiting(t *testing.T) {
 	}
 }
 
-// spec §1.3 BUFFERED_PARTIAL: up to the limit is sent with end_of_stream=false, the rest
+// Envoy ext_proc: processing_mode message order BUFFERED_PARTIAL: up to the limit is sent with end_of_stream=false, the rest
 // streams through after that reply; a smaller body behaves like BUFFERED.
 func TestBufferedPartial(t *testing.T) {
 	t.Run("over the limit", func(t *testing.T) {
@@ -96,7 +96,7 @@ func TestBufferedPartial(t *testing.T) {
 	})
 }
 
-// spec §1.5: a BUFFERED response over the limit after its headers went out (headers SKIP)
+// Envoy ext_proc: BUFFERED bodies and the buffer limit: a BUFFERED response over the limit after its headers went out (headers SKIP)
 // resets the stream.
 func TestBufferedResponseTooLargeAfterHeadersResets(t *testing.T) {
 	e := newEnv(t, envOpts{
@@ -115,7 +115,7 @@ func TestBufferedResponseTooLargeAfterHeadersResets(t *testing.T) {
 	}
 }
 
-// spec §1.4: HEAD and 204 responses have end_of_stream on response headers.
+// Envoy ext_proc: a body-less request ends at its headers: HEAD and 204 responses have end_of_stream on response headers.
 func TestBodylessResponses(t *testing.T) {
 	for _, tc := range []struct {
 		method string
@@ -141,7 +141,7 @@ func TestBodylessResponses(t *testing.T) {
 	}
 }
 
-// spec §2.5: ExtProcPerRoute from the initial route: disabled, or another processing mode.
+// Envoy ext_proc API: CommonResponse.clear_route_cache: ExtProcPerRoute from the initial route: disabled, or another processing mode.
 func TestPerRouteConfig(t *testing.T) {
 	const routes = `
 - name: disabled_route
@@ -174,7 +174,7 @@ func TestPerRouteConfig(t *testing.T) {
 }
 
 // The ext_proc stream carries the cluster as :authority and the configured initial
-// metadata (spec §1.1).
+// metadata (Envoy ext_proc: one gRPC stream per HTTP request).
 func TestStreamMetadata(t *testing.T) {
 	e := newEnv(t, envOpts{boot: boot{extProc: modes("SEND", "NONE", "SKIP", "NONE") + `
 grpc_service:

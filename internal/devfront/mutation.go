@@ -11,7 +11,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 )
 
-// checker is Envoy's mutation_rules Checker (spec §2.3).
+// checker is Envoy's mutation_rules Checker (Envoy ext_proc API: HeaderMutation).
 type checker struct {
 	allowAllRouting, allowEnvoy, disallowSystem, disallowAll, disallowIsError bool
 	allow, disallow                                                           *regexp.Regexp
@@ -74,7 +74,7 @@ func (c *checker) check(op checkOp, name, value string) checkResult {
 
 func (c *checker) allowed(op checkOp, name string) bool {
 	if op == opRemove && (strings.HasPrefix(name, ":") || name == "host") {
-		return false // never removable, whatever the rules (spec §2.3)
+		return false // never removable, whatever the rules (Envoy ext_proc API: HeaderMutation)
 	}
 	if c.disallow != nil && c.disallow.MatchString(name) {
 		return false
@@ -114,21 +114,21 @@ func validValue(name, value string) bool {
 	return true
 }
 
-// mutationLimits are the HCM header limits a mutated map must stay within (spec §2.3).
+// mutationLimits are the HCM header limits a mutated map must stay within (Envoy ext_proc API: HeaderMutation).
 type mutationLimits struct {
 	maxCount int // common_http_protocol_options.max_headers_count, default 100
 	maxBytes int // max_request_headers_kb * 1024, default 60 KiB
 }
 
 // mutationError is a hard mutation error: a local reply with status_on_error whose
-// details are Envoy's message (spec §2.3, §3.1).
+// details are Envoy's message (Envoy ext_proc API: HeaderMutation; Envoy ext_proc: content-length after a body mutation).
 type mutationError string
 
 func (e mutationError) Error() string { return string(e) }
 
 // applyHeaderMutation is MutationUtils::applyHeaderMutations. replacing is
 // CONTINUE_AND_REPLACE (which may change :method); ignoreContentLength drops set_headers
-// entries for content-length in modes where Envoy removed it (spec §3.1). rejected counts
+// entries for content-length in modes where Envoy removed it (Envoy ext_proc: content-length after a body mutation). rejected counts
 // each denied mutation.
 func applyHeaderMutation(m *extprocsvc.HeaderMutation, h *headerMap, c *checker, lim mutationLimits,
 	replacing, ignoreContentLength bool, rejected func()) error {
@@ -161,7 +161,7 @@ func applyHeaderMutation(m *extprocsvc.HeaderMutation, h *headerMap, c *checker,
 			continue
 		}
 		// Only raw_value is read (send_header_raw_value); both set is an error, value alone
-		// sets an empty header (spec §2.3).
+		// sets an empty header (Envoy ext_proc API: HeaderMutation).
 		if hv.GetValue() != "" && len(hv.GetRawValue()) > 0 {
 			rejected()
 			return mutationError("Only one of value or raw_value in the HeaderValue message should be set.")
@@ -176,7 +176,7 @@ func applyHeaderMutation(m *extprocsvc.HeaderMutation, h *headerMap, c *checker,
 			continue
 		}
 		// append is the deprecated BoolValue (default false = overwrite); append_action is
-		// ignored in all target versions (spec §2.3).
+		// ignored in all target versions (Envoy ext_proc API: HeaderMutation).
 		appendMode := sh.GetAppend().GetValue() //lint:ignore SA1019 ext_proc reads only the deprecated field
 		op := opSet
 		if appendMode && h.has(k) {
@@ -184,7 +184,7 @@ func applyHeaderMutation(m *extprocsvc.HeaderMutation, h *headerMap, c *checker,
 		}
 		res := c.check(op, k, val)
 		if replacing && k == ":method" {
-			res = checkOK // CONTINUE_AND_REPLACE may change :method (spec §2.2)
+			res = checkOK // CONTINUE_AND_REPLACE may change :method (Envoy ext_proc API: CommonResponse.status)
 		}
 		switch res {
 		case checkOK:

@@ -10,7 +10,7 @@ import (
 	extprocsvc "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 )
 
-// spec §2.3: the mutation engine and mutation_rules, applied to a request_headers reply.
+// Envoy ext_proc API: HeaderMutation: the mutation engine and mutation_rules, applied to a request_headers reply.
 func TestHeaderMutationRules(t *testing.T) {
 	rm := func(k ...string) *extprocsvc.HeaderMutation { return &extprocsvc.HeaderMutation{RemoveHeaders: k} }
 	many := func(n int) *extprocsvc.HeaderMutation {
@@ -146,7 +146,7 @@ func TestHeaderMutationRules(t *testing.T) {
 	}
 }
 
-// spec §2.3: :status may be set on responses (an integer ≥ 200).
+// Envoy ext_proc API: HeaderMutation: :status may be set on responses (an integer ≥ 200).
 func TestResponseStatusMutation(t *testing.T) {
 	for _, tc := range []struct {
 		set      string
@@ -172,7 +172,7 @@ func TestResponseStatusMutation(t *testing.T) {
 	}
 }
 
-// spec §1.2, §3.2: the client never gets transfer-encoding copied from the processor's
+// Envoy ext_proc API: HeaderValue.raw_value; Envoy ext_proc: transfer-encoding: the client never gets transfer-encoding copied from the processor's
 // view, and response header mutations reach the client.
 func TestResponseHeaderMutation(t *testing.T) {
 	e := newEnv(t, envOpts{

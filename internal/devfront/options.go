@@ -47,7 +47,7 @@ type TimerKind string
 
 // The timers an emulated Envoy arms.
 const (
-	MessageTimeout    TimerKind = "message_timeout"      // ext_proc per-message timer (spec §4)
+	MessageTimeout    TimerKind = "message_timeout"      // ext_proc per-message timer (Envoy ext_proc: message_timeout and failure_mode_allow)
 	RouteTimeout      TimerKind = "route_timeout"        // route timeout, from end of request
 	StreamIdleTimeout TimerKind = "stream_idle_timeout"  // HCM stream_idle_timeout / route idle_timeout
 	PerTryTimeout     TimerKind = "per_try_timeout"      // retry_policy.per_try_timeout
@@ -93,7 +93,7 @@ func (fixedChunker) EmptyEnd() bool       { return false }
 
 // Random cuts bodies into chunks of 1 to max bytes, chosen by a hash of seed and offset,
 // so that the same seed always cuts the same body the same way. Cuts land anywhere,
-// including inside "\r\n" and inside UTF-8 sequences (spec §3.3, §8.4).
+// including inside "\r\n" and inside UTF-8 sequences (Envoy ext_proc: STREAMED bodies arrive in arbitrary chunks; the stand-in notes in internal/devfront/doc.go).
 func Random(seed int64, max int) Chunker {
 	if max < 1 {
 		max = 1

@@ -47,9 +47,9 @@ func waitEvent(t *testing.T, ch chan string, ev string) {
 	}
 }
 
-// spec §1.3 BUFFERED: data arriving during the headers call is held; one body message
+// Envoy ext_proc: processing_mode message order BUFFERED: data arriving during the headers call is held; one body message
 // follows the headers reply; the headers stay held until the body reply, so its header
-// mutation and clear_route_cache still take effect (spec §2.5).
+// mutation and clear_route_cache still take effect (Envoy ext_proc API: CommonResponse.clear_route_cache).
 func TestBufferedRequestHoldsHeadersUntilBodyReply(t *testing.T) {
 	hook, events := hookCh()
 	var e *env
@@ -96,7 +96,7 @@ func TestBufferedRequestHoldsHeadersUntilBodyReply(t *testing.T) {
 	}
 }
 
-// spec §1.3 STREAMED (request): held data goes as one chunk after the headers reply;
+// Envoy ext_proc: processing_mode message order STREAMED (request): held data goes as one chunk after the headers reply;
 // chunks are pipelined (chunk N+1 is sent before reply N); replies apply in FIFO order;
 // the last chunk may be empty with end_of_stream.
 func TestStreamedRequestPipelined(t *testing.T) {
@@ -152,7 +152,7 @@ func TestStreamedRequestPipelined(t *testing.T) {
 	}
 }
 
-// spec §1.3 STREAMED (response): held data is one consolidated chunk; each reply's bytes
+// Envoy ext_proc: processing_mode message order STREAMED (response): held data is one consolidated chunk; each reply's bytes
 // are written and flushed to the client before the upstream sends more (SSE streams).
 func TestStreamedResponseConsolidatesAndFlushes(t *testing.T) {
 	hook, events := hookCh()
@@ -226,7 +226,7 @@ func TestStreamedResponseConsolidatesAndFlushes(t *testing.T) {
 	}
 }
 
-// spec §1.6: with a STREAMED request the response may start before the request ends;
+// Envoy ext_proc: request and response directions interleave: with a STREAMED request the response may start before the request ends;
 // each direction keeps its own state machine on the one stream.
 func TestDirectionsInterleave(t *testing.T) {
 	release := make(chan struct{})

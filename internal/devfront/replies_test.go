@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
-// spec §2.1, §4: a reply of the wrong type is spurious: 1.35+ fail closed (500, or
+// Envoy ext_proc API: ProcessingResponse; Envoy ext_proc: message_timeout and failure_mode_allow: a reply of the wrong type is spurious: 1.35+ fail closed (500, or
 // status_on_error on 1.36), ≤1.34 drop the processor and continue.
 func TestSpuriousReply(t *testing.T) {
 	wrong := func(m *extprocsvc.ProcessingRequest) *extprocsvc.ProcessingResponse {
@@ -66,7 +66,7 @@ func TestSpuriousReply(t *testing.T) {
 	}
 }
 
-// spec §2.1: a reply when nothing is outstanding is spurious too; on 1.35+ fail-closed
+// Envoy ext_proc API: ProcessingResponse: a reply when nothing is outstanding is spurious too; on 1.35+ fail-closed
 // it ends the request with a local reply even while the upstream is answering.
 func TestUnsolicitedReplyIsSpurious(t *testing.T) {
 	stall := make(chan struct{})
@@ -92,7 +92,7 @@ func TestUnsolicitedReplyIsSpurious(t *testing.T) {
 	}
 }
 
-// spec §2.8: override_message_timeout needs max_message_timeout, restarts the waiting
+// Envoy ext_proc API: ProcessingResponse.mode_override: override_message_timeout needs max_message_timeout, restarts the waiting
 // timer once per message, is not the real reply (other fields ignored).
 func TestOverrideMessageTimeout(t *testing.T) {
 	override := func(d time.Duration) *extprocsvc.ProcessingResponse {
@@ -143,7 +143,7 @@ func TestOverrideMessageTimeout(t *testing.T) {
 	}
 }
 
-// spec §2.8: mode_override.
+// Envoy ext_proc API: ProcessingResponse.mode_override: mode_override.
 func TestModeOverride(t *testing.T) {
 	const productModes = modesBuffered + `
 allow_mode_override: true

@@ -15,12 +15,12 @@ import (
 )
 
 // router is the router filter: it runs when the request headers are released, resolves
-// the route (re-resolving after a route-cache clear, spec §2.5), and sends the request to
+// the route (re-resolving after a route-cache clear, Envoy ext_proc API: CommonResponse.clear_route_cache), and sends the request to
 // the cluster as one or more attempts over HTTP/1.1, retrying per the route's
 // retry_policy.
 //
 // Each attempt selects a host (priorities, retry priority and host predicates), connects
-// in parallel with its upstream HTTP filter chain (a new instance per attempt, spec §6),
+// in parallel with its upstream HTTP filter chain (a new instance per attempt, Envoy router: upstream_http_filters),
 // and is sent by its codec once both are done. The request body is kept in the router's
 // buffer for retries, up to the buffer limit.
 type router struct {
@@ -28,7 +28,7 @@ type router struct {
 	route     *route
 	cluster   *cluster
 	filters   []*upstreamFilter
-	upHeaders *headerMap // the router's request headers, shared by every attempt (spec §6)
+	upHeaders *headerMap // the router's request headers, shared by every attempt (Envoy router: upstream_http_filters)
 
 	retry      *retryState // nil: no (more) retries
 	buffering  bool        // the request body is kept for retries
@@ -151,7 +151,7 @@ func (rt *router) data(p []byte, eos bool) {
 		return
 	}
 	if rt.buffering && len(rt.buf)+len(p) > x.cfg.bufferLimit {
-		// Too large to retry: give up on retries (spec §7 notes).
+		// Too large to retry: give up on retries (Envoy bootstrap notes).
 		x.e.inc("retry_or_shadow_abandoned")
 		rt.retry, rt.buffering, rt.buf = nil, false, nil
 		if rt.att == nil {
@@ -253,7 +253,7 @@ func (a *attempt) onPool(conn net.Conn, err error) {
 	a.conn, a.poolReady = conn, true
 	if rt.route.autoHost && a.host.hostname != "" {
 		// The endpoint's hostname, even when pointed at loopback. The router's headers are
-		// shared, so a later attempt's upstream filters see this attempt's host (spec §6).
+		// shared, so a later attempt's upstream filters see this attempt's host (Envoy router: upstream_http_filters).
 		rt.upHeaders.set(":authority", a.host.hostname)
 	}
 	if rt.reqDone {
@@ -418,7 +418,7 @@ func (rt *router) onResponse(a *attempt, resp *http.Response, err error) {
 	a.resp = resp
 	a.resetIdle()
 	// The response passes the upstream filters first. Their ext_proc instances process no
-	// response (SKIP/NONE), so each closes its stream now (noExternalProcess, spec §1.1).
+	// response (SKIP/NONE), so each closes its stream now (noExternalProcess, Envoy ext_proc: one gRPC stream per HTTP request).
 	for _, f := range a.filters {
 		f.closeStream()
 	}
@@ -440,7 +440,7 @@ func (rt *router) onResponse(a *attempt, resp *http.Response, err error) {
 	}
 	if slices.Contains(resp.TransferEncoding, "chunked") {
 		// An HTTP/1.1 upstream's transfer-encoding reaches the filters; the HCM strips it
-		// later (spec §1.2). Processors must ignore it.
+		// later (Envoy ext_proc API: HeaderValue.raw_value). Processors must ignore it.
 		h.add("transfer-encoding", "chunked")
 	}
 	for i := len(rt.filters) - 1; i >= 0; i-- {

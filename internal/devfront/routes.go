@@ -392,7 +392,7 @@ func (r *route) matches(path string, h *headerMap) bool {
 }
 
 // extProcPerRoute returns the merged ExtProcPerRoute for filterName: virtual host first,
-// then route (spec §2.5: merged once, with the initial route).
+// then route (Envoy ext_proc API: CommonResponse.clear_route_cache: merged once, with the initial route).
 func (r *route) extProcPerRoute(filterName string) ([]*extprocv3.ExtProcPerRoute, error) {
 	var out []*extprocv3.ExtProcPerRoute
 	for _, m := range []map[string]*anypb.Any{r.vh.perFilter, r.perFilter} {

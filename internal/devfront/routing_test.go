@@ -9,7 +9,7 @@ import (
 	extprocsvc "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 )
 
-// spec §2.5: clear_route_cache is honoured on request-path replies that carry a
+// Envoy ext_proc API: CommonResponse.clear_route_cache: clear_route_cache is honoured on request-path replies that carry a
 // header_mutation (an empty one counts); route_cache_action CLEAR/RETAIN.
 func TestRouteCacheClearing(t *testing.T) {
 	route := setHeaders("x-route", "other")
@@ -259,7 +259,7 @@ func TestRouteTimeouts(t *testing.T) {
 	})
 }
 
-// spec §2.7: dynamic_metadata only for receiving namespaces, merged per key, logged and
+// Envoy ext_proc API: ProcessingResponse.dynamic_metadata: dynamic_metadata only for receiving namespaces, merged per key, logged and
 // forwarded back.
 func TestDynamicMetadata(t *testing.T) {
 	e := newEnv(t, envOpts{

@@ -16,7 +16,7 @@ import (
 
 // procStream is the ext_proc gRPC stream as Envoy's async client uses it: opening and
 // sending never block the exchange (messages queue until the stream is up), the client
-// never half-closes, and closing is a reset (cancel) — spec §1.1.
+// never half-closes, and closing is a reset (cancel) — Envoy ext_proc: one gRPC stream per HTTP request.
 type procStream struct {
 	cancel context.CancelFunc
 	mu     sync.Mutex

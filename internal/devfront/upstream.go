@@ -21,7 +21,7 @@ const (
 	headerMutationTypeURL = "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"
 )
 
-// upstreamFilter is one configured upstream HTTP filter (spec §6): ext_proc or
+// upstreamFilter is one configured upstream HTTP filter (Envoy router: upstream_http_filters): ext_proc or
 // header_mutation. upstream_codec, always last, is the attempt itself.
 type upstreamFilter struct {
 	name           string
@@ -30,7 +30,7 @@ type upstreamFilter struct {
 }
 
 // loadUpstreamFilters compiles a cluster's HttpProtocolOptions.http_filters (or the
-// router's upstream_http_filters). Envoy requires upstream_codec last (spec §7).
+// router's upstream_http_filters). Envoy requires upstream_codec last (Envoy bootstrap).
 func loadUpstreamFilters(fs []*hcmv3.HttpFilter, version int) ([]*upstreamFilter, error) {
 	last := len(fs) - 1
 	if fs[last].GetTypedConfig().GetTypeUrl() != upstreamCodecTypeURL {
@@ -78,7 +78,7 @@ func loadUpstreamFilters(fs []*hcmv3.HttpFilter, version int) ([]*upstreamFilter
 }
 
 // upstreamExtProcSupported rejects what the upstream ext_proc emulation does not cover:
-// response processing (spec §6 advises against it in ≤1.36; 1.37 fixed a bug there) and
+// response processing (Envoy router: upstream_http_filters advises against it in ≤1.36; 1.37 fixed a bug there) and
 // mode overrides, which could switch it on.
 func upstreamExtProcSupported(ep *extprocv3.ExternalProcessor) error {
 	pm := ep.GetProcessingMode()
@@ -103,7 +103,7 @@ type stage interface {
 }
 
 // buildChain creates the attempt's upstream filter instances, each feeding the next, with
-// the attempt's codec last. Each ext_proc instance opens its own gRPC stream (spec §1.1).
+// the attempt's codec last. Each ext_proc instance opens its own gRPC stream (Envoy ext_proc: one gRPC stream per HTTP request).
 func (a *attempt) buildChain(fs []*upstreamFilter) stage {
 	var next stage = a
 	for i := len(fs) - 1; i >= 0; i-- {
@@ -295,7 +295,7 @@ func metadataString(v *structpb.Value) string {
 }
 
 // headerMutationStage applies request mutations to the router's headers, which persist
-// across attempts like any upstream filter's mutation (spec §6).
+// across attempts like any upstream filter's mutation (Envoy router: upstream_http_filters).
 type headerMutationStage struct {
 	x    *exchange
 	cfg  *headerMutationConfig

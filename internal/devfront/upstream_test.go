@@ -46,7 +46,7 @@ func (u *upstreamStreams) add(s *pstream) {
 	u.mu.Unlock()
 }
 
-// translating is an upstream processor in the product's shape (spec §6): per attempt it
+// translating is an upstream processor in the product's shape (Envoy router: upstream_http_filters): per attempt it
 // sets the provider's credential and removes the other provider's, marks the first
 // attempt with a header, and rewrites the body for the provider with an exact
 // content-length. first, if set, replaces the reply to attempt 1's request_headers.
@@ -97,7 +97,7 @@ func translating(first func(s *pstream, m *extprocsvc.ProcessingRequest) error) 
 }
 
 // One upstream ext_proc stream per attempt: the attempt's attributes, the downstream
-// filter's metadata, headers shared across attempts, bodies per attempt (spec §6).
+// filter's metadata, headers shared across attempts, bodies per attempt (Envoy router: upstream_http_filters).
 func TestUpstreamExtProcPerAttempt(t *testing.T) {
 	var ups upstreamStreams
 	e := newChainEnv(t, chainOpts{
@@ -186,8 +186,8 @@ func TestUpstreamExtProcPerAttempt(t *testing.T) {
 }
 
 // Envoy drops the upstream filter's local replies (ImmediateResponse, errors, timeouts):
-// the attempt stalls until its per-try idle timeout, which is retried (spec §2.6, §4).
-// clear_route_cache is ignored and counted (spec §2.5). As in the product, a downstream
+// the attempt stalls until its per-try idle timeout, which is retried (Envoy ext_proc API: ImmediateResponse; Envoy ext_proc: message_timeout and failure_mode_allow).
+// clear_route_cache is ignored and counted (Envoy ext_proc API: CommonResponse.clear_route_cache). As in the product, a downstream
 // BUFFERED filter hands the router the whole body at once, so no request data reaches the
 // upstream filter after its reply.
 func TestUpstreamExtProcIgnoredReplies(t *testing.T) {
@@ -315,7 +315,7 @@ func TestUpstreamExtProcIgnoredReplies(t *testing.T) {
 	})
 }
 
-// The connection is opened in parallel with the upstream filters (spec §6): a connection
+// The connection is opened in parallel with the upstream filters (Envoy router: upstream_http_filters): a connection
 // failure is retried even while the attempt's processor has not answered, and resets
 // that attempt's stream.
 func TestUpstreamExtProcConnectFailureCancelsStream(t *testing.T) {
@@ -342,7 +342,7 @@ func TestUpstreamExtProcConnectFailureCancelsStream(t *testing.T) {
 }
 
 // envoy.filters.http.header_mutation after ext_proc, re-adding content-length from
-// dynamic metadata after a CONTINUE_AND_REPLACE (Envoy AI Gateway's pattern, spec §6).
+// dynamic metadata after a CONTINUE_AND_REPLACE (Envoy AI Gateway's pattern, Envoy router: upstream_http_filters).
 func TestUpstreamHeaderMutation(t *testing.T) {
 	const hm = `- name: envoy.filters.http.header_mutation
   typed_config:

@@ -104,7 +104,7 @@ func frozen() func() time.Time {
 // reply) or refused it (an ImmediateResponse), with the refusal status.
 func admitted(ctx context.Context, client extprocv3.ExternalProcessorClient) (bool, int, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // Envoy resets the stream at the end of the request (spec §1.1)
+	defer cancel() // Envoy resets the stream at the end of the request (Envoy ext_proc: one gRPC stream per HTTP request)
 	s, err := client.Process(ctx)
 	if err != nil {
 		return false, 0, err

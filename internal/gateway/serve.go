@@ -36,7 +36,7 @@ import (
 
 // MaxMessageSize bounds one ext_proc message. Envoy sends a BUFFERED body as
 // a single message and our listener allows 50 MiB bodies, while grpc-go
-// refuses anything over 4 MiB by default (spec §1.5).
+// refuses anything over 4 MiB by default (Envoy ext_proc: BUFFERED bodies and the buffer limit).
 const MaxMessageSize = 64 << 20
 
 // Config configures a gateway process.

@@ -4,7 +4,7 @@
 //
 // which every OpenAI SDK decodes into its typed API error. The gateway answers
 // in this shape for every refusal it makes itself, because Envoy never passes
-// its own local replies back through the processor (spec §1.7): whatever the
+// its own local replies back through the processor (Envoy ext_proc: local replies are not sent to the processor): whatever the
 // processor sends is what the client sees.
 package oaierror
 

@@ -2,7 +2,7 @@
 // chunks, into complete events.
 //
 // Envoy hands a STREAMED response body to the processor in pieces whose
-// boundaries bear no relation to SSE events (spec §3.3): a chunk may hold half
+// boundaries bear no relation to SSE events (Envoy ext_proc: STREAMED bodies arrive in arbitrary chunks): a chunk may hold half
 // a line, a split "\r\n", a split UTF-8 rune, or many events. A Scanner
 // buffers the bytes and returns each event once its terminating blank line has
 // arrived, together with the exact bytes it was made of, so the caller can

@@ -11,7 +11,7 @@ are not here: tollgate serve generates them from the routing ConfigMap and serve
 # Envoy v3 bootstrap rendered by the tollgate Helm chart (release {{ .Release.Name }}).
 # Structure and the reasons for each setting: envoy/envoy.yaml and envoy/README.md in the Tollgate
 # repository; the processing mode and shared names are the contract in docs/architecture.md.
-# "spec §x" refers to the Envoy ext_proc behaviour reference the project was built against.
+# Citations name the Envoy ext_proc docs: https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/ext_proc_filter and its API, https://www.envoyproxy.io/docs/envoy/latest/api-v3/service/ext_proc/v3/external_processor.proto.
 # Validate with:  tollgate check --envoy envoy.yaml
 
 # Bound to loopback: the admin can drain and reconfigure Envoy. The "health" listener below exposes
@@ -20,7 +20,7 @@ admin:
   address:
     socket_address: { address: 127.0.0.1, port_value: {{ $e.adminPort }} }
 
-# Envoy 1.34.x can accumulate ext_proc message timeouts with the oghttp2 codec (envoy#39699, spec §4);
+# Envoy 1.34.x can accumulate ext_proc message timeouts with the oghttp2 codec (envoy#39699, Envoy ext_proc: message_timeout and failure_mode_allow);
 # use nghttp2. The admin layer keeps /runtime_modify working.
 layered_runtime:
   layers:
@@ -36,7 +36,7 @@ static_resources:
     address:
       socket_address: { address: {{ $e.listenAddress | quote }}, port_value: {{ $e.port }} }
     # Bounds BUFFERED bodies: a larger request body is a local 413, a larger buffered response a 500
-    # (spec §1.5). Matches the ext_proc cluster and stays under the gRPC server's MaxRecvMsgSize.
+    # (Envoy ext_proc: BUFFERED bodies and the buffer limit). Matches the ext_proc cluster and stays under the gRPC server's MaxRecvMsgSize.
     per_connection_buffer_limit_bytes: {{ int64 $e.bufferLimitBytes }}
     filter_chains:
     {{- if .Values.tls.enabled }}
@@ -74,7 +74,7 @@ static_resources:
           # mapper's body_format_override applies only to the replies it matched
           # (https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_conn_man/local_reply).
           # Every gateway reply sets the dynamic metadata tollgate.gateway_reply=true before Envoy sends
-          # it (spec §2.6, §2.7); the metadata_filter below matches only where that key is absent
+          # it (Envoy ext_proc API: ImmediateResponse; Envoy ext_proc API: ProcessingResponse.dynamic_metadata); the metadata_filter below matches only where that key is absent
           # (match_if_key_not_found, https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/accesslog/v3/accesslog.proto#config-accesslog-v3-metadatafilter),
           # so gateway bodies such as model_not_found or guardrail_blocked are never rewritten. There is
           # deliberately no top-level body_format, which would apply to every reply. Messages are fixed
@@ -191,11 +191,11 @@ static_resources:
               "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
               grpc_service:
                 envoy_grpc: { cluster_name: tollgate_ext_proc }
-              # Fail closed: without the processor nothing is authenticated or metered (spec §4).
+              # Fail closed: without the processor nothing is authenticated or metered (Envoy ext_proc: message_timeout and failure_mode_allow).
               failure_mode_allow: false
               message_timeout: {{ $e.timeouts.message }}
               max_message_timeout: {{ $e.timeouts.maxMessage }}
-              # docs/architecture.md "Processing mode" (spec §2.5, §2.8).
+              # docs/architecture.md "Processing mode" (Envoy ext_proc API: CommonResponse.clear_route_cache; Envoy ext_proc API: ProcessingResponse.mode_override).
               processing_mode:
                 request_header_mode: SEND
                 request_body_mode: BUFFERED
@@ -217,7 +217,7 @@ static_resources:
               # chains): the response must be translated back from that provider's format.
               response_attributes: ["xds.cluster_name", "response.code", "upstream.request_attempt_count",
                 "xds.upstream_host_metadata.filter_metadata['tollgate']['provider']"]
-              # Without receiving_namespaces Envoy drops all metadata the processor returns (spec §2.7).
+              # Without receiving_namespaces Envoy drops all metadata the processor returns (Envoy ext_proc API: ProcessingResponse.dynamic_metadata).
               metadata_options:
                 receiving_namespaces: { untyped: ["tollgate"] }
               # No forwarding_namespaces: this processor keeps its state per stream and never reads the
@@ -281,7 +281,7 @@ static_resources:
   - name: tollgate_ext_proc
     type: STATIC
     connect_timeout: 1s
-    # A BUFFERED body travels to the processor as one gRPC message (spec §1.5).
+    # A BUFFERED body travels to the processor as one gRPC message (Envoy ext_proc: BUFFERED bodies and the buffer limit).
     per_connection_buffer_limit_bytes: {{ int64 $e.bufferLimitBytes }}
     # Every HTTP request holds one ext_proc stream for its whole life: lift the 1024 default.
     circuit_breakers:
