@@ -111,7 +111,7 @@ func TestDownstreamChainRequest(t *testing.T) {
 	rh := respHeaders(":status", "200", "content-type", "text/event-stream")
 	rh.Attributes = map[string]*structpb.Struct{attrsKey: attrs}
 	x.handle(rh)
-	if _, ok := x.body.(*translatingReader); !ok || x.rec.provider != "anthropic" {
+	if _, ok := x.body.(*streamReader); !ok || x.rec.provider != "anthropic" {
 		t.Fatalf("response reader %T, provider %s", x.body, x.rec.provider)
 	}
 }

@@ -71,12 +71,6 @@ type streamReader struct {
 	complete   bool // End reported a clean end
 }
 
-// Names the stream reader had when each schema had its own.
-type (
-	sseReader         = streamReader
-	translatingReader = streamReader
-)
-
 // newStreamReader returns the reader of a stream in schema s's framing.
 func (x *exchange) newStreamReader(s translate.Schema) *streamReader {
 	includeUsage := x.clientUsage

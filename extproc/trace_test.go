@@ -237,7 +237,7 @@ func FuzzTraceBody(f *testing.F) {
 		x.tr.capture = true
 		x.rec.status = 200
 		if stream {
-			x.body = &sseReader{x: x}
+			x.body = &streamReader{x: x}
 		} else {
 			x.body = &jsonReader{x: x}
 		}
