@@ -1,8 +1,5 @@
 // Real OpenAI-ecosystem clients against `tollgate run` (emulated front + built-in mock provider),
 // started by clients_test.go, which passes the gateway's base URL in TOLLGATE_URL.
-//
-// Cases the gateway does not serve yet are expected failures pointing at issue #15: they must
-// fail today, and this suite fails when one starts passing, so the marker is removed then.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI, { AzureOpenAI } from 'openai';
@@ -15,21 +12,6 @@ const base = process.env.TOLLGATE_URL;
 if (!base) throw new Error('TOLLGATE_URL is not set: run these tests through clients_test.go');
 const apiKey = 'tg_demo_0123456789abcdefghijklmnopqrstuvwxyzAB';
 const client = new OpenAI({ baseURL: `${base}/v1`, apiKey, maxRetries: 0 });
-
-// expectedFailure runs fn, which must throw today (issue #15). If it passes, the test fails
-// so the marker is removed.
-function expectedFailure(name, fn) {
-  test(`${name} [expected failure, issue #15]`, async () => {
-    let passed = false;
-    try {
-      await fn();
-      passed = true;
-    } catch {
-      // the known gap
-    }
-    assert.equal(passed, false, `${name} now works: remove its expected-failure marker (issue #15)`);
-  });
-}
 
 test('openai: chat completion', async () => {
   const r = await client.chat.completions.create({ model: 'smart-default', messages: [{ role: 'user', content: 'Hello' }] });
@@ -101,12 +83,12 @@ test('openai: AzureOpenAI class', async () => {
   assert.match(r.choices[0].message.content, /You said: Hello/);
 });
 
-expectedFailure('openai: models.retrieve (GET /v1/models/{id})', async () => {
+test('openai: models.retrieve (GET /v1/models/{id})', async () => {
   const m = await client.models.retrieve('smart-default');
   assert.equal(m.id, 'smart-default');
 });
 
-expectedFailure('openai: AzureOpenAI models list (GET /openai/models)', async () => {
+test('openai: AzureOpenAI models list (GET /openai/models)', async () => {
   const az = new AzureOpenAI({ endpoint: base, apiKey, apiVersion: '2024-10-21', maxRetries: 0 });
   const page = await az.models.list();
   assert.ok(page.data.length > 0);
