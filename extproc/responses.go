@@ -26,6 +26,10 @@ import (
 // reverse. What a chat provider cannot serve is refused with 400
 // unsupported_parameter naming the field.
 //
+// Output guardrails read the native answer's texts (responses_guard.go) or
+// the translated answer as the chat completion it was, before it becomes
+// Responses events.
+//
 // A fallback alias is refused: its attempts would need a different body per
 // member (native for OpenAI, chat for the rest).
 func responsesProcessor(*Snapshot) *processor {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -71,7 +72,7 @@ func TestStepGuardInputResponses(t *testing.T) {
 
 // outputPolicies returns a request of each output guardrail policy used by
 // the Responses output tests.
-func outputPolicies(t *testing.T) func(name string) *guardrails.Request {
+func outputPolicies(t testing.TB) func(name string) *guardrails.Request {
 	t.Helper()
 	gs, err := guardrails.NewSet(guardrails.Config{Policies: []guardrails.PolicyConfig{
 		{Name: "block", Output: []guardrails.GuardrailConfig{{Name: "words", Type: "deny_list", Action: guardrails.Block, Terms: []string{"forbidden"}}}},
@@ -598,6 +599,40 @@ func FuzzNativeResponsesStream(f *testing.F) {
 		out, complete := s.End(out)
 		if done, errored := s.State(); complete != (done && !errored) || (!done && !errored && !strings.HasSuffix(string(out), string(responsesIncompleteEvent))) {
 			t.Fatalf("end: complete %t done %t errored %t", complete, done, errored)
+		}
+	})
+}
+
+// FuzzGuardedResponsesStream: however a native stream's text is split into
+// deltas, a redacting guard gives the client deltas and repeated full texts
+// that agree, and equal the whole text checked at once.
+func FuzzGuardedResponsesStream(f *testing.F) {
+	f.Add("write to a@b.ex|ample.com| now")
+	f.Add("|a@b.example||")
+	f.Add("plain")
+	policies := outputPolicies(f)
+	f.Fuzz(func(t *testing.T, text string) {
+		if !utf8.ValidString(text) {
+			t.Skip() // JSON carries text as UTF-8
+		}
+		whole, err := policies("redact").CheckOutput(guardrails.Content, strings.ReplaceAll(text, "|", ""))
+		if err != nil {
+			t.Skip()
+		}
+		x := &exchange{facts: facts{guard: policies("redact")}}
+		if err := respondNative(x, nil); err != nil {
+			t.Fatal(err)
+		}
+		r := newStreamReader(nopMeter{}, x.respond, "m", true, nil)
+		out, _ := r.chunk([]byte(nativeEvents(text)), true)
+		deltas, fulls := readResponsesStream(t, string(out))
+		if deltas != whole {
+			t.Fatalf("deltas %q, whole %q", deltas, whole)
+		}
+		for _, f := range fulls {
+			if f != whole {
+				t.Fatalf("full %q, whole %q", f, whole)
+			}
 		}
 	})
 }
