@@ -4,6 +4,8 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
+	"github.com/tollgate-ai/tollgate/internal/sse"
+	"github.com/tollgate-ai/tollgate/policy/guardrails"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 	"github.com/tollgate-ai/tollgate/routing/translate"
@@ -24,6 +26,10 @@ import (
 // reverse. What a chat provider cannot serve is refused with 400
 // unsupported_parameter naming the field.
 //
+// Output guardrails read the native answer's texts (responses_guard.go) or
+// the translated answer as the chat completion it was, before it becomes
+// Responses events.
+//
 // A fallback alias is refused: its attempts would need a different body per
 // member (native for OpenAI, chat for the rest).
 func responsesProcessor(*Snapshot) *processor {
@@ -43,7 +49,6 @@ func responsesProcessor(*Snapshot) *processor {
 			stepResponsesOffered,
 			stepConfine,
 			stepGuardInput(responsesPieces),
-			stepResponsesOutputGuard,
 			stepAdmitText,
 			stepStripGatewayFields,
 		},
@@ -59,13 +64,12 @@ func responsesProcessor(*Snapshot) *processor {
 }
 
 var (
-	stepResponsesNoFallback  = bodyStep{"no_fallback", responsesNoFallback}
-	stepResponsesOffered     = bodyStep{"check_offered", responsesOffered}
-	stepResponsesOutputGuard = bodyStep{"check_output_guard", responsesOutputGuard}
-	stepRespondNative        = bodyStep{"respond_native", respondNative}
-	stepResponsesToChat      = bodyStep{"responses_to_chat", responsesToChat}
-	stepAzureResponsesPath   = bodyStep{"azure_responses_path", azureResponsesPath}
-	stepChatPath             = bodyStep{"chat_path", chatPath}
+	stepResponsesNoFallback = bodyStep{"no_fallback", responsesNoFallback}
+	stepResponsesOffered    = bodyStep{"check_offered", responsesOffered}
+	stepRespondNative       = bodyStep{"respond_native", respondNative}
+	stepResponsesToChat     = bodyStep{"responses_to_chat", responsesToChat}
+	stepAzureResponsesPath  = bodyStep{"azure_responses_path", azureResponsesPath}
+	stepChatPath            = bodyStep{"chat_path", chatPath}
 )
 
 // responseSchema is the schema the response side reads the answer with: the
@@ -96,17 +100,6 @@ func responsesOffered(x *exchange, _ *upstreamRequest) error {
 	return nil
 }
 
-// responsesOutputGuard refuses a request whose app has output guardrails:
-// they read chat completions and would not see a Responses answer. Failing
-// closed beats sending unguarded output.
-func responsesOutputGuard(x *exchange, _ *upstreamRequest) error {
-	if x.guard != nil && x.guard.OutputActive() {
-		return oaierror.InvalidRequest("unsupported_endpoint", "",
-			"This app's output guardrails do not yet apply to the Responses API; use /v1/chat/completions.")
-	}
-	return nil
-}
-
 // responsesPieces are a Responses request's instructions and the text of
 // its input items (message content, function call arguments and outputs).
 func responsesPieces(x *exchange, req *upstreamRequest, p *inputPieces) {
@@ -123,7 +116,11 @@ func responsesPieces(x *exchange, req *upstreamRequest, p *inputPieces) {
 
 // respondNative reads an OpenAI or Azure answer as the Responses API's own.
 func respondNative(x *exchange, _ *upstreamRequest) error {
-	x.respond = nativeResponses{}
+	n := nativeResponses{}
+	if x.guard != nil && x.guard.OutputActive() {
+		n.guard = x.guard
+	}
+	x.respond = n
 	return nil
 }
 
@@ -139,7 +136,7 @@ func responsesToChat(x *exchange, req *upstreamRequest) error {
 		return translateError(err, "The request cannot be sent to this model's provider.")
 	}
 	req.body, req.bodyChanged = r.Chat, true
-	x.respond = &translatedResponses{Schema: schemaOf(x.target.Provider), req: r}
+	x.respond = &translatedResponses{Schema: schemaOf(x.target.Provider), req: r, guard: newOutputGuard(x.guard)}
 	return nil
 }
 
@@ -175,21 +172,36 @@ func setPath(req *upstreamRequest, path string) {
 }
 
 // nativeResponses reads OpenAI's own Responses answers: bodies and events
-// pass as sent, usage is read from the response object or the terminal
-// event.
-type nativeResponses struct{ openai.Passthrough }
-
-func (nativeResponses) Response(body []byte, _ string) ([]byte, usage.Usage, bool, error) {
-	u, ok := usage.FromResponses(body)
-	return body, u, ok, nil
+// pass as sent (but for what output guardrails redact), usage is read from
+// the response object or the terminal event.
+type nativeResponses struct {
+	openai.Passthrough
+	guard *guardrails.Request // nil: no output guardrails
 }
 
-func (nativeResponses) NewStream(string, bool) translate.Stream { return &nativeResponsesStream{} }
+func (n nativeResponses) Response(body []byte, _ string) ([]byte, usage.Usage, bool, error) {
+	u, ok := usage.FromResponses(body)
+	if n.guard == nil {
+		return body, u, ok, nil
+	}
+	out, err := guardResponsesBody(n.guard, body)
+	if err != nil {
+		e := guardError(err)
+		return nil, u, ok, &responseRefusal{status: e.Status, body: e.Body()}
+	}
+	return out, u, ok, nil
+}
+
+func (n nativeResponses) NewStream(string, bool) translate.Stream {
+	return &nativeResponsesStream{guard: newResponsesStreamGuard(n.guard)}
+}
 
 // nativeResponsesStream passes a Responses event stream through, reading
 // the usage of its terminal event (response.completed, .incomplete or
 // .failed).
 type nativeResponsesStream struct {
+	guard         *responsesStreamGuard // nil: no output guardrails
+	blocked       bool
 	done, errored bool
 	u             usage.Usage
 	ok            bool
@@ -204,7 +216,17 @@ var responsesIncompleteEvent = []byte("event: error\ndata: " +
 	`{"type":"error","code":"stream_incomplete","message":"The provider's stream ended before the response was complete.","param":null}` + "\n\n")
 
 func (s *nativeResponsesStream) Raw(out, raw, data []byte) []byte {
+	if s.blocked {
+		return out
+	}
 	if len(data) > 0 && data[0] == '{' {
+		if s.guard != nil {
+			var err error
+			if out, raw, data, err = s.guard.event(out, raw, data); err != nil {
+				s.blocked, s.errored = true, true
+				return append(out, responsesGuardEvent(err)...)
+			}
+		}
 		switch responses.EventType(data) {
 		case responses.EventCompleted, responses.EventIncomplete:
 			s.done = true
@@ -230,6 +252,9 @@ func (s *nativeResponsesStream) Event(out, name, data []byte) []byte {
 }
 
 func (s *nativeResponsesStream) End(out []byte) ([]byte, bool) {
+	if s.blocked {
+		return out, false
+	}
 	if !s.done && !s.errored {
 		out = append(out, responsesIncompleteEvent...)
 	}
@@ -248,7 +273,8 @@ func (s *nativeResponsesStream) Partial() (usage.Usage, bool) {
 // in OpenAI's format, which the Responses API shares.
 type translatedResponses struct {
 	translate.Schema
-	req *responses.Request
+	req   *responses.Request
+	guard *outputGuard // nil: no output guardrails; reads the chat answer, as on chat
 }
 
 // Framing is the provider's: the stream reader cuts the provider's events.
@@ -259,32 +285,85 @@ func (t *translatedResponses) Response(body []byte, model string) ([]byte, usage
 	if err != nil {
 		return nil, u, ok, err
 	}
+	if t.guard != nil {
+		if chat, err = t.guard.response(chat); err != nil {
+			e := guardError(err)
+			return nil, u, ok, &responseRefusal{status: e.Status, body: e.Body()}
+		}
+	}
 	out, _, _, err := t.req.Response(chat, responses.Options{})
 	return out, u, ok, err
 }
 
 func (t *translatedResponses) NewStream(model string, _ bool) translate.Stream {
 	// The chat stream always carries its usage: response.completed reports it.
-	return &translatedResponsesStream{chat: t.Schema.NewStream(model, true), out: t.req.NewStream(responses.Options{})}
+	return &translatedResponsesStream{chat: t.Schema.NewStream(model, true), out: t.req.NewStream(responses.Options{}), guard: t.guard}
 }
 
 // translatedResponsesStream composes the provider's chat stream with the
 // Responses stream.
 type translatedResponsesStream struct {
-	chat translate.Stream
-	out  *responses.Stream
-	buf  []byte
+	chat    translate.Stream
+	out     *responses.Stream
+	buf     []byte
+	guard   *outputGuard // guards the chat chunks before they become events
+	sc      sse.Scanner
+	guarded []byte
+	blocked bool
 }
 
 func (s *translatedResponsesStream) Event(out, name, data []byte) []byte {
+	if s.blocked {
+		return out
+	}
 	s.buf = s.chat.Event(s.buf[:0], name, data)
-	return s.out.Feed(out, s.buf)
+	return s.out.Feed(out, s.guardChat(s.buf))
+}
+
+// guardChat runs the output guard over chat chunks. A block replaces the
+// chunk and all after it with the guardrail's chat error, which the
+// Responses stream ends with response.failed, its terminal event for an
+// error.
+func (s *translatedResponsesStream) guardChat(chunks []byte) []byte {
+	if s.guard == nil || len(chunks) == 0 {
+		return chunks
+	}
+	s.sc.Reset()
+	s.sc.Feed(chunks)
+	s.sc.Finish()
+	g := s.guarded[:0]
+	for {
+		ev, more := s.sc.Next()
+		if !more {
+			break
+		}
+		if len(ev.Data) == 0 || ev.Data[0] != '{' {
+			g = append(g, ev.Raw...)
+			continue
+		}
+		data, err := s.guard.chunk(ev.Data)
+		if err != nil {
+			s.blocked = true
+			g = append(g, guardErrorEvent(err)...)
+			break
+		}
+		g = translate.AppendData(g, data)
+	}
+	s.guarded = g
+	return g
 }
 
 func (s *translatedResponsesStream) End(out []byte) ([]byte, bool) {
+	if s.blocked {
+		return out, false
+	}
 	var chatDone bool
 	s.buf, chatDone = s.chat.End(s.buf[:0])
-	out = s.out.Feed(out, s.buf)
+	out = s.out.Feed(out, s.guardChat(s.buf))
+	if s.blocked {
+		out, _ = s.out.End(out)
+		return out, false
+	}
 	out, complete := s.out.End(out)
 	return out, complete && chatDone
 }

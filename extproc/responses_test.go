@@ -1,9 +1,11 @@
 package extproc
 
 import (
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 	"github.com/tollgate-ai/tollgate/routing/translate/anthropic"
+	"github.com/tollgate-ai/tollgate/routing/translate/responses"
 )
 
 // The steps of POST /v1/responses (responses.go), each alone.
@@ -67,26 +70,221 @@ func TestStepGuardInputResponses(t *testing.T) {
 	})
 }
 
-func TestStepResponsesOutputGuard(t *testing.T) {
+// outputPolicies returns a request of each output guardrail policy used by
+// the Responses output tests.
+func outputPolicies(t testing.TB) func(name string) *guardrails.Request {
+	t.Helper()
 	gs, err := guardrails.NewSet(guardrails.Config{Policies: []guardrails.PolicyConfig{
-		{Name: "out", Output: []guardrails.GuardrailConfig{{Name: "words", Type: "deny_list", Action: guardrails.Block, Terms: []string{"x"}}}},
-		{Name: "in", Input: []guardrails.GuardrailConfig{{Name: "words", Type: "deny_list", Action: guardrails.Block, Terms: []string{"x"}}}},
+		{Name: "block", Output: []guardrails.GuardrailConfig{{Name: "words", Type: "deny_list", Action: guardrails.Block, Terms: []string{"forbidden"}}}},
+		{Name: "redact", Output: []guardrails.GuardrailConfig{{Name: "pii", Type: "pii", Action: guardrails.Redact, Entities: []string{"email"}}}},
+		{Name: "flag", Output: []guardrails.GuardrailConfig{{Name: "words", Type: "deny_list", Action: guardrails.Flag, Terms: []string{"forbidden"}}}},
+		{Name: "in", Input: []guardrails.GuardrailConfig{{Name: "words", Type: "deny_list", Action: guardrails.Block, Terms: []string{"forbidden"}}}},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy := func(name string) func(*exchange) {
-		return func(x *exchange) {
-			pol, _ := gs.Policy(name)
-			x.guard = pol.NewRequest()
+	return func(name string) *guardrails.Request {
+		pol, ok := gs.Policy(name)
+		if !ok {
+			t.Fatalf("no policy %q", name)
+		}
+		return pol.NewRequest()
+	}
+}
+
+// nativeEvents is a native Responses stream whose message says text, in
+// deltas split where the text has a '|'.
+func nativeEvents(text string) string {
+	full := strings.ReplaceAll(text, "|", "")
+	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	ev := func(typ, rest string) string {
+		return "event: " + typ + "\ndata: {\"type\":\"" + typ + "\"," + rest + "}\n\n"
+	}
+	msg := func(t string) string {
+		return `{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"output_text","text":` + q(t) + `,"annotations":[]}]}`
+	}
+	out := ev("response.created", `"sequence_number":0,"response":{"id":"resp_1","object":"response","status":"in_progress","output":[]}`) +
+		ev("response.output_item.added", `"sequence_number":1,"output_index":0,"item":{"id":"msg_1","type":"message","role":"assistant","content":[]}`) +
+		ev("response.content_part.added", `"sequence_number":2,"item_id":"msg_1","output_index":0,"content_index":0,"part":{"type":"output_text","text":"","annotations":[]}`)
+	for _, d := range strings.Split(text, "|") {
+		out += ev("response.output_text.delta", `"sequence_number":3,"item_id":"msg_1","output_index":0,"content_index":0,"delta":`+q(d))
+	}
+	return out + ev("response.output_text.done", `"sequence_number":4,"item_id":"msg_1","output_index":0,"content_index":0,"text":`+q(full)) +
+		ev("response.content_part.done", `"sequence_number":5,"item_id":"msg_1","output_index":0,"content_index":0,"part":{"type":"output_text","text":`+q(full)+`,"annotations":[]}`) +
+		ev("response.output_item.done", `"sequence_number":6,"output_index":0,"item":`+msg(full)) +
+		ev("response.completed", `"sequence_number":7,"response":{"id":"resp_1","object":"response","status":"completed","output":[`+msg(full)+`],"usage":{"input_tokens":5,"output_tokens":7,"total_tokens":12}}`)
+}
+
+// readResponsesStream reads the client's stream: the concatenated deltas,
+// and every full text the done and response.* events repeat.
+func readResponsesStream(t *testing.T, out string) (deltas string, fulls []string) {
+	t.Helper()
+	var sc sse.Scanner
+	sc.Feed([]byte(out))
+	sc.Finish()
+	for {
+		ev, more := sc.Next()
+		if !more {
+			break
+		}
+		if len(ev.Data) == 0 || ev.Data[0] != '{' {
+			continue
+		}
+		for _, o := range responses.OutputTexts(ev.Data) {
+			switch o.Kind {
+			case responses.OutputDelta:
+				deltas += o.Text
+			case responses.OutputFull:
+				if o.Text != "" {
+					fulls = append(fulls, o.Text)
+				}
+			}
 		}
 	}
-	runBodyStep(t, stepResponsesOutputGuard, []stepCase{
-		{name: "no guardrails"},
-		{name: "input guardrails only", facts: policy("in")},
-		{name: "output guardrails: fail closed", facts: policy("out"), code: "unsupported_endpoint"},
-	})
+	return deltas, fulls
 }
+
+// TestResponsesOutputGuard: output guardrails on /v1/responses, native and
+// translated, streamed and not. A block is a 400 guardrail_blocked (an error
+// event ending the stream); a redaction is the same in the deltas and in
+// every repeated full text; a flag changes nothing.
+func TestResponsesOutputGuard(t *testing.T) {
+	policies := outputPolicies(t)
+	const text = "write to a@b.ex|ample.com| now"
+	for _, tc := range []struct {
+		name, policy, text string
+		blocked            bool
+		want               string // the text the client reads; "" when blocked
+	}{
+		{name: "redact", policy: "redact", text: text, want: "write to [EMAIL_1] now"},
+		{name: "block", policy: "block", text: "this is forb|idden text", blocked: true},
+		{name: "flag", policy: "flag", text: "this is forb|idden text", want: "this is forbidden text"},
+		{name: "input policy only", policy: "in", text: "forbidden", want: "forbidden"},
+	} {
+		full := strings.ReplaceAll(tc.text, "|", "")
+		t.Run("native body/"+tc.name, func(t *testing.T) {
+			body := `{"id":"resp_1","object":"response","status":"completed","output":[{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"output_text","text":` +
+				strconvQuote(full) + `}]},{"id":"fc_1","type":"function_call","name":"f","arguments":` + strconvQuote(`{"q":`+strconvQuote(full)+`}`) + `}],"usage":{"input_tokens":5,"output_tokens":7,"total_tokens":12}}`
+			x := &exchange{facts: facts{guard: policies(tc.policy)}}
+			if err := respondNative(x, nil); err != nil {
+				t.Fatal(err)
+			}
+			out, u, ok, err := x.respond.Response([]byte(body), "m")
+			if tc.blocked {
+				status, b := errorReply(err)
+				if status != 400 || gjson.GetBytes(b, "error.code").Str != guardrails.BlockedCode {
+					t.Fatalf("%d %s", status, b)
+				}
+				return
+			}
+			if err != nil || !ok || u.CompletionTokens != 7 {
+				t.Fatalf("err %v usage %+v %t", err, u, ok)
+			}
+			o := gjson.ParseBytes(out)
+			if got := o.Get("output.0.content.0.text").Str; got != tc.want {
+				t.Fatalf("text %q, want %q", got, tc.want)
+			}
+			if args := gjson.Get(o.Get("output.1.arguments").Str, "q").Str; args != tc.want {
+				t.Fatalf("arguments %q, want %q", args, tc.want)
+			}
+		})
+		t.Run("native stream/"+tc.name, func(t *testing.T) {
+			x := &exchange{facts: facts{guard: policies(tc.policy)}}
+			if err := respondNative(x, nil); err != nil {
+				t.Fatal(err)
+			}
+			r := newStreamReader(nopMeter{}, x.respond, "m", true, newOutputGuard(x.guard))
+			in := nativeEvents(tc.text)
+			var out []byte
+			for i := 0; i < len(in); i += 97 {
+				b, _ := r.chunk([]byte(in[i:min(i+97, len(in))]), i+97 >= len(in))
+				out = append(out, b...)
+			}
+			checkGuardedStream(t, string(out), tc.blocked, tc.want, "event: error\n")
+		})
+		t.Run("translated body/"+tc.name, func(t *testing.T) {
+			x := translatedExchange(t, policies(tc.policy), false)
+			chat := `{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":` + strconvQuote(full) +
+				`},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}`
+			out, _, _, err := x.respond.Response([]byte(chat), "m")
+			if tc.blocked {
+				status, b := errorReply(err)
+				if status != 400 || gjson.GetBytes(b, "error.code").Str != guardrails.BlockedCode {
+					t.Fatalf("%d %s", status, b)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := gjson.GetBytes(out, "output.0.content.0.text").Str; got != tc.want {
+				t.Fatalf("text %q, want %q in %s", got, tc.want, out)
+			}
+		})
+		t.Run("translated stream/"+tc.name, func(t *testing.T) {
+			x := translatedExchange(t, policies(tc.policy), true)
+			r := newStreamReader(nopMeter{}, x.respond, "m", true, newOutputGuard(x.guard))
+			var in string
+			for _, d := range strings.Split(tc.text, "|") {
+				in += `data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":` + strconvQuote(d) + `},"finish_reason":null}]}` + "\n\n"
+			}
+			in += `data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\n" +
+				`data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}` + "\n\ndata: [DONE]\n\n"
+			out, _ := r.chunk([]byte(in), true)
+			checkGuardedStream(t, string(out), tc.blocked, tc.want, "event: response.failed\n")
+		})
+	}
+}
+
+// checkGuardedStream checks a guarded Responses stream: blocked, it ends
+// with end and names the guardrail's code; else the deltas and every full
+// text read want.
+func checkGuardedStream(t *testing.T, out string, blocked bool, want, end string) {
+	t.Helper()
+	if blocked {
+		i := strings.LastIndex(out, end)
+		if i < 0 || !strings.Contains(out[i:], guardrails.BlockedCode) || strings.Contains(out, "forbidden") ||
+			strings.Contains(out, "response.completed") {
+			t.Fatalf("not blocked:\n%s", out)
+		}
+		return
+	}
+	deltas, fulls := readResponsesStream(t, out)
+	if deltas != want || len(fulls) == 0 {
+		t.Fatalf("deltas %q (want %q), fulls %q\n%s", deltas, want, fulls, out)
+	}
+	for _, f := range fulls {
+		if f != want {
+			t.Fatalf("full text %q, want %q\n%s", f, want, out)
+		}
+	}
+	if !strings.Contains(out, "response.completed") {
+		t.Fatalf("no response.completed:\n%s", out)
+	}
+}
+
+// translatedExchange is a Responses request to a chat provider (the
+// identity chat schema) with output guardrails g.
+func translatedExchange(t *testing.T, g *guardrails.Request, stream bool) *exchange {
+	t.Helper()
+	x := &exchange{facts: facts{guard: g, target: routing.Target{Provider: &routing.Provider{Name: "p"}, Model: "m"}}}
+	body := `{"model":"m","input":"hi"}`
+	if stream {
+		body = `{"model":"m","input":"hi","stream":true}`
+	}
+	if err := responsesToChat(x, &upstreamRequest{body: []byte(body)}); err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+func strconvQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// nopMeter meters nothing.
+type nopMeter struct{}
+
+func (nopMeter) budgetSpent(int) bool { return false }
+func (nopMeter) endComment() []byte   { return nil }
 
 func TestStepResponsesToChat(t *testing.T) {
 	chain := chainSnapshot(t)
@@ -401,6 +599,40 @@ func FuzzNativeResponsesStream(f *testing.F) {
 		out, complete := s.End(out)
 		if done, errored := s.State(); complete != (done && !errored) || (!done && !errored && !strings.HasSuffix(string(out), string(responsesIncompleteEvent))) {
 			t.Fatalf("end: complete %t done %t errored %t", complete, done, errored)
+		}
+	})
+}
+
+// FuzzGuardedResponsesStream: however a native stream's text is split into
+// deltas, a redacting guard gives the client deltas and repeated full texts
+// that agree, and equal the whole text checked at once.
+func FuzzGuardedResponsesStream(f *testing.F) {
+	f.Add("write to a@b.ex|ample.com| now")
+	f.Add("|a@b.example||")
+	f.Add("plain")
+	policies := outputPolicies(f)
+	f.Fuzz(func(t *testing.T, text string) {
+		if !utf8.ValidString(text) {
+			t.Skip() // JSON carries text as UTF-8
+		}
+		whole, err := policies("redact").CheckOutput(guardrails.Content, strings.ReplaceAll(text, "|", ""))
+		if err != nil {
+			t.Skip()
+		}
+		x := &exchange{facts: facts{guard: policies("redact")}}
+		if err := respondNative(x, nil); err != nil {
+			t.Fatal(err)
+		}
+		r := newStreamReader(nopMeter{}, x.respond, "m", true, nil)
+		out, _ := r.chunk([]byte(nativeEvents(text)), true)
+		deltas, fulls := readResponsesStream(t, string(out))
+		if deltas != whole {
+			t.Fatalf("deltas %q, whole %q", deltas, whole)
+		}
+		for _, f := range fulls {
+			if f != whole {
+				t.Fatalf("full %q, whole %q", f, whole)
+			}
 		}
 	})
 }

@@ -32,6 +32,9 @@ guardrails:
     - name: hide-api
       output:
         - {name: api-word, type: regex, patterns: ['\bAPI\b'], label: TERM, action: redact}
+    - name: hide-city
+      output:
+        - {name: city, type: regex, patterns: ['\bLisbon\b'], label: CITY, action: redact}
     - name: grounded
       grounding: {threshold: 0.6, action: block}
 tenants:
@@ -41,6 +44,7 @@ tenants:
       - {name: strict-output, guardrail_policy: no-gateway}
       - {name: redacted-output, guardrail_policy: hide-api}
       - {name: grounded, guardrail_policy: grounded}
+      - {name: redacted-city, guardrail_policy: hide-city}
 keys:
   - {id: guarded-key, sha256: %s, tenant: guarded}
 `, keys.Hash(guardedKey))

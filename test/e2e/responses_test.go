@@ -219,3 +219,44 @@ func TestResponsesStoredResource(t *testing.T) {
 		}
 	})
 }
+
+// TestResponsesOutputGuardrails: output guardrails apply to the Responses
+// API (natively at OpenAI here): a redaction reaches the SDK in the deltas
+// and in the response object alike, a block is a 400 guardrail_blocked.
+func TestResponsesOutputGuardrails(t *testing.T) {
+	h := newHarness(t, harnessOptions{extra: guardrailConfig()})
+	ctx := context.Background()
+
+	want := gjson.GetBytes(fixture(t, "openai/responses_response.json"), "output.1.content.0.text").Str
+	redacted := guardedClient(h, "redacted-output")
+	resp, err := redacted.Responses.New(ctx, responsesParams("smart-default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.OutputText(); got != strings.ReplaceAll(want, "API", "[TERM_1]") {
+		t.Fatalf("redacted output %q", got)
+	}
+
+	city := guardedClient(h, "redacted-city")
+	s := city.Responses.NewStreaming(ctx, responsesParams("smart-default"))
+	var deltas strings.Builder
+	final := ""
+	for s.Next() {
+		switch ev := s.Current(); ev.Type {
+		case "response.output_text.delta":
+			deltas.WriteString(ev.Delta)
+		case "response.completed":
+			final = ev.Response.OutputText()
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if deltas.String() != "[CITY_1] is sunny at 21°C." || final != deltas.String() {
+		t.Fatalf("redacted stream: deltas %q, completed %q", deltas.String(), final)
+	}
+
+	strict := guardedClient(h, "strict-output")
+	_, err = strict.Responses.New(ctx, responsesParams("smart-default"))
+	wantAPIError(t, "blocked answer", err, 400, "guardrail_blocked")
+}
