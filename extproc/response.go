@@ -6,7 +6,9 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
 
+	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 	"github.com/tollgate-ai/tollgate/routing/translate/openai"
@@ -122,7 +124,17 @@ func (x *exchange) setStatus(code int) { x.rec.status = code }
 
 // newJSONReader returns the reader of a buffered response.
 func (x *exchange) newJSONReader(s translate.Schema) *jsonReader {
-	return &jsonReader{x: x, schema: s, model: x.target.Model, endpoint: x.endpoint, guard: newOutputGuard(x.guard)}
+	return &jsonReader{x: x, schema: s, model: x.target.Model, endpoint: x.endpoint, guard: newOutputGuard(x.guard),
+		errorBody: x.msgs.api.errorBody, credentialRejected: x.credentialRejected}
+}
+
+// credentialRejected logs a provider's 401: the gateway's (or the tenant's
+// own) provider credential was refused, which the operators must see and
+// the client must not.
+func (x *exchange) credentialRejected(body []byte) {
+	const max = 512
+	x.log().Warn("provider rejected the gateway's credential", zap.String("provider", x.rec.provider),
+		zap.Bool("byok", x.rec.byok), zap.ByteString("provider_error", body[:min(len(body), max)]))
 }
 
 // jsonReader reads usage from a buffered JSON response. Envoy sends the whole
@@ -139,7 +151,18 @@ type jsonReader struct {
 	ok       bool
 	text     int
 	headers  mutation // set by a translation, applied with the body reply
+
+	errorBody          func(*oaierror.Error) []byte // the endpoint's error format
+	credentialRejected func(providerBody []byte)    // logs a provider's 401
 }
+
+// errProviderAuth answers a provider's 401. The client's gateway key was
+// accepted; the provider refused the credential the gateway sent, so the
+// client gets a gateway error (never the provider's 401, which SDKs read as
+// "your key is wrong" and whose message can show part of the platform's
+// key).
+var errProviderAuth = oaierror.Internal(502, "provider_auth_failed",
+	"The provider rejected the gateway's credential for this model. The gateway's operators can see why in its log.")
 
 func (r *jsonReader) chunk(p []byte, eos bool) ([]byte, bool) {
 	data := p
@@ -153,6 +176,15 @@ func (r *jsonReader) chunk(p []byte, eos bool) ([]byte, bool) {
 	r.buf = nil
 	changed := false
 	status := r.x.status()
+	if status == 401 && r.errorBody != nil {
+		r.credentialRejected(data)
+		out := r.errorBody(errProviderAuth)
+		r.x.setStatus(errProviderAuth.Status)
+		r.headers.set(":status", strconv.Itoa(errProviderAuth.Status))
+		r.headers.set("content-type", "application/json")
+		r.headers.setContentLength(len(out))
+		return out, true
+	}
 	switch {
 	case r.endpoint == routing.EndpointTranscriptions:
 		r.u, r.ok = transcriptionUsage(data)

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 	"github.com/tollgate-ai/tollgate/routing/translate/openai"
@@ -211,3 +213,36 @@ func (upperJSON) Response(body []byte, _ string) ([]byte, usage.Usage, bool, err
 	return []byte(`{"up":1}`), usage.Usage{}, false, nil
 }
 func (upperJSON) Error(int, []byte) (int, []byte) { return 503, []byte(`{"error":{}}`) }
+
+// A provider's 401 means the gateway's credential was refused: the client
+// gets a 502 in its endpoint's format, never the provider's body (whose
+// message can show part of the platform's key), and the log gets the cause.
+func TestJSONReaderProviderAuth(t *testing.T) {
+	const providerBody = `{"error":{"message":"Incorrect API key provided: sk-proj-****wxyz.","type":"invalid_request_error","code":"invalid_api_key"}}`
+	for _, tt := range []struct {
+		name     string
+		format   *apiFormat
+		wantPath string
+		wantCode string
+	}{
+		{"OpenAI format", nil, "error.code", "provider_auth_failed"},
+		{"Anthropic format on /v1/messages", anthropicFormat, "error.type", "api_error"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &fakeStatus{code: 401}
+			var logged []byte
+			r := &jsonReader{x: st, schema: openai.Passthrough{}, model: "m", errorBody: tt.format.errorBody,
+				credentialRejected: func(b []byte) { logged = b }}
+			out, changed := r.chunk([]byte(providerBody), true)
+			if !changed || st.code != 502 || gjson.GetBytes(out, tt.wantPath).String() != tt.wantCode {
+				t.Fatalf("status %d, body %s", st.code, out)
+			}
+			if strings.Contains(string(out), "sk-") || string(logged) != providerBody {
+				t.Fatalf("client body %s, logged %s", out, logged)
+			}
+			if set := setHeaders(r.headers.m); set[":status"] != "502" || set["content-type"] != "application/json" {
+				t.Fatalf("headers %v", set)
+			}
+		})
+	}
+}
