@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tidwall/gjson"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -454,7 +457,11 @@ func (h *harness) waitRequestLogs(n int) []string {
 	}
 }
 
-// requestLogs returns the gateway's per-request log lines.
+// requestLogs returns the gateway's per-request log lines in the order the
+// requests started. A line is written when Envoy ends the request's ext_proc
+// stream, which can come after the client has already sent its next
+// request, so the order of writing is not the order of the requests: sort by
+// start (the line's time minus its latency, both in seconds).
 func (h *harness) requestLogs() []string {
 	var out []string
 	for _, line := range strings.Split(h.logs.String(), "\n") {
@@ -462,6 +469,11 @@ func (h *harness) requestLogs() []string {
 			out = append(out, line)
 		}
 	}
+	start := func(line string) float64 {
+		r := gjson.GetMany(line, "ts", "latency")
+		return r[0].Float() - r[1].Float()
+	}
+	slices.SortStableFunc(out, func(a, b string) int { return cmp.Compare(start(a), start(b)) })
 	return out
 }
 
