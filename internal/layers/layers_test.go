@@ -48,7 +48,6 @@ var layers = map[string]layer{
 	"routing/pricing":                      foundation,
 	"internal/detect":                      foundation,
 	"internal/cache":                       foundation,
-	"envoy":                                foundation,
 	"envoy/validate":                       foundation,
 
 	"policy/allow":                         domain,
