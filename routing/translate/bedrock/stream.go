@@ -126,7 +126,7 @@ func (t *stream) blockStart(out []byte, ev gjson.Result) []byte {
 	if !tu.IsObject() || idx.Type != gjson.Number {
 		return out
 	}
-	if tu.Get("name").String() == jsonTool && !t.json.seen {
+	if tu.Get("name").String() == jsonTool && !t.json.open {
 		t.json.index, t.json.open, t.json.seen = idx.Int(), true, true
 		return t.open(out)
 	}
