@@ -134,3 +134,50 @@ func TestBedrockReasoning(t *testing.T) {
 		t.Fatalf("streamed reasoning %q content %q", reasoning, acc.Choices[0].Message.Content)
 	}
 }
+
+// TestBedrockFeatureStreams: the response_format and thinking streams
+// assemble the same whatever the chunking of Bedrock's binary event stream.
+func TestBedrockFeatureStreams(t *testing.T) {
+	for name, chunks := range streamChunkings {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{extra: bedrockConfig, bedrock: true, chunks: chunks})
+			p := chatParams("bedrock-default")
+			p.ResponseFormat = weatherFormat()
+			p.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+			s := h.client.Chat.Completions.NewStreaming(context.Background(), p)
+			var acc openai.ChatCompletionAccumulator
+			for s.Next() {
+				acc.AddChunk(s.Current())
+			}
+			if err := s.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if c := acc.Choices[0]; c.Message.Content != `{"city": "Paris", "temperature_c": 18}` || c.FinishReason != "stop" || acc.Usage.CompletionTokens != 24 {
+				t.Fatalf("json: %+v %+v", c, acc.Usage)
+			}
+
+			p = chatParams("bedrock-default")
+			p.ReasoningEffort = openai.ReasoningEffortHigh
+			p.MaxCompletionTokens = openai.Int(40000)
+			s = h.client.Chat.Completions.NewStreaming(context.Background(), p)
+			acc = openai.ChatCompletionAccumulator{}
+			reasoning, blocks := "", 0
+			for s.Next() {
+				ch := s.Current()
+				acc.AddChunk(ch)
+				d := gjson.Get(ch.RawJSON(), "choices.0.delta")
+				reasoning += d.Get("reasoning_content").Str
+				blocks += len(d.Get("thinking_blocks").Array())
+			}
+			if err := s.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if reasoning != "The user greets me. A short greeting back fits." || blocks != 1 || acc.Choices[0].Message.Content != "Hello! How can I help?" {
+				t.Fatalf("reasoning %q blocks %d content %q", reasoning, blocks, acc.Choices[0].Message.Content)
+			}
+			if b := gjson.GetBytes(lastRequest(t, h.bedrock).Body, "additionalModelRequestFields.thinking.budget_tokens").Int(); b != 16384 {
+				t.Fatalf("budget %d", b)
+			}
+		})
+	}
+}
