@@ -71,14 +71,29 @@ func TestBedrockStructuredOutput(t *testing.T) {
 	}
 	checkUpstream(true)
 
-	// With the client's own tools the forced tool cannot work: a 400 naming
-	// the field, before anything reaches Bedrock.
-	n := len(h.bedrock.Requests())
+	// Next to the client's own tools, the answer tool joins them and the
+	// model must call one: here it calls the client's.
 	p.Tools = []openai.ChatCompletionToolUnionParam{openai.ChatCompletionFunctionTool(openai.FunctionDefinitionParam{Name: "get_weather"})}
+	out, err = h.client.Chat.Completions.New(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls := out.Choices[0].Message.ToolCalls; len(calls) != 1 || calls[0].Function.Name != "get_weather" || out.Choices[0].FinishReason != "tool_calls" {
+		t.Fatalf("with tools: %+v", out.Choices[0])
+	}
+	tc := gjson.GetBytes(lastRequest(t, h.bedrock).Body, "toolConfig")
+	if tc.Get("toolChoice.any").Raw != "{}" || tc.Get("tools.0.toolSpec.name").Str != "get_weather" || tc.Get("tools.1.toolSpec.name").Str != "tollgate_json_object" {
+		t.Fatalf("with tools: toolConfig %s", tc.Raw)
+	}
+
+	// json_object with tools is refused, as for Anthropic: a 400 naming the
+	// field, before anything reaches Bedrock.
+	n := len(h.bedrock.Requests())
+	p.ResponseFormat = openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONObject: &openai.ResponseFormatJSONObjectParam{}}
 	_, err = h.client.Chat.Completions.New(context.Background(), p)
 	var e *openai.Error
 	if !asAPIError(err, &e) || e.StatusCode != 400 || e.Param != "response_format" || e.Code != "unsupported_parameter" {
-		t.Fatalf("with tools: %v", err)
+		t.Fatalf("json_object with tools: %v", err)
 	}
 	if len(h.bedrock.Requests()) != n {
 		t.Fatal("a refused request reached Bedrock")

@@ -84,6 +84,30 @@ func TestRequestFeatures(t *testing.T) {
 					"toolChoice":{"tool":{"name":"tollgate_json_object"}}}}`,
 		},
 		{
+			name: "response_format json_schema next to client tools: either a tool call or the answer",
+			in: `{"messages":[{"role":"user","content":"Hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object"}}},
+				"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"auto"}`,
+			want: `{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":4096},
+				"toolConfig":{"tools":[{"toolSpec":{"name":"f","inputSchema":{"json":{"type":"object","properties":{}}}}},
+					{"toolSpec":{"name":"tollgate_json_object","description":"Respond with a JSON object that matches the schema.","inputSchema":{"json":{"type":"object"}}}}],
+					"toolChoice":{"any":{}}}}`,
+		},
+		{
+			name: "response_format json_schema with a client tool forced: the client's choice stands",
+			in: `{"messages":[{"role":"user","content":"Hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object"}}},
+				"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"required"}`,
+			want: `{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":4096},
+				"toolConfig":{"tools":[{"toolSpec":{"name":"f","inputSchema":{"json":{"type":"object","properties":{}}}}}],"toolChoice":{"any":{}}}}`,
+		},
+		{
+			name: "response_format json_schema with tool_choice none: only the answer tool, forced",
+			in: `{"messages":[{"role":"user","content":"Hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object"}}},
+				"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"none"}`,
+			want: `{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":4096},
+				"toolConfig":{"tools":[{"toolSpec":{"name":"tollgate_json_object","description":"Respond with a JSON object that matches the schema.","inputSchema":{"json":{"type":"object"}}}}],
+					"toolChoice":{"tool":{"name":"tollgate_json_object"}}}}`,
+		},
+		{
 			name:  "response_format json_object, and text ignored",
 			model: "amazon.nova-pro-v1:0",
 			in:    `{"messages":[{"role":"user","content":"Hi"}],"response_format":{"type":"json_object"},"tools":[],"reasoning_effort":"none","thinking":{"type":"disabled"}}`,
@@ -142,6 +166,7 @@ func TestRequestFeatures(t *testing.T) {
 func TestRequestFeaturesRefused(t *testing.T) {
 	tests := []struct{ name, in, param string }{
 		{"json_object with thinking", `{"messages":[{"role":"user","content":"Hi"}],"response_format":{"type":"json_object"},"thinking":{"type":"enabled","budget_tokens":1024}}`, "response_format"},
+		{"json_schema with tools and thinking", `{"messages":[{"role":"user","content":"Hi"}],"response_format":{"type":"json_schema","json_schema":{"schema":{}}},"tools":[{"type":"function","function":{"name":"f"}}],"thinking":{"type":"adaptive"}}`, "response_format"},
 		{"json_schema with reasoning_effort", `{"messages":[{"role":"user","content":"Hi"}],"response_format":{"type":"json_schema","json_schema":{"schema":{}}},"reasoning_effort":"low"}`, "response_format"},
 		{"reasoning_effort with thinking", `{"messages":[{"role":"user","content":"Hi"}],"reasoning_effort":"low","thinking":{"type":"adaptive"}}`, "reasoning_effort"},
 		{"reasoning_effort value", `{"messages":[{"role":"user","content":"Hi"}],"reasoning_effort":"extreme"}`, "reasoning_effort"},

@@ -45,9 +45,11 @@ type outputConfig struct {
 //
 // response_format json_schema and json_object become a forced tool whose
 // input schema is the schema ({"type":"object"} for json_object) and whose
-// input is returned as the message content. A forced tool cannot coexist
-// with the client's tools (the model could call neither) nor with thinking
-// (Claude refuses a forced tool choice while thinking): both are refused.
+// input is returned as the message content. With thinking it is refused:
+// Claude refuses a forced tool choice while thinking. With the client's
+// tools, json_object is refused, as the Anthropic translation refuses it;
+// json_schema, which Anthropic answers natively alongside tools, is offered
+// next to them (see Request).
 func reasoning(root gjson.Result, model string, maxTokens int64) (outputConfig, error) {
 	var c outputConfig
 	effort, err := reasoningEffort(root.Get("reasoning_effort"))
@@ -115,8 +117,8 @@ func reasoning(root gjson.Result, model string, maxTokens int64) (outputConfig, 
 	if thinkingOn {
 		return c, wire.UnsupportedParam("response_format", "response_format "+rf.Get("type").String()+" cannot be combined with thinking for this provider.")
 	}
-	if ts := root.Get("tools"); ts.IsArray() && len(ts.Array()) > 0 {
-		return c, wire.UnsupportedParam("response_format", "response_format "+rf.Get("type").String()+" cannot be combined with tools for this provider.")
+	if ts := root.Get("tools"); ts.IsArray() && len(ts.Array()) > 0 && rf.Get("type").Str == "json_object" {
+		return c, wire.UnsupportedParam("response_format", "response_format json_object cannot be combined with tools for this provider; use json_schema.")
 	}
 	c.json = &toolConfig{
 		Tools:      []tool{{ToolSpec: &toolSpec{Name: jsonTool, Description: desc, InputSchema: inputSchema{JSON: json.RawMessage(schema)}}}},

@@ -75,11 +75,10 @@ func (s *Schema) Request(body []byte, model string, opts translate.RequestOption
 	if oc.thinking != "" {
 		req.AdditionalModelRequestFields = json.RawMessage(`{"thinking":` + oc.thinking + `}`)
 	}
-	if oc.json != nil {
-		req.ToolConfig = oc.json
-	} else if err := req.tools(root); err != nil {
+	if err := req.tools(root); err != nil {
 		return nil, err
 	}
+	req.answerTool(oc.json, root.Get("tool_choice"))
 	out, err := json.Marshal(&req)
 	if err != nil {
 		return nil, wire.InvalidBody("", "The request could not be translated: "+err.Error())
@@ -647,6 +646,23 @@ func (r *converseRequest) tools(root gjson.Result) error {
 	}
 	r.ToolConfig = &tc
 	return nil
+}
+
+// answerTool adds the response_format tool. Without client tools (or with
+// tool_choice none) it is forced. Next to client tools under tool_choice
+// auto it joins them under toolChoice any: the model then either calls a
+// tool or answers through the schema, never in free text, which is what
+// response_format asks for. Under required or a named function the client
+// forces a tool of its own, and the answer comes on a later turn.
+func (r *converseRequest) answerTool(json *toolConfig, choice gjson.Result) {
+	switch {
+	case json == nil:
+	case r.ToolConfig == nil:
+		r.ToolConfig = json
+	case !wire.Present(choice) || choice.Str == "auto":
+		r.ToolConfig.Tools = append(r.ToolConfig.Tools, json.Tools...)
+		r.ToolConfig.ToolChoice = []byte(`{"any":{}}`)
+	}
 }
 
 // checkUnsupported rejects what Converse cannot give; dropping those fields
