@@ -28,24 +28,34 @@ const contentEventStream = "application/vnd.amazon.eventstream"
 type bedrock struct {
 	aws                              AWS
 	response, responseTools          []byte
+	responseJSON, responseReasoning  []byte
 	stream, streamTools, streamError [][]byte // one event-stream message per chunk
+	streamJSON, streamReasoning      [][]byte
 	err400, err429                   []byte
 }
+
+// jsonTool is the forced tool the gateway sends for response_format; the
+// fake answers it with the JSON fixtures.
+const jsonTool = "tollgate_json_object"
 
 func newBedrock(fs *fixtureSet, a AWS) *bedrock {
 	if a.Region == "" {
 		a.Region = "us-east-1"
 	}
 	p := &bedrock{
-		aws:           a,
-		response:      fs.read("bedrock/converse_response.json"),
-		responseTools: fs.read("bedrock/converse_response_tool_use.json"),
-		err400:        fs.read("bedrock/error_400.json"),
-		err429:        fs.read("bedrock/error_429.json"),
+		aws:               a,
+		response:          fs.read("bedrock/converse_response.json"),
+		responseTools:     fs.read("bedrock/converse_response_tool_use.json"),
+		responseJSON:      fs.read("bedrock/converse_response_json.json"),
+		responseReasoning: fs.read("bedrock/converse_response_reasoning.json"),
+		err400:            fs.read("bedrock/error_400.json"),
+		err429:            fs.read("bedrock/error_429.json"),
 	}
 	p.stream = eventMessages(fs, "bedrock/converse_stream.jsonl")
 	p.streamTools = eventMessages(fs, "bedrock/converse_stream_tool_use.jsonl")
 	p.streamError = eventMessages(fs, "bedrock/converse_stream_exception.jsonl")
+	p.streamJSON = eventMessages(fs, "bedrock/converse_stream_json.jsonl")
+	p.streamReasoning = eventMessages(fs, "bedrock/converse_stream_reasoning.jsonl")
 	return p
 }
 
@@ -101,17 +111,23 @@ func (p *bedrock) handle(r *http.Request, body []byte, id string) (reply, bool) 
 	case len(root.Get("messages").Array()) == 0:
 		return p.apiError(http.StatusBadRequest, id, "ValidationException", "1 validation error detected: Value at 'messages' failed to satisfy constraint"), false
 	}
-	tools := root.Get("toolConfig.tools").IsArray()
-	if op == "converse" {
-		resp := p.response
-		if tools {
-			resp = p.responseTools
-		}
-		return reply{status: http.StatusOK, header: p.header(id, contentJSON), chunks: [][]byte{resp}}, true
+	if msg := validateConverse(root); msg != "" {
+		return p.apiError(http.StatusBadRequest, id, "ValidationException", msg), false
 	}
-	events := p.stream
-	if tools {
-		events = p.streamTools
+	// The answer follows what the request asks for: the response_format tool
+	// forced, Claude's thinking on, tools offered, or plain text.
+	resp, events := p.response, p.stream
+	thinking := root.Get("additionalModelRequestFields.thinking.type").Str
+	switch {
+	case root.Get("toolConfig.toolChoice.tool.name").Str == jsonTool:
+		resp, events = p.responseJSON, p.streamJSON
+	case thinking == "enabled" || thinking == "adaptive":
+		resp, events = p.responseReasoning, p.streamReasoning
+	case root.Get("toolConfig.tools").IsArray():
+		resp, events = p.responseTools, p.streamTools
+	}
+	if op == "converse" {
+		return reply{status: http.StatusOK, header: p.header(id, contentJSON), chunks: [][]byte{resp}}, true
 	}
 	return reply{status: http.StatusOK, header: p.header(id, contentEventStream), chunks: events, stream: true}, true
 }
@@ -156,4 +172,52 @@ func (p *bedrock) streamErrorReply(normal reply, id string) reply {
 		return p.errorReply(http.StatusTooManyRequests, "", id)
 	}
 	return reply{status: http.StatusOK, header: p.header(id, contentEventStream), chunks: p.streamError, stream: true}
+}
+
+// validateConverse checks the parts of a Converse request the reference
+// constrains and the gateway produces: every content, system and tool
+// entry is a union with exactly one member set, a cachePoint has type
+// default and an optional ttl of 5m or 1h and follows another block, and
+// a forced toolChoice names an offered tool. It returns Bedrock's message
+// for the first violation, "" for none.
+func validateConverse(root gjson.Result) string {
+	union := func(where string, list gjson.Result) string {
+		for i, b := range list.Array() {
+			n := 0
+			b.ForEach(func(_, _ gjson.Result) bool { n++; return true })
+			if !b.IsObject() || n != 1 {
+				return fmt.Sprintf("%s.%d must set exactly one member", where, i)
+			}
+			if cp := b.Get("cachePoint"); cp.Exists() {
+				if cp.Get("type").Str != "default" || (cp.Get("ttl").Exists() && cp.Get("ttl").Str != "5m" && cp.Get("ttl").Str != "1h") {
+					return fmt.Sprintf("%s.%d.cachePoint is invalid", where, i)
+				}
+				if i == 0 {
+					return fmt.Sprintf("%s.%d: a cachePoint must follow content", where, i)
+				}
+			}
+		}
+		return ""
+	}
+	if msg := union("system", root.Get("system")); msg != "" {
+		return msg
+	}
+	for i, m := range root.Get("messages").Array() {
+		if msg := union(fmt.Sprintf("messages.%d.content", i), m.Get("content")); msg != "" {
+			return msg
+		}
+	}
+	tools := root.Get("toolConfig.tools")
+	if msg := union("toolConfig.tools", tools); msg != "" {
+		return msg
+	}
+	if name := root.Get("toolConfig.toolChoice.tool.name"); name.Exists() {
+		for _, t := range tools.Array() {
+			if t.Get("toolSpec.name").Str == name.Str {
+				return ""
+			}
+		}
+		return "The tool named in toolChoice is not offered in toolConfig.tools."
+	}
+	return ""
 }

@@ -97,3 +97,33 @@ func TestBedrockFake(t *testing.T) {
 		t.Fatalf("%d", resp.StatusCode)
 	}
 }
+
+// TestBedrockFakeAnswers: the fake answers what the request asks for and
+// refuses what the Converse reference does not allow.
+func TestBedrockFakeAnswers(t *testing.T) {
+	s, err := Start(Options{Kind: Bedrock, AWS: testAWS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	path := "/model/anthropic.claude-sonnet-4-5-20250929-v1:0/converse"
+	tests := []struct {
+		name, body string
+		status     int
+		check      string // a gjson path that must exist in the answer
+	}{
+		{"forced response_format tool", `{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"toolConfig":{"tools":[{"toolSpec":{"name":"tollgate_json_object","inputSchema":{"json":{"type":"object"}}}}],"toolChoice":{"tool":{"name":"tollgate_json_object"}}}}`, 200, "output.message.content.0.toolUse.input.city"},
+		{"thinking", `{"messages":[{"role":"user","content":[{"text":"Hi"},{"cachePoint":{"type":"default","ttl":"1h"}}]}],"additionalModelRequestFields":{"thinking":{"type":"enabled","budget_tokens":1024}}}`, 200, "output.message.content.0.reasoningContent.reasoningText.signature"},
+		{"two members in a block", `{"messages":[{"role":"user","content":[{"text":"Hi","cachePoint":{"type":"default"}}]}]}`, 400, "message"},
+		{"leading cachePoint", `{"messages":[{"role":"user","content":[{"cachePoint":{"type":"default"}},{"text":"Hi"}]}]}`, 400, "message"},
+		{"bad ttl", `{"system":[{"text":"S"},{"cachePoint":{"type":"default","ttl":"2h"}}],"messages":[{"role":"user","content":[{"text":"Hi"}]}]}`, 400, "message"},
+		{"toolChoice not offered", `{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"toolConfig":{"tools":[{"toolSpec":{"name":"f","inputSchema":{"json":{}}}}],"toolChoice":{"tool":{"name":"g"}}}}`, 400, "message"},
+	}
+	for _, tc := range tests {
+		resp := signedPost(t, s, path, []byte(tc.body), nil)
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != tc.status || !gjson.GetBytes(b, tc.check).Exists() {
+			t.Errorf("%s: %d %s", tc.name, resp.StatusCode, b)
+		}
+	}
+}

@@ -14,7 +14,8 @@ func checkField(name string, v gjson.Result) error {
 	switch name {
 	// Translated by Request (or refused there for values it cannot express).
 	case "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop",
-		"stream", "tools", "tool_choice", "n", "logprobs", "modalities", "response_format":
+		"stream", "tools", "tool_choice", "n", "logprobs", "modalities", "response_format",
+		"reasoning_effort", "thinking":
 		return nil
 	// Ignored: an end-user id only labels the request at OpenAI, and
 	// Converse's requestMetadata accepts too few characters to carry any id.
@@ -26,15 +27,6 @@ func checkField(name string, v gjson.Result) error {
 			return nil
 		}
 		return wire.UnsupportedParam(name, "parallel_tool_calls false is not supported for this provider.")
-	// Not translated yet for Converse (Claude's thinking would travel in
-	// additionalModelRequestFields, and come back as reasoningContent).
-	case "reasoning_effort":
-		if v.Str == "none" {
-			return nil
-		}
-		return wire.UnsupportedParam(name, "reasoning_effort is not supported for this provider yet.")
-	case "thinking":
-		return wire.UnsupportedParam(name, "thinking is not supported for this provider yet.")
 	}
 	if known, err := wire.UntranslatedField(name, v); known {
 		return err

@@ -32,13 +32,20 @@ const (
 //	contentBlockStart (start.toolUse)    → tool call chunk with id, name, "arguments":""
 //	contentBlockDelta (delta.text)       → {"content": text}
 //	contentBlockDelta (delta.toolUse)    → tool call arguments fragment
-//	contentBlockStop                     → "{}" arguments for a tool that streamed none
+//	contentBlockDelta (delta.reasoningContent.text) → {"reasoning_content": text}
+//	contentBlockDelta (delta.reasoningContent.redactedContent) → {"thinking_blocks":[{"type":"redacted_thinking","data"}]}
+//	contentBlockStop                     → "{}" arguments for a tool that streamed none;
+//	                                       {"thinking_blocks":[{"type":"thinking","thinking","signature"}]} after reasoning text
 //	messageStop       (stopReason)       → finish chunk
 //	metadata          (usage)            → usage chunk (if asked for), data: [DONE]
 //	exception:*                          → data: {"error":{...}}
 //
 // Bedrock sends metadata, with the usage, after messageStop: the stream is
-// complete only then. Reasoning deltas and unknown events produce nothing.
+// complete only then. The toolUse block of the response_format tool
+// (jsonTool) streams as content, and its tool_use stop as finish_reason
+// "stop". A reasoning block's complete text and signature go out once more,
+// as thinking_blocks, when it ends: that is what a client replays, as with
+// the Anthropic translation. Unknown events and deltas produce nothing.
 type stream struct {
 	model        string
 	includeUsage bool
@@ -48,8 +55,17 @@ type stream struct {
 
 	w wire.Chunks
 
-	tools   map[int64]int // contentBlockIndex → position in calls
-	calls   []bool        // whether an arguments fragment went out
+	tools map[int64]int // contentBlockIndex → position in calls
+	calls []bool        // whether an arguments fragment went out
+	// json is the response_format tool's block, streamed as content.
+	json struct {
+		index      int64
+		open, text bool // the block started; some content went out
+		seen       bool // the block appeared: the answer is content
+	}
+	// thoughts are the reasoning blocks being streamed, by block index.
+	thoughts map[int64]*thought
+
 	u       usage.Anthropic
 	usageOK bool
 }
@@ -76,7 +92,11 @@ func (t *stream) Event(out []byte, name, data []byte) []byte {
 	case "contentBlockStop":
 		out = t.blockStop(out, ev)
 	case "messageStop":
-		out = t.finish(out, finishReason(ev.Get("stopReason").String()))
+		reason := finishReason(ev.Get("stopReason").String())
+		if reason == "tool_calls" && t.json.seen && len(t.calls) == 0 {
+			reason = "stop"
+		}
+		out = t.finish(out, reason)
 	case "metadata":
 		if u, ok := readUsage(t.u, ev.Get("usage")); ok {
 			t.u, t.usageOK = u, true
@@ -106,6 +126,10 @@ func (t *stream) blockStart(out []byte, ev gjson.Result) []byte {
 	if !tu.IsObject() || idx.Type != gjson.Number {
 		return out
 	}
+	if tu.Get("name").String() == jsonTool && !t.json.open {
+		t.json.index, t.json.open, t.json.seen = idx.Int(), true, true
+		return t.open(out)
+	}
 	if _, dup := t.tools[idx.Int()]; dup {
 		return out
 	}
@@ -128,6 +152,10 @@ func (t *stream) blockDelta(out []byte, ev gjson.Result) []byte {
 		return t.w.Content(t.open(out), text.Str)
 	}
 	if in := d.Get("toolUse.input"); in.Type == gjson.String && in.Str != "" {
+		if t.json.open && ev.Get("contentBlockIndex").Int() == t.json.index {
+			t.json.text = true
+			return t.w.Content(t.open(out), in.Str)
+		}
 		n, ok := t.tools[ev.Get("contentBlockIndex").Int()]
 		if !ok {
 			return out
@@ -135,13 +163,65 @@ func (t *stream) blockDelta(out []byte, ev gjson.Result) []byte {
 		t.calls[n] = true
 		return t.w.Arguments(out, n, in.Str)
 	}
-	return out // reasoningContent, citations and future deltas
+	if rc := d.Get("reasoningContent"); rc.IsObject() {
+		return t.reasoning(out, ev.Get("contentBlockIndex"), rc)
+	}
+	return out // citations and future deltas
+}
+
+// thought is one reasoning block being streamed.
+type thought struct {
+	text      []byte
+	signature string
+}
+
+// reasoning handles a reasoningContent delta: a text fragment goes out at
+// once, a signature is kept for the block's end, redacted content goes out
+// whole as a thinking block of its own.
+func (t *stream) reasoning(out []byte, idx, rc gjson.Result) []byte {
+	if rd := rc.Get("redactedContent"); rd.Type == gjson.String {
+		d := appendRedactedBlock(append([]byte(nil), `{"thinking_blocks":[`...), rd.Str)
+		return t.w.Delta(t.open(out), append(d, "]}"...))
+	}
+	if idx.Type != gjson.Number {
+		return out
+	}
+	th := t.thoughts[idx.Int()]
+	if th == nil {
+		if t.thoughts == nil {
+			t.thoughts = make(map[int64]*thought)
+		}
+		th = &thought{}
+		t.thoughts[idx.Int()] = th
+	}
+	if sig := rc.Get("signature"); sig.Type == gjson.String {
+		th.signature += sig.Str
+	}
+	text := rc.Get("text")
+	if text.Type != gjson.String || text.Str == "" {
+		return out
+	}
+	th.text = append(th.text, text.Str...)
+	return t.w.Reasoning(t.open(out), text.Str)
 }
 
 // blockStop gives a tool call that streamed no input "{}" as arguments, as
 // OpenAI does, so arguments always parse.
 func (t *stream) blockStop(out []byte, ev gjson.Result) []byte {
-	n, ok := t.tools[ev.Get("contentBlockIndex").Int()]
+	idx := ev.Get("contentBlockIndex").Int()
+	if th := t.thoughts[idx]; th != nil {
+		delete(t.thoughts, idx)
+		d := appendThinkingBlock(append([]byte(nil), `{"thinking_blocks":[`...), string(th.text), th.signature)
+		return t.w.Delta(t.open(out), append(d, "]}"...))
+	}
+	if t.json.open && idx == t.json.index {
+		t.json.open = false
+		if t.json.text {
+			return out
+		}
+		return t.w.Content(t.open(out), "{}")
+	}
+	n, ok := t.tools[idx]
 	if !ok || t.calls[n] {
 		return out
 	}

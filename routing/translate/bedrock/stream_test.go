@@ -183,7 +183,8 @@ func TestStreamFailures(t *testing.T) {
 func TestStreamIgnoresUnknown(t *testing.T) {
 	evs := []event{
 		{"messageStart", `{"role":"assistant"}`},
-		{"contentBlockDelta", `{"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"secret thoughts"}}}`},
+		{"contentBlockDelta", `{"contentBlockIndex":0,"delta":{"citation":{"title":"secret thoughts"}}}`},
+		{"contentBlockDelta", `{"contentBlockIndex":1,"delta":{"reasoningContent":"secret thoughts"}}`},
 		{"somethingNew", `{"x":1}`},
 		{"contentBlockDelta", `not json`},
 		{"contentBlockDelta", `{"contentBlockIndex":9,"delta":{"toolUse":{"input":"{}"}}}`},
@@ -195,7 +196,8 @@ func TestStreamIgnoresUnknown(t *testing.T) {
 }
 
 func FuzzStream(f *testing.F) {
-	for _, name := range []string{"converse_stream.jsonl", "converse_stream_tool_use.jsonl", "converse_stream_exception.jsonl"} {
+	for _, name := range []string{"converse_stream.jsonl", "converse_stream_tool_use.jsonl", "converse_stream_exception.jsonl",
+		"converse_stream_json.jsonl", "converse_stream_reasoning.jsonl"} {
 		for _, e := range readEvents(f, name) {
 			f.Add(e.name, []byte(e.data))
 		}
@@ -217,7 +219,7 @@ func FuzzStream(f *testing.F) {
 }
 
 func FuzzResponse(f *testing.F) {
-	for _, name := range []string{"converse_response.json", "converse_response_tool_use.json"} {
+	for _, name := range []string{"converse_response.json", "converse_response_tool_use.json", "converse_response_json.json", "converse_response_reasoning.json"} {
 		b, err := os.ReadFile(fixtures + name)
 		if err != nil {
 			f.Fatal(err)
@@ -235,8 +237,12 @@ func FuzzResponse(f *testing.F) {
 func FuzzRequest(f *testing.F) {
 	f.Add([]byte(`{"messages":[{"role":"user","content":"Hi"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"auto"}`))
 	f.Add([]byte(`{"messages":[{"role":"assistant","tool_calls":[{"id":"a","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"a","content":"x"}]}`))
+	f.Add([]byte(`{"messages":[{"role":"system","content":"S","cache_control":{"type":"ephemeral","ttl":"1h"}},{"role":"user","content":[{"type":"text","text":"x","cache_control":{"type":"ephemeral"}}]},
+		{"role":"assistant","content":"A","thinking_blocks":[{"type":"thinking","thinking":"t","signature":"s"},{"type":"redacted_thinking","data":"d"}]}],
+		"tools":[{"type":"function","function":{"name":"f"},"cache_control":{"type":"ephemeral"}}],"reasoning_effort":"high","max_tokens":9000}`))
+	f.Add([]byte(`{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"properties":{}}}},"thinking":{"type":"disabled"}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		out, err := schema().Request(body, "m", translate.RequestOptions{})
+		out, err := schema().Request(body, claude, translate.RequestOptions{})
 		if err == nil && !gjson.ValidBytes(out) {
 			t.Fatalf("invalid JSON out: %s", out)
 		}
