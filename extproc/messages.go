@@ -557,6 +557,10 @@ func (s *nativeMessagesStream) Event(out, _, data []byte) []byte {
 
 func (s *nativeMessagesStream) State() (done, errored bool) { return s.done, s.errored }
 
+// completionText counts text and tool-input deltas, as the reader counts a
+// chat stream translated from Anthropic.
+func (*nativeMessagesStream) completionText(data []byte) int { return deltaText(data) }
+
 // End adds nothing: a native stream cut short has no message_stop, which
 // the Anthropic SDKs report themselves.
 func (s *nativeMessagesStream) End(out []byte) ([]byte, bool) { return out, s.done && !s.errored }

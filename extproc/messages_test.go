@@ -1,6 +1,8 @@
 package extproc
 
 import (
+	"bytes"
+	"slices"
 	"strings"
 	"testing"
 
@@ -255,3 +257,58 @@ func FuzzMessagesStreams(f *testing.F) {
 		}
 	})
 }
+
+// A native Messages stream counts toward the mid-stream budget check as a
+// chat stream does: the meter is asked with the completion text received so
+// far, so the stream's own output can spend the budget, and a spent budget
+// ends the stream with Anthropic's error event.
+func TestNativeMessagesStreamBudget(t *testing.T) {
+	body := readFixture(t, "anthropic/messages_stream.sse")
+	want := 0
+	for _, part := range []string{"An API gateway", " is the single entry point that", " authenticates, rate-limits and routes", " client requests to the right backend."} {
+		want += len(part)
+	}
+	half := bytes.Index(body, []byte("event: content_block_stop"))
+	tests := []struct {
+		name    string
+		left    int // completion bytes the budget still pays for
+		outcome string
+	}{
+		{name: "within the budget", left: want},
+		{name: "its own output spends the budget", left: want - 1, outcome: outcomeTerminated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := &spendingMeter{left: tt.left}
+			r := newStreamReader(m, nativeMessagesSchema{}, "m", true, nil)
+			first, _ := r.chunk(body[:half], false)
+			first = bytes.Clone(first) // the reader reuses its buffer
+			second, _ := r.chunk(body[half:], true)
+			if !slices.Equal(m.asked, []int{0, want}) || r.received() != want {
+				t.Fatalf("budget asked with %v, received %d; want [0 %d]", m.asked, r.received(), want)
+			}
+			if r.outcome() != tt.outcome {
+				t.Fatalf("outcome %q, want %q", r.outcome(), tt.outcome)
+			}
+			if !bytes.Equal(first, body[:half]) {
+				t.Fatalf("first chunk changed:\n%s", first)
+			}
+			if tt.outcome == outcomeTerminated && string(second) != string(anthropicBudgetEvent) {
+				t.Fatalf("a spent budget must end the stream with Anthropic's error event, got:\n%s", second)
+			}
+		})
+	}
+}
+
+// spendingMeter is a streamMeter whose budget pays for left bytes of
+// completion text.
+type spendingMeter struct {
+	left  int
+	asked []int
+}
+
+func (m *spendingMeter) budgetSpent(received int) bool {
+	m.asked = append(m.asked, received)
+	return received > m.left
+}
+func (m *spendingMeter) endComment() []byte { return nil }

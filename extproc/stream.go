@@ -94,7 +94,17 @@ func newStreamReader(m streamMeter, s translate.Schema, model string, includeUsa
 		r.src = &sseSource{}
 		r.textOf = deltaText
 	}
+	if c, ok := r.st.(textCounter); ok {
+		r.textOf = c.completionText
+	}
 	return r
+}
+
+// textCounter is a Stream that passes events in a format other than
+// OpenAI's (a native Anthropic stream) and counts their completion text
+// itself, so the mid-stream budget check and a cut stream's estimate see it.
+type textCounter interface {
+	completionText(data []byte) int
 }
 
 // init gives a reader built as a bare literal (tests) the identity schema.

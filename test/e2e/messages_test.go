@@ -11,6 +11,8 @@ import (
 	"github.com/anthropics/anthropic-sdk-go"
 	"github.com/anthropics/anthropic-sdk-go/option"
 	"github.com/tidwall/gjson"
+
+	"github.com/tollgate-ai/tollgate/test/fakeprovider"
 )
 
 // The Anthropic Messages API (/v1/messages, /v1/messages/count_tokens)
@@ -324,5 +326,59 @@ func TestMessagesGuardrails(t *testing.T) {
 		if want := strings.ReplaceAll(c.want, "API", "[TERM_1]"); len(msg.Content) == 0 || msg.Content[0].Text != want {
 			t.Fatalf("%s stream=%t: redacted %+v, want %q", c.model, c.stream, msg.Content, want)
 		}
+	}
+}
+
+// TestMessagesBudgetEndsRunningStream: a native Messages stream of an app
+// whose policy is to terminate is ended by its budget mid-stream, as a chat
+// stream is, and the Anthropic SDK raises the error event.
+func TestMessagesBudgetEndsRunningStream(t *testing.T) {
+	h := newHarness(t, harnessOptions{extra: meteredConfig()})
+	c := h.anthropicClient(streamKey)
+	release := make(chan struct{})
+	h.anthropic.Fail(fakeprovider.SlowFirstByte(release))
+	type result struct {
+		text string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s := c.Messages.NewStreaming(context.Background(), messagesParams("claude-default"))
+		var msg anthropic.Message
+		for s.Next() {
+			_ = msg.Accumulate(s.Current())
+		}
+		r := result{err: s.Err()}
+		if len(msg.Content) > 0 {
+			r.text = msg.Content[0].Text
+		}
+		done <- r
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := h.anthropic.WaitRequests(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	// Another request of the same app spends the budget while the stream waits.
+	if _, err := c.Messages.New(context.Background(), messagesParams("claude-default")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitRequestLogs(1)
+	close(release)
+	r := <-done
+	if r.err == nil || !strings.Contains(r.err.Error(), "budget") || !strings.Contains(r.err.Error(), "billing_error") {
+		t.Fatalf("stream past its budget: err=%v text=%q", r.err, r.text)
+	}
+	if r.text == anthropicStreamText(t, "anthropic/messages_stream.sse") {
+		t.Fatal("the whole stream was delivered")
+	}
+	terminated := 0
+	for _, line := range h.waitRequestLogs(2) {
+		if gjson.Get(line, "stream").Bool() && gjson.Get(line, "outcome").Str == "terminated" {
+			terminated++
+		}
+	}
+	if terminated != 1 {
+		t.Fatalf("want the stream logged as terminated: %v", h.requestLogs())
 	}
 }
