@@ -5,14 +5,20 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/tollgate-ai/tollgate/extproc/internal/jsonscan"
+	"github.com/tollgate-ai/tollgate/internal/configopts"
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
+	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/routing"
+	"github.com/tollgate-ai/tollgate/routing/config"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 	"github.com/tollgate-ai/tollgate/routing/translate/openai"
+	"github.com/tollgate-ai/tollgate/routing/translate/vertex"
+	"github.com/tollgate-ai/tollgate/test/fakeprovider"
 )
 
 // frontStep finds a front step by name, so tests do not depend on the
@@ -165,10 +171,119 @@ func TestStepRouteMessages(t *testing.T) {
 	})
 }
 
-func TestStepRequireNative(t *testing.T) {
-	runBodyStep(t, stepRequireNative, []stepCase{
-		{name: "anthropic", snap: chainSnapshot(t), facts: member(1)},
-		{name: "bedrock", snap: bedrockSnapshot(t), facts: target("bedrock-default"), code: "unsupported_endpoint"},
+// vertexSnapshot has a Vertex AI provider serving Claude and Gemini. Its
+// service account's token endpoint is never called (no step here mints).
+func vertexSnapshot(t *testing.T) *Snapshot {
+	t.Helper()
+	ep, err := fakeprovider.NewTokenEndpoint(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := string(ep.ServiceAccountJSON("http://127.0.0.1:1/token"))
+	cfg := &config.Config{
+		Version: 1,
+		Providers: []config.Provider{{Name: "vertex", Schema: config.SchemaVertexAI, Cluster: "vertex", DefaultMaxTokens: 256,
+			BasePath: "/v1/projects/p/locations/l", Vertex: &config.Vertex{Project: "p", Location: "l", ServiceAccount: config.SecretRef{Env: "SA"}},
+			Models: []string{"claude-sonnet-4-5@20250929", "google/gemini-2.5-flash"}}},
+		Models: []config.Model{
+			{Name: "vertex-claude", Provider: "vertex", Model: "claude-sonnet-4-5@20250929"},
+			{Name: "vertex-gemini", Provider: "vertex", Model: "google/gemini-2.5-flash"},
+		},
+	}
+	lookup := func(k string) (string, bool) { return sa, k == "SA" }
+	table, warns := routing.New(cfg, lookup)
+	if len(warns) > 0 {
+		t.Fatal(warns)
+	}
+	tenants, _ := configopts.NewTenancy(cfg, lookup)
+	store, _ := keys.NewStore([]keys.Entry{{Key: keys.Key{ID: "k1", Tenant: config.DefaultTenant}, SHA256: keys.Hash(testKey)}})
+	return &Snapshot{Routes: table, Keys: store, Tenants: tenants, Metadata: cfg.MetadataLimits(), Limits: &Limits{}}
+}
+
+func TestStepMessagesForProvider(t *testing.T) {
+	vertexSnap := vertexSnapshot(t)
+	const body = `{"model":"m","max_tokens":10,"stream":true,"system":"s","messages":[{"role":"user","content":"hi"}]}`
+	streaming := func(x *exchange) { x.stream = true }
+	bodyIs := func(check func(b string) bool) func(*testing.T, *exchange, *upstreamRequest, *mutation) {
+		return func(t *testing.T, _ *exchange, req *upstreamRequest, _ *mutation) {
+			if b := sent(t, req); !check(b) {
+				t.Fatalf("body %s", b)
+			}
+		}
+	}
+	runBodyStep(t, stepMessagesForProvider, []stepCase{
+		{name: "anthropic: the model rewritten", snap: chainSnapshot(t), facts: both(onMessages(routing.EndpointMessages), member(1)), body: body,
+			want: bodyIs(func(b string) bool {
+				return gjson.Get(b, "model").Str == "claude-sonnet-4-5" && gjson.Get(b, "system").Str == "s" && !gjson.Get(b, "anthropic_version").Exists()
+			})},
+		{name: "vertex claude: the model in the path, the version in the body", snap: vertexSnap,
+			facts: both(onMessages(routing.EndpointMessages), target("vertex-claude")), body: body,
+			want: bodyIs(func(b string) bool {
+				return !gjson.Get(b, "model").Exists() && gjson.Get(b, "anthropic_version").Str == "vertex-2023-10-16" &&
+					gjson.Get(b, "system").Str == "s" && gjson.Get(b, "max_tokens").Int() == 10 && gjson.Get(b, "stream").Bool()
+			})},
+		{name: "vertex gemini: chat completions, usage asked", snap: vertexSnap,
+			facts: both(onMessages(routing.EndpointMessages), target("vertex-gemini"), streaming), body: body,
+			want: bodyIs(func(b string) bool {
+				return gjson.Get(b, "model").Str == "google/gemini-2.5-flash" && gjson.Get(b, "messages.0.role").Str == "system" &&
+					gjson.Get(b, "max_completion_tokens").Int() == 10 && gjson.Get(b, "stream_options.include_usage").Bool()
+			})},
+		{name: "bedrock: chat, then converse", snap: bedrockSnapshot(t),
+			facts: both(onMessages(routing.EndpointMessages), target("bedrock-default"), streaming), body: body,
+			want: bodyIs(func(b string) bool {
+				return !gjson.Get(b, "model").Exists() && gjson.Get(b, "system.0.text").Str == "s" &&
+					gjson.Get(b, "messages.0.content.0.text").Str == "hi" && gjson.Get(b, "inferenceConfig.maxTokens").Int() == 10
+			})},
+		{name: "bedrock: a field Messages cannot take to chat", snap: bedrockSnapshot(t),
+			facts: both(onMessages(routing.EndpointMessages), target("bedrock-default")),
+			body:  `{"model":"m","max_tokens":10,"top_k":3,"messages":[{"role":"user","content":"hi"}]}`, code: "unsupported_parameter"},
+	})
+	runBodyStep(t, stepMessagesNoFallback, []stepCase{
+		{name: "fallback alias", snap: chainSnapshot(t), facts: both(onMessages(routing.EndpointMessages), target("smart")), code: "unsupported_endpoint"},
+	})
+}
+
+func TestStepRouteMessagesProviders(t *testing.T) {
+	vertexSnap := vertexSnapshot(t)
+	route := func(path string, headers map[string]string, absent ...string) func(*testing.T, *exchange, *upstreamRequest, *mutation) {
+		return func(t *testing.T, _ *exchange, _ *upstreamRequest, mu *mutation) {
+			h := setHeaders(mu.get())
+			if path != "" && (h[":path"] != path || h[clusterHeader] == "") {
+				t.Fatalf("path %q cluster %q", h[":path"], h[clusterHeader])
+			}
+			for k, v := range headers {
+				if h[k] != v {
+					t.Fatalf("%s: %q, want %q (%v)", k, h[k], v, h)
+				}
+			}
+			for _, k := range absent {
+				if _, ok := h[k]; ok {
+					t.Fatalf("%s must not be sent: %v", k, h)
+				}
+			}
+		}
+	}
+	streaming := func(x *exchange) { x.stream = true }
+	betas := func(x *exchange) { x.msgs.anthropic = anthropicHeaders{"2023-06-01", "prompt-caching-2024-07-31"} }
+	msgs := onMessages(routing.EndpointMessages)
+	runBodyStep(t, stepRouteMessages, []stepCase{
+		{name: "anthropic", snap: chainSnapshot(t), facts: both(msgs, member(1)), body: `{}`, want: route("/v1/messages", map[string]string{"x-api-key": "sk-a"})},
+		{name: "vertex claude", snap: vertexSnap, facts: both(msgs, target("vertex-claude")), body: `{}`,
+			want: route("/v1/projects/p/locations/l/publishers/anthropic/models/claude-sonnet-4-5@20250929:rawPredict", nil)},
+		{name: "vertex claude stream", snap: vertexSnap, facts: both(msgs, target("vertex-claude"), streaming), body: `{}`,
+			want: route("/v1/projects/p/locations/l/publishers/anthropic/models/claude-sonnet-4-5@20250929:streamRawPredict", nil)},
+		{name: "vertex gemini", snap: vertexSnap, facts: both(msgs, target("vertex-gemini")), body: `{}`,
+			want: route("/v1/projects/p/locations/l/endpoints/openapi/chat/completions", nil)},
+		{name: "bedrock stream", snap: bedrockSnapshot(t), facts: both(msgs, target("bedrock-default"), streaming), body: `{}`,
+			want: route("/model/"+bedrockID+"/converse-stream", nil)},
+	})
+	runBodyStep(t, stepMessagesHeaders, []stepCase{
+		{name: "anthropic", snap: chainSnapshot(t), facts: both(msgs, member(1), betas),
+			want: route("", map[string]string{"anthropic-version": "2023-06-01", "anthropic-beta": "prompt-caching-2024-07-31"})},
+		{name: "vertex claude: betas, the version is in the body", snap: vertexSnap, facts: both(msgs, target("vertex-claude"), betas),
+			want: route("", map[string]string{"anthropic-beta": "prompt-caching-2024-07-31"}, "anthropic-version")},
+		{name: "bedrock: its translator's headers", snap: bedrockSnapshot(t), facts: both(msgs, target("bedrock-default"), betas),
+			want: route("", map[string]string{"content-type": "application/json"}, "anthropic-version", "anthropic-beta")},
 	})
 }
 
@@ -312,3 +427,82 @@ func (m *spendingMeter) budgetSpent(received int) bool {
 	return received > m.left
 }
 func (m *spendingMeter) endComment() []byte { return nil }
+
+// A translated Messages stream counts the provider's chat text toward the
+// budget, as chat to the same provider does, and a provider chat translator
+// (Gemini on Vertex AI here) composes with the Messages stream: Anthropic's
+// events out, the chat stream's usage metered.
+func TestTranslatedMessagesStream(t *testing.T) {
+	body := readFixture(t, "openai/chat_stream.sse")
+	want, text := 0, ""
+	for _, line := range strings.Split(string(body), "\n") {
+		if d, ok := strings.CutPrefix(line, "data: "); ok {
+			c := gjson.Get(d, "choices.0.delta.content").Str
+			want, text = want+len(c), text+c
+		}
+	}
+	for _, tt := range []struct {
+		name   string
+		schema translate.Schema
+		model  string
+	}{
+		{"openai", chatToMessages{}, "gpt-4o-mini"},
+		{"vertex gemini", chatToMessages{chat: &vertex.Schema{}}, "google/gemini-2.5-flash"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := &spendingMeter{left: 1 << 20}
+			r := newStreamReader(m, tt.schema, tt.model, true, nil)
+			var out []byte
+			for _, part := range [][]byte{body[:len(body)/2], body[len(body)/2:]} {
+				o, _ := r.chunk(part, false)
+				out = append(out, o...)
+			}
+			o, _ := r.chunk(nil, true)
+			out = append(out, o...)
+			if r.received() != want || len(m.asked) != 3 || m.asked[2] != want {
+				t.Fatalf("received %d, budget asked with %v; want %d", r.received(), m.asked, want)
+			}
+			got := ""
+			for _, line := range strings.Split(string(out), "\n") {
+				if d, ok := strings.CutPrefix(line, "data: "); ok && gjson.Get(d, "type").Str == "content_block_delta" {
+					got += gjson.Get(d, "delta.text").Str
+				}
+			}
+			if got != text || !strings.Contains(string(out), "event: message_stop") || r.outcome() != "" {
+				t.Fatalf("text %q, want %q; outcome %q:\n%s", got, text, r.outcome(), out)
+			}
+			if u, ok := r.usage(); !ok || u.CompletionTokens == 0 {
+				t.Fatalf("usage %+v %t", u, ok)
+			}
+		})
+	}
+}
+
+// Errors reach a Messages client in Anthropic's format whichever format
+// the provider answered in: Anthropic's passes, Google's (Vertex AI) and
+// OpenAI's are converted.
+func TestMessagesProviderErrors(t *testing.T) {
+	const google = `[{"error":{"code":429,"message":"Quota exceeded for aiplatform.googleapis.com","status":"RESOURCE_EXHAUSTED"}}]`
+	anthropicErr := `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`
+	for _, tt := range []struct {
+		name     string
+		schema   translate.Schema
+		status   int
+		body     string
+		wantType string
+	}{
+		{"anthropic passes", nativeMessagesSchema{}, 529, anthropicErr, "overloaded_error"},
+		{"vertex claude, anthropic's own", nativeMessagesSchema{errs: &vertex.Schema{}}, 529, anthropicErr, "overloaded_error"},
+		{"vertex claude, google's", nativeMessagesSchema{errs: &vertex.Schema{}}, 429, google, "rate_limit_error"},
+		{"vertex gemini, google's", chatToMessages{chat: &vertex.Schema{}}, 429, google, "rate_limit_error"},
+		{"openai", chatToMessages{}, 400, `{"error":{"message":"bad","type":"invalid_request_error"}}`, "invalid_request_error"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := tt.schema.Error(tt.status, []byte(tt.body))
+			if status != tt.status || gjson.GetBytes(body, "type").Str != "error" || gjson.GetBytes(body, "error.type").Str != tt.wantType ||
+				gjson.GetBytes(body, "error.message").Str == "" {
+				t.Fatalf("%d %s", status, body)
+			}
+		})
+	}
+}

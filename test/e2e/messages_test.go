@@ -382,3 +382,107 @@ func TestMessagesBudgetEndsRunningStream(t *testing.T) {
 		t.Fatalf("want the stream logged as terminated: %v", h.requestLogs())
 	}
 }
+
+// messagesText runs a Messages request, streamed or not, and returns the
+// answer the Anthropic SDK assembled.
+func messagesText(t *testing.T, c anthropic.Client, p anthropic.MessageNewParams, stream bool) anthropic.Message {
+	t.Helper()
+	if !stream {
+		msg, err := c.Messages.New(context.Background(), p)
+		if err != nil {
+			t.Fatalf("%s: %v", p.Model, err)
+		}
+		return *msg
+	}
+	s := c.Messages.NewStreaming(context.Background(), p)
+	var msg anthropic.Message
+	for s.Next() {
+		if err := msg.Accumulate(s.Current()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("%s stream: %v", p.Model, err)
+	}
+	return msg
+}
+
+// TestMessagesVertex: Claude on Vertex AI gets the Messages body nearly as
+// sent (rawPredict / streamRawPredict, the model in the path,
+// anthropic_version in the body); Gemini gets it as chat completions.
+func TestMessagesVertex(t *testing.T) {
+	h, _ := vertexHarness(t, time.Hour)
+	c := h.anthropicClient(gatewayKey, option.WithHeader("anthropic-beta", "prompt-caching-2024-07-31,files-api-2025-04-14"))
+	for i, tt := range []struct {
+		model, op string
+		stream    bool
+		want      string
+	}{
+		{"vertex-claude", "/publishers/anthropic/models/" + vertexClaude + ":rawPredict", false,
+			gjson.GetBytes(fixture(t, "anthropic/messages_response.json"), "content.0.text").Str},
+		{"vertex-claude", "/publishers/anthropic/models/" + vertexClaude + ":streamRawPredict", true, anthropicStreamText(t, "anthropic/messages_stream.sse")},
+		{"vertex-gemini", "/endpoints/openapi/chat/completions", false,
+			gjson.GetBytes(fixture(t, "openai/chat_response.json"), "choices.0.message.content").Str},
+		{"vertex-gemini", "/endpoints/openapi/chat/completions", true, streamText(t, fixture(t, "openai/chat_stream.sse"))},
+	} {
+		msg := messagesText(t, c, messagesParams(tt.model), tt.stream)
+		if len(msg.Content) == 0 || msg.Content[0].Text != tt.want || msg.Usage.OutputTokens == 0 {
+			t.Fatalf("%s stream=%t: %+v", tt.model, tt.stream, msg)
+		}
+		up := lastRequest(t, h.vertex)
+		body := string(up.Body)
+		if up.Path != vertexBase+tt.op || !strings.HasPrefix(up.Header.Get("Authorization"), "Bearer ") || up.Header.Get("X-Api-Key") != "" {
+			t.Fatalf("%s: upstream %s", tt.model, up.Path)
+		}
+		if tt.model == "vertex-claude" {
+			if gjson.Get(body, "model").Exists() || gjson.Get(body, "anthropic_version").Str != "vertex-2023-10-16" ||
+				gjson.Get(body, "system.0.text").Str == "" || up.Header.Get("Anthropic-Beta") != "prompt-caching-2024-07-31" {
+				t.Fatalf("rawPredict body %s, beta %q", body, up.Header.Get("Anthropic-Beta"))
+			}
+		} else if gjson.Get(body, "model").Str != vertexGemini || gjson.Get(body, "messages.0.role").Str != "system" || up.Header.Get("Anthropic-Beta") != "" {
+			t.Fatalf("chat body %s", body)
+		}
+		line := h.waitRequestLogs(i + 1)[i]
+		if gjson.Get(line, "route").Str != "messages" || gjson.Get(line, "provider").Str != "vertex" ||
+			!gjson.Get(line, "usage_from_provider").Bool() || gjson.Get(line, "cost_usd").Str == "" {
+			t.Fatalf("log %s", line)
+		}
+	}
+}
+
+// TestMessagesBedrock: Messages reaches Bedrock as chat completions through
+// Bedrock's own translator (Converse), and the answer comes back through
+// both, streamed and not.
+func TestMessagesBedrock(t *testing.T) {
+	h := newHarness(t, harnessOptions{extra: bedrockConfig, bedrock: true})
+	c := h.anthropicClient(gatewayKey)
+	for i, stream := range []bool{false, true} {
+		p := messagesParams("bedrock-default")
+		p.System = nil
+		msg := messagesText(t, c, p, stream)
+		if len(msg.Content) == 0 || msg.Content[0].Text != "Hello! How can I help you today?" || msg.StopReason != anthropic.StopReasonEndTurn {
+			t.Fatalf("stream=%t: %+v", stream, msg)
+		}
+		// Bedrock reports input apart from cache reads; Anthropic's usage
+		// does too: input 12, cache reads 1500.
+		if msg.Usage.OutputTokens != 11 || msg.Usage.InputTokens != 12 || msg.Usage.CacheReadInputTokens != 1500 {
+			t.Fatalf("stream=%t: usage %+v", stream, msg.Usage)
+		}
+		checkBedrockUpstream(t, lastRequest(t, h.bedrock), stream)
+		line := h.waitRequestLogs(i + 1)[i]
+		if gjson.Get(line, "route").Str != "messages" || gjson.Get(line, "cost_usd").Str != bedrockCost(t, 1512, 1500, 11) {
+			t.Fatalf("log %s", line)
+		}
+	}
+}
+
+// TestMessagesFallbackRefused: a fallback alias is refused in Anthropic's
+// format, naming the reason.
+func TestMessagesFallbackRefused(t *testing.T) {
+	h := newHarness(t, harnessOptions{fallback: true, extra: fallbackConfig})
+	c := h.anthropicClient(gatewayKey)
+	_, err := c.Messages.New(context.Background(), messagesParams("resilient"))
+	if e := wantAnthropicError(t, "fallback alias", err, 400, "invalid_request_error"); !strings.Contains(string(e.RawJSON()), "fallback alias") {
+		t.Fatalf("the refusal must say why: %s", e.RawJSON())
+	}
+}
