@@ -237,6 +237,10 @@ func TestStepMessagesForProvider(t *testing.T) {
 		{name: "bedrock: a field Messages cannot take to chat", snap: bedrockSnapshot(t),
 			facts: both(onMessages(routing.EndpointMessages), target("bedrock-default")),
 			body:  `{"model":"m","max_tokens":10,"top_k":3,"messages":[{"role":"user","content":"hi"}]}`, code: "unsupported_parameter"},
+		{name: "bedrock: a chat field Bedrock's translator refuses", snap: bedrockSnapshot(t),
+			facts: both(onMessages(routing.EndpointMessages), target("bedrock-default")),
+			body:  `{"model":"m","max_tokens":10,"thinking":{"type":"enabled","budget_tokens":2048},"messages":[{"role":"user","content":"hi"}]}`,
+			code:  "unsupported_parameter"},
 	})
 	runBodyStep(t, stepMessagesNoFallback, []stepCase{
 		{name: "fallback alias", snap: chainSnapshot(t), facts: both(onMessages(routing.EndpointMessages), target("smart")), code: "unsupported_endpoint"},
