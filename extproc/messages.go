@@ -1,12 +1,14 @@
 package extproc
 
 import (
+	"fmt"
 	"math"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/tidwall/gjson"
 
+	"github.com/tollgate-ai/tollgate/extproc/internal/jsonscan"
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
 	"github.com/tollgate-ai/tollgate/internal/sse"
 	"github.com/tollgate-ai/tollgate/policy/guardrails"
@@ -137,7 +139,16 @@ var (
 	stepAnthropicHeaders     = bodyStep{"anthropic_headers", setAnthropicHeaders}
 	stepEstimateTokens       = bodyStep{"estimate_tokens", estimateTokensStep}
 	stepEstimateUnlessNative = bodyStep{"estimate_tokens", estimateUnlessNative}
-	stepMessagesNoFallback   = bodyStep{"no_fallback", messagesNoFallback}
+	stepCheckMessagesMembers = bodyStep{"check_chain_members", checkMessagesMembers}
+)
+
+// Attempt steps of /v1/messages through a fallback chain: the downstream
+// exchange forwards the Messages body (checked for every member), and each
+// attempt writes its member's body as messagesForProvider does.
+var (
+	attemptMessagesBody    = attemptStep{"translate_messages", attemptMessagesForProvider}
+	attemptMessagesPath    = attemptStep{"upstream_path", attemptMessagesUpstreamPath}
+	attemptMessagesHeaders = attemptStep{"provider_headers", attemptMessagesProviderHeaders}
 )
 
 // messagesProcessor serves POST /v1/messages.
@@ -165,8 +176,13 @@ func messagesProcessor(*Snapshot) *processor {
 		deliver: [targetKinds][]bodyStep{
 			kindDirect:     {stepMessagesToChat, stepRouteChat, stepMintCredential},
 			kindTranslated: {stepMessagesForProvider, stepRouteMessages, stepMessagesHeaders, stepMintCredential},
-			kindChain:      {stepMessagesNoFallback},
+			kindChain:      {stepCheckMessagesMembers, stepRouteChain},
 			kindMock:       {stepMessagesToChat, stepMockChat}, // the mock answers the translated request
+		},
+		attempt: [targetKinds][]attemptStep{
+			kindDirect: {attemptMessagesBody, attemptMessagesPath, attemptCredential, attemptMintCredential, attemptFinishStep},
+			kindTranslated: {attemptMessagesBody, attemptMessagesPath, attemptCredential, attemptMessagesHeaders,
+				attemptMintCredential, attemptFinishStep},
 		},
 	}
 }
@@ -224,13 +240,93 @@ func messagesRouteOf(p *routing.Provider, model string) messagesRoute {
 	return messagesViaChat
 }
 
-// messagesNoFallback refuses a fallback alias: its attempts are built by
-// the chain's upstream filter from one chat completions body, and a
-// Messages request would need a different body per member (native for
-// Anthropic, chat for the rest).
-func messagesNoFallback(x *exchange, _ *upstreamRequest) error {
-	return oaierror.InvalidRequest("unsupported_endpoint", "model",
-		"The Messages API cannot use the fallback alias "+quote(x.rec.model)+"; name one of its models instead.")
+// checkMessagesMembers refuses, before a fallback chain is tried, what any
+// of its members could not take: the Messages body leaves as the client
+// sent it (redacted, without gateway fields), and each attempt writes its
+// own member's body upstream, where a refusal is impossible (Envoy ext_proc
+// API: ImmediateResponse).
+func checkMessagesMembers(x *exchange, req *upstreamRequest) error {
+	if !req.applyEdits() {
+		return failure(errRewrite(), errOverlap)
+	}
+	for _, m := range x.target.Chain.Members {
+		if _, err := messagesBodyFor(m, req.body, x.stream); err != nil {
+			return messagesRefusal(err, "The request cannot be sent to this model's providers.")
+		}
+	}
+	return nil
+}
+
+// messagesBodyFor is the body member m gets for a Messages body: what
+// messagesForProvider writes, in one pass (an attempt has no edit queue).
+func messagesBodyFor(m routing.Target, body []byte, stream bool) ([]byte, error) {
+	p := m.Provider
+	switch messagesRouteOf(p, m.Model) {
+	case messagesNative:
+		members, err := jsonscan.Object(body, nil)
+		if err != nil {
+			return nil, err
+		}
+		r := upstreamRequest{body: body, members: members}
+		r.setModel(m.Model)
+		if !r.applyEdits() {
+			return nil, errOverlap
+		}
+		return r.body, nil
+	case messagesVertexClaude:
+		return messages.ForVertex(body, vertex.AnthropicVersion)
+	}
+	chat, err := messages.ToChat(body, messages.RequestOptions{Model: m.Model})
+	if err != nil || p.Translator == nil {
+		return chat, err
+	}
+	return p.Translator.Request(chat, m.Model, translate.RequestOptions{DefaultMaxTokens: p.DefaultMaxTokens, Stream: stream})
+}
+
+// messagesRefusal is the client's refusal for a body a translator refused:
+// messages' own (an untranslatable field) or a chat translator's, else a
+// generic one with the cause logged.
+func messagesRefusal(err error, msg string) error {
+	if me, ok := err.(*messages.Error); ok {
+		return &oaierror.Error{Status: me.Status, Type: oaierror.TypeInvalidRequest, Code: "unsupported_parameter",
+			Param: me.Param, Message: me.Message}
+	}
+	return translateError(err, msg)
+}
+
+// attemptMessagesForProvider writes the member's body.
+func attemptMessagesForProvider(a *attempt, r *attemptRequest) error {
+	b, err := messagesBodyFor(a.member, r.body, a.stream)
+	if err != nil {
+		return fmt.Errorf("the request cannot be translated: %w", err)
+	}
+	r.body = b
+	return nil
+}
+
+// attemptMessagesUpstreamPath is routeMessages' path for the member.
+func attemptMessagesUpstreamPath(a *attempt, r *attemptRequest) error {
+	p := a.member.Provider
+	if messagesRouteOf(p, a.member.Model) == messagesNative {
+		r.path = p.BasePath + "/messages"
+		return nil
+	}
+	r.path, _ = p.UpstreamPath(routing.EndpointChat, a.member.Model, a.stream)
+	return nil
+}
+
+// attemptMessagesProviderHeaders is messagesHeaders for the member. The
+// client's anthropic-version and betas are not known upstream: an Anthropic
+// member gets the one published version and no betas.
+func attemptMessagesProviderHeaders(a *attempt, r *attemptRequest) error {
+	switch messagesRouteOf(a.member.Provider, a.member.Model) {
+	case messagesNative:
+		r.setHeader("anthropic-version", defaultAnthropicVersion)
+		return nil
+	case messagesVertexClaude:
+		return nil
+	}
+	return attemptSchemaHeaders(a, r)
 }
 
 // messagesPieces are the texts of a Messages body input guardrails check:
@@ -350,11 +446,7 @@ func messagesToChat(x *exchange, req *upstreamRequest) error {
 	}
 	b, err := messages.ToChat(req.body, messages.RequestOptions{Model: x.target.Model})
 	if err != nil {
-		if me, ok := err.(*messages.Error); ok {
-			return &oaierror.Error{Status: me.Status, Type: oaierror.TypeInvalidRequest, Code: "unsupported_parameter",
-				Param: me.Param, Message: me.Message}
-		}
-		return failure(oaierror.InvalidRequest("unsupported_request", "", "The request cannot be sent to this model's provider."), err)
+		return messagesRefusal(err, "The request cannot be sent to this model's provider.")
 	}
 	req.body, req.bodyChanged = b, true
 	return nil

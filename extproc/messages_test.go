@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tollgate-ai/tollgate/extproc/internal/jsonscan"
 	"github.com/tollgate-ai/tollgate/internal/configopts"
@@ -242,9 +243,51 @@ func TestStepMessagesForProvider(t *testing.T) {
 			body:  `{"model":"m","max_tokens":10,"thinking":{"type":"enabled","budget_tokens":2048},"messages":[{"role":"user","content":"hi"}]}`,
 			code:  "unsupported_parameter"},
 	})
-	runBodyStep(t, stepMessagesNoFallback, []stepCase{
-		{name: "fallback alias", snap: chainSnapshot(t), facts: both(onMessages(routing.EndpointMessages), target("smart")), code: "unsupported_endpoint"},
+	plain := `{"model":"smart","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`
+	runBodyStep(t, stepCheckMessagesMembers, []stepCase{
+		{name: "every member takes it", snap: chainSnapshot(t), facts: both(onMessages(routing.EndpointMessages), target("smart")), body: plain},
+		{name: "the chat member cannot take top_k", snap: chainSnapshot(t), facts: both(onMessages(routing.EndpointMessages), target("smart")),
+			body: `{"model":"smart","max_tokens":10,"top_k":3,"messages":[{"role":"user","content":"hi"}]}`, code: "unsupported_parameter"},
+		{name: "the bedrock member cannot think", snap: bedrockSnapshot(t), facts: both(onMessages(routing.EndpointMessages), target("smart")),
+			body: `{"model":"smart","max_tokens":10,"thinking":{"type":"enabled","budget_tokens":2048},"messages":[{"role":"user","content":"hi"}]}`,
+			code: "unsupported_parameter"},
 	})
+}
+
+// runMessagesAttempt runs one upstream attempt of a /v1/messages request
+// through a fallback chain.
+func runMessagesAttempt(t *testing.T, snap *Snapshot, provider string, stream bool, body string) (map[string]string, string) {
+	t.Helper()
+	first := attemptHeaders(provider, 1, stream)
+	md := first.GetMetadataContext().GetFilterMetadata()[metadataNamespace].GetFields()
+	md[metaEndpoint] = structpb.NewStringValue(routing.EndpointMessages.String())
+	a := &attempt{srv: New(Options{}), snap: snap}
+	a.handle(first)
+	r, _ := a.handle(reqBody(body))
+	c := r.GetRequestBody().GetResponse()
+	return setHeaders(c.GetHeaderMutation()), string(c.GetBodyMutation().GetBody())
+}
+
+// A Messages request through a fallback chain: each attempt writes its
+// member's body, natively for Anthropic, as chat completions (then through
+// the provider's chat translator) for the rest.
+func TestMessagesAttempts(t *testing.T) {
+	body := `{"model":"smart","max_tokens":10,"stream":true,"system":"be brief","messages":[{"role":"user","content":"hi"}]}`
+	set, out := runMessagesAttempt(t, chainSnapshot(t), "openai", true, body)
+	if set[":path"] != "/v1/chat/completions" || set["authorization"] != "Bearer sk-o" || gjson.Get(out, "model").Str != "gpt-4o-mini" ||
+		gjson.Get(out, "messages.0.role").Str != "system" || !gjson.Get(out, "stream_options.include_usage").Bool() || set["content-length"] != itoa(len(out)) {
+		t.Fatalf("openai attempt: %v %s", set, out)
+	}
+	set, out = runMessagesAttempt(t, chainSnapshot(t), "anthropic", true, body)
+	if set[":path"] != "/v1/messages" || set["x-api-key"] != "sk-a" || set["anthropic-version"] != "2023-06-01" ||
+		gjson.Get(out, "model").Str != "claude-sonnet-4-5" || gjson.Get(out, "system").Str != "be brief" || gjson.Get(out, "max_tokens").Int() != 10 {
+		t.Fatalf("anthropic attempt: %v %s", set, out)
+	}
+	set, out = runMessagesAttempt(t, bedrockSnapshot(t), "bedrock", false, body)
+	if set[":path"] != "/model/"+bedrockID+"/converse" || !strings.HasPrefix(set["authorization"], "AWS4-HMAC-SHA256 ") ||
+		gjson.Get(out, "system.0.text").Str != "be brief" || gjson.Get(out, "inferenceConfig.maxTokens").Int() != 10 {
+		t.Fatalf("bedrock attempt: %v %s", set, out)
+	}
 }
 
 func TestStepRouteMessagesProviders(t *testing.T) {

@@ -476,13 +476,49 @@ func TestMessagesBedrock(t *testing.T) {
 	}
 }
 
-// TestMessagesFallbackRefused: a fallback alias is refused in Anthropic's
-// format, naming the reason.
-func TestMessagesFallbackRefused(t *testing.T) {
+// TestMessagesFallback: a fallback alias serves Messages. The primary
+// (OpenAI) gets chat completions and fails; the secondary (Anthropic) gets
+// the Messages body natively, and its answer reaches the client as sent.
+func TestMessagesFallback(t *testing.T) {
 	h := newHarness(t, harnessOptions{fallback: true, extra: fallbackConfig})
 	c := h.anthropicClient(gatewayKey)
-	_, err := c.Messages.New(context.Background(), messagesParams("resilient"))
-	if e := wantAnthropicError(t, "fallback alias", err, 400, "invalid_request_error"); !strings.Contains(string(e.RawJSON()), "fallback alias") {
-		t.Fatalf("the refusal must say why: %s", e.RawJSON())
+	for i, tt := range []struct {
+		stream bool
+		want   string
+	}{
+		{false, gjson.GetBytes(fixture(t, "anthropic/messages_response.json"), "content.0.text").Str},
+		{true, anthropicStreamText(t, "anthropic/messages_stream.sse")},
+	} {
+		h.openai.Fail(fakeprovider.Status(429, "1"))
+		msg := messagesText(t, c, messagesParams("resilient"), tt.stream)
+		if len(msg.Content) == 0 || msg.Content[0].Text != tt.want || msg.Usage.OutputTokens == 0 {
+			t.Fatalf("stream=%t: %+v", tt.stream, msg)
+		}
+		if n := len(h.openai.Requests()); n != i+1 {
+			t.Fatalf("%d attempts on the primary, want %d", n, i+1)
+		}
+		primary, secondary := lastRequest(t, h.openai), lastRequest(t, h.anthropic)
+		if primary.Path != "/v1/chat/completions" || gjson.GetBytes(primary.Body, "model").Str != "gpt-4o-mini" ||
+			gjson.GetBytes(primary.Body, "messages.0.role").Str != "system" {
+			t.Fatalf("primary attempt: %s %s", primary.Path, primary.Body)
+		}
+		if secondary.Path != "/v1/messages" || secondary.Header.Get("X-Api-Key") != anthropicSecret || secondary.Header.Get("Authorization") != "" ||
+			secondary.Header.Get("Anthropic-Version") != "2023-06-01" || gjson.GetBytes(secondary.Body, "model").Str != "claude-sonnet-4-5" ||
+			gjson.GetBytes(secondary.Body, "system.0.text").Str == "" || gjson.GetBytes(secondary.Body, "stream").Bool() != tt.stream {
+			t.Fatalf("secondary attempt: %s %v %s", secondary.Path, secondary.Header, secondary.Body)
+		}
+		line := h.waitRequestLogs(i + 1)[i]
+		if gjson.Get(line, "route").Str != "messages" || gjson.Get(line, "provider").Str != "anthropic" || gjson.Get(line, "model").Str != "resilient" ||
+			!gjson.Get(line, "usage_from_provider").Bool() {
+			t.Fatalf("log %s", line)
+		}
+	}
+	// What a member cannot take is refused before any is tried, in
+	// Anthropic's format.
+	p := messagesParams("resilient")
+	p.TopK = anthropic.Int(5)
+	_, err := c.Messages.New(context.Background(), p)
+	if e := wantAnthropicError(t, "top_k through the chain", err, 400, "invalid_request_error"); !strings.Contains(string(e.RawJSON()), "top_k") {
+		t.Fatalf("the refusal must name the field: %s", e.RawJSON())
 	}
 }
