@@ -17,6 +17,7 @@ import (
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 	"github.com/tollgate-ai/tollgate/routing/translate"
+	"github.com/tollgate-ai/tollgate/routing/translate/bedrock"
 	"github.com/tollgate-ai/tollgate/routing/translate/openai"
 	"github.com/tollgate-ai/tollgate/routing/translate/vertex"
 	"github.com/tollgate-ai/tollgate/test/fakeprovider"
@@ -410,9 +411,12 @@ func FuzzMessagesStreams(f *testing.F) {
 	f.Add([]byte(`{"type":"message_delta","usage":{"output_tokens":"x"}}`))
 	f.Add([]byte(`{"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop"}]}`))
 	f.Add([]byte(`[DONE]`))
+	f.Add([]byte(`{"contentBlockIndex":0,"delta":{"text":"a"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, st := range []translate.Stream{nativeMessagesSchema{}.NewStream("m", false), chatToMessages{}.NewStream("m", false)} {
-			out := st.Event(nil, nil, data)
+		for _, st := range []translate.Stream{nativeMessagesSchema{}.NewStream("m", false), chatToMessages{}.NewStream("m", false),
+			chatToMessages{chat: &vertex.Schema{}}.NewStream("google/gemini-2.5-flash", false),
+			chatToMessages{chat: &bedrock.Schema{}}.NewStream("anthropic.claude", false)} {
+			out := st.Event(nil, []byte("contentBlockDelta"), data)
 			out, _ = st.End(out)
 			_, _ = st.Usage()
 			_ = out
