@@ -522,3 +522,17 @@ func TestMessagesFallback(t *testing.T) {
 		t.Fatalf("the refusal must name the field: %s", e.RawJSON())
 	}
 }
+
+// TestMessagesBedrockStreamSplit: the twice-translated Bedrock stream
+// reaches the Anthropic SDK whole however the event-stream is cut.
+func TestMessagesBedrockStreamSplit(t *testing.T) {
+	for name, chunks := range streamChunkings {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{extra: bedrockConfig, bedrock: true, chunks: chunks})
+			msg := messagesText(t, h.anthropicClient(gatewayKey), messagesParams("bedrock-default"), true)
+			if len(msg.Content) == 0 || msg.Content[0].Text != "Hello! How can I help you today?" || msg.Usage.OutputTokens != 11 {
+				t.Fatalf("%+v", msg)
+			}
+		})
+	}
+}
