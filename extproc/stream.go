@@ -100,9 +100,10 @@ func newStreamReader(m streamMeter, s translate.Schema, model string, includeUsa
 	return r
 }
 
-// textCounter is a Stream that passes events in a format other than
-// OpenAI's (a native Anthropic stream) and counts their completion text
-// itself, so the mid-stream budget check and a cut stream's estimate see it.
+// textCounter is a Stream that counts its provider events' completion text
+// itself where the framing's default counter would misread them (Messages
+// streams: native Anthropic events, or chat chunks under a non-OpenAI
+// output), so the mid-stream budget check and a cut stream's estimate see it.
 type textCounter interface {
 	completionText(data []byte) int
 }
