@@ -1,27 +1,35 @@
 package extproc
 
 import (
+	"fmt"
 	"math"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/tidwall/gjson"
 
+	"github.com/tollgate-ai/tollgate/extproc/internal/jsonscan"
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
+	"github.com/tollgate-ai/tollgate/internal/sse"
 	"github.com/tollgate-ai/tollgate/policy/guardrails"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 	"github.com/tollgate-ai/tollgate/routing/translate/messages"
+	"github.com/tollgate-ai/tollgate/routing/translate/vertex"
 	"github.com/tollgate-ai/tollgate/routing/usage"
 )
 
 // Anthropic's Messages API, POST /v1/messages and
 // /v1/messages/count_tokens. Targets whose provider speaks Messages natively
 // (schema anthropic) get the client's body with the model rewritten and the
-// credential swapped; OpenAI-schema targets get it translated to Chat
-// Completions (routing/translate/messages) and their answer translated back.
-// Every refusal is in Anthropic's error format (apiFormat).
+// credential swapped; Claude on Vertex AI gets it nearly as sent (the model
+// in the path, anthropic_version in the body); OpenAI-schema targets get it
+// translated to Chat Completions (routing/translate/messages) and their
+// answer translated back, and every other provider (Gemini on Vertex AI,
+// Bedrock) gets that chat request through its own chat translator, its
+// answer coming back through both. Every refusal is in Anthropic's error
+// format (apiFormat).
 
 // apiFormat is an endpoint's own wire format where it is not OpenAI's: how
 // the gateway's refusals are written, and the response schema that turns
@@ -122,19 +130,29 @@ func readAnthropicHeaders(x *exchange, h headers, _ *mutation) error {
 var (
 	stepReadAnthropicHeaders = headerStep{"read_anthropic_headers", readAnthropicHeaders}
 	stepMessagesMaxTokens    = bodyStep{"read_max_tokens", messagesMaxTokens}
-	stepRequireNative        = bodyStep{"require_native", requireNative}
 	stepMessagesToChat       = bodyStep{"translate_messages", messagesToChat}
+	stepMessagesForProvider  = bodyStep{"translate_messages", messagesForProvider}
+	stepRouteMessages        = bodyStep{"route_upstream", routeMessages}
+	stepMessagesHeaders      = bodyStep{"provider_headers", messagesHeaders}
 	stepRouteNative          = bodyStep{"route_upstream", routeNative}
 	stepRouteChat            = bodyStep{"route_upstream", routeChat}
 	stepAnthropicHeaders     = bodyStep{"anthropic_headers", setAnthropicHeaders}
 	stepEstimateTokens       = bodyStep{"estimate_tokens", estimateTokensStep}
 	stepEstimateUnlessNative = bodyStep{"estimate_tokens", estimateUnlessNative}
-	stepMessagesUnsupported  = bodyStep{"unsupported_endpoint", unsupportedEndpoint}
+	stepCheckMessagesMembers = bodyStep{"check_chain_members", checkMessagesMembers}
+)
+
+// Attempt steps of /v1/messages through a fallback chain: the downstream
+// exchange forwards the Messages body (checked for every member), and each
+// attempt writes its member's body as messagesForProvider does.
+var (
+	attemptMessagesBody    = attemptStep{"translate_messages", attemptMessagesForProvider}
+	attemptMessagesPath    = attemptStep{"upstream_path", attemptMessagesUpstreamPath}
+	attemptMessagesHeaders = attemptStep{"provider_headers", attemptMessagesProviderHeaders}
 )
 
 // messagesProcessor serves POST /v1/messages.
 func messagesProcessor(*Snapshot) *processor {
-	native := []bodyStep{stepRequireNative, stepRewriteModel, stepSpliceBody, stepRouteNative, stepAnthropicHeaders, stepMintCredential}
 	return &processor{
 		endpoint: routing.EndpointMessages,
 		method:   "POST",
@@ -157,9 +175,14 @@ func messagesProcessor(*Snapshot) *processor {
 		},
 		deliver: [targetKinds][]bodyStep{
 			kindDirect:     {stepMessagesToChat, stepRouteChat, stepMintCredential},
-			kindTranslated: native,
-			kindChain:      {stepMessagesUnsupported},
+			kindTranslated: {stepMessagesForProvider, stepRouteMessages, stepMessagesHeaders, stepMintCredential},
+			kindChain:      {stepCheckMessagesMembers, stepRouteChain},
 			kindMock:       {stepMessagesToChat, stepMockChat}, // the mock answers the translated request
+		},
+		attempt: [targetKinds][]attemptStep{
+			kindDirect: {attemptMessagesBody, attemptMessagesPath, attemptCredential, attemptMintCredential, attemptFinishStep},
+			kindTranslated: {attemptMessagesBody, attemptMessagesPath, attemptCredential, attemptMessagesHeaders,
+				attemptMintCredential, attemptFinishStep},
 		},
 	}
 }
@@ -195,6 +218,116 @@ func countTokensProcessor(*Snapshot) *processor {
 
 // nativeMessages reports whether a provider speaks the Messages API itself.
 func nativeMessages(p *routing.Provider) bool { return p.Schema == config.SchemaAnthropic }
+
+// messagesRoute is how a Messages request reaches a target.
+type messagesRoute int
+
+const (
+	messagesViaChat      messagesRoute = iota // translated to chat completions (then by the provider's chat translator, if any)
+	messagesNative                            // the provider speaks Messages (Anthropic)
+	messagesVertexClaude                      // Vertex AI's Anthropic publisher: Messages, the model in the path
+)
+
+func messagesRouteOf(p *routing.Provider, model string) messagesRoute {
+	switch {
+	case p == nil:
+		return messagesViaChat
+	case nativeMessages(p):
+		return messagesNative
+	case p.Schema == config.SchemaVertexAI && vertex.IsClaude(model):
+		return messagesVertexClaude
+	}
+	return messagesViaChat
+}
+
+// checkMessagesMembers refuses, before a fallback chain is tried, what any
+// of its members could not take: the Messages body leaves as the client
+// sent it (redacted, without gateway fields), and each attempt writes its
+// own member's body upstream, where a refusal is impossible (Envoy ext_proc
+// API: ImmediateResponse).
+func checkMessagesMembers(x *exchange, req *upstreamRequest) error {
+	if !req.applyEdits() {
+		return failure(errRewrite(), errOverlap)
+	}
+	for _, m := range x.target.Chain.Members {
+		if _, err := messagesBodyFor(m, req.body, x.stream); err != nil {
+			return messagesRefusal(err, "The request cannot be sent to this model's providers.")
+		}
+	}
+	return nil
+}
+
+// messagesBodyFor is the body member m gets for a Messages body: what
+// messagesForProvider writes, in one pass (an attempt has no edit queue).
+func messagesBodyFor(m routing.Target, body []byte, stream bool) ([]byte, error) {
+	p := m.Provider
+	switch messagesRouteOf(p, m.Model) {
+	case messagesNative:
+		members, err := jsonscan.Object(body, nil)
+		if err != nil {
+			return nil, err
+		}
+		r := upstreamRequest{body: body, members: members}
+		r.setModel(m.Model)
+		if !r.applyEdits() {
+			return nil, errOverlap
+		}
+		return r.body, nil
+	case messagesVertexClaude:
+		return messages.ForVertex(body, vertex.AnthropicVersion)
+	}
+	chat, err := messages.ToChat(body, messages.RequestOptions{Model: m.Model})
+	if err != nil || p.Translator == nil {
+		return chat, err
+	}
+	return p.Translator.Request(chat, m.Model, translate.RequestOptions{DefaultMaxTokens: p.DefaultMaxTokens, Stream: stream})
+}
+
+// messagesRefusal is the client's refusal for a body a translator refused:
+// messages' own (an untranslatable field) or a chat translator's, else a
+// generic one with the cause logged.
+func messagesRefusal(err error, msg string) error {
+	if me, ok := err.(*messages.Error); ok {
+		return &oaierror.Error{Status: me.Status, Type: oaierror.TypeInvalidRequest, Code: "unsupported_parameter",
+			Param: me.Param, Message: me.Message}
+	}
+	return translateError(err, msg)
+}
+
+// attemptMessagesForProvider writes the member's body.
+func attemptMessagesForProvider(a *attempt, r *attemptRequest) error {
+	b, err := messagesBodyFor(a.member, r.body, a.stream)
+	if err != nil {
+		return fmt.Errorf("the request cannot be translated: %w", err)
+	}
+	r.body = b
+	return nil
+}
+
+// attemptMessagesUpstreamPath is routeMessages' path for the member.
+func attemptMessagesUpstreamPath(a *attempt, r *attemptRequest) error {
+	p := a.member.Provider
+	if messagesRouteOf(p, a.member.Model) == messagesNative {
+		r.path = p.BasePath + "/messages"
+		return nil
+	}
+	r.path, _ = p.UpstreamPath(routing.EndpointChat, a.member.Model, a.stream)
+	return nil
+}
+
+// attemptMessagesProviderHeaders is messagesHeaders for the member. The
+// client's anthropic-version and betas are not known upstream: an Anthropic
+// member gets the one published version and no betas.
+func attemptMessagesProviderHeaders(a *attempt, r *attemptRequest) error {
+	switch messagesRouteOf(a.member.Provider, a.member.Model) {
+	case messagesNative:
+		r.setHeader("anthropic-version", defaultAnthropicVersion)
+		return nil
+	case messagesVertexClaude:
+		return nil
+	}
+	return attemptSchemaHeaders(a, r)
+}
 
 // messagesPieces are the texts of a Messages body input guardrails check:
 // system, each message's text (string content or text blocks) and
@@ -243,14 +376,65 @@ func messagesMaxTokens(x *exchange, req *upstreamRequest) error {
 	return nil
 }
 
-// requireNative refuses a provider with its own schema that is not
-// Anthropic's (Bedrock, Vertex AI): Messages reaches those only through a
-// second translation, which the gateway does not do.
-func requireNative(x *exchange, _ *upstreamRequest) error {
-	if !nativeMessages(x.target.Provider) {
-		return unsupportedEndpoint(x, nil)
+// messagesForProvider writes the body a provider with its own schema gets:
+// Anthropic's with the model rewritten; Vertex AI's Claude with the model
+// moved to the path; for the rest (Gemini on Vertex AI, Bedrock) the chat
+// completions request the provider's chat translator then turns into its
+// own.
+func messagesForProvider(x *exchange, req *upstreamRequest) error {
+	switch messagesRouteOf(x.target.Provider, x.target.Model) {
+	case messagesNative:
+		if err := rewriteModel(x, req); err != nil {
+			return err
+		}
+		return spliceBody(x, req)
+	case messagesVertexClaude:
+		if !req.applyEdits() {
+			return failure(errRewrite(), errOverlap)
+		}
+		b, err := messages.ForVertex(req.body, vertex.AnthropicVersion)
+		if err != nil {
+			return failure(errRewrite(), err)
+		}
+		req.body, req.bodyChanged = b, true
+		return nil
 	}
-	return nil
+	if err := messagesToChat(x, req); err != nil {
+		return err
+	}
+	return translateBody(x, req)
+}
+
+// routeMessages points the request at the provider: Anthropic's /messages,
+// else the provider's chat path for the body it gets (Vertex AI's
+// rawPredict or streamRawPredict for Claude, Bedrock's converse or
+// converse-stream).
+func routeMessages(x *exchange, req *upstreamRequest) error {
+	if messagesRouteOf(x.target.Provider, x.target.Model) == messagesNative {
+		return routeNative(x, req)
+	}
+	path, ok := x.target.Provider.UpstreamPath(routing.EndpointChat, x.target.Model, x.stream)
+	if !ok {
+		return unsupportedEndpoint(x, req)
+	}
+	return routeTo(x, req, path)
+}
+
+// messagesHeaders adds what the provider needs besides the credential:
+// Anthropic's version and the vetted betas; for Claude on Vertex AI the
+// betas only (the version is in the body); for the rest, their chat
+// translator's headers.
+func messagesHeaders(x *exchange, req *upstreamRequest) error {
+	switch messagesRouteOf(x.target.Provider, x.target.Model) {
+	case messagesNative:
+		return setAnthropicHeaders(x, req)
+	case messagesVertexClaude:
+		if x.msgs.anthropic.beta != "" {
+			req.mu.set("anthropic-beta", x.msgs.anthropic.beta)
+		}
+		return nil
+	}
+	return translatorHeaders(x, req)
 }
 
 // messagesToChat translates the body (as the provider will get it:
@@ -262,11 +446,7 @@ func messagesToChat(x *exchange, req *upstreamRequest) error {
 	}
 	b, err := messages.ToChat(req.body, messages.RequestOptions{Model: x.target.Model})
 	if err != nil {
-		if me, ok := err.(*messages.Error); ok {
-			return &oaierror.Error{Status: me.Status, Type: oaierror.TypeInvalidRequest, Code: "unsupported_parameter",
-				Param: me.Param, Message: me.Message}
-		}
-		return failure(oaierror.InvalidRequest("unsupported_request", "", "The request cannot be sent to this model's provider."), err)
+		return messagesRefusal(err, "The request cannot be sent to this model's provider.")
 	}
 	req.body, req.bodyChanged = b, true
 	return nil
@@ -361,16 +541,26 @@ func estimateUnlessNative(x *exchange, req *upstreamRequest) error {
 }
 
 // messagesSchema is the response schema of a Messages request: the
-// provider's answer as Anthropic's Messages format.
-func messagesSchema(x *exchange, _ translate.Schema) translate.Schema {
-	if p := x.target.Provider; p != nil && nativeMessages(p) {
+// provider's answer as Anthropic's Messages format. provider is the
+// provider's own schema.
+func messagesSchema(x *exchange, provider translate.Schema) translate.Schema {
+	p := x.target.Provider
+	switch messagesRouteOf(p, x.target.Model) {
+	case messagesNative, messagesVertexClaude:
 		s := nativeMessagesSchema{}
 		if x.guard != nil && x.guard.OutputActive() {
 			s.guard = x.guard
 		}
+		if p.Translator != nil {
+			s.errs = provider // Vertex AI answers some errors in Google's format
+		}
 		return s
 	}
-	return chatToMessages{guard: newOutputGuard(x.guard)}
+	c := chatToMessages{guard: newOutputGuard(x.guard)}
+	if p != nil && p.Translator != nil {
+		c.chat = provider
+	}
+	return c
 }
 
 // responseRefusal is a response schema's own answer in place of the
@@ -403,6 +593,7 @@ func errorReply(err error) (int, []byte) {
 // themselves).
 type nativeMessagesSchema struct {
 	guard *guardrails.Request // nil: no output guardrails
+	errs  translate.Schema    // turns errors not in Anthropic's format into OpenAI's (Vertex AI); nil: all are Anthropic's
 }
 
 func (nativeMessagesSchema) Path(string) (string, bool) { return "", false }
@@ -438,8 +629,14 @@ func (s nativeMessagesSchema) Response(body []byte, _ string) ([]byte, usage.Usa
 }
 
 // Error passes Anthropic's error through: it is already in the client's
-// format.
-func (nativeMessagesSchema) Error(status int, body []byte) (int, []byte) { return status, body }
+// format. Another (Google's, from Vertex AI) becomes Anthropic's.
+func (s nativeMessagesSchema) Error(status int, body []byte) (int, []byte) {
+	if s.errs == nil || gjson.GetBytes(body, "type").Str == "error" {
+		return status, body
+	}
+	e := messages.FromOpenAIBody(s.errs.Error(status, body))
+	return e.Status, e.Body()
+}
 
 func (s nativeMessagesSchema) NewStream(string, bool) translate.Stream {
 	st := &nativeMessagesStream{guard: s.guard}
@@ -557,6 +754,10 @@ func (s *nativeMessagesStream) Event(out, _, data []byte) []byte {
 
 func (s *nativeMessagesStream) State() (done, errored bool) { return s.done, s.errored }
 
+// completionText counts text and tool-input deltas, as the reader counts a
+// chat stream translated from Anthropic.
+func (*nativeMessagesStream) completionText(data []byte) int { return deltaText(data) }
+
 // End adds nothing: a native stream cut short has no message_stop, which
 // the Anthropic SDKs report themselves.
 func (s *nativeMessagesStream) End(out []byte) ([]byte, bool) { return out, s.done && !s.errored }
@@ -571,11 +772,21 @@ func (s *nativeMessagesStream) Partial() (usage.Usage, bool) {
 	return u, ok
 }
 
-// chatToMessages turns an OpenAI-schema provider's Chat Completions answer
-// into a Messages answer. Output guardrails run on the provider's chat
+// chatToMessages turns a Chat Completions answer into a Messages answer:
+// an OpenAI-schema provider's own, or the one the provider's chat
+// translator (chat) makes of its answer. Output guardrails run on the chat
 // chunks before translation, so they see exactly what they see on chat.
 type chatToMessages struct {
 	guard *outputGuard
+	chat  translate.Schema // the provider's chat translator; nil: the provider speaks chat
+}
+
+// Framing is the provider's: the stream reader cuts the provider's events.
+func (c chatToMessages) Framing() translate.Framing {
+	if c.chat == nil {
+		return translate.FramingSSE
+	}
+	return translate.FramingOf(c.chat)
 }
 
 func (chatToMessages) Path(string) (string, bool) { return "", false }
@@ -585,7 +796,16 @@ func (chatToMessages) Request(body []byte, _ string, _ translate.RequestOptions)
 func (chatToMessages) Headers() [][2]string { return nil }
 
 func (c chatToMessages) Response(body []byte, model string) ([]byte, usage.Usage, bool, error) {
-	u, ok := usage.FromOpenAI(body)
+	var u usage.Usage
+	var ok bool
+	if c.chat != nil {
+		var err error
+		if body, u, ok, err = c.chat.Response(body, model); err != nil {
+			return nil, u, ok, anthropicRefusal(oaierror.Internal(502, "bad_provider_response", "The provider's response could not be read."))
+		}
+	} else {
+		u, ok = usage.FromOpenAI(body)
+	}
 	if c.guard != nil {
 		var err error
 		if body, err = c.guard.response(body); err != nil {
@@ -599,24 +819,73 @@ func (c chatToMessages) Response(body []byte, model string) ([]byte, usage.Usage
 	return out, u, ok, nil
 }
 
-func (chatToMessages) Error(status int, body []byte) (int, []byte) {
+func (c chatToMessages) Error(status int, body []byte) (int, []byte) {
+	if c.chat != nil {
+		status, body = c.chat.Error(status, body)
+	}
 	e := messages.FromOpenAIBody(status, body)
 	return e.Status, e.Body()
 }
 
 func (c chatToMessages) NewStream(model string, _ bool) translate.Stream {
-	return &chatToMessagesStream{st: messages.NewStream(model), guard: c.guard}
+	s := &chatToMessagesStream{st: messages.NewStream(model), guard: c.guard, textOf: openAIText}
+	if c.chat != nil {
+		// The chat stream always carries its usage: message_delta reports it.
+		s.chat = c.chat.NewStream(model, true)
+		if translate.FramingOf(c.chat) == translate.FramingEventStream {
+			s.textOf = eventStreamText
+		}
+	}
+	return s
 }
 
 // chatToMessagesStream translates chat chunks into Messages events, guarding
-// each chunk first.
+// each chunk first. With a provider chat translator (chat), the provider's
+// events become chat chunks first.
 type chatToMessagesStream struct {
 	st      *messages.Stream
 	guard   *outputGuard
 	blocked bool
+
+	chat   translate.Stream      // nil: the provider's events are chat chunks
+	buf    []byte                // chat's chunks for one provider event
+	sc     sse.Scanner           // reads them back
+	textOf func(data []byte) int // completion text of one provider event
 }
 
-func (s *chatToMessagesStream) Event(out, _, data []byte) []byte {
+// completionText counts the provider's completion text as the reader counts
+// it on chat to the same provider.
+func (s *chatToMessagesStream) completionText(data []byte) int { return s.textOf(data) }
+
+func (s *chatToMessagesStream) Event(out, name, data []byte) []byte {
+	if s.chat == nil {
+		return s.chunk(out, data)
+	}
+	s.buf = s.chat.Event(s.buf[:0], name, data)
+	return s.chunks(out, s.buf)
+}
+
+// chunks translates the chat chunks a provider chat translator wrote.
+func (s *chatToMessagesStream) chunks(out, chunks []byte) []byte {
+	if len(chunks) == 0 {
+		return out
+	}
+	s.sc.Reset()
+	s.sc.Feed(chunks)
+	s.sc.Finish()
+	for {
+		ev, more := s.sc.Next()
+		if !more {
+			return out
+		}
+		if ev.Data != nil && !ev.IsComment() {
+			out = s.chunk(out, ev.Data)
+		}
+	}
+}
+
+// chunk translates one chat chunk.
+func (s *chatToMessagesStream) chunk(out, data []byte) []byte {
 	if s.blocked {
 		return out
 	}
@@ -632,14 +901,31 @@ func (s *chatToMessagesStream) Event(out, _, data []byte) []byte {
 }
 
 func (s *chatToMessagesStream) End(out []byte) ([]byte, bool) {
+	chatDone := true
+	if s.chat != nil && !s.blocked {
+		s.buf, chatDone = s.chat.End(s.buf[:0])
+		out = s.chunks(out, s.buf)
+	}
 	if s.blocked {
 		return out, false
 	}
-	return s.st.End(out)
+	out, complete := s.st.End(out)
+	return out, complete && chatDone
 }
 
-func (s *chatToMessagesStream) Usage() (usage.Usage, bool)   { return s.st.Usage() }
-func (s *chatToMessagesStream) Partial() (usage.Usage, bool) { return s.st.Usage() }
+func (s *chatToMessagesStream) Usage() (usage.Usage, bool) {
+	if s.chat != nil {
+		return s.chat.Usage()
+	}
+	return s.st.Usage()
+}
+
+func (s *chatToMessagesStream) Partial() (usage.Usage, bool) {
+	if s.chat != nil {
+		return s.chat.Partial()
+	}
+	return s.st.Usage()
+}
 
 // streamEnder is a Stream whose API ends a stream the gateway cut in its
 // own error event (Anthropic's event: error).

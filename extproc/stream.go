@@ -94,7 +94,18 @@ func newStreamReader(m streamMeter, s translate.Schema, model string, includeUsa
 		r.src = &sseSource{}
 		r.textOf = deltaText
 	}
+	if c, ok := r.st.(textCounter); ok {
+		r.textOf = c.completionText
+	}
 	return r
+}
+
+// textCounter is a Stream that counts its provider events' completion text
+// itself where the framing's default counter would misread them (Messages
+// streams: native Anthropic events, or chat chunks under a non-OpenAI
+// output), so the mid-stream budget check and a cut stream's estimate see it.
+type textCounter interface {
+	completionText(data []byte) int
 }
 
 // init gives a reader built as a bare literal (tests) the identity schema.

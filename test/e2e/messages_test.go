@@ -11,6 +11,8 @@ import (
 	"github.com/anthropics/anthropic-sdk-go"
 	"github.com/anthropics/anthropic-sdk-go/option"
 	"github.com/tidwall/gjson"
+
+	"github.com/tollgate-ai/tollgate/test/fakeprovider"
 )
 
 // The Anthropic Messages API (/v1/messages, /v1/messages/count_tokens)
@@ -324,5 +326,213 @@ func TestMessagesGuardrails(t *testing.T) {
 		if want := strings.ReplaceAll(c.want, "API", "[TERM_1]"); len(msg.Content) == 0 || msg.Content[0].Text != want {
 			t.Fatalf("%s stream=%t: redacted %+v, want %q", c.model, c.stream, msg.Content, want)
 		}
+	}
+}
+
+// TestMessagesBudgetEndsRunningStream: a native Messages stream of an app
+// whose policy is to terminate is ended by its budget mid-stream, as a chat
+// stream is, and the Anthropic SDK raises the error event.
+func TestMessagesBudgetEndsRunningStream(t *testing.T) {
+	h := newHarness(t, harnessOptions{extra: meteredConfig()})
+	c := h.anthropicClient(streamKey)
+	release := make(chan struct{})
+	h.anthropic.Fail(fakeprovider.SlowFirstByte(release))
+	type result struct {
+		text string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s := c.Messages.NewStreaming(context.Background(), messagesParams("claude-default"))
+		var msg anthropic.Message
+		for s.Next() {
+			_ = msg.Accumulate(s.Current())
+		}
+		r := result{err: s.Err()}
+		if len(msg.Content) > 0 {
+			r.text = msg.Content[0].Text
+		}
+		done <- r
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := h.anthropic.WaitRequests(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	// Another request of the same app spends the budget while the stream waits.
+	if _, err := c.Messages.New(context.Background(), messagesParams("claude-default")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitRequestLogs(1)
+	close(release)
+	r := <-done
+	if r.err == nil || !strings.Contains(r.err.Error(), "budget") || !strings.Contains(r.err.Error(), "billing_error") {
+		t.Fatalf("stream past its budget: err=%v text=%q", r.err, r.text)
+	}
+	if r.text == anthropicStreamText(t, "anthropic/messages_stream.sse") {
+		t.Fatal("the whole stream was delivered")
+	}
+	terminated := 0
+	for _, line := range h.waitRequestLogs(2) {
+		if gjson.Get(line, "stream").Bool() && gjson.Get(line, "outcome").Str == "terminated" {
+			terminated++
+		}
+	}
+	if terminated != 1 {
+		t.Fatalf("want the stream logged as terminated: %v", h.requestLogs())
+	}
+}
+
+// messagesText runs a Messages request, streamed or not, and returns the
+// answer the Anthropic SDK assembled.
+func messagesText(t *testing.T, c anthropic.Client, p anthropic.MessageNewParams, stream bool) anthropic.Message {
+	t.Helper()
+	if !stream {
+		msg, err := c.Messages.New(context.Background(), p)
+		if err != nil {
+			t.Fatalf("%s: %v", p.Model, err)
+		}
+		return *msg
+	}
+	s := c.Messages.NewStreaming(context.Background(), p)
+	var msg anthropic.Message
+	for s.Next() {
+		if err := msg.Accumulate(s.Current()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("%s stream: %v", p.Model, err)
+	}
+	return msg
+}
+
+// TestMessagesVertex: Claude on Vertex AI gets the Messages body nearly as
+// sent (rawPredict / streamRawPredict, the model in the path,
+// anthropic_version in the body); Gemini gets it as chat completions.
+func TestMessagesVertex(t *testing.T) {
+	h, _ := vertexHarness(t, time.Hour)
+	c := h.anthropicClient(gatewayKey, option.WithHeader("anthropic-beta", "prompt-caching-2024-07-31,files-api-2025-04-14"))
+	for i, tt := range []struct {
+		model, op string
+		stream    bool
+		want      string
+	}{
+		{"vertex-claude", "/publishers/anthropic/models/" + vertexClaude + ":rawPredict", false,
+			gjson.GetBytes(fixture(t, "anthropic/messages_response.json"), "content.0.text").Str},
+		{"vertex-claude", "/publishers/anthropic/models/" + vertexClaude + ":streamRawPredict", true, anthropicStreamText(t, "anthropic/messages_stream.sse")},
+		{"vertex-gemini", "/endpoints/openapi/chat/completions", false,
+			gjson.GetBytes(fixture(t, "openai/chat_response.json"), "choices.0.message.content").Str},
+		{"vertex-gemini", "/endpoints/openapi/chat/completions", true, streamText(t, fixture(t, "openai/chat_stream.sse"))},
+	} {
+		msg := messagesText(t, c, messagesParams(tt.model), tt.stream)
+		if len(msg.Content) == 0 || msg.Content[0].Text != tt.want || msg.Usage.OutputTokens == 0 {
+			t.Fatalf("%s stream=%t: %+v", tt.model, tt.stream, msg)
+		}
+		up := lastRequest(t, h.vertex)
+		body := string(up.Body)
+		if up.Path != vertexBase+tt.op || !strings.HasPrefix(up.Header.Get("Authorization"), "Bearer ") || up.Header.Get("X-Api-Key") != "" {
+			t.Fatalf("%s: upstream %s", tt.model, up.Path)
+		}
+		if tt.model == "vertex-claude" {
+			if gjson.Get(body, "model").Exists() || gjson.Get(body, "anthropic_version").Str != "vertex-2023-10-16" ||
+				gjson.Get(body, "system.0.text").Str == "" || up.Header.Get("Anthropic-Beta") != "prompt-caching-2024-07-31" {
+				t.Fatalf("rawPredict body %s, beta %q", body, up.Header.Get("Anthropic-Beta"))
+			}
+		} else if gjson.Get(body, "model").Str != vertexGemini || gjson.Get(body, "messages.0.role").Str != "system" || up.Header.Get("Anthropic-Beta") != "" {
+			t.Fatalf("chat body %s", body)
+		}
+		line := h.waitRequestLogs(i + 1)[i]
+		if gjson.Get(line, "route").Str != "messages" || gjson.Get(line, "provider").Str != "vertex" ||
+			!gjson.Get(line, "usage_from_provider").Bool() || gjson.Get(line, "cost_usd").Str == "" {
+			t.Fatalf("log %s", line)
+		}
+	}
+}
+
+// TestMessagesBedrock: Messages reaches Bedrock as chat completions through
+// Bedrock's own translator (Converse), and the answer comes back through
+// both, streamed and not.
+func TestMessagesBedrock(t *testing.T) {
+	h := newHarness(t, harnessOptions{extra: bedrockConfig, bedrock: true})
+	c := h.anthropicClient(gatewayKey)
+	for i, stream := range []bool{false, true} {
+		p := messagesParams("bedrock-default")
+		p.System = nil
+		msg := messagesText(t, c, p, stream)
+		if len(msg.Content) == 0 || msg.Content[0].Text != "Hello! How can I help you today?" || msg.StopReason != anthropic.StopReasonEndTurn {
+			t.Fatalf("stream=%t: %+v", stream, msg)
+		}
+		// Bedrock reports input apart from cache reads; Anthropic's usage
+		// does too: input 12, cache reads 1500.
+		if msg.Usage.OutputTokens != 11 || msg.Usage.InputTokens != 12 || msg.Usage.CacheReadInputTokens != 1500 {
+			t.Fatalf("stream=%t: usage %+v", stream, msg.Usage)
+		}
+		checkBedrockUpstream(t, lastRequest(t, h.bedrock), stream)
+		line := h.waitRequestLogs(i + 1)[i]
+		if gjson.Get(line, "route").Str != "messages" || gjson.Get(line, "cost_usd").Str != bedrockCost(t, 1512, 1500, 11) {
+			t.Fatalf("log %s", line)
+		}
+	}
+}
+
+// TestMessagesFallback: a fallback alias serves Messages. The primary
+// (OpenAI) gets chat completions and fails; the secondary (Anthropic) gets
+// the Messages body natively, and its answer reaches the client as sent.
+func TestMessagesFallback(t *testing.T) {
+	h := newHarness(t, harnessOptions{fallback: true, extra: fallbackConfig})
+	c := h.anthropicClient(gatewayKey)
+	for i, tt := range []struct {
+		stream bool
+		want   string
+	}{
+		{false, gjson.GetBytes(fixture(t, "anthropic/messages_response.json"), "content.0.text").Str},
+		{true, anthropicStreamText(t, "anthropic/messages_stream.sse")},
+	} {
+		h.openai.Fail(fakeprovider.Status(429, "1"))
+		msg := messagesText(t, c, messagesParams("resilient"), tt.stream)
+		if len(msg.Content) == 0 || msg.Content[0].Text != tt.want || msg.Usage.OutputTokens == 0 {
+			t.Fatalf("stream=%t: %+v", tt.stream, msg)
+		}
+		if n := len(h.openai.Requests()); n != i+1 {
+			t.Fatalf("%d attempts on the primary, want %d", n, i+1)
+		}
+		primary, secondary := lastRequest(t, h.openai), lastRequest(t, h.anthropic)
+		if primary.Path != "/v1/chat/completions" || gjson.GetBytes(primary.Body, "model").Str != "gpt-4o-mini" ||
+			gjson.GetBytes(primary.Body, "messages.0.role").Str != "system" {
+			t.Fatalf("primary attempt: %s %s", primary.Path, primary.Body)
+		}
+		if secondary.Path != "/v1/messages" || secondary.Header.Get("X-Api-Key") != anthropicSecret || secondary.Header.Get("Authorization") != "" ||
+			secondary.Header.Get("Anthropic-Version") != "2023-06-01" || gjson.GetBytes(secondary.Body, "model").Str != "claude-sonnet-4-5" ||
+			gjson.GetBytes(secondary.Body, "system.0.text").Str == "" || gjson.GetBytes(secondary.Body, "stream").Bool() != tt.stream {
+			t.Fatalf("secondary attempt: %s %v %s", secondary.Path, secondary.Header, secondary.Body)
+		}
+		line := h.waitRequestLogs(i + 1)[i]
+		if gjson.Get(line, "route").Str != "messages" || gjson.Get(line, "provider").Str != "anthropic" || gjson.Get(line, "model").Str != "resilient" ||
+			!gjson.Get(line, "usage_from_provider").Bool() {
+			t.Fatalf("log %s", line)
+		}
+	}
+	// What a member cannot take is refused before any is tried, in
+	// Anthropic's format.
+	p := messagesParams("resilient")
+	p.TopK = anthropic.Int(5)
+	_, err := c.Messages.New(context.Background(), p)
+	if e := wantAnthropicError(t, "top_k through the chain", err, 400, "invalid_request_error"); !strings.Contains(string(e.RawJSON()), "top_k") {
+		t.Fatalf("the refusal must name the field: %s", e.RawJSON())
+	}
+}
+
+// TestMessagesBedrockStreamSplit: the twice-translated Bedrock stream
+// reaches the Anthropic SDK whole however the event-stream is cut.
+func TestMessagesBedrockStreamSplit(t *testing.T) {
+	for name, chunks := range streamChunkings {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{extra: bedrockConfig, bedrock: true, chunks: chunks})
+			msg := messagesText(t, h.anthropicClient(gatewayKey), messagesParams("bedrock-default"), true)
+			if len(msg.Content) == 0 || msg.Content[0].Text != "Hello! How can I help you today?" || msg.Usage.OutputTokens != 11 {
+				t.Fatalf("%+v", msg)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package messages
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/tidwall/gjson"
@@ -250,4 +251,24 @@ func AppendDelta(out []byte, index int64, kind DeltaKind, text string) []byte {
 	}
 	out = oaierror.AppendString(out, text)
 	return append(out, "}}\n\n"...)
+}
+
+// ForVertex rewrites a Messages body for Vertex AI's Anthropic publisher
+// endpoints (rawPredict, streamRawPredict): the model moves to the path, so
+// it leaves the body, and the API version travels in the body as
+// anthropic_version (version: vertex-2023-10-16) instead of a header
+// (https://docs.cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude/use-claude).
+// Everything else is Anthropic's Messages body as the client sent it.
+func ForVertex(body []byte, version string) ([]byte, error) {
+	if _, err := parseObject(body); err != nil {
+		return nil, err
+	}
+	out, err := sjson.DeleteBytes(body, "model")
+	if err == nil {
+		out, err = sjson.SetBytes(out, "anthropic_version", version)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("messages: vertex body: %w", err)
+	}
+	return out, nil
 }

@@ -198,3 +198,32 @@ func TestEstimate(t *testing.T) {
 		}
 	}
 }
+
+func TestForVertex(t *testing.T) {
+	tests := []struct {
+		name, body string
+		want       string // the body Vertex gets; "" for an error
+	}{
+		{name: "model to the path, version to the body",
+			body: `{"model":"claude-sonnet-4-5@20250929","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"hi"}]}`,
+			want: `{"max_tokens":5,"stream":true,"messages":[{"role":"user","content":"hi"}],"anthropic_version":"vertex-2023-10-16"}`},
+		{name: "a client's own version is replaced",
+			body: `{"anthropic_version":"2023-06-01","max_tokens":5,"messages":[]}`,
+			want: `{"anthropic_version":"vertex-2023-10-16","max_tokens":5,"messages":[]}`},
+		{name: "not an object", body: `[1]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ForVertex([]byte(tt.body), "vertex-2023-10-16")
+			if tt.want == "" {
+				if err == nil {
+					t.Fatalf("want an error, got %s", got)
+				}
+				return
+			}
+			if err != nil || string(got) != tt.want {
+				t.Fatalf("got %s, %v\nwant %s", got, err, tt.want)
+			}
+		})
+	}
+}
