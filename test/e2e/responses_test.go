@@ -8,6 +8,8 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/responses"
 	"github.com/tidwall/gjson"
+
+	"github.com/tollgate-ai/tollgate/test/fakeprovider"
 )
 
 // The Responses API (POST /v1/responses) through the gateway with openai-go:
@@ -259,4 +261,73 @@ func TestResponsesOutputGuardrails(t *testing.T) {
 	strict := guardedClient(h, "strict-output")
 	_, err = strict.Responses.New(ctx, responsesParams("smart-default"))
 	wantAPIError(t, "blocked answer", err, 400, "guardrail_blocked")
+}
+
+// TestResponsesAzure: the Responses API natively to Azure OpenAI, on its v1
+// path (the deployment is the body's model, no api-version), with the
+// resource's api-key; metered from the answer, streamed or not, and priced
+// as the deployment's price_as entry (gpt-4o).
+func TestResponsesAzure(t *testing.T) {
+	h := newHarness(t, harnessOptions{extra: azureConfig, azure: true})
+	resp, err := h.client.Responses.New(context.Background(), responsesParams("azure-default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := gjson.GetBytes(fixture(t, "openai/responses_response.json"), "output.1.content.0.text").Str
+	if resp.OutputText() != want || resp.Usage.InputTokens != 1342 || resp.Usage.OutputTokens != 286 {
+		t.Fatalf("output %q usage %+v", resp.OutputText(), resp.Usage)
+	}
+	up := lastRequest(t, h.azure)
+	if up.Path != "/openai/v1/responses" || up.RawQuery != "" || gjson.GetBytes(up.Body, "model").Str != "gpt-4o-prod" ||
+		up.Header.Get("Api-Key") != providerSecret || up.Header.Get("Authorization") != "" || up.Host != "tollgate-e2e.openai.azure.com" {
+		t.Fatalf("upstream %s %s?%s %s", up.Host, up.Path, up.RawQuery, up.Body)
+	}
+	if len(h.openai.Requests()) != 0 {
+		t.Fatal("an Azure request reached OpenAI")
+	}
+	// 1342 input tokens, 1152 of them cached, and 286 output at gpt-4o's
+	// $2.50 / $1.25 cached / $10 per million.
+	line := h.waitRequestLogs(1)[0]
+	if gjson.Get(line, "route").Str != "responses" || gjson.Get(line, "provider").Str != "azure" ||
+		gjson.Get(line, "prompt_tokens").Int() != 1342 || gjson.Get(line, "completion_tokens").Int() != 286 ||
+		!gjson.Get(line, "usage_from_provider").Bool() || gjson.Get(line, "cost_usd").Str != "0.004775" {
+		t.Fatalf("log %s", line)
+	}
+
+	s := h.client.Responses.NewStreaming(context.Background(), responsesParams("azure-default"))
+	text, u, last := streamedText(t, s)
+	if want := streamedFixtureText(t, "openai/responses_stream.sse"); text != want || last != "response.completed" ||
+		u.InputTokens != 37 || u.OutputTokens != 8 {
+		t.Fatalf("text %q (want %q), last event %s, usage %+v", text, want, last, u)
+	}
+	if up := lastRequest(t, h.azure); up.Path != "/openai/v1/responses" || !gjson.GetBytes(up.Body, "stream").Bool() {
+		t.Fatalf("upstream %s %s", up.Path, up.Body)
+	}
+	line = h.waitRequestLogs(2)[1]
+	if gjson.Get(line, "provider").Str != "azure" || !gjson.Get(line, "stream").Bool() || gjson.Get(line, "prompt_tokens").Int() != 37 ||
+		gjson.Get(line, "completion_tokens").Int() != 8 || !gjson.Get(line, "usage_from_provider").Bool() || gjson.Get(line, "cost_usd").Str != "0.0001725" {
+		t.Fatalf("log %s", line)
+	}
+
+	// Azure's errors reach the SDK as typed errors.
+	h.azure.Fail(fakeprovider.Status(400, ""))
+	_, err = h.client.Responses.New(context.Background(), responsesParams("azure-default"))
+	var e *openai.Error
+	if !asAPIError(err, &e) || e.StatusCode != 400 {
+		t.Fatalf("Azure error: %v", err)
+	}
+}
+
+// streamedFixtureText is the text of a Responses stream fixture's
+// output_text deltas.
+func streamedFixtureText(t *testing.T, name string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, line := range strings.Split(string(fixture(t, name)), "\n") {
+		data, ok := strings.CutPrefix(line, "data: ")
+		if ok && gjson.Get(data, "type").Str == "response.output_text.delta" {
+			b.WriteString(gjson.Get(data, "delta").Str)
+		}
+	}
+	return b.String()
 }
