@@ -49,7 +49,7 @@ func responsesProcessor(*Snapshot) *processor {
 			stepResponsesOffered,
 			stepConfine,
 			stepGuardInput(responsesPieces),
-			stepAdmitText,
+			stepAdmitResponses,
 			stepStripGatewayFields,
 		},
 		deliver: [targetKinds][]bodyStep{
@@ -64,6 +64,10 @@ func responsesProcessor(*Snapshot) *processor {
 }
 
 var (
+	// admit reads max_output_tokens as chat's admit reads max_tokens, and
+	// writes the default cap there when the limits need one: natively it is
+	// the provider's field, translated it becomes each provider's own.
+	stepAdmitResponses      = bodyStep{"admit", admitWith(admission{promptTokens: true, capOutput: true, outputField: "max_output_tokens"})}
 	stepResponsesNoFallback = bodyStep{"no_fallback", responsesNoFallback}
 	stepResponsesOffered    = bodyStep{"check_offered", responsesOffered}
 	stepRespondNative       = bodyStep{"respond_native", respondNative}

@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tollgate-ai/tollgate/internal/sse"
 	"github.com/tollgate-ai/tollgate/policy/guardrails"
+	"github.com/tollgate-ai/tollgate/policy/limits"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 	"github.com/tollgate-ai/tollgate/routing/translate/anthropic"
@@ -635,4 +637,69 @@ func FuzzGuardedResponsesStream(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestResponsesOutputCap: as on chat (TestOutputCap), a Responses request
+// without max_output_tokens gets default_max_tokens written upstream when
+// its limits depend on output size: in max_output_tokens natively (whatever
+// the provider's chat field), in the provider's own field when translated.
+func TestResponsesOutputCap(t *testing.T) {
+	tpm := &config.Limits{DefaultMaxTokens: 300, RateLimits: []config.RateLimit{{Scope: config.ScopeKey, TokensPerMinute: 100_000}}}
+	rpm := &config.Limits{DefaultMaxTokens: 300, RateLimits: []config.RateLimit{{Scope: config.ScopeKey, RequestsPerMinute: 100}}}
+	maxCost := &config.Limits{DefaultMaxTokens: 300, Budgets: []config.BudgetRule{{Scope: config.ScopeKey, MaxCostPerRequestUSD: "1"}}}
+	tests := []struct {
+		name   string
+		limits *config.Limits
+		body   string
+		field  string // where the cap must appear upstream; "" = the body as the client sent it
+		want   int64  // the cap upstream (when field is set) and x.maxOut
+	}{
+		{"omitted, tpm limit", tpm, `{"model":"openai/gpt-4o","input":"hi"}`, "max_output_tokens", 300},
+		{"null counts as omitted", tpm, `{"model":"openai/gpt-4o","max_output_tokens":null,"input":"hi"}`, "max_output_tokens", 300},
+		{"native whatever the provider's chat field", tpm, `{"model":"local/llama3","input":"hi"}`, "max_output_tokens", 300},
+		{"with gateway fields and stream", tpm, `{"tollgate_metadata":{"team":"a"},"model":"openai/gpt-4o","stream":true,"input":"hi"}`, "max_output_tokens", 300},
+		{"max cost budget", maxCost, `{"model":"openai/gpt-4o","input":"hi"}`, "max_output_tokens", 300},
+		{"anthropic: translated max_tokens is the cap, not its own default", tpm, `{"model":"anthropic/claude-sonnet-4-5","input":"hi"}`, "max_tokens", 300},
+		{"client max_output_tokens kept", tpm, `{"model":"openai/gpt-4o","max_output_tokens":50,"input":"hi"}`, "", 50},
+		{"client cap kept when translated", tpm, `{"model":"anthropic/claude-sonnet-4-5","max_output_tokens":60,"input":"hi"}`, "max_tokens", 60},
+		{"requests-only limit: no cap", rpm, `{"model":"openai/gpt-4o","input":"hi"}`, "", 300},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			snap := capSnapshot(t, tt.limits)
+			srv := New(Options{Snapshot: func() *Snapshot { return snap }, Limiter: limits.NewMemory(nil)})
+			x := newExchange(context.Background(), srv, snap)
+			if h, _ := x.handle(mockHeaders("/v1/responses")); h.GetRequestHeaders() == nil {
+				t.Fatalf("headers refused: %v", h)
+			}
+			resp, _ := x.handle(reqBody(tt.body))
+			common := resp.GetRequestBody().GetResponse()
+			if common == nil {
+				t.Fatalf("refused: %v", resp)
+			}
+			upstream := tt.body
+			if m := common.GetBodyMutation(); m != nil {
+				upstream = string(m.GetBody())
+			}
+			switch {
+			case tt.field == "":
+				if gjson.Get(upstream, "max_output_tokens").Raw != gjson.Get(tt.body, "max_output_tokens").Raw {
+					t.Errorf("upstream %s; the client sent %s", upstream, tt.body)
+				}
+			case gjson.Get(upstream, tt.field).Int() != tt.want:
+				t.Errorf("upstream %s = %s; want %d (body %s)", tt.field, gjson.Get(upstream, tt.field).Raw, tt.want, upstream)
+			}
+			for _, f := range []string{"max_completion_tokens", "max_tokens", "max_output_tokens"} {
+				if f != tt.field && tt.field != "" && gjson.Get(upstream, f).Exists() && gjson.Get(upstream, f).Type != gjson.Null {
+					t.Errorf("upstream has %s too: %s", f, upstream)
+				}
+			}
+			if !json.Valid([]byte(upstream)) || gjson.Get(upstream, "tollgate_metadata").Exists() {
+				t.Errorf("upstream body %s: invalid or still has gateway fields", upstream)
+			}
+			if x.maxOut != tt.want {
+				t.Errorf("reserved output %d; want %d", x.maxOut, tt.want)
+			}
+		})
+	}
 }

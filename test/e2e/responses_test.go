@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/openai/openai-go/v3/responses"
 	"github.com/tidwall/gjson"
 
+	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/test/fakeprovider"
 )
 
@@ -330,4 +332,47 @@ func streamedFixtureText(t *testing.T, name string) string {
 		}
 	}
 	return b.String()
+}
+
+const cappedKey = "tg_e2eCappedKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKK"
+
+// TestResponsesOutputCap: under a tokens-per-minute limit, a Responses
+// request without max_output_tokens reaches the provider capped at the
+// limits' default_max_tokens: in max_output_tokens natively, in max_tokens
+// (not Anthropic's own default) translated.
+func TestResponsesOutputCap(t *testing.T) {
+	extra := fmt.Sprintf(`version: 1
+tenants:
+  - name: capped
+keys:
+  - {id: capped-key, sha256: %s, tenant: capped}
+limits:
+  default_max_tokens: 300
+  rate_limits:
+    - {scope: key, match: capped-key, tokens_per_minute: 100000}
+`, keys.Hash(cappedKey))
+	h := newHarness(t, harnessOptions{extra: extra})
+	c := h.newClient(cappedKey)
+	if _, err := c.Responses.New(context.Background(), responsesParams("smart-default")); err != nil {
+		t.Fatal(err)
+	}
+	if up := lastRequest(t, h.openai); gjson.GetBytes(up.Body, "max_output_tokens").Int() != 300 {
+		t.Fatalf("OpenAI got %s", up.Body)
+	}
+	s := c.Responses.NewStreaming(context.Background(), responsesParams("claude-default"))
+	if _, _, last := streamedText(t, s); last != "response.completed" {
+		t.Fatalf("last event %s", last)
+	}
+	if up := lastRequest(t, h.anthropic); gjson.GetBytes(up.Body, "max_tokens").Int() != 300 {
+		t.Fatalf("Anthropic got %s", up.Body)
+	}
+	// The client's own cap is the client's.
+	p := responsesParams("smart-default")
+	p.MaxOutputTokens = openai.Int(40)
+	if _, err := c.Responses.New(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	if up := lastRequest(t, h.openai); gjson.GetBytes(up.Body, "max_output_tokens").Int() != 40 {
+		t.Fatalf("OpenAI got %s", up.Body)
+	}
 }
