@@ -3,10 +3,12 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
 	"github.com/tidwall/gjson"
 
@@ -374,5 +376,135 @@ limits:
 	}
 	if up := lastRequest(t, h.openai); gjson.GetBytes(up.Body, "max_output_tokens").Int() != 40 {
 		t.Fatalf("OpenAI got %s", up.Body)
+	}
+}
+
+const respGuardKey = "tg_e2eRespGuardMMMMMMMMMMMMMMMMMMMMMMMMMMMMMM"
+
+// responsesGuardConfig: output guardrails that block the native stream
+// fixture's city, redact "API" and block "gateway" (the Anthropic answer).
+func responsesGuardConfig() string {
+	return fmt.Sprintf(`version: 1
+guardrails:
+  policies:
+    - name: no-city
+      output:
+        - {name: no-city-word, type: deny_list, terms: [Lisbon], action: block}
+    - name: no-gateway
+      output:
+        - {name: no-gateway-word, type: deny_list, terms: [gateway], action: block}
+    - name: hide-api
+      output:
+        - {name: api-word, type: regex, patterns: ['\bAPI\b'], label: TERM, action: redact}
+tenants:
+  - name: resp-guarded
+    apps:
+      - {name: no-city, guardrail_policy: no-city}
+      - {name: no-gateway, guardrail_policy: no-gateway}
+      - {name: hide-api, guardrail_policy: hide-api}
+keys:
+  - {id: resp-guard-key, sha256: %s, tenant: resp-guarded}
+`, keys.Hash(respGuardKey))
+}
+
+// TestResponsesGuardedNativeStreamBlocked: an output guardrail blocking a
+// native (OpenAI) Responses stream ends it with the Responses API's error
+// event, which openai-go delivers as an event of type "error" carrying the
+// gateway's code; the blocked word never reaches the client.
+func TestResponsesGuardedNativeStreamBlocked(t *testing.T) {
+	h := newHarness(t, harnessOptions{extra: responsesGuardConfig()})
+	c := h.newClient(respGuardKey, option.WithHeader("x-tollgate-app-id", "no-city"))
+	s := c.Responses.NewStreaming(context.Background(), responsesParams("smart-default"))
+	var types []string
+	var errEv responses.ResponseStreamEventUnion
+	for s.Next() {
+		ev := s.Current()
+		types = append(types, ev.Type)
+		if strings.Contains(ev.RawJSON(), "Lisbon") {
+			t.Fatalf("the blocked word reached the client: %s", ev.RawJSON())
+		}
+		if ev.Type == "error" {
+			errEv = ev
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(types) < 2 || types[len(types)-1] != "error" || errEv.Code != "guardrail_blocked" || !strings.Contains(errEv.Message, "no-city-word") {
+		t.Fatalf("events %v, error event %s", types, errEv.RawJSON())
+	}
+	if slices.Contains(types, "response.completed") {
+		t.Fatalf("a blocked stream completed: %v", types)
+	}
+	line := h.waitRequestLogs(1)[0]
+	if gjson.Get(line, "route").Str != "responses" || gjson.Get(line, "provider").Str != "openai" {
+		t.Fatalf("log %s", line)
+	}
+
+	// Non-streamed (the other fixture: "An API gateway is…"): the whole
+	// answer is checked, a block is a typed 400.
+	c = h.newClient(respGuardKey, option.WithHeader("x-tollgate-app-id", "no-gateway"))
+	_, err := c.Responses.New(context.Background(), responsesParams("smart-default"))
+	wantAPIError(t, "blocked answer", err, 400, "guardrail_blocked")
+}
+
+// TestResponsesGuardedTranslated: output guardrails on a translated
+// (Anthropic) Responses answer read the provider's answer as chat does:
+// a redaction reaches the SDK in the response object and in the stream's
+// deltas and final response alike; a block is a typed 400, or, mid-stream,
+// the stream's response.failed event naming it.
+func TestResponsesGuardedTranslated(t *testing.T) {
+	h := newHarness(t, harnessOptions{extra: responsesGuardConfig()})
+	ctx := context.Background()
+	hide := h.newClient(respGuardKey, option.WithHeader("x-tollgate-app-id", "hide-api"))
+	resp, err := hide.Responses.New(ctx, responsesParams("claude-default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := gjson.GetBytes(fixture(t, "anthropic/messages_response.json"), "content.0.text").Str
+	if got := resp.OutputText(); got != strings.ReplaceAll(want, "API", "[TERM_1]") || resp.Status != "completed" {
+		t.Fatalf("redacted output %q, status %s", got, resp.Status)
+	}
+	s := hide.Responses.NewStreaming(ctx, responsesParams("claude-default"))
+	var deltas strings.Builder
+	final := ""
+	for s.Next() {
+		switch ev := s.Current(); ev.Type {
+		case "response.output_text.delta":
+			deltas.WriteString(ev.Delta)
+		case "response.completed":
+			final = ev.Response.OutputText()
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	streamWant := strings.ReplaceAll(anthropicStreamText(t, "anthropic/messages_stream.sse"), "API", "[TERM_1]")
+	if deltas.String() != streamWant || final != streamWant {
+		t.Fatalf("redacted stream: deltas %q, completed %q, want %q", deltas.String(), final, streamWant)
+	}
+
+	block := h.newClient(respGuardKey, option.WithHeader("x-tollgate-app-id", "no-gateway"))
+	_, err = block.Responses.New(ctx, responsesParams("claude-default"))
+	wantAPIError(t, "blocked answer", err, 400, "guardrail_blocked")
+
+	s = block.Responses.NewStreaming(ctx, responsesParams("claude-default"))
+	var types []string
+	var failed responses.ResponseStreamEventUnion
+	for s.Next() {
+		ev := s.Current()
+		types = append(types, ev.Type)
+		if strings.Contains(strings.ToLower(ev.RawJSON()), "gateway") && ev.Type != "response.failed" {
+			t.Fatalf("the blocked word reached the client: %s", ev.RawJSON())
+		}
+		if ev.Type == "response.failed" {
+			failed = ev
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if types[len(types)-1] != "response.failed" || failed.Response.Error.Code != "guardrail_blocked" {
+		t.Fatalf("events %v, failed %s", types, failed.RawJSON())
 	}
 }
