@@ -508,3 +508,96 @@ func TestResponsesGuardedTranslated(t *testing.T) {
 		t.Fatalf("events %v, failed %s", types, failed.RawJSON())
 	}
 }
+
+// TestResponsesFallback: a fallback alias (OpenAI → Anthropic) serves the
+// Responses API: the OpenAI attempt is native, the Anthropic one
+// translated, and the client gets a Responses answer from whichever member
+// answered, streamed or not, metered as that member's.
+func TestResponsesFallback(t *testing.T) {
+	params := responsesParams("resilient")
+	t.Run("primary answers natively", func(t *testing.T) {
+		h := newHarness(t, harnessOptions{fallback: true, extra: fallbackConfig})
+		resp, err := h.client.Responses.New(context.Background(), params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := gjson.GetBytes(fixture(t, "openai/responses_response.json"), "output.1.content.0.text").Str; resp.OutputText() != want {
+			t.Fatalf("output %q, want OpenAI's", resp.OutputText())
+		}
+		up := lastRequest(t, h.openai)
+		if up.Path != "/v1/responses" || gjson.GetBytes(up.Body, "model").Str != "gpt-4o-mini" || gjson.GetBytes(up.Body, "instructions").Str == "" ||
+			up.Header.Get("Authorization") != "Bearer "+providerSecret {
+			t.Fatalf("upstream %s %s", up.Path, up.Body)
+		}
+		if n := len(h.anthropic.Requests()); n != 0 {
+			t.Fatalf("%d requests reached the secondary", n)
+		}
+		line := h.waitRequestLogs(1)[0]
+		if gjson.Get(line, "provider").Str != "openai" || gjson.Get(line, "model").Str != "resilient" || gjson.Get(line, "prompt_tokens").Int() != 1342 {
+			t.Fatalf("log %s", line)
+		}
+	})
+	t.Run("primary answers natively, streamed", func(t *testing.T) {
+		h := newHarness(t, harnessOptions{fallback: true, extra: fallbackConfig})
+		s := h.client.Responses.NewStreaming(context.Background(), params)
+		text, u, last := streamedText(t, s)
+		if want := streamedFixtureText(t, "openai/responses_stream.sse"); text != want || last != "response.completed" || u.OutputTokens != 8 {
+			t.Fatalf("text %q (want %q), last event %s, usage %+v", text, want, last, u)
+		}
+		if up := lastRequest(t, h.openai); up.Path != "/v1/responses" || gjson.GetBytes(up.Body, "stream_options").Exists() {
+			t.Fatalf("upstream %s %s", up.Path, up.Body)
+		}
+		line := h.waitRequestLogs(1)[0]
+		if gjson.Get(line, "provider").Str != "openai" || gjson.Get(line, "completion_tokens").Int() != 8 {
+			t.Fatalf("log %s", line)
+		}
+	})
+	t.Run("secondary translated", func(t *testing.T) {
+		h := newHarness(t, harnessOptions{fallback: true, extra: fallbackConfig})
+		h.openai.Fail(fakeprovider.Status(429, "1"))
+		resp, err := h.client.Responses.New(context.Background(), params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := gjson.GetBytes(fixture(t, "anthropic/messages_response.json"), "content.0.text").Str
+		if resp.OutputText() != want || resp.Status != "completed" || resp.Usage.OutputTokens != 29 {
+			t.Fatalf("response %q status %s usage %+v", resp.OutputText(), resp.Status, resp.Usage)
+		}
+		if p := lastRequest(t, h.openai); p.Path != "/v1/responses" {
+			t.Fatalf("primary attempt %s", p.Path)
+		}
+		checkAnthropicUpstream(t, lastRequest(t, h.anthropic), false)
+		line := h.waitRequestLogs(1)[0]
+		if gjson.Get(line, "provider").Str != "anthropic" || gjson.Get(line, "model").Str != "resilient" ||
+			gjson.Get(line, "completion_tokens").Int() != 29 || !gjson.Get(line, "usage_from_provider").Bool() {
+			t.Fatalf("log %s", line)
+		}
+	})
+	t.Run("secondary translated, streamed", func(t *testing.T) {
+		h := newHarness(t, harnessOptions{fallback: true, extra: fallbackConfig})
+		h.openai.Fail(fakeprovider.Status(500, ""))
+		s := h.client.Responses.NewStreaming(context.Background(), params)
+		text, u, last := streamedText(t, s)
+		if want := anthropicStreamText(t, "anthropic/messages_stream.sse"); text != want || last != "response.completed" || u.OutputTokens == 0 {
+			t.Fatalf("assembled %q (want %q), last event %s, usage %+v", text, want, last, u)
+		}
+		checkAnthropicUpstream(t, lastRequest(t, h.anthropic), true)
+		line := h.waitRequestLogs(1)[0]
+		if gjson.Get(line, "provider").Str != "anthropic" || gjson.Get(line, "completion_tokens").Int() != u.OutputTokens {
+			t.Fatalf("log %s", line)
+		}
+	})
+	t.Run("a feature the secondary cannot take is refused up front", func(t *testing.T) {
+		h := newHarness(t, harnessOptions{fallback: true, extra: fallbackConfig})
+		p := responsesParams("resilient")
+		p.PreviousResponseID = openai.String("resp_1")
+		_, err := h.client.Responses.New(context.Background(), p)
+		var apiErr *openai.Error
+		if !asAPIError(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Code != "unsupported_parameter" || apiErr.Param != "previous_response_id" {
+			t.Fatalf("error %v", err)
+		}
+		if len(h.openai.Requests())+len(h.anthropic.Requests()) != 0 {
+			t.Fatal("a refused request reached a provider")
+		}
+	})
+}
