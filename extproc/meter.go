@@ -58,6 +58,10 @@ type meter struct {
 type admission struct {
 	promptTokens bool // the body is text whose tokens are estimated (audio bytes are not tokens)
 	capOutput    bool // the body carries an output cap (max_completion_tokens / max_tokens) to read or set
+	// outputField, with capOutput, is the endpoint's one output cap field,
+	// read and written whatever the provider (max_output_tokens on
+	// Responses); "": chat's two, written in the provider's field.
+	outputField string
 }
 
 // admit reserves the request on every limit and budget that applies.
@@ -79,7 +83,7 @@ func admit(x *exchange, req *upstreamRequest, a admission) *oaierror.Error {
 		x.promptEst = estimateTokens(len(req.body))
 	}
 	if a.capOutput {
-		if err := capOutput(x, req, rules.DefaultMaxTokens(), boundsOutput(ls, bs)); err != nil {
+		if err := capOutput(x, req, rules.DefaultMaxTokens(), boundsOutput(ls, bs), a.outputField); err != nil {
 			return err
 		}
 	}
@@ -109,10 +113,16 @@ func admit(x *exchange, req *upstreamRequest, a admission) *oaierror.Error {
 // provider stops where the reservation ends; otherwise a provider's own
 // default (or none) would let output, and the tokens charged, run past it.
 // The field is the provider's (config max_tokens_field); translated schemas
-// read it from the OpenAI-format body and send their own.
-func capOutput(x *exchange, req *upstreamRequest, def int64, enforce bool) *oaierror.Error {
+// read it from the OpenAI-format body and send their own. An endpoint with
+// a field of its own (own) reads and writes only that one, and its
+// translation carries the cap to the provider's field.
+func capOutput(x *exchange, req *upstreamRequest, def int64, enforce bool, own string) *oaierror.Error {
 	set := false
-	for _, f := range [...]string{"max_completion_tokens", "max_tokens"} {
+	fields := []string{"max_completion_tokens", "max_tokens"}
+	if own != "" {
+		fields = []string{own}
+	}
+	for _, f := range fields {
 		v := req.get(f)
 		if v.Type == gjson.Number && v.Int() > 0 {
 			// Saturated: no model writes 2^31 tokens, and an absurd value must
@@ -133,7 +143,10 @@ func capOutput(x *exchange, req *upstreamRequest, def int64, enforce bool) *oaie
 		p = ch.Members[0].Provider
 	}
 	field := config.FieldMaxCompletionTokens
-	if p != nil && p.MaxTokensField != "" {
+	switch {
+	case own != "":
+		field = own
+	case p != nil && p.MaxTokensField != "":
 		field = p.MaxTokensField
 	}
 	// Queued like every other body edit (spliceBody writes them in one pass):

@@ -1,6 +1,8 @@
 package extproc
 
 import (
+	"fmt"
+
 	"github.com/tidwall/gjson"
 
 	"github.com/tollgate-ai/tollgate/internal/oaierror"
@@ -30,8 +32,11 @@ import (
 // the translated answer as the chat completion it was, before it becomes
 // Responses events.
 //
-// A fallback alias is refused: its attempts would need a different body per
-// member (native for OpenAI, chat for the rest).
+// A fallback alias is served as on chat: the body leaves in the Responses
+// format for the chain's cluster, and each upstream attempt (attempt.go)
+// makes it native for an OpenAI or Azure member, or translates it to chat
+// and then to the member's own schema. The answer is read for the member
+// that gave it (responsesChain).
 func responsesProcessor(*Snapshot) *processor {
 	return &processor{
 		endpoint: routing.EndpointResponses,
@@ -45,11 +50,10 @@ func responsesProcessor(*Snapshot) *processor {
 			stepCheckAgent,
 			stepCheckMetadata,
 			stepResolveModel,
-			stepResponsesNoFallback,
 			stepResponsesOffered,
 			stepConfine,
 			stepGuardInput(responsesPieces),
-			stepAdmitText,
+			stepAdmitResponses,
 			stepStripGatewayFields,
 		},
 		deliver: [targetKinds][]bodyStep{
@@ -57,46 +61,151 @@ func responsesProcessor(*Snapshot) *processor {
 				stepMintCredential},
 			kindTranslated: {stepResponsesToChat, stepTranslateBody, stepRouteUpstream, stepChatPath, stepTranslatorHeaders,
 				stepMintCredential},
-			kindChain: {stepResponsesNoFallback}, // refused in body already; listed so every kind has a path
+			kindChain: {stepResponsesChain, stepRouteChain},
 			kindMock:  {stepRewriteModel, stepResponsesToChat, stepMockChat},
+		},
+		attempt: [targetKinds][]attemptStep{
+			kindDirect: {attemptRewriteModel, attemptSpliceBody, attemptResponsesPathStep, attemptCredential,
+				attemptMintCredential, attemptFinishStep},
+			kindTranslated: {attemptResponsesTranslateBody, attemptChatPathStep, attemptCredential, attemptTranslatorHeaders,
+				attemptMintCredential, attemptFinishStep},
 		},
 	}
 }
 
 var (
-	stepResponsesNoFallback = bodyStep{"no_fallback", responsesNoFallback}
-	stepResponsesOffered    = bodyStep{"check_offered", responsesOffered}
-	stepRespondNative       = bodyStep{"respond_native", respondNative}
-	stepResponsesToChat     = bodyStep{"responses_to_chat", responsesToChat}
-	stepAzureResponsesPath  = bodyStep{"azure_responses_path", azureResponsesPath}
-	stepChatPath            = bodyStep{"chat_path", chatPath}
+	// admit reads max_output_tokens as chat's admit reads max_tokens, and
+	// writes the default cap there when the limits need one: natively it is
+	// the provider's field, translated it becomes each provider's own.
+	stepAdmitResponses     = bodyStep{"admit", admitWith(admission{promptTokens: true, capOutput: true, outputField: "max_output_tokens"})}
+	stepResponsesOffered   = bodyStep{"check_offered", responsesOffered}
+	stepResponsesChain     = bodyStep{"check_chain_members", responsesChainMembers}
+	stepRespondNative      = bodyStep{"respond_native", respondNative}
+	stepResponsesToChat    = bodyStep{"responses_to_chat", responsesToChat}
+	stepAzureResponsesPath = bodyStep{"azure_responses_path", azureResponsesPath}
+	stepChatPath           = bodyStep{"chat_path", chatPath}
 )
 
 // responseSchema is the schema the response side reads the answer with: the
 // endpoint's own when a request step set one, else the provider's.
 func (x *exchange) responseSchema() translate.Schema {
+	if c, ok := x.respond.(*responsesChain); ok {
+		x.respond = c.forMember(x.target.Provider) // answeredBy switched the target to the member
+	}
 	if x.respond != nil {
 		return x.respond
 	}
 	return schemaOf(x.target.Provider)
 }
 
-// responsesNoFallback refuses a fallback alias (see responsesProcessor).
-func responsesNoFallback(x *exchange, _ *upstreamRequest) error {
-	if x.target.Chain != nil {
-		return oaierror.InvalidRequest("unsupported_endpoint", "model",
-			"The Responses API cannot use the fallback alias "+quote(x.rec.model)+".")
+// The attempt steps of a fallback chain's members (attempt.go).
+var (
+	attemptResponsesPathStep      = attemptStep{"upstream_path", attemptResponsesPath}
+	attemptResponsesTranslateBody = attemptStep{"translate_body", attemptResponsesTranslate}
+	attemptChatPathStep           = attemptStep{"upstream_path", attemptChatPath}
+)
+
+// responsesOffered refuses a provider that offers no chat completions:
+// OpenAI-format providers take the Responses API natively, every other one
+// through its chat translator. Every member of a fallback chain must.
+func responsesOffered(x *exchange, _ *upstreamRequest) error {
+	reach := [1]routing.Target{x.target}
+	members := reach[:]
+	if ch := x.target.Chain; ch != nil {
+		members = ch.Members
+	}
+	for _, m := range members {
+		if _, ok := m.Provider.Path(routing.EndpointChat, m.Model); !ok {
+			return oaierror.InvalidRequest("unsupported_endpoint", "model", "The model "+quote(x.rec.model)+" does not support responses.")
+		}
 	}
 	return nil
 }
 
-// responsesOffered refuses a provider that offers no chat completions:
-// OpenAI-format providers take the Responses API natively, every other one
-// through its chat translator.
-func responsesOffered(x *exchange, _ *upstreamRequest) error {
-	if _, ok := x.target.Provider.Path(routing.EndpointChat, x.target.Model); !ok {
-		return oaierror.InvalidRequest("unsupported_endpoint", "model", "The model "+quote(x.rec.model)+" does not support responses.")
+// responsesChainMembers refuses, before the request goes to a fallback
+// chain, what any member could not take (an attempt cannot refuse): when a
+// member is translated, the body must translate to chat (no stateful or
+// hosted features) and the chat request to the member's schema. It sets the
+// answer's reader, chosen when the answering member is known.
+func responsesChainMembers(x *exchange, req *upstreamRequest) error {
+	if !req.applyEdits() {
+		return failure(errRewrite(), errOverlap)
 	}
+	c := &responsesChain{guard: x.guard}
+	for _, m := range x.target.Chain.Members {
+		tr := m.Provider.Translator
+		if tr == nil {
+			continue
+		}
+		if c.req == nil {
+			r, err := responses.TranslateRequest(req.body)
+			if err != nil {
+				return translateError(err, "The request cannot be sent to this model's providers.")
+			}
+			c.req = r
+		}
+		opts := translate.RequestOptions{DefaultMaxTokens: m.Provider.DefaultMaxTokens, Stream: x.stream}
+		if _, err := tr.Request(c.req.Chat, m.Model, opts); err != nil {
+			return translateError(err, "The request cannot be sent to this model's providers.")
+		}
+	}
+	x.respond = c
+	return nil
+}
+
+// responsesChain is a fallback chain request's response schema until the
+// answering member is known: responseSchema replaces it with the member's
+// reader, native or translated.
+type responsesChain struct {
+	translate.Schema                    // nil: never read as a schema itself
+	req              *responses.Request // nil when no member is translated
+	guard            *guardrails.Request
+}
+
+// forMember is the reader of the member p's answer.
+func (c *responsesChain) forMember(p *routing.Provider) translate.Schema {
+	if providerKind(p) != kindTranslated || c.req == nil {
+		n := nativeResponses{}
+		if c.guard != nil && c.guard.OutputActive() {
+			n.guard = c.guard
+		}
+		return n
+	}
+	return &translatedResponses{Schema: p.Translator, req: c.req, guard: newOutputGuard(c.guard)}
+}
+
+// attemptResponsesPath sends a native member's attempt to its Responses
+// path (Azure's v1 one, as azureResponsesPath does).
+func attemptResponsesPath(a *attempt, r *attemptRequest) error {
+	p := a.member.Provider
+	if p.Schema == config.SchemaAzureOpenAI {
+		r.path = p.BasePath + "/v1/responses"
+		return nil
+	}
+	r.path, _ = p.UpstreamPath(routing.EndpointResponses, a.member.Model, a.stream)
+	return nil
+}
+
+// attemptResponsesTranslate turns the Responses body into chat, then into
+// the member's schema. Like attemptTranslate, a full replacement of the
+// original body.
+func attemptResponsesTranslate(a *attempt, r *attemptRequest) error {
+	rq, err := responses.TranslateRequest(r.body)
+	if err != nil {
+		return fmt.Errorf("the request cannot be translated to chat: %w", err)
+	}
+	p := a.member.Provider
+	out, err := p.Translator.Request(rq.Chat, a.member.Model, translate.RequestOptions{DefaultMaxTokens: p.DefaultMaxTokens, Stream: a.stream})
+	if err != nil {
+		return fmt.Errorf("the request cannot be translated: %w", err)
+	}
+	r.body = out
+	return nil
+}
+
+// attemptChatPath sends a translated member's attempt to its chat path.
+func attemptChatPath(a *attempt, r *attemptRequest) error {
+	r.path, _ = a.member.Provider.UpstreamPath(routing.EndpointChat, a.member.Model, a.stream)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"strings"
@@ -8,9 +9,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tollgate-ai/tollgate/internal/sse"
 	"github.com/tollgate-ai/tollgate/policy/guardrails"
+	"github.com/tollgate-ai/tollgate/policy/limits"
 	"github.com/tollgate-ai/tollgate/routing"
 	"github.com/tollgate-ai/tollgate/routing/config"
 	"github.com/tollgate-ai/tollgate/routing/translate/anthropic"
@@ -23,12 +26,90 @@ func responsesFacts(x *exchange) {
 	x.endpoint, x.path = routing.EndpointResponses, "/v1/responses"
 }
 
-func TestStepResponsesNoFallback(t *testing.T) {
+// TestStepResponsesChain: a fallback alias takes what every member can:
+// a feature only OpenAI serves is refused when a member is translated; the
+// answer's reader waits for the member that answers.
+func TestStepResponsesChain(t *testing.T) {
 	chain := chainSnapshot(t)
-	runBodyStep(t, stepResponsesNoFallback, []stepCase{
-		{name: "provider", facts: both(responsesFacts, target("smart-default"))},
-		{name: "fallback alias", snap: chain, facts: both(responsesFacts, target("smart")), code: "unsupported_endpoint"},
+	chainFacts := both(responsesFacts, target("smart"))
+	runBodyStep(t, stepResponsesChain, []stepCase{
+		{name: "text", snap: chain, facts: chainFacts, body: `{"model":"smart","input":"hi"}`,
+			want: func(t *testing.T, x *exchange, _ *upstreamRequest, _ *mutation) {
+				c, ok := x.respond.(*responsesChain)
+				if !ok || c.req == nil {
+					t.Fatalf("respond %T", x.respond)
+				}
+			}},
+		{name: "stateful feature, a member translated", snap: chain, facts: chainFacts,
+			body: `{"model":"smart","input":"hi","previous_response_id":"resp_1"}`, code: "unsupported_parameter"},
 	})
+}
+
+// TestResponsesChainReadsTheAnsweringMember: the chain's reader becomes the
+// answering member's: native for OpenAI, translated for Anthropic.
+func TestResponsesChainReadsTheAnsweringMember(t *testing.T) {
+	snap := chainSnapshot(t)
+	for _, tc := range []struct {
+		member int
+		native bool
+	}{{0, true}, {1, false}} {
+		x := exchangeFor(t, snap)
+		responsesFacts(x)
+		target("smart")(x)
+		req := &upstreamRequest{body: []byte(`{"model":"smart","input":"hi"}`)}
+		if err := responsesChainMembers(x, req); err != nil {
+			t.Fatal(err)
+		}
+		x.target = x.target.Chain.Members[tc.member]
+		switch s := x.responseSchema().(type) {
+		case nativeResponses:
+			if !tc.native {
+				t.Errorf("member %d read natively", tc.member)
+			}
+		case *translatedResponses:
+			if tc.native || s.Schema != x.target.Provider.Translator {
+				t.Errorf("member %d read as translated by %T", tc.member, s.Schema)
+			}
+		default:
+			t.Errorf("member %d: reader %T", tc.member, s)
+		}
+	}
+}
+
+// TestResponsesAttempts: each attempt of a Responses request to a chain is
+// native for an OpenAI member (its Responses path, model rewritten, the
+// body otherwise as sent) and translated for an Anthropic one (Responses →
+// chat → Messages, at its messages path).
+func TestResponsesAttempts(t *testing.T) {
+	snap := chainSnapshot(t)
+	body := `{"model":"smart","stream":true,"instructions":"be brief","input":"hi","max_output_tokens":300}`
+	run := func(provider string, n int) (map[string]string, []string, string) {
+		first := attemptHeaders(provider, n, true)
+		first.MetadataContext.FilterMetadata[metadataNamespace].Fields[metaEndpoint] = structpb.NewStringValue("responses")
+		a := &attempt{srv: New(Options{}), snap: snap}
+		a.handle(first)
+		r, _ := a.handle(reqBody(body))
+		c := r.GetRequestBody().GetResponse()
+		return setHeaders(c.GetHeaderMutation()), c.GetHeaderMutation().GetRemoveHeaders(), string(c.GetBodyMutation().GetBody())
+	}
+	set, removed, out := run("openai", 1)
+	if set[":path"] != "/v1/responses" || set["authorization"] != "Bearer sk-o" || gjson.Get(out, "model").Str != "gpt-4o-mini" ||
+		gjson.Get(out, "instructions").Str != "be brief" || gjson.Get(out, "max_output_tokens").Int() != 300 ||
+		gjson.Get(out, "stream_options").Exists() || set["content-length"] != itoa(len(out)) {
+		t.Fatalf("openai attempt: %v %s", set, out)
+	}
+	if !contains(removed, "x-api-key") || contains(removed, "authorization") {
+		t.Fatalf("openai attempt removals: %v", removed)
+	}
+	set, removed, out = run("anthropic", 2)
+	if set[":path"] != "/v1/messages" || set["x-api-key"] != "sk-a" || set["anthropic-version"] == "" ||
+		gjson.Get(out, "model").Str != "claude-sonnet-4-5" || gjson.Get(out, "system").Str != "be brief" ||
+		gjson.Get(out, "max_tokens").Int() != 300 || !gjson.Get(out, "stream").Bool() || set["content-length"] != itoa(len(out)) {
+		t.Fatalf("anthropic attempt: %v %s", set, out)
+	}
+	if !contains(removed, "authorization") {
+		t.Fatalf("anthropic attempt removals: %v", removed)
+	}
 }
 
 func TestStepResponsesOffered(t *testing.T) {
@@ -635,4 +716,85 @@ func FuzzGuardedResponsesStream(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestResponsesOutputCap: as on chat (TestOutputCap), a Responses request
+// without max_output_tokens gets default_max_tokens written upstream when
+// its limits depend on output size: in max_output_tokens natively (whatever
+// the provider's chat field), in the provider's own field when translated.
+func TestResponsesOutputCap(t *testing.T) {
+	tpm := &config.Limits{DefaultMaxTokens: 300, RateLimits: []config.RateLimit{{Scope: config.ScopeKey, TokensPerMinute: 100_000}}}
+	rpm := &config.Limits{DefaultMaxTokens: 300, RateLimits: []config.RateLimit{{Scope: config.ScopeKey, RequestsPerMinute: 100}}}
+	maxCost := &config.Limits{DefaultMaxTokens: 300, Budgets: []config.BudgetRule{{Scope: config.ScopeKey, MaxCostPerRequestUSD: "1"}}}
+	tests := []struct {
+		name   string
+		limits *config.Limits
+		body   string
+		field  string // where the cap must appear upstream; "" = the body as the client sent it
+		want   int64  // the cap upstream (when field is set) and x.maxOut
+	}{
+		{"omitted, tpm limit", tpm, `{"model":"openai/gpt-4o","input":"hi"}`, "max_output_tokens", 300},
+		{"null counts as omitted", tpm, `{"model":"openai/gpt-4o","max_output_tokens":null,"input":"hi"}`, "max_output_tokens", 300},
+		{"native whatever the provider's chat field", tpm, `{"model":"local/llama3","input":"hi"}`, "max_output_tokens", 300},
+		{"with gateway fields and stream", tpm, `{"tollgate_metadata":{"team":"a"},"model":"openai/gpt-4o","stream":true,"input":"hi"}`, "max_output_tokens", 300},
+		{"max cost budget", maxCost, `{"model":"openai/gpt-4o","input":"hi"}`, "max_output_tokens", 300},
+		{"anthropic: translated max_tokens is the cap, not its own default", tpm, `{"model":"anthropic/claude-sonnet-4-5","input":"hi"}`, "max_tokens", 300},
+		{"client max_output_tokens kept", tpm, `{"model":"openai/gpt-4o","max_output_tokens":50,"input":"hi"}`, "", 50},
+		{"client cap kept when translated", tpm, `{"model":"anthropic/claude-sonnet-4-5","max_output_tokens":60,"input":"hi"}`, "max_tokens", 60},
+		{"requests-only limit: no cap", rpm, `{"model":"openai/gpt-4o","input":"hi"}`, "", 300},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			snap := capSnapshot(t, tt.limits)
+			srv := New(Options{Snapshot: func() *Snapshot { return snap }, Limiter: limits.NewMemory(nil)})
+			x := newExchange(context.Background(), srv, snap)
+			if h, _ := x.handle(mockHeaders("/v1/responses")); h.GetRequestHeaders() == nil {
+				t.Fatalf("headers refused: %v", h)
+			}
+			resp, _ := x.handle(reqBody(tt.body))
+			common := resp.GetRequestBody().GetResponse()
+			if common == nil {
+				t.Fatalf("refused: %v", resp)
+			}
+			upstream := tt.body
+			if m := common.GetBodyMutation(); m != nil {
+				upstream = string(m.GetBody())
+			}
+			switch {
+			case tt.field == "":
+				if gjson.Get(upstream, "max_output_tokens").Raw != gjson.Get(tt.body, "max_output_tokens").Raw {
+					t.Errorf("upstream %s; the client sent %s", upstream, tt.body)
+				}
+			case gjson.Get(upstream, tt.field).Int() != tt.want:
+				t.Errorf("upstream %s = %s; want %d (body %s)", tt.field, gjson.Get(upstream, tt.field).Raw, tt.want, upstream)
+			}
+			for _, f := range []string{"max_completion_tokens", "max_tokens", "max_output_tokens"} {
+				if f != tt.field && tt.field != "" && gjson.Get(upstream, f).Exists() && gjson.Get(upstream, f).Type != gjson.Null {
+					t.Errorf("upstream has %s too: %s", f, upstream)
+				}
+			}
+			if !json.Valid([]byte(upstream)) || gjson.Get(upstream, "tollgate_metadata").Exists() {
+				t.Errorf("upstream body %s: invalid or still has gateway fields", upstream)
+			}
+			if x.maxOut != tt.want {
+				t.Errorf("reserved output %d; want %d", x.maxOut, tt.want)
+			}
+		})
+	}
+}
+
+func TestAttemptResponsesPath(t *testing.T) {
+	for _, tc := range []struct {
+		p    *routing.Provider
+		want string
+	}{
+		{&routing.Provider{Name: "az", Schema: config.SchemaAzureOpenAI, BasePath: "/openai"}, "/openai/v1/responses"},
+		{&routing.Provider{Name: "openai", Schema: config.SchemaOpenAI, BasePath: "/v1"}, "/v1/responses"},
+	} {
+		a := &attempt{member: routing.Target{Provider: tc.p, Model: "dep"}}
+		r := &attemptRequest{}
+		if err := attemptResponsesPath(a, r); err != nil || r.path != tc.want {
+			t.Errorf("%s: path %q (%v), want %q", tc.p.Schema, r.path, err, tc.want)
+		}
+	}
 }

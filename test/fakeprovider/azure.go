@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/tidwall/gjson"
 )
 
 // azure imitates an Azure OpenAI resource ({resource}.openai.azure.com).
@@ -14,6 +16,11 @@ type azure struct {
 	response              []byte
 	stream, streamNoUsage [][]byte
 	errEv                 []byte
+
+	// The v1 Responses API (POST /openai/v1/responses) runs OpenAI's
+	// Responses service: the same objects and events as openai's fixtures.
+	responses                  []byte
+	responsesStream, respTools [][]byte
 }
 
 // azure401 is the bad-key body from azure_openai/README.md.
@@ -24,7 +31,10 @@ func newAzure(fs *fixtureSet, cred string) *azure {
 		cred:     cred,
 		response: fs.read("azure_openai/chat_response.json"),
 		// Captured with include_usage; the no-usage variant is derived.
-		stream: splitEvents(fs.read("azure_openai/chat_stream.sse")),
+		stream:          splitEvents(fs.read("azure_openai/chat_stream.sse")),
+		responses:       fs.read("openai/responses_response.json"),
+		responsesStream: splitEvents(fs.read("openai/responses_stream.sse")),
+		respTools:       splitEvents(fs.read("openai/responses_stream_tool_call.sse")),
 	}
 	// Azure passes the model service's OpenAI-shaped errors through, so a
 	// mid-stream error uses OpenAI's error object.
@@ -46,6 +56,9 @@ func newAzure(fs *fixtureSet, cred string) *azure {
 func (p *azure) requestID(n int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012x", n) }
 
 func (p *azure) handle(r *http.Request, body []byte, id string) (reply, bool) {
+	if r.Method == http.MethodPost && r.URL.Path == azureResponsesPath {
+		return p.responsesReply(r, body, id)
+	}
 	if r.Method != http.MethodPost || !isAzureChatPath(r.URL.Path) {
 		return p.errorReply(http.StatusNotFound, "", id), false
 	}
@@ -75,6 +88,34 @@ func (p *azure) handle(r *http.Request, body []byte, id string) (reply, bool) {
 	if req.includeUsage {
 		events = p.stream
 	}
+	return reply{status: http.StatusOK, header: h, chunks: events, stream: true}, true
+}
+
+// azureResponsesPath is the v1 Responses API: the deployment is the body's
+// model and no api-version is needed
+// (https://learn.microsoft.com/azure/ai-foundry/openai/how-to/responses).
+// The preview form /openai/responses?api-version=… is not served: the
+// gateway never sends it.
+const azureResponsesPath = "/openai/v1/responses"
+
+// responsesReply answers the v1 Responses API from the Responses fixtures.
+func (p *azure) responsesReply(r *http.Request, body []byte, id string) (reply, bool) {
+	if p.cred != "" && r.Header.Get("Api-Key") != p.cred && r.Header.Get("Authorization") != "Bearer "+p.cred {
+		return p.errorReply(http.StatusUnauthorized, "", id), false
+	}
+	if rep, ok := checkResponsesRequest(body, id, p.modelError); !ok {
+		return rep, false
+	}
+	h := p.header(id)
+	if gjson.GetBytes(body, "stream").Type != gjson.True {
+		h.Set("Content-Type", contentJSON)
+		return reply{status: http.StatusOK, header: h, chunks: [][]byte{p.responses}}, true
+	}
+	events := p.responsesStream
+	if gjson.GetBytes(body, "tools.0").Exists() {
+		events = p.respTools
+	}
+	h.Set("Content-Type", contentSSE)
 	return reply{status: http.StatusOK, header: h, chunks: events, stream: true}, true
 }
 

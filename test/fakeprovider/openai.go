@@ -125,11 +125,8 @@ func (p *openAI) chatCompletions(body []byte, id string) (reply, bool) {
 
 // responsesReply answers POST /v1/responses from the Responses fixtures.
 func (p *openAI) responsesReply(body []byte, id string) (reply, bool) {
-	if !gjson.ValidBytes(body) || !gjson.ParseBytes(body).IsObject() {
-		return p.apiError(http.StatusBadRequest, id, msgInvalidJSON, "invalid_request_error", "", ""), false
-	}
-	if m := gjson.GetBytes(body, "model"); m.Type != gjson.String || m.Str == "" {
-		return p.apiError(http.StatusBadRequest, id, "Missing required parameter: 'model'.", "invalid_request_error", "model", "missing_required_parameter"), false
+	if rep, ok := checkResponsesRequest(body, id, p.apiError); !ok {
+		return rep, false
 	}
 	if gjson.GetBytes(body, "stream").Type != gjson.True {
 		return p.ok(id, p.responses), true
@@ -138,6 +135,18 @@ func (p *openAI) responsesReply(body []byte, id string) (reply, bool) {
 		return p.okStream(id, p.respTools), true
 	}
 	return p.okStream(id, p.responsesStream), true
+}
+
+// checkResponsesRequest validates a Responses request as OpenAI's model
+// service does (Azure's v1 Responses API passes the same errors through).
+func checkResponsesRequest(body []byte, id string, apiError func(int, string, string, string, string, string) reply) (reply, bool) {
+	if !gjson.ValidBytes(body) || !gjson.ParseBytes(body).IsObject() {
+		return apiError(http.StatusBadRequest, id, msgInvalidJSON, "invalid_request_error", "", ""), false
+	}
+	if m := gjson.GetBytes(body, "model"); m.Type != gjson.String || m.Str == "" {
+		return apiError(http.StatusBadRequest, id, "Missing required parameter: 'model'.", "invalid_request_error", "model", "missing_required_parameter"), false
+	}
+	return reply{}, true
 }
 
 // storedResponse answers GET (the response fixture, with the asked-for id)
