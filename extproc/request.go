@@ -123,20 +123,37 @@ const metadataNamespace = "tollgate"
 // metadata exposes the routing decision to Envoy's access log as
 // %DYNAMIC_METADATA(tollgate:model)% and friends. Never secrets.
 func (x *exchange) metadata() *structpb.Struct {
-	f := map[string]*structpb.Value{
-		"key_id":         structpb.NewStringValue(x.rec.keyID),
-		"tenant":         structpb.NewStringValue(x.rec.tenant),
-		"app":            structpb.NewStringValue(x.rec.app),
-		metaModel:        structpb.NewStringValue(x.rec.model),
-		"provider":       structpb.NewStringValue(x.rec.provider),
-		"provider_model": structpb.NewStringValue(x.rec.providerModel),
+	// One allocation for every value and struct instead of two per value.
+	// Each element is used in place, never copied.
+	a := &struct {
+		vals  [6]structpb.Value
+		strs  [6]structpb.Value_StringValue
+		inner structpb.Struct
+		outer structpb.Struct
+		ns    structpb.Value
+		nsv   structpb.Value_StructValue
+	}{}
+	f := make(map[string]*structpb.Value, 9)
+	for i, kv := range [6]struct{ k, v string }{
+		{"key_id", x.rec.keyID},
+		{"tenant", x.rec.tenant},
+		{"app", x.rec.app},
+		{metaModel, x.rec.model},
+		{"provider", x.rec.provider},
+		{"provider_model", x.rec.providerModel},
+	} {
+		a.strs[i].StringValue = kv.v
+		a.vals[i].Kind = &a.strs[i]
+		f[kv.k] = &a.vals[i]
 	}
 	if x.target.Chain != nil {
 		x.chainMetadata(f)
 	}
-	return &structpb.Struct{Fields: map[string]*structpb.Value{
-		metadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: f}),
-	}}
+	a.inner.Fields = f
+	a.nsv.StructValue = &a.inner
+	a.ns.Kind = &a.nsv
+	a.outer.Fields = map[string]*structpb.Value{metadataNamespace: &a.ns}
+	return &a.outer
 }
 
 // sanitizeHeaders removes what a client must not send upstream

@@ -63,7 +63,8 @@ func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.Proces
 		// usage and cost travel in an SSE comment at the end instead.
 		reply.ModeOverride = streamingMode
 		mu.remove("content-length")
-		mu.set("server-timing", x.serverTiming())
+		var st [64]byte
+		mu.setBytes("server-timing", x.appendServerTiming(st[:0]))
 		if !translate.IsVerbatim(s) {
 			mu.set("content-type", "text/event-stream; charset=utf-8")
 		}
