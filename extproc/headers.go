@@ -49,7 +49,8 @@ func headersOf(m *corev3.HeaderMap) headers {
 // option, the header, the value's bytes). They are carved instead from
 // chunks: header entries eight at a time, values from a shared byte buffer,
 // each value's slice capped at its length so an append elsewhere copies
-// rather than writing into the next value.
+// rather than writing into the next value. A mutation in use is not copied:
+// the copies would hand out the same free entries.
 type mutation struct {
 	m    *extprocv3.HeaderMutation
 	free []headerSet // the current chunk's unused entries
@@ -70,19 +71,27 @@ const (
 
 func (mu *mutation) get() *extprocv3.HeaderMutation {
 	if mu.m == nil {
-		mu.m = &extprocv3.HeaderMutation{}
+		// The mutation with room for its first set_headers entries.
+		a := &struct {
+			m    extprocv3.HeaderMutation
+			sets [headerChunk]*corev3.HeaderValueOption
+		}{}
+		a.m.SetHeaders = a.sets[:0]
+		mu.m = &a.m
 	}
 	return mu.m
 }
 
 // set overwrites a header (append=false is Envoy's default, Envoy ext_proc API: HeaderMutation).
 func (mu *mutation) set(name, value string) {
+	mu.reserve()
 	mu.add(name, copyValue(mu, value))
 }
 
 // setBytes is set with the value's bytes, which it copies: callers format
 // into a buffer on their stack.
 func (mu *mutation) setBytes(name string, value []byte) {
+	mu.reserve()
 	mu.add(name, copyValue(mu, value))
 }
 
@@ -92,19 +101,34 @@ func (mu *mutation) setInt(name string, v int64) {
 	mu.setBytes(name, strconv.AppendInt(b[:0], v, 10))
 }
 
+// reserve makes sure an entry is free, allocating a chunk (entries and value
+// room) when none is.
+func (mu *mutation) reserve() {
+	if len(mu.free) > 0 {
+		return
+	}
+	c := &headerChunkOf{}
+	mu.free = c.sets[:]
+	if cap(mu.raw)-len(mu.raw) < rawChunk {
+		mu.raw = c.raw[:0]
+	}
+}
+
+// add appends a set_headers entry from a reserved chunk.
 func (mu *mutation) add(name string, raw []byte) {
 	m := mu.get()
-	if len(mu.free) == 0 {
-		mu.free = make([]headerSet, headerChunk)
-	}
 	e := &mu.free[0]
 	mu.free = mu.free[1:]
 	e.hv.Key, e.hv.RawValue = name, raw
 	e.opt.Header = &e.hv
-	if m.SetHeaders == nil {
-		m.SetHeaders = make([]*corev3.HeaderValueOption, 0, headerChunk)
-	}
 	m.SetHeaders = append(m.SetHeaders, &e.opt)
+}
+
+// headerChunkOf is what a mutation allocates at once: header entries and
+// room for their values.
+type headerChunkOf struct {
+	sets [headerChunk]headerSet
+	raw  [rawChunk]byte
 }
 
 // copyValue copies v into the value buffer and returns its copy, capped.

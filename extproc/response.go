@@ -103,9 +103,8 @@ func (x *exchange) onResponseBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRe
 	if jr, buffered := x.body.(*jsonReader); buffered && b.GetEndOfStream() {
 		// Header mutations in a BUFFERED body reply still apply: the
 		// response headers are held until this reply (Envoy ext_proc API: HeaderMutation).
-		mu := jr.headers
-		x.meteringHeaders(&mu)
-		common.HeaderMutation = mu.m
+		x.meteringHeaders(&jr.headers)
+		common.HeaderMutation = jr.headers.m
 	}
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{
 		ResponseBody: &extprocv3.BodyResponse{Response: common},
