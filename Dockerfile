@@ -16,9 +16,10 @@ COPY . .
 ARG TARGETOS
 ARG TARGETARCH
 ARG VERSION=dev
-# Static (no cgo), cross-compiled for the target platform on the build platform.
+# Static (no cgo), cross-compiled for the target platform on the build platform; vtprotobuf: the
+# generated ext_proc marshallers (docs/performance.md).
 RUN CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
-    go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/tollgate ./cmd/tollgate
+    go build -tags vtprotobuf -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/tollgate ./cmd/tollgate
 
 # No shell, no package manager; CA certificates and /etc/passwd with "nonroot" only.
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -9,6 +9,9 @@ HELM_VERSION        := v3.22.0
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 FUZZTIME  ?= 15s
 BENCHTIME ?= 1s
+# vtprotobuf: go-control-plane's generated marshallers for the ext_proc replies (internal/grpccodec,
+# docs/performance.md); a build without the tag is correct, only slower.
+TAGS      ?= vtprotobuf
 
 .PHONY: all build run test test-short vet fmt-check lint staticcheck tidy-check bench fuzz check-config envoy helm-test docker tools clean
 
@@ -16,16 +19,16 @@ all: build
 
 ## build: the tollgate binary (static, no cgo) in bin/
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tollgate
+	CGO_ENABLED=0 $(GO) build -tags '$(TAGS)' -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tollgate
 
 ## run: the whole gateway on its embedded example config: processor (answering the mock provider) and Envoy (or,
 ## without an envoy binary, the development front) listening on 127.0.0.1:10000
 run:
-	$(GO) run ./cmd/tollgate run --dev
+	$(GO) run -tags '$(TAGS)' ./cmd/tollgate run --dev
 
 ## test: the whole suite, as CI runs it (vet, gofmt, race-enabled tests incl. e2e, Redis and Helm chart)
 test: vet fmt-check helm-test
-	$(GO) test -race -count=1 ./...
+	$(GO) test -tags '$(TAGS)' -race -count=1 ./...
 
 ## tools: what the suite needs beyond Go (helm from the Go module proxy; redis-server from apt where root)
 tools:
@@ -38,10 +41,10 @@ helm-test: tools
 
 ## test-short: quick tests without the race detector
 test-short:
-	$(GO) test -count=1 ./...
+	$(GO) test -tags '$(TAGS)' -count=1 ./...
 
 vet:
-	$(GO) vet ./...
+	$(GO) vet -tags '$(TAGS)' ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -56,7 +59,7 @@ tidy-check:
 
 staticcheck:
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
-	$(GOBIN)/staticcheck ./...
+	$(GOBIN)/staticcheck -tags '$(TAGS)' ./...
 	cd test/helm && $(GOBIN)/staticcheck ./...
 
 ## docker: build the tollgate image where a Docker engine is available
@@ -67,13 +70,13 @@ docker:
 ## bench: Tollgate against the null-processor floor, ext_proc lifecycle over real gRPC, SSE scanner throughput
 ## (see docs/performance.md; BENCHTIME=400x for a bounded run on a loaded machine)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./extproc/... ./routing/... ./policy/...
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./extproc/... ./routing/... ./policy/...
 
 ## fuzz: run every fuzz target for FUZZTIME each (their seed corpora run in `make test`)
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	    echo "== $$pkg $$f"; $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"os/exec"
 	"runtime/metrics"
 	"slices"
 	"strings"
@@ -15,12 +16,20 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/tollgate-ai/tollgate/internal/cache"
+	"github.com/tollgate-ai/tollgate/internal/configopts"
 	"github.com/tollgate-ai/tollgate/internal/grpccodec"
+	"github.com/tollgate-ai/tollgate/policy/guardrails"
+	"github.com/tollgate-ai/tollgate/policy/limits"
+	"github.com/tollgate-ai/tollgate/policy/tenancy"
+	"github.com/tollgate-ai/tollgate/routing/config"
+	"github.com/tollgate-ai/tollgate/test/redistest"
 )
 
 // BenchmarkFloor measures Tollgate against the floor: a null processor that
@@ -45,28 +54,38 @@ import (
 func BenchmarkFloor(b *testing.B) {
 	small := strings.Replace(string(readFixture(b, "openai/chat_request_basic.json")), `"o4-mini"`, `"smart-default"`, 1)
 	chatResp := string(readFixture(b, "openai/chat_response.json"))
-	for _, w := range []struct {
-		name   string
-		body   string
-		chunks int // 0: non-streaming
-	}{
-		{"chat-small", small, 0},
-		{"chat-4KB", string(largeChat(4 << 10)), 0},
-		{"chat-400KB", string(largeChat(400 << 10)), 0},
-		{"stream-10", `{"model":"smart-default","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`, 10},
-		{"stream-10-rewrite", `{"model":"smart-default","stream":true,"messages":[{"role":"user","content":"hi"}]}`, 10},
-		{"stream-100", `{"model":"smart-default","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`, 100},
-		{"stream-100-rewrite", `{"model":"smart-default","stream":true,"messages":[{"role":"user","content":"hi"}]}`, 100},
+	for _, w := range []floorWorkload{
+		{name: "chat-small", body: small},
+		{name: "chat-4KB", body: string(largeChat(4 << 10))},
+		{name: "chat-400KB", body: string(largeChat(400 << 10))},
+		{name: "chat-4KB-guardrails", body: string(largeChat(4 << 10)), app: "guarded", setup: guardrailsSetup},
+		{name: "chat-cache-hit", body: cacheableChat, app: "cached", setup: cacheSetup, cacheHit: true},
+		{name: "chat-limits-redis", body: small, setup: redisLimitsSetup},
+		{name: "stream-10", body: `{"model":"smart-default","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`, chunks: 10},
+		{name: "stream-10-rewrite", body: `{"model":"smart-default","stream":true,"messages":[{"role":"user","content":"hi"}]}`, chunks: 10},
+		{name: "stream-100", body: `{"model":"smart-default","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`, chunks: 100},
+		{name: "stream-100-rewrite", body: `{"model":"smart-default","stream":true,"messages":[{"role":"user","content":"hi"}]}`, chunks: 100},
 	} {
 		b.Run(w.name, func(b *testing.B) {
-			msgs := envoyMessages(w.body, chatResp, w.chunks)
-			tollgate, floor := floorClients(b)
+			msgs := envoyMessages(w.body, chatResp, w.chunks, w.app)
+			snap, opts := testSnapshot(b), Options{}
+			if w.setup != nil {
+				w.setup(b, snap, &opts)
+			}
+			tollgate, floor := floorClients(b, snap, opts)
+			if w.cacheHit {
+				// The first request misses and stores the answer; from then
+				// on Envoy sends only the headers and the body, and the body
+				// reply is the cached answer.
+				runRequest(b, tollgate, msgs, false)
+				msgs = msgs[:2]
+			}
 			ownMsgs := msgs
-			if os.Getenv("TOLLGATE_BENCH_FORWARD_METADATA") == "1" {
+			if os.Getenv("TOLLGATE_BENCH_FORWARD_METADATA") == "1" && !w.cacheHit {
 				ownMsgs = forwardMetadata(b, tollgate, msgs)
 			}
-			runRequest(b, tollgate, ownMsgs) // warm both: connections, pools
-			runRequest(b, floor, msgs)
+			runRequest(b, tollgate, ownMsgs, w.cacheHit) // warm both: connections, pools
+			runRequest(b, floor, msgs, false)
 			var own, base time.Duration
 			var ownAllocs, baseAllocs uint64
 			b.ReportAllocs()
@@ -76,11 +95,11 @@ func BenchmarkFloor(b *testing.B) {
 				n := min(block, b.N-i)
 				c0, a0 := cpuTime(b), heapObjects()
 				for range n {
-					runRequest(b, tollgate, ownMsgs)
+					runRequest(b, tollgate, ownMsgs, w.cacheHit)
 				}
 				c1, a1 := cpuTime(b), heapObjects()
 				for range n {
-					runRequest(b, floor, msgs)
+					runRequest(b, floor, msgs, false)
 				}
 				c2, a2 := cpuTime(b), heapObjects()
 				own, base = own+c1-c0, base+c2-c1
@@ -100,10 +119,90 @@ func BenchmarkFloor(b *testing.B) {
 	}
 }
 
+// floorWorkload is one row of BenchmarkFloor.
+type floorWorkload struct {
+	name   string
+	body   string // the chat request
+	chunks int    // 0: non-streaming
+	app    string // x-tollgate-app-id, when the workload needs an app's policy
+	// setup configures Tollgate's server for the workload (the floor has
+	// nothing to configure).
+	setup func(b *testing.B, snap *Snapshot, o *Options)
+	// cacheHit: Tollgate answers the body from its response cache.
+	cacheHit bool
+}
+
+// guardrailsSetup gives the app "guarded" an input policy that scans every
+// message with each detector family and lets the prompt pass: PII and
+// secrets flagged (nothing in the prompt matches), a deny list, a custom
+// regex, prompt-injection scoring and a size bound.
+func guardrailsSetup(b *testing.B, snap *Snapshot, _ *Options) {
+	gs, err := guardrails.NewSet(guardrails.Config{Policies: []guardrails.PolicyConfig{{Name: "scan", Input: []guardrails.GuardrailConfig{
+		{Name: "pii", Type: "pii", Action: guardrails.Flag},
+		{Name: "secrets", Type: "secrets", Action: guardrails.Flag},
+		{Name: "words", Type: "deny_list", Action: guardrails.Block, Terms: []string{"forbidden", "classified"}},
+		{Name: "ticket", Type: "regex", Action: guardrails.Flag, Patterns: []string{`TICKET-[0-9]{6}`}},
+		{Name: "injection", Type: "prompt_injection", Action: guardrails.Block},
+		{Name: "size", Type: "prompt_size", Action: guardrails.Block, MaxChars: 1 << 20},
+	}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	snap.Guardrails = gs
+	snap.Tenants = appTenancy(b, config.App{Name: "guarded", GuardrailPolicy: "scan"})
+}
+
+// cacheableChat is a request the response cache keeps (temperature 0).
+const cacheableChat = `{"model":"smart-default","temperature":0,"messages":[{"role":"user","content":"What is the capital of France?"}]}`
+
+// cacheSetup opts the app "cached" into the response cache, in memory.
+func cacheSetup(b *testing.B, snap *Snapshot, o *Options) {
+	snap.Tenants = appTenancy(b, config.App{Name: "cached", Cache: &config.AppCache{Enabled: true}})
+	snap.Cache = &CacheSettings{Strategy: cache.Content, Scopes: map[string]string{}}
+	o.Cache = cache.NewMemory(1<<20, 1<<20, time.Hour, nil)
+}
+
+// redisLimitsSetup puts the key under a requests and a tokens per minute
+// limit and a daily budget, none ever reached, counted by a real
+// redis-server on a loopback port: one admission and one reconciliation
+// round trip per request.
+func redisLimitsSetup(b *testing.B, snap *Snapshot, o *Options) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		b.Skip("redis-server is not on PATH: the Redis limits workload needs one")
+	}
+	srv := redistest.Start(b)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second,
+		WriteTimeout: 2 * time.Second, ContextTimeoutEnabled: true})
+	b.Cleanup(func() { _ = client.Close() })
+	l := limits.NewRedis(client, limits.RedisOptions{AdmitTimeout: 10 * time.Second, ReconcileTimeout: 10 * time.Second})
+	b.Cleanup(func() { _ = l.Close() })
+	rules, err := NewLimits(&config.Limits{
+		RateLimits: []config.RateLimit{{Scope: config.ScopeKey, RequestsPerMinute: 10_000_000, TokensPerMinute: 1_000_000_000}},
+		Budgets:    []config.BudgetRule{{Scope: config.ScopeTenant, DailyUSD: "10000"}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	snap.Limits, o.Limiter = rules, l
+}
+
+// appTenancy is the default tenant with the given apps.
+func appTenancy(b *testing.B, apps ...config.App) *tenancy.Directory {
+	d, errs := configopts.NewTenancy(&config.Config{Tenants: []config.Tenant{{Name: config.DefaultTenant, Apps: apps}}},
+		func(string) (string, bool) { return "", false })
+	if len(errs) > 0 {
+		b.Fatal(errs)
+	}
+	return d
+}
+
 // envoyMessages is one request's ext_proc messages, as Envoy sends them
 // under the bootstraps' processing modes and attributes.
-func envoyMessages(request, respJSON string, chunks int) []*extprocv3.ProcessingRequest {
+func envoyMessages(request, respJSON string, chunks int, app string) []*extprocv3.ProcessingRequest {
 	hdrs := chatHeaders()
+	if app != "" {
+		hdrs = chatHeaders("x-tollgate-app-id", app)
+	}
 	hdrs.Attributes = attributes(map[string]any{"request.id": "rid-1"})
 	msgs := []*extprocv3.ProcessingRequest{hdrs, reqBody(request)}
 	ct := "application/json"
@@ -161,26 +260,28 @@ func metadataContext(md *structpb.Struct) *corev3.Metadata {
 }
 
 // runRequest sends one request's messages on a new stream, one round trip
-// each, and resets the stream at the end as Envoy does.
-func runRequest(b *testing.B, c extprocv3.ExternalProcessorClient, msgs []*extprocv3.ProcessingRequest) {
+// each, and resets the stream at the end as Envoy does. Only the last
+// message may be answered with an ImmediateResponse, and must be when
+// immediate is set (a cache hit).
+func runRequest(b *testing.B, c extprocv3.ExternalProcessorClient, msgs []*extprocv3.ProcessingRequest, immediate bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s, err := c.Process(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, m := range msgs {
-		if r := roundTrip(b, s, m); r.GetImmediateResponse() != nil {
-			b.Fatalf("refused: %v", r.GetImmediateResponse())
+	for i, m := range msgs {
+		ir := roundTrip(b, s, m).GetImmediateResponse()
+		if want := immediate && i == len(msgs)-1; (ir != nil) != want {
+			b.Fatalf("message %d: immediate response %v, want one: %v", i, ir, want)
 		}
 	}
 }
 
 // floorClients starts Tollgate and the null processor on loopback gRPC
 // servers with the server's options and returns a client of each, with the
-// same codec.
-func floorClients(b *testing.B) (tollgate, floor extprocv3.ExternalProcessorClient) {
-	snap := testSnapshot(b)
+// same codec. Tollgate serves snap with o.
+func floorClients(b *testing.B, snap *Snapshot, o Options) (tollgate, floor extprocv3.ExternalProcessorClient) {
 	serve := func(srv extprocv3.ExternalProcessorServer) extprocv3.ExternalProcessorClient {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -198,7 +299,8 @@ func floorClients(b *testing.B) (tollgate, floor extprocv3.ExternalProcessorClie
 		b.Cleanup(func() { conn.Close() })
 		return extprocv3.NewExternalProcessorClient(conn)
 	}
-	return serve(New(Options{Snapshot: func() *Snapshot { return snap }})), serve(nullProcessor{})
+	o.Snapshot = func() *Snapshot { return snap }
+	return serve(New(o)), serve(nullProcessor{})
 }
 
 // nullProcessor answers every message with an empty reply of its kind: the

@@ -44,23 +44,107 @@ func headersOf(m *corev3.HeaderMap) headers {
 // mutation accumulates a HeaderMutation. Values go in raw_value only: with
 // Envoy's default runtime a value-only entry sets the header to "" and both
 // set is an error (Envoy ext_proc API: HeaderMutation).
+//
+// A request sets a dozen or more headers; each would cost three objects (the
+// option, the header, the value's bytes). They are carved instead from
+// chunks: header entries eight at a time, values from a shared byte buffer,
+// each value's slice capped at its length so an append elsewhere copies
+// rather than writing into the next value. A mutation in use is not copied:
+// the copies would hand out the same free entries.
 type mutation struct {
-	m *extprocv3.HeaderMutation
+	m    *extprocv3.HeaderMutation
+	free []headerSet // the current chunk's unused entries
+	raw  []byte      // the current value buffer; its spare capacity is unused
 }
+
+// headerSet is one set_headers entry: an option and the header it points to,
+// allocated together.
+type headerSet struct {
+	opt corev3.HeaderValueOption
+	hv  corev3.HeaderValue
+}
+
+const (
+	headerChunk = 8   // header entries allocated at once
+	rawChunk    = 256 // bytes of values allocated at once
+)
 
 func (mu *mutation) get() *extprocv3.HeaderMutation {
 	if mu.m == nil {
-		mu.m = &extprocv3.HeaderMutation{}
+		// The mutation with room for its first set_headers entries.
+		a := &struct {
+			m    extprocv3.HeaderMutation
+			sets [headerChunk]*corev3.HeaderValueOption
+		}{}
+		a.m.SetHeaders = a.sets[:0]
+		mu.m = &a.m
 	}
 	return mu.m
 }
 
 // set overwrites a header (append=false is Envoy's default, Envoy ext_proc API: HeaderMutation).
 func (mu *mutation) set(name, value string) {
+	mu.reserve()
+	mu.add(name, copyValue(mu, value))
+}
+
+// setBytes is set with the value's bytes, which it copies: callers format
+// into a buffer on their stack.
+func (mu *mutation) setBytes(name string, value []byte) {
+	mu.reserve()
+	mu.add(name, copyValue(mu, value))
+}
+
+// setInt is set with a decimal value.
+func (mu *mutation) setInt(name string, v int64) {
+	var b [20]byte
+	mu.setBytes(name, strconv.AppendInt(b[:0], v, 10))
+}
+
+// reserve makes sure an entry is free, allocating a chunk (entries and value
+// room) when none is.
+func (mu *mutation) reserve() {
+	if len(mu.free) > 0 {
+		return
+	}
+	c := &headerChunkOf{}
+	mu.free = c.sets[:]
+	if cap(mu.raw)-len(mu.raw) < rawChunk {
+		mu.raw = c.raw[:0]
+	}
+}
+
+// add appends a set_headers entry from a reserved chunk.
+func (mu *mutation) add(name string, raw []byte) {
 	m := mu.get()
-	m.SetHeaders = append(m.SetHeaders, &corev3.HeaderValueOption{
-		Header: &corev3.HeaderValue{Key: name, RawValue: []byte(value)},
-	})
+	e := &mu.free[0]
+	mu.free = mu.free[1:]
+	e.hv.Key, e.hv.RawValue = name, raw
+	e.opt.Header = &e.hv
+	m.SetHeaders = append(m.SetHeaders, &e.opt)
+}
+
+// headerChunkOf is what a mutation allocates at once: header entries and
+// room for their values.
+type headerChunkOf struct {
+	sets [headerChunk]headerSet
+	raw  [rawChunk]byte
+}
+
+// copyValue copies v into the value buffer and returns its copy, capped.
+func copyValue[T string | []byte](mu *mutation, v T) []byte {
+	n := len(v)
+	if cap(mu.raw)-len(mu.raw) < n {
+		if n > rawChunk/2 {
+			b := make([]byte, n) // a large value gets its own: the buffer's rest stays usable
+			copy(b, v)
+			return b
+		}
+		mu.raw = make([]byte, 0, rawChunk)
+	}
+	start := len(mu.raw)
+	mu.raw = append(mu.raw, v...)
+	return mu.raw[start:len(mu.raw):len(mu.raw)]
 }
 
 func (mu *mutation) remove(name string) {
@@ -72,7 +156,7 @@ func (mu *mutation) remove(name string) {
 // refuses a mutated body whose length differs from content-length with a
 // local 500 (Envoy ext_proc: content-length after a body mutation).
 func (mu *mutation) setContentLength(n int) {
-	mu.set("content-length", strconv.Itoa(n))
+	mu.setInt("content-length", int64(n))
 }
 
 // Header rules, both directions. They are the documented lists of

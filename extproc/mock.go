@@ -45,7 +45,8 @@ func (x *exchange) mockResponse(r mockprovider.Reply) *extprocv3.ProcessingRespo
 		x.body = sr
 		mu.set("content-type", "text/event-stream; charset=utf-8")
 		mu.set("cache-control", "no-cache")
-		mu.set("server-timing", x.serverTiming())
+		var st [64]byte
+		mu.setBytes("server-timing", x.appendServerTiming(st[:0]))
 		body, _ = sr.chunk(slices.Concat(r.Body, []byte(mockprovider.Done)), true)
 	} else {
 		jr := x.newJSONReader(x.msgs.api.schema(x, x.responseSchema()))

@@ -43,9 +43,19 @@ func (x *exchange) onRequestHeaders(m *extprocv3.HttpHeaders) *extprocv3.Process
 	if r := x.runHeaderSteps(x.proc.headers, h, &mu); r != nil {
 		return r
 	}
-	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{
-		RequestHeaders: headersReply(&mu, x.forwarded), // forwarded from headers: a cluster was chosen
-	}}
+	// One object for the reply's four messages, each used in place.
+	r := &struct {
+		resp   extprocv3.ProcessingResponse
+		oneof  extprocv3.ProcessingResponse_RequestHeaders
+		hr     extprocv3.HeadersResponse
+		common extprocv3.CommonResponse
+	}{}
+	r.common.HeaderMutation = mu.m
+	r.common.ClearRouteCache = x.forwarded // forwarded from headers: a cluster was chosen
+	r.hr.Response = &r.common
+	r.oneof.RequestHeaders = &r.hr
+	r.resp.Response = &r.oneof
+	return &r.resp
 }
 
 // runHeaderSteps runs steps in order. It returns the reply that ends the
@@ -87,22 +97,38 @@ func (x *exchange) onRequestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRes
 	if r := x.runBodySteps(x.proc.deliver[kindOf(x.target)], &req); r != nil {
 		return r
 	}
-	common := &extprocv3.CommonResponse{
-		HeaderMutation: req.mu.get(),
-		// The cluster header was set in this same reply: Envoy honours the
-		// clear only alongside a header mutation (Envoy ext_proc API: CommonResponse.clear_route_cache).
-		ClearRouteCache: true,
-	}
+	r := newRequestBodyReply()
+	r.common.HeaderMutation = req.mu.get()
+	// The cluster header was set in this same reply: Envoy honours the
+	// clear only alongside a header mutation (Envoy ext_proc API: CommonResponse.clear_route_cache).
+	r.common.ClearRouteCache = true
 	if req.bodyChanged {
-		common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: req.body}}
+		r.bodyMu.Body = req.body
+		r.bm.Mutation = &r.bodyMu
+		r.common.BodyMutation = &r.bm
 	}
 	x.forwarded, x.forwardedAt = true, x.srv.now()
-	return &extprocv3.ProcessingResponse{
-		Response: &extprocv3.ProcessingResponse_RequestBody{
-			RequestBody: &extprocv3.BodyResponse{Response: common},
-		},
-		DynamicMetadata: x.metadata(),
-	}
+	r.resp.DynamicMetadata = x.metadata()
+	return &r.resp
+}
+
+// requestBodyReply is the messages of a request body reply, allocated
+// together: one object instead of six. Each is used in place, never copied.
+type requestBodyReply struct {
+	resp   extprocv3.ProcessingResponse
+	oneof  extprocv3.ProcessingResponse_RequestBody
+	br     extprocv3.BodyResponse
+	common extprocv3.CommonResponse
+	bm     extprocv3.BodyMutation
+	bodyMu extprocv3.BodyMutation_Body
+}
+
+func newRequestBodyReply() *requestBodyReply {
+	r := &requestBodyReply{}
+	r.br.Response = &r.common
+	r.oneof.RequestBody = &r.br
+	r.resp.Response = &r.oneof
+	return r
 }
 
 // refuseStep ends the request with a step's refusal. The log and the
@@ -123,20 +149,37 @@ const metadataNamespace = "tollgate"
 // metadata exposes the routing decision to Envoy's access log as
 // %DYNAMIC_METADATA(tollgate:model)% and friends. Never secrets.
 func (x *exchange) metadata() *structpb.Struct {
-	f := map[string]*structpb.Value{
-		"key_id":         structpb.NewStringValue(x.rec.keyID),
-		"tenant":         structpb.NewStringValue(x.rec.tenant),
-		"app":            structpb.NewStringValue(x.rec.app),
-		metaModel:        structpb.NewStringValue(x.rec.model),
-		"provider":       structpb.NewStringValue(x.rec.provider),
-		"provider_model": structpb.NewStringValue(x.rec.providerModel),
+	// One allocation for every value and struct instead of two per value.
+	// Each element is used in place, never copied.
+	a := &struct {
+		vals  [6]structpb.Value
+		strs  [6]structpb.Value_StringValue
+		inner structpb.Struct
+		outer structpb.Struct
+		ns    structpb.Value
+		nsv   structpb.Value_StructValue
+	}{}
+	f := make(map[string]*structpb.Value, 9)
+	for i, kv := range [6]struct{ k, v string }{
+		{"key_id", x.rec.keyID},
+		{"tenant", x.rec.tenant},
+		{"app", x.rec.app},
+		{metaModel, x.rec.model},
+		{"provider", x.rec.provider},
+		{"provider_model", x.rec.providerModel},
+	} {
+		a.strs[i].StringValue = kv.v
+		a.vals[i].Kind = &a.strs[i]
+		f[kv.k] = &a.vals[i]
 	}
 	if x.target.Chain != nil {
 		x.chainMetadata(f)
 	}
-	return &structpb.Struct{Fields: map[string]*structpb.Value{
-		metadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: f}),
-	}}
+	a.inner.Fields = f
+	a.nsv.StructValue = &a.inner
+	a.ns.Kind = &a.nsv
+	a.outer.Fields = map[string]*structpb.Value{metadataNamespace: &a.ns}
+	return &a.outer
 }
 
 // sanitizeHeaders removes what a client must not send upstream

@@ -63,7 +63,8 @@ func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.Proces
 		// usage and cost travel in an SSE comment at the end instead.
 		reply.ModeOverride = streamingMode
 		mu.remove("content-length")
-		mu.set("server-timing", x.serverTiming())
+		var st [64]byte
+		mu.setBytes("server-timing", x.appendServerTiming(st[:0]))
 		if !translate.IsVerbatim(s) {
 			mu.set("content-type", "text/event-stream; charset=utf-8")
 		}
@@ -102,9 +103,8 @@ func (x *exchange) onResponseBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRe
 	if jr, buffered := x.body.(*jsonReader); buffered && b.GetEndOfStream() {
 		// Header mutations in a BUFFERED body reply still apply: the
 		// response headers are held until this reply (Envoy ext_proc API: HeaderMutation).
-		mu := jr.headers
-		x.meteringHeaders(&mu)
-		common.HeaderMutation = mu.m
+		x.meteringHeaders(&jr.headers)
+		common.HeaderMutation = jr.headers.m
 	}
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{
 		ResponseBody: &extprocv3.BodyResponse{Response: common},

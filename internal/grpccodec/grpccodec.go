@@ -172,7 +172,7 @@ func fields(b []byte, fn func(num protowire.Number, typ protowire.Type, field, v
 func (c Codec) Marshal(v any) (mem.BufferSlice, error) {
 	resp, ok := v.(*extprocv3.ProcessingResponse)
 	if !ok {
-		return std().Marshal(v)
+		return marshalWhole(v)
 	}
 	var br *extprocv3.BodyResponse
 	var top protowire.Number
@@ -184,7 +184,7 @@ func (c Codec) Marshal(v any) (mem.BufferSlice, error) {
 		// returns, and the stream readers reuse their output buffer for the
 		// next chunk, so a referenced response body could change under the
 		// transport. A request body's buffer is never reused.
-		return std().Marshal(v)
+		return marshalWhole(v)
 	}
 	cr := br.GetResponse()
 	bm := cr.GetBodyMutation()
@@ -192,7 +192,7 @@ func (c Codec) Marshal(v any) (mem.BufferSlice, error) {
 	n := len(body)
 	lBM := protowire.SizeTag(fBMBody) + protowire.SizeBytes(n) // BodyMutation{body}
 	if _, isBody := bm.GetMutation().(*extprocv3.BodyMutation_Body); !isBody || n < Large || proto.Size(bm) != lBM {
-		return std().Marshal(v)
+		return marshalWhole(v)
 	}
 	// Each message on the way to the body is marshalled without that field,
 	// which is then written once after the message's other fields (field
@@ -231,4 +231,38 @@ func (c Codec) Marshal(v any) (mem.BufferSlice, error) {
 	hdr = protowire.AppendTag(hdr, fBMBody, protowire.BytesType)
 	hdr = protowire.AppendVarint(hdr, uint64(n))
 	return mem.BufferSlice{mem.SliceBuffer(hdr), mem.SliceBuffer(body)}, nil
+}
+
+// vtMarshaler is what go-control-plane's vtprotobuf-generated code adds to
+// its messages when the program is built with -tags vtprotobuf: a size and a
+// deterministic marshal without protobuf's reflection.
+type vtMarshaler interface {
+	SizeVT() int
+	MarshalToSizedBufferVTStrict(dAtA []byte) (int, error)
+}
+
+// marshalWhole encodes a message into one buffer: with the generated
+// marshaller when the message has one, else with grpc-go's proto codec.
+// Either way a buffer from the pooling threshold up comes from grpc-go's
+// pool and returns to it once the transport has written it.
+func marshalWhole(v any) (mem.BufferSlice, error) {
+	m, ok := v.(vtMarshaler)
+	if !ok {
+		return std().Marshal(v)
+	}
+	n := m.SizeVT()
+	if mem.IsBelowBufferPoolingThreshold(n) {
+		buf := make([]byte, n)
+		if _, err := m.MarshalToSizedBufferVTStrict(buf); err != nil {
+			return nil, err
+		}
+		return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
+	}
+	pool := mem.DefaultBufferPool()
+	buf := pool.Get(n)
+	if _, err := m.MarshalToSizedBufferVTStrict((*buf)[:n]); err != nil {
+		pool.Put(buf)
+		return nil, err
+	}
+	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
 }

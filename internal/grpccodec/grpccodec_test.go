@@ -168,3 +168,96 @@ func onceEach(t *testing.T, b []byte, _ int) {
 		b = next
 	}
 }
+
+// typical is one of each message a non-streaming request exchanges, with
+// the sizes Envoy and the gateway send: the request headers with
+// attributes, and the replies' header mutations and dynamic metadata.
+func typical() map[string]proto.Message {
+	var hs []*corev3.HeaderValue
+	for _, k := range []string{":authority", ":path", ":method", ":scheme", "content-type", "content-length", "authorization",
+		"user-agent", "accept", "x-request-id", "x-forwarded-proto", "x-envoy-internal", "accept-encoding", "x-stainless-lang"} {
+		hs = append(hs, &corev3.HeaderValue{Key: k, RawValue: []byte("value-of-" + k)})
+	}
+	attrs, _ := structpb.NewStruct(map[string]any{"request.id": "rid-1"})
+	var set []*corev3.HeaderValueOption
+	for _, k := range []string{"x-tollgate-provider", "x-tollgate-model", "x-tollgate-prompt-tokens", "x-tollgate-completion-tokens",
+		"x-tollgate-total-tokens", "x-tollgate-cached-tokens", "x-tollgate-usage", "x-tollgate-cost-usd", "server-timing", "content-length"} {
+		set = append(set, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, RawValue: []byte("12345")}})
+	}
+	md, _ := structpb.NewStruct(map[string]any{"tollgate": map[string]any{"key_id": "k1", "tenant": "default", "app": "",
+		"model": "smart-default", "provider": "openai", "provider_model": "gpt-4o-mini"}})
+	return map[string]proto.Message{
+		"request-headers": &extprocv3.ProcessingRequest{
+			Request:    &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: hs}}},
+			Attributes: map[string]*structpb.Struct{"envoy.filters.http.ext_proc": attrs},
+		},
+		"request-body": &extprocv3.ProcessingRequest{
+			Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte(`{"model":"smart-default","messages":[{"role":"user","content":"hi"}]}`), EndOfStream: true}},
+		},
+		"reply-body-metadata": &extprocv3.ProcessingResponse{
+			Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: &extprocv3.CommonResponse{
+				HeaderMutation:  &extprocv3.HeaderMutation{SetHeaders: set[8:], RemoveHeaders: []string{"authorization", "accept-encoding"}},
+				BodyMutation:    &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)}},
+				ClearRouteCache: true,
+			}}},
+			DynamicMetadata: md,
+		},
+		"reply-response-body": &extprocv3.ProcessingResponse{
+			Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{Response: &extprocv3.CommonResponse{
+				HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: set},
+			}}},
+		},
+	}
+}
+
+// TestMarshalWholeDecodesAlike holds for both encoders marshalWhole may use:
+// protobuf's, and, built with -tags vtprotobuf, the generated one.
+func TestMarshalWholeDecodesAlike(t *testing.T) {
+	_, vt := any(&extprocv3.ProcessingResponse{}).(vtMarshaler)
+	t.Logf("generated marshallers in use: %v", vt)
+	msgs := typical()
+	// From the pooling threshold up the buffer is pooled: one large enough.
+	var hs []*corev3.HeaderValueOption
+	for range 100 {
+		hs = append(hs, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: "x-k", RawValue: []byte("0123456789abcdef")}})
+	}
+	msgs["pooled"] = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{
+		RequestHeaders: &extprocv3.HeadersResponse{Response: &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: hs}}}}}
+	for name, m := range msgs {
+		t.Run(name, func(t *testing.T) {
+			data, err := Codec{}.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer data.Free()
+			got := m.ProtoReflect().New().Interface()
+			if err := proto.Unmarshal(data.Materialize(), got); err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(got, m) {
+				t.Fatal("decoded message differs")
+			}
+			if want := proto.Size(m); data.Len() != want {
+				t.Fatalf("encoded %d bytes, protobuf's size is %d", data.Len(), want)
+			}
+		})
+	}
+}
+
+// BenchmarkMarshal encodes the messages of a non-streaming request. Run it
+// with and without -tags vtprotobuf to compare the generated marshallers
+// with protobuf's (docs/performance.md).
+func BenchmarkMarshal(b *testing.B) {
+	for name, m := range typical() {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				data, err := Codec{}.Marshal(m)
+				if err != nil {
+					b.Fatal(err)
+				}
+				data.Free()
+			}
+		})
+	}
+}
