@@ -29,6 +29,8 @@ run:
 ## test: the whole suite, as CI runs it (vet, gofmt, race-enabled tests incl. e2e, Redis and Helm chart)
 test: vet fmt-check helm-test
 	$(GO) test -tags '$(TAGS)' -race -count=1 ./...
+	@# the codec's portable path, which a build without the tag runs
+	$(GO) test -race -count=1 ./internal/grpccodec/
 
 ## tools: what the suite needs beyond Go (helm from the Go module proxy; redis-server from apt where root)
 tools:
