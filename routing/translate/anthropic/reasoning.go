@@ -36,8 +36,8 @@ type outputConfig struct {
 // nothing (no extended thinking, Anthropic's default); other values turn
 // thinking on. Models with adaptive thinking (Claude 4.6 and later) get
 // {type: adaptive} and output_config.effort (minimal → low, xhigh and max
-// as named); older ones get {type: enabled} with a budget of 1024 (minimal),
-// 2048 (low), 8192 (medium), 16384 (high) or 32768 (xhigh, max) tokens, at
+// as named); older ones get {type: enabled} with a budget of 2048 (minimal,
+// low), 8192 (medium), 16384 (high) or 32768 (xhigh, max) tokens, at
 // most half of max_tokens so the answer keeps room, and never below 1024.
 // With an explicit thinking object, reasoning_effort is sent as
 // output_config.effort.
