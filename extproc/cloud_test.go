@@ -192,7 +192,7 @@ func runBedrockStreamOutcome(t *testing.T, reqJSON string, parts [][]byte) (stri
 	var out strings.Builder
 	for i, p := range parts {
 		r, _ := x.handle(respBody(string(p), i == len(parts)-1))
-		out.Write(r.GetResponseBody().GetResponse().GetBodyMutation().GetBody())
+		out.Write(clientBytes(r, p))
 	}
 	u, _ := x.body.usage()
 	return out.String(), u, x.body.outcome()

@@ -90,7 +90,7 @@ func streamChat(x *exchange, model string, stream []byte, split int, eos bool) s
 		eos bool
 	}{{stream[:split], false}, {stream[split:], eos}} {
 		resp, _ := x.handle(respBody(string(c.b), c.eos))
-		out.Write(resp.GetResponseBody().GetResponse().GetBodyMutation().GetBody())
+		out.Write(clientBytes(resp, c.b))
 	}
 	return out.String()
 }

@@ -529,7 +529,7 @@ func TestStreamUsageEveryOffset(t *testing.T) {
 				eos bool
 			}{{stream[:i], false}, {stream[i:], true}} {
 				resp, _ := x.handle(respBody(string(c.b), c.eos))
-				out.Write(resp.GetResponseBody().GetResponse().GetBodyMutation().GetBody())
+				out.Write(clientBytes(resp, c.b))
 			}
 			u, ok := x.body.usage()
 			if !ok {

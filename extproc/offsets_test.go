@@ -125,7 +125,7 @@ func splitRun(t *testing.T, chunks ...[]byte) (string, usage.Usage) {
 	var out strings.Builder
 	for k, c := range chunks {
 		resp, _ := x.handle(respBody(string(c), k == len(chunks)-1))
-		out.Write(resp.GetResponseBody().GetResponse().GetBodyMutation().GetBody())
+		out.Write(clientBytes(resp, c))
 	}
 	u, ok := x.body.usage()
 	if !ok {

@@ -86,12 +86,10 @@ func (x *exchange) onResponseBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRe
 	if x.rec.firstByte.IsZero() {
 		x.rec.firstByte = x.srv.now()
 	}
-	common := &extprocv3.CommonResponse{}
+	var out []byte
+	changed := false
 	if x.body != nil {
-		out, changed := x.body.chunk(b.GetBody(), b.GetEndOfStream())
-		if changed {
-			common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}}
-		} else {
+		if out, changed = x.body.chunk(b.GetBody(), b.GetEndOfStream()); !changed {
 			out = b.GetBody()
 		}
 		x.traceBody(out, b.GetEndOfStream())
@@ -99,6 +97,13 @@ func (x *exchange) onResponseBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRe
 	}
 	if b.GetEndOfStream() {
 		x.endResponse()
+	}
+	if sr, streamed := x.body.(*streamReader); streamed {
+		return sr.reply(out, changed) // no headers: they left with the response headers
+	}
+	common := &extprocv3.CommonResponse{}
+	if changed {
+		common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}}
 	}
 	if jr, buffered := x.body.(*jsonReader); buffered && b.GetEndOfStream() {
 		// Header mutations in a BUFFERED body reply still apply: the

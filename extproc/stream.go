@@ -3,6 +3,7 @@ package extproc
 import (
 	"bytes"
 
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/tidwall/gjson"
 
 	"github.com/tollgate-ai/tollgate/internal/sse"
@@ -69,6 +70,40 @@ type streamReader struct {
 	terminated bool // the gateway ended the stream; drop what follows
 	passing    bool // a raw stream became unreadable: the rest passes as it comes
 	complete   bool // End reported a clean end
+
+	replies *chunkReplies // allocated on the first reply, then reused
+}
+
+// chunkReplies are a stream's replies to its body chunks, allocated once
+// and reused for every chunk. That is safe because the serve loop sends
+// each reply before it reads the next message, and Send has encoded the
+// reply by the time it returns (the codec copies response bodies,
+// internal/grpccodec): nothing holds a reply, or out, past its Send.
+type chunkReplies struct {
+	pass, mutate         extprocv3.ProcessingResponse
+	passBody, mutateBody extprocv3.ProcessingResponse_ResponseBody
+	passResp, mutateResp extprocv3.BodyResponse
+	common               extprocv3.CommonResponse
+	mutation             extprocv3.BodyMutation
+	body                 extprocv3.BodyMutation_Body
+}
+
+// reply is the reply to a chunk: an empty BodyResponse when the chunk
+// passes as it came, else one whose body mutation is out.
+func (r *streamReader) reply(out []byte, changed bool) *extprocv3.ProcessingResponse {
+	c := r.replies
+	if c == nil {
+		c = &chunkReplies{}
+		c.pass.Response, c.passBody.ResponseBody = &c.passBody, &c.passResp
+		c.mutate.Response, c.mutateBody.ResponseBody = &c.mutateBody, &c.mutateResp
+		c.mutateResp.Response, c.common.BodyMutation, c.mutation.Mutation = &c.common, &c.mutation, &c.body
+		r.replies = c
+	}
+	if !changed {
+		return &c.pass
+	}
+	c.body.Body = out
+	return &c.mutate
 }
 
 // newStreamReader returns the reader of a stream in schema s's framing.
@@ -160,7 +195,10 @@ func (r *streamReader) chunk(p []byte, eos bool) ([]byte, bool) {
 		}
 		r.end()
 	}
-	return r.out, true
+	// A chunk of whole events that all pass unchanged (the common case of a
+	// pass-through stream) needs no body mutation: Envoy sends the bytes it
+	// has, and the reply is as small as the null processor's.
+	return r.out, !bytes.Equal(r.out, p)
 }
 
 // emit translates one provider event, guards the output and puts the

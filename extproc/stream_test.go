@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/tidwall/gjson"
 
 	"github.com/tollgate-ai/tollgate/routing"
@@ -242,6 +243,56 @@ func TestJSONReaderProviderAuth(t *testing.T) {
 			}
 			if set := setHeaders(r.headers.m); set[":status"] != "502" || set["content-type"] != "application/json" {
 				t.Fatalf("headers %v", set)
+			}
+		})
+	}
+}
+
+// clientBytes is what the client receives for a response body chunk: the
+// reply's body mutation, or the chunk itself when the reply carries none.
+func clientBytes(resp *extprocv3.ProcessingResponse, chunk []byte) []byte {
+	if m := resp.GetResponseBody().GetResponse().GetBodyMutation(); m != nil {
+		return m.GetBody()
+	}
+	return chunk
+}
+
+// TestStreamChunkReplies: a chunk of whole events that pass unchanged gets
+// an empty BodyResponse, exactly what a processor that changes nothing
+// sends, so Envoy forwards its own bytes; a chunk the gateway changes (the
+// metering comment, a held-back partial event, removed usage) carries the
+// bytes the client gets instead.
+func TestStreamChunkReplies(t *testing.T) {
+	content := `data: {"choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}` + "\n\n"
+	for _, tt := range []struct {
+		name    string
+		req     string
+		chunks  []string
+		mutated []bool
+	}{
+		{"whole events pass", `{"model":"smart-default","stream":true,"stream_options":{"include_usage":true}}`,
+			[]string{content, content + content, "data: [DONE]\n\n"}, []bool{false, false, true}},
+		{"a partial event is held back", `{"model":"smart-default","stream":true,"stream_options":{"include_usage":true}}`,
+			[]string{content[:10], content[10:] + content, "data: [DONE]\n\n"}, []bool{true, true, true}},
+		{"usage the gateway asked for is removed", `{"model":"smart-default","stream":true}`,
+			[]string{content, ": ping\n\n", "data: [DONE]\n\n"}, []bool{true, false, true}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			x := newTestExchange(t)
+			x.handle(chatHeaders())
+			x.handle(reqBody(tt.req))
+			x.handle(respHeaders(":status", "200", "content-type", "text/event-stream"))
+			for i, c := range tt.chunks {
+				resp, _ := x.handle(respBody(c, i == len(tt.chunks)-1))
+				if resp.GetResponseBody() == nil {
+					t.Fatalf("chunk %d: not a body reply: %v", i, resp)
+				}
+				if got := resp.GetResponseBody().GetResponse().GetBodyMutation() != nil; got != tt.mutated[i] {
+					t.Fatalf("chunk %d: body mutation %v, want %v", i, got, tt.mutated[i])
+				}
+				if !tt.mutated[i] && resp.GetResponseBody().GetResponse() != nil {
+					t.Fatalf("chunk %d: unchanged chunk's reply is not empty: %v", i, resp)
+				}
 			}
 		})
 	}

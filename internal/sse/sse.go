@@ -48,9 +48,11 @@ type Event struct {
 // comment lines such as ": keep-alive", or is a stray blank line.
 func (e Event) IsComment() bool { return !e.fields }
 
-// minBuf is the smallest buffer allocated, large enough that a typical
-// chat-completion stream never grows it.
-const minBuf = 4 << 10
+// minBuf is the smallest buffer allocated: large enough that a stream of
+// typical chat-completion chunks (a few hundred bytes each) never grows it,
+// small because every open stream holds one (docs/performance.md, memory
+// per open stream); larger chunks grow it once, to twice their size.
+const minBuf = 1 << 10
 
 // Scanner splits SSE input into events. The zero value is ready to use; a
 // Scanner is not safe for concurrent use.

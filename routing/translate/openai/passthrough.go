@@ -76,14 +76,77 @@ func (s *PassStream) Raw(out, raw, data []byte) []byte {
 	if u.IsObject() && !gjson.Get(js, "choices.0").Exists() {
 		return out // the usage-only chunk the client did not ask for
 	}
-	stripped, err := sjson.DeleteBytes(data, "usage")
 	i := bytes.Index(raw, data)
-	if err != nil || i < 0 { // multi-line data is not how chat completions stream
+	if i < 0 { // multi-line data is not how chat completions stream
+		return append(out, raw...)
+	}
+	// Every chunk carries "usage" when the gateway injected include_usage,
+	// so the key is cut out in place: no decoding, no allocation.
+	if a, b, ok := cutMember(data, u.Index, u.Index+len(u.Raw)); ok {
+		out = append(out, raw[:i+a]...)
+		return append(out, raw[i+b:]...)
+	}
+	stripped, err := sjson.DeleteBytes(data, "usage")
+	if err != nil {
 		return append(out, raw...)
 	}
 	out = append(out, raw[:i]...)
 	out = append(out, stripped...)
 	return append(out, raw[i+len(data):]...)
+}
+
+// cutMember finds the bytes to remove with the object member whose value
+// is obj[vs:ve]: obj[a:b] is the member and one comma next to it (the one
+// before it, or for the first member the one after it, with the whitespace
+// before that comma), so obj[:a]+obj[b:] is the object without it, as
+// sjson.DeleteBytes writes it. ok is false for layouts it does not expect
+// (a key with escapes, a value that is not a member's); the caller then
+// falls back to sjson.
+func cutMember(obj []byte, vs, ve int) (a, b int, ok bool) {
+	if vs <= 0 || ve > len(obj) {
+		return 0, 0, false
+	}
+	i := skipSpaceBack(obj, vs-1)
+	if i < 0 || obj[i] != ':' {
+		return 0, 0, false
+	}
+	i = skipSpaceBack(obj, i-1)
+	if i < 0 || obj[i] != '"' {
+		return 0, 0, false
+	}
+	q := bytes.LastIndexByte(obj[:i], '"') // the key's opening quote
+	if q < 0 || bytes.IndexByte(obj[q:i], '\\') >= 0 {
+		return 0, 0, false
+	}
+	switch p := skipSpaceBack(obj, q-1); {
+	case p < 0:
+		return 0, 0, false
+	case obj[p] == ',':
+		return p, ve, true
+	case obj[p] == '{':
+		b = ve
+		if n := skipSpace(obj, ve); n < len(obj) && obj[n] == ',' {
+			b = n + 1
+		}
+		return p + 1, b, true
+	}
+	return 0, 0, false
+}
+
+// skipSpaceBack returns the index of the last non-space byte at or before i.
+func skipSpaceBack(b []byte, i int) int {
+	for i >= 0 && b[i] <= ' ' {
+		i--
+	}
+	return i
+}
+
+// skipSpace returns the index of the first non-space byte at or after i.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && b[i] <= ' ' {
+		i++
+	}
+	return i
 }
 
 // Event takes an event without its raw bytes: it is framed as one data line

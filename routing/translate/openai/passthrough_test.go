@@ -5,6 +5,9 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
 	"github.com/tollgate-ai/tollgate/routing/translate"
 )
 
@@ -85,4 +88,61 @@ func TestPassthroughSchema(t *testing.T) {
 	if ev.String() != "event: e\ndata: a\ndata: b\n\n" {
 		t.Fatalf("Event framing %q", ev.String())
 	}
+}
+
+// TestCutMemberMatchesSjson: the in-place removal of "usage" writes what
+// sjson.DeleteBytes writes, wherever the member stands and however it is
+// spaced; layouts it does not expect are left to sjson.
+func TestCutMemberMatchesSjson(t *testing.T) {
+	for i, in := range cutMemberSeeds {
+		// All but the escaped key are cut in place.
+		if cut := checkCutMember(t, in); cut != (in != `{"usag\u0065":null,"id":1}`) {
+			t.Errorf("seed %d %q: cut in place %v", i, in, cut)
+		}
+	}
+}
+
+var cutMemberSeeds = []string{
+	`{"choices":[{"delta":{}}],"usage":null}`,
+	`{"usage":null,"choices":[]}`,
+	`{"usage":{"total_tokens":3}}`,
+	`{ "usage" : null , "id":"x"}`,
+	`{"id":"x" ,  "usage":{"a":[1,2]},"obfuscation":"abc"}`,
+	"{\n  \"id\": \"x\",\n  \"usage\": null\n}",
+	`{"a":{"usage":1},"usage":2}`,
+	`{"usag\u0065":null,"id":1}`,
+	`{"id":"us\"age","usage":null}`,
+}
+
+func FuzzCutMember(f *testing.F) {
+	for _, s := range cutMemberSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		if !gjson.Valid(in) {
+			return
+		}
+		checkCutMember(t, in)
+	})
+}
+
+// checkCutMember reports whether in's "usage" was cut in place.
+func checkCutMember(t *testing.T, in string) bool {
+	t.Helper()
+	u := gjson.Get(in, "usage")
+	if !u.Exists() || !strings.HasPrefix(strings.TrimLeft(in, " \t\r\n"), "{") {
+		return false
+	}
+	a, b, ok := cutMember([]byte(in), u.Index, u.Index+len(u.Raw))
+	if !ok {
+		return false
+	}
+	want, err := sjson.Delete(in, "usage")
+	if err != nil {
+		t.Fatalf("%q: sjson: %v", in, err)
+	}
+	if got := in[:a] + in[b:]; got != want {
+		t.Fatalf("%q: got %q, sjson wrote %q", in, got, want)
+	}
+	return true
 }
