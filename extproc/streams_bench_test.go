@@ -52,10 +52,10 @@ func BenchmarkStreams(b *testing.B) {
 		}
 		every = d
 	}
-	msgs := envoyMessages(`{"model":"smart-default","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`, "", 1)
+	msgs := envoyMessages(`{"model":"smart-default","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`, "", 1, "")
 	open, chunk := msgs[:3], msgs[3] // headers, body, response headers; a content chunk
 
-	tollgate, floor := floorClients(b)
+	tollgate, floor := floorClients(b, testSnapshot(b), Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel() // resets every stream, as Envoy does at the end of a request
 
