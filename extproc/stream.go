@@ -127,7 +127,7 @@ func newStreamReader(m streamMeter, s translate.Schema, model string, includeUsa
 		r.textOf = openAIText
 	default:
 		r.src = &sseSource{}
-		r.textOf = deltaText
+		r.textOf = sseText
 	}
 	if c, ok := r.st.(textCounter); ok {
 		r.textOf = c.completionText
@@ -375,6 +375,16 @@ func openAIText(data []byte) int {
 		return 0
 	}
 	return len(c.Get("content").Str) + len(c.Get("refusal").Str) + len(c.Get("tool_calls.0.function.arguments").Str)
+}
+
+// sseText counts the completion text of a translated SSE stream's event:
+// Anthropic's deltas, or the OpenAI chunks of a provider whose stream is
+// translated without being raw (Gemini on Vertex AI's OpenAI endpoint).
+func sseText(data []byte) int {
+	if n := deltaText(data); n > 0 {
+		return n
+	}
+	return openAIText(data)
 }
 
 // deltaText counts the completion text of an SSE provider event that puts

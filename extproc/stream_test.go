@@ -297,3 +297,26 @@ func TestStreamChunkReplies(t *testing.T) {
 		})
 	}
 }
+
+// TestSSEText: a translated SSE stream's own output counts toward the
+// mid-stream budget whichever shape its provider events have.
+func TestSSEText(t *testing.T) {
+	for _, tc := range []struct {
+		name, data string
+		want       int
+	}{
+		{"anthropic text delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hello"}}`, 5},
+		{"anthropic tool input", `{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\":1}"}}`, 7},
+		{"anthropic message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}`, 0},
+		{"openai chunk (Gemini on Vertex)", `{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hey"}}]}`, 3},
+		{"openai tool arguments", `{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]}`, 2},
+		{"usage-only chunk", `{"choices":[],"usage":{"completion_tokens":3}}`, 0},
+		{"not json", `[DONE]`, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := sseText([]byte(tc.data)); got != tc.want {
+				t.Fatalf("sseText = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
