@@ -2,8 +2,6 @@ package bedrock
 
 import (
 	"encoding/json"
-	"math"
-	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -17,9 +15,6 @@ import (
 // name a tool of their own so. It is the name the Anthropic translation
 // reserves for the same purpose.
 const jsonTool = "tollgate_json_object"
-
-// minBudget is the smallest thinking budget Claude accepts.
-const minBudget = 1024
 
 // outputConfig is what Request sends for reasoning_effort, thinking and
 // response_format.
@@ -60,7 +55,7 @@ func reasoning(root gjson.Result, model string, maxTokens int64) (outputConfig, 
 	thinkingOn := false
 	switch {
 	case wire.Present(th):
-		if c.thinking, err = thinkingObject(th); err != nil {
+		if c.thinking, err = wire.ThinkingObject(th); err != nil {
 			return c, err
 		}
 		if effort != "" {
@@ -77,11 +72,9 @@ func reasoning(root gjson.Result, model string, maxTokens int64) (outputConfig, 
 	case !isClaude(model):
 		return c, wire.UnsupportedParam("reasoning_effort", "reasoning_effort is only supported for Anthropic Claude models on this provider.")
 	default:
-		budget := min(effortBudget(effort), max(minBudget, maxTokens/2))
-		if budget >= maxTokens {
-			return c, wire.InvalidBody("reasoning_effort", "reasoning_effort needs max_completion_tokens above "+strconv.Itoa(minBudget)+" for this model: thinking needs a budget of at least "+strconv.Itoa(minBudget)+" tokens below the limit.")
+		if c.thinking, err = wire.EnabledThinking(effort, maxTokens); err != nil {
+			return c, err
 		}
-		c.thinking = `{"type":"enabled","budget_tokens":` + strconv.FormatInt(budget, 10) + `}`
 		thinkingOn = true
 	}
 
@@ -150,62 +143,4 @@ func reasoningEffort(v gjson.Result) (string, error) {
 		}
 	}
 	return "", wire.InvalidBody("reasoning_effort", "reasoning_effort must be one of none, minimal, low, medium, high, xhigh, max.")
-}
-
-// effortBudget is the thinking budget for an effort.
-func effortBudget(effort string) int64 {
-	switch effort {
-	case "minimal", "low":
-		return 2048
-	case "medium":
-		return 8192
-	case "high":
-		return 16384
-	}
-	return 32768
-}
-
-// thinkingObject validates a client's thinking object and rebuilds it from
-// the keys Claude defines.
-func thinkingObject(th gjson.Result) (string, error) {
-	if !th.IsObject() {
-		return "", wire.InvalidType("thinking", "an object")
-	}
-	typ := th.Get("type").String()
-	out := `{"type":` + strconv.Quote(typ)
-	var err error
-	th.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "type":
-		case "budget_tokens":
-			if typ != "enabled" || v.Type != gjson.Number || v.Num < 1 || v.Num > math.MaxInt32 || v.Num != math.Trunc(v.Num) {
-				err = wire.InvalidBody("thinking.budget_tokens", "thinking.budget_tokens must be a positive integer, with type enabled.")
-				return false
-			}
-			out += `,"budget_tokens":` + v.Raw
-		case "display":
-			if v.Type != gjson.String {
-				err = wire.InvalidType("thinking.display", "a string")
-				return false
-			}
-			out += `,"display":` + v.Raw
-		default:
-			err = wire.UnsupportedParam("thinking."+k.Str, "thinking."+k.Str+" is not supported.")
-			return false
-		}
-		return true
-	})
-	if err != nil {
-		return "", err
-	}
-	switch typ {
-	case "enabled":
-		if !th.Get("budget_tokens").Exists() {
-			return "", wire.InvalidBody("thinking.budget_tokens", "thinking type enabled needs budget_tokens.")
-		}
-	case "adaptive", "disabled":
-	default:
-		return "", wire.InvalidBody("thinking.type", "thinking.type must be one of enabled, adaptive, disabled.")
-	}
-	return out + "}", nil
 }
