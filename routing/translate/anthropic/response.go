@@ -70,10 +70,10 @@ func (s *Schema) Response(body []byte, model string) ([]byte, usage.Usage, bool,
 			calls++
 		case "thinking":
 			reasoning = append(reasoning, b.Get("thinking").String()...)
-			thinking = appendThinkingBlock(sep(thinking), b.Get("thinking").String(), b.Get("signature").String())
+			thinking = wire.AppendThinkingBlock(sep(thinking), b.Get("thinking").String(), b.Get("signature").String())
 			thoughts++
 		case "redacted_thinking":
-			thinking = appendRedactedBlock(sep(thinking), b.Get("data").String())
+			thinking = wire.AppendRedactedBlock(sep(thinking), b.Get("data").String())
 			thoughts++
 		}
 	}
@@ -142,18 +142,4 @@ func compactObject(r gjson.Result) string {
 		return "{}"
 	}
 	return string(pretty.Ugly([]byte(r.Raw)))
-}
-
-func appendThinkingBlock(out []byte, text, signature string) []byte {
-	out = append(out, `{"type":"thinking","thinking":`...)
-	out = oaierror.AppendString(out, text)
-	out = append(out, `,"signature":`...)
-	out = oaierror.AppendString(out, signature)
-	return append(out, '}')
-}
-
-func appendRedactedBlock(out []byte, data string) []byte {
-	out = append(out, `{"type":"redacted_thinking","data":`...)
-	out = oaierror.AppendString(out, data)
-	return append(out, '}')
 }

@@ -192,7 +192,7 @@ func (t *stream) blockStart(out []byte, ev gjson.Result) []byte {
 		}
 		return out
 	case "redacted_thinking":
-		d := appendRedactedBlock(append([]byte(nil), `{"thinking_blocks":[`...), b.Get("data").String())
+		d := wire.AppendRedactedBlock(append([]byte(nil), `{"thinking_blocks":[`...), b.Get("data").String())
 		return t.w.Delta(t.open(out, "", ""), append(d, "]}"...))
 	default:
 		return out // server tools and their results are not shown
@@ -281,7 +281,7 @@ func (t *stream) blockStop(out []byte, ev gjson.Result) []byte {
 	if th := t.thoughts[idx]; th != nil {
 		delete(t.thoughts, idx)
 		d := append([]byte(nil), `{"thinking_blocks":[`...)
-		d = appendThinkingBlock(d, string(th.text), th.signature)
+		d = wire.AppendThinkingBlock(d, string(th.text), th.signature)
 		return t.w.Delta(t.open(out, "", ""), append(d, "]}"...))
 	}
 	if t.json.open && idx == t.json.index {

@@ -63,10 +63,10 @@ func (s *Schema) Response(body []byte, model string) ([]byte, usage.Usage, bool,
 		} else if rc := b.Get("reasoningContent"); rc.IsObject() {
 			if rt := rc.Get("reasoningText"); rt.IsObject() {
 				reasoning = append(reasoning, rt.Get("text").String()...)
-				thinking = appendThinkingBlock(sep(thinking), rt.Get("text").String(), rt.Get("signature").String())
+				thinking = wire.AppendThinkingBlock(sep(thinking), rt.Get("text").String(), rt.Get("signature").String())
 				thoughts++
 			} else if rd := rc.Get("redactedContent"); rd.Type == gjson.String {
-				thinking = appendRedactedBlock(sep(thinking), rd.Str)
+				thinking = wire.AppendRedactedBlock(sep(thinking), rd.Str)
 				thoughts++
 			}
 		}
@@ -132,18 +132,4 @@ func sep(b []byte) []byte {
 		return append(b, ',')
 	}
 	return b
-}
-
-func appendThinkingBlock(out []byte, text, signature string) []byte {
-	out = append(out, `{"type":"thinking","thinking":`...)
-	out = oaierror.AppendString(out, text)
-	out = append(out, `,"signature":`...)
-	out = oaierror.AppendString(out, signature)
-	return append(out, '}')
-}
-
-func appendRedactedBlock(out []byte, data string) []byte {
-	out = append(out, `{"type":"redacted_thinking","data":`...)
-	out = oaierror.AppendString(out, data)
-	return append(out, '}')
 }

@@ -180,7 +180,7 @@ type thought struct {
 // whole as a thinking block of its own.
 func (t *stream) reasoning(out []byte, idx, rc gjson.Result) []byte {
 	if rd := rc.Get("redactedContent"); rd.Type == gjson.String {
-		d := appendRedactedBlock(append([]byte(nil), `{"thinking_blocks":[`...), rd.Str)
+		d := wire.AppendRedactedBlock(append([]byte(nil), `{"thinking_blocks":[`...), rd.Str)
 		return t.w.Delta(t.open(out), append(d, "]}"...))
 	}
 	if idx.Type != gjson.Number {
@@ -211,7 +211,7 @@ func (t *stream) blockStop(out []byte, ev gjson.Result) []byte {
 	idx := ev.Get("contentBlockIndex").Int()
 	if th := t.thoughts[idx]; th != nil {
 		delete(t.thoughts, idx)
-		d := appendThinkingBlock(append([]byte(nil), `{"thinking_blocks":[`...), string(th.text), th.signature)
+		d := wire.AppendThinkingBlock(append([]byte(nil), `{"thinking_blocks":[`...), string(th.text), th.signature)
 		return t.w.Delta(t.open(out), append(d, "]}"...))
 	}
 	if t.json.open && idx == t.json.index {

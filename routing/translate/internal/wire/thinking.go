@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/tollgate-ai/tollgate/internal/oaierror"
 )
 
 // Claude's extended thinking, shared by the translations that reach Claude
@@ -83,4 +85,21 @@ func ThinkingObject(th gjson.Result) (string, error) {
 		return "", InvalidBody("thinking.type", "thinking.type must be one of enabled, adaptive, disabled.")
 	}
 	return out + "}", nil
+}
+
+// AppendThinkingBlock appends a thinking block as chat answers carry it in
+// thinking_blocks (and clients replay it): its text and signature.
+func AppendThinkingBlock(out []byte, text, signature string) []byte {
+	out = append(out, `{"type":"thinking","thinking":`...)
+	out = oaierror.AppendString(out, text)
+	out = append(out, `,"signature":`...)
+	out = oaierror.AppendString(out, signature)
+	return append(out, '}')
+}
+
+// AppendRedactedBlock appends a redacted_thinking block: its opaque data.
+func AppendRedactedBlock(out []byte, data string) []byte {
+	out = append(out, `{"type":"redacted_thinking","data":`...)
+	out = oaierror.AppendString(out, data)
+	return append(out, '}')
 }
