@@ -85,14 +85,7 @@ func TestAzureProvider(t *testing.T) {
 		t.Fatalf("upstream %s %s?%s", up.Host, up.Path, up.RawQuery)
 	}
 
-	stream := h.client.Chat.Completions.NewStreaming(context.Background(), chatParams("azure-default"))
-	var acc openai.ChatCompletionAccumulator
-	for stream.Next() {
-		acc.AddChunk(stream.Current())
-	}
-	if err := stream.Err(); err != nil {
-		t.Fatal(err)
-	}
+	acc := streamChat(t, h.client, chatParams("azure-default"))
 	if got, want := acc.Choices[0].Message.Content, streamText(t, fixture(t, "azure_openai/chat_stream.sse")); got != want {
 		t.Fatalf("assembled %q, want %q", got, want)
 	}

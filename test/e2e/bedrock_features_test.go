@@ -56,14 +56,7 @@ func TestBedrockStructuredOutput(t *testing.T) {
 	}
 	checkUpstream(false)
 
-	s := h.client.Chat.Completions.NewStreaming(context.Background(), p)
-	var acc openai.ChatCompletionAccumulator
-	for s.Next() {
-		acc.AddChunk(s.Current())
-	}
-	if err := s.Err(); err != nil {
-		t.Fatal(err)
-	}
+	acc := streamChat(t, h.client, p)
 	c := acc.Choices[0]
 	if gjson.Get(c.Message.Content, "city").Str != "Paris" || gjson.Get(c.Message.Content, "temperature_c").Int() != 18 ||
 		len(c.Message.ToolCalls) != 0 || c.FinishReason != "stop" {
@@ -159,14 +152,7 @@ func TestBedrockFeatureStreams(t *testing.T) {
 			p := chatParams("bedrock-default")
 			p.ResponseFormat = weatherFormat()
 			p.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
-			s := h.client.Chat.Completions.NewStreaming(context.Background(), p)
-			var acc openai.ChatCompletionAccumulator
-			for s.Next() {
-				acc.AddChunk(s.Current())
-			}
-			if err := s.Err(); err != nil {
-				t.Fatal(err)
-			}
+			acc := streamChat(t, h.client, p)
 			if c := acc.Choices[0]; c.Message.Content != `{"city": "Paris", "temperature_c": 18}` || c.FinishReason != "stop" || acc.Usage.CompletionTokens != 24 {
 				t.Fatalf("json: %+v %+v", c, acc.Usage)
 			}
@@ -174,7 +160,7 @@ func TestBedrockFeatureStreams(t *testing.T) {
 			p = chatParams("bedrock-default")
 			p.ReasoningEffort = openai.ReasoningEffortHigh
 			p.MaxCompletionTokens = openai.Int(40000)
-			s = h.client.Chat.Completions.NewStreaming(context.Background(), p)
+			s := h.client.Chat.Completions.NewStreaming(context.Background(), p)
 			acc = openai.ChatCompletionAccumulator{}
 			reasoning, blocks := "", 0
 			for s.Next() {

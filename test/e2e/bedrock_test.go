@@ -133,14 +133,7 @@ func TestBedrockStream(t *testing.T) {
 			h := newHarness(t, harnessOptions{extra: bedrockConfig, bedrock: true, chunks: chunks})
 			p := chatParams("bedrock-default")
 			p.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
-			s := h.client.Chat.Completions.NewStreaming(context.Background(), p)
-			var acc openai.ChatCompletionAccumulator
-			for s.Next() {
-				acc.AddChunk(s.Current())
-			}
-			if err := s.Err(); err != nil {
-				t.Fatal(err)
-			}
+			acc := streamChat(t, h.client, p)
 			if acc.Choices[0].Message.Content != "Hello! How can I help you today?" || acc.Choices[0].FinishReason != "stop" {
 				t.Fatalf("assembled %+v", acc.Choices[0])
 			}
@@ -178,14 +171,7 @@ func TestBedrockTools(t *testing.T) {
 		t.Fatalf("tools not translated: %s", lastRequest(t, h.bedrock).Body)
 	}
 
-	s := h.client.Chat.Completions.NewStreaming(context.Background(), p)
-	var acc openai.ChatCompletionAccumulator
-	for s.Next() {
-		acc.AddChunk(s.Current())
-	}
-	if err := s.Err(); err != nil {
-		t.Fatal(err)
-	}
+	acc := streamChat(t, h.client, p)
 	calls := acc.Choices[0].Message.ToolCalls
 	if len(calls) != 1 || calls[0].ID != "tooluse_kZJMlvQmRJ6eAyJE5GIl7Q" || !json.Valid([]byte(calls[0].Function.Arguments)) ||
 		gjson.Get(calls[0].Function.Arguments, "city").Str != "Paris" || acc.Choices[0].FinishReason != "tool_calls" {
@@ -266,14 +252,7 @@ func TestBedrockFallback(t *testing.T) {
 		p := chatParams("resilient")
 		var content string
 		if stream {
-			s := h.client.Chat.Completions.NewStreaming(context.Background(), p)
-			var acc openai.ChatCompletionAccumulator
-			for s.Next() {
-				acc.AddChunk(s.Current())
-			}
-			if err := s.Err(); err != nil {
-				t.Fatal(err)
-			}
+			acc := streamChat(t, h.client, p)
 			content = acc.Choices[0].Message.Content
 		} else {
 			out, err := h.client.Chat.Completions.New(context.Background(), p)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -133,14 +132,7 @@ func TestCacheHit(t *testing.T) {
 	p := openai.ChatCompletionNewParams{Model: "smart-default", Temperature: openai.Float(0),
 		Messages:      []openai.ChatCompletionMessageParamUnion{openai.UserMessage("In one sentence, what does an API gateway do?")},
 		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}}
-	s := c.Chat.Completions.NewStreaming(context.Background(), p)
-	var acc openai.ChatCompletionAccumulator
-	for s.Next() {
-		acc.AddChunk(s.Current())
-	}
-	if err := s.Err(); err != nil {
-		t.Fatal(err)
-	}
+	acc := streamChat(t, c, p)
 	if got := resp.Header.Get("x-tollgate-cache"); got != "hit" {
 		t.Errorf("stream: x-tollgate-cache %q", got)
 	}
@@ -188,14 +180,7 @@ func TestCacheStreamedMiss(t *testing.T) {
 	c := h.newClient(cacheKey)
 	p := openai.ChatCompletionNewParams{Model: "smart-default", Temperature: openai.Float(0),
 		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("In one sentence, what does an API gateway do?")}}
-	s := c.Chat.Completions.NewStreaming(context.Background(), p)
-	var acc openai.ChatCompletionAccumulator
-	for s.Next() {
-		acc.AddChunk(s.Current())
-	}
-	if err := s.Err(); err != nil {
-		t.Fatal(err)
-	}
+	acc := streamChat(t, c, p)
 	r, b := cachedChat(h, cacheKey, cacheBody)
 	wantCache(t, "after stream", r, "hit")
 	var whole openai.ChatCompletion

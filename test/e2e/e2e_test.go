@@ -236,14 +236,7 @@ func TestChatStreamRealEnvoy(t *testing.T) {
 		if h.envoyLog != nil {
 			t.Skip("covered with every chunking by TestChatStream")
 		}
-		stream := h.client.Chat.Completions.NewStreaming(context.Background(), chatParams("smart-default"))
-		var acc openai.ChatCompletionAccumulator
-		for stream.Next() {
-			acc.AddChunk(stream.Current())
-		}
-		if err := stream.Err(); err != nil {
-			t.Fatal(err)
-		}
+		acc := streamChat(t, h.client, chatParams("smart-default"))
 		if got, want := acc.Choices[0].Message.Content, streamText(t, fixture(t, "openai/chat_stream.sse")); got != want {
 			t.Fatalf("assembled %q, want %q", got, want)
 		}

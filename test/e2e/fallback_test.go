@@ -83,14 +83,7 @@ func TestFallback(t *testing.T) {
 func TestFallbackStream(t *testing.T) {
 	h := newHarness(t, harnessOptions{fallback: true, extra: fallbackConfig})
 	h.openai.Fail(fakeprovider.Status(429, "1"))
-	s := h.client.Chat.Completions.NewStreaming(context.Background(), resilientParams())
-	var acc openai.ChatCompletionAccumulator
-	for s.Next() {
-		acc.AddChunk(s.Current())
-	}
-	if err := s.Err(); err != nil {
-		t.Fatal(err)
-	}
+	acc := streamChat(t, h.client, resilientParams())
 	if got, want := acc.Choices[0].Message.Content, anthropicStreamText(t, "anthropic/messages_stream.sse"); got != want {
 		t.Fatalf("assembled %q, want Anthropic's %q", got, want)
 	}

@@ -135,14 +135,7 @@ func TestGuardrailOutput(t *testing.T) {
 
 	// Redaction edits the streamed text.
 	redacted := guardedClient(h, "redacted-output")
-	s := redacted.Chat.Completions.NewStreaming(context.Background(), userParams("hi"))
-	var acc openai.ChatCompletionAccumulator
-	for s.Next() {
-		acc.AddChunk(s.Current())
-	}
-	if err := s.Err(); err != nil {
-		t.Fatal(err)
-	}
+	acc := streamChat(t, redacted, userParams("hi"))
 	if got := acc.Choices[0].Message.Content; strings.Contains(got, "API") || got != strings.ReplaceAll(want, "API", "[TERM_1]") {
 		t.Fatalf("redacted stream %q", got)
 	}
@@ -150,7 +143,7 @@ func TestGuardrailOutput(t *testing.T) {
 	// A block mid-stream ends it with an error event the SDK reports; the
 	// blocked word never reaches the client.
 	strict := guardedClient(h, "strict-output")
-	s = strict.Chat.Completions.NewStreaming(context.Background(), userParams("hi"))
+	s := strict.Chat.Completions.NewStreaming(context.Background(), userParams("hi"))
 	acc = openai.ChatCompletionAccumulator{}
 	n := 0
 	for s.Next() {

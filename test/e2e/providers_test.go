@@ -87,14 +87,7 @@ func TestAnthropicStream(t *testing.T) {
 			h := newHarness(t, harnessOptions{chunks: chunks})
 			p := claudeParams()
 			p.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
-			s := h.client.Chat.Completions.NewStreaming(context.Background(), p)
-			var acc openai.ChatCompletionAccumulator
-			for s.Next() {
-				acc.AddChunk(s.Current())
-			}
-			if err := s.Err(); err != nil {
-				t.Fatal(err)
-			}
+			acc := streamChat(t, h.client, p)
 			if got, want := acc.Choices[0].Message.Content, anthropicStreamText(t, "anthropic/messages_stream.sse"); got != want {
 				t.Fatalf("assembled %q, want %q", got, want)
 			}
@@ -117,14 +110,7 @@ func TestAnthropicToolStream(t *testing.T) {
 		Name:       "get_weather",
 		Parameters: openai.FunctionParameters{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}},
 	})}
-	s := h.client.Chat.Completions.NewStreaming(context.Background(), p)
-	var acc openai.ChatCompletionAccumulator
-	for s.Next() {
-		acc.AddChunk(s.Current())
-	}
-	if err := s.Err(); err != nil {
-		t.Fatal(err)
-	}
+	acc := streamChat(t, h.client, p)
 	calls := acc.Choices[0].Message.ToolCalls
 	if len(calls) == 0 || calls[0].Function.Name == "" || !json.Valid([]byte(calls[0].Function.Arguments)) || acc.Choices[0].FinishReason != "tool_calls" {
 		t.Fatalf("tool calls %+v finish %q", calls, acc.Choices[0].FinishReason)

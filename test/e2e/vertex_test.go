@@ -172,14 +172,7 @@ func TestVertexClaude(t *testing.T) {
 	}
 
 	p.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
-	s := h.client.Chat.Completions.NewStreaming(context.Background(), p)
-	var acc openai.ChatCompletionAccumulator
-	for s.Next() {
-		acc.AddChunk(s.Current())
-	}
-	if err := s.Err(); err != nil {
-		t.Fatal(err)
-	}
+	acc := streamChat(t, h.client, p)
 	// messages_stream.sse: 24 input tokens, no cache, 27 output tokens (message_delta).
 	if acc.Choices[0].Message.Content != anthropicStreamText(t, "anthropic/messages_stream.sse") || acc.Usage.PromptTokens != 24 || acc.Usage.CompletionTokens != 27 {
 		t.Fatalf("stream %q usage %+v", acc.Choices[0].Message.Content, acc.Usage)
@@ -212,14 +205,7 @@ func TestVertexTools(t *testing.T) {
 				Name:       "get_weather",
 				Parameters: openai.FunctionParameters{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}},
 			})}
-			s := h.client.Chat.Completions.NewStreaming(context.Background(), p)
-			var acc openai.ChatCompletionAccumulator
-			for s.Next() {
-				acc.AddChunk(s.Current())
-			}
-			if err := s.Err(); err != nil {
-				t.Fatal(err)
-			}
+			acc := streamChat(t, h.client, p)
 			calls := acc.Choices[0].Message.ToolCalls
 			if len(calls) == 0 || calls[0].Function.Name == "" || !json.Valid([]byte(calls[0].Function.Arguments)) || acc.Choices[0].FinishReason != "tool_calls" {
 				t.Fatalf("tool calls %+v finish %q", calls, acc.Choices[0].FinishReason)
