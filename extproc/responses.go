@@ -9,7 +9,6 @@ import (
 	"github.com/tollgate-ai/tollgate/internal/sse"
 	"github.com/tollgate-ai/tollgate/policy/guardrails"
 	"github.com/tollgate-ai/tollgate/routing"
-	"github.com/tollgate-ai/tollgate/routing/config"
 	"github.com/tollgate-ai/tollgate/routing/translate"
 	"github.com/tollgate-ai/tollgate/routing/translate/openai"
 	"github.com/tollgate-ai/tollgate/routing/translate/responses"
@@ -57,7 +56,7 @@ func responsesProcessor(*Snapshot) *processor {
 			stepStripGatewayFields,
 		},
 		deliver: [targetKinds][]bodyStep{
-			kindDirect: {stepRewriteModel, stepSpliceBody, stepRespondNative, stepRouteUpstream, stepAzureResponsesPath,
+			kindDirect: {stepRewriteModel, stepSpliceBody, stepRespondNative, stepRouteUpstream,
 				stepMintCredential},
 			kindTranslated: {stepResponsesToChat, stepTranslateBody, stepRouteUpstream, stepChatPath, stepTranslatorHeaders,
 				stepMintCredential},
@@ -77,13 +76,12 @@ var (
 	// admit reads max_output_tokens as chat's admit reads max_tokens, and
 	// writes the default cap there when the limits need one: natively it is
 	// the provider's field, translated it becomes each provider's own.
-	stepAdmitResponses     = bodyStep{"admit", admitWith(admission{promptTokens: true, capOutput: true, outputField: "max_output_tokens"})}
-	stepResponsesOffered   = bodyStep{"check_offered", responsesOffered}
-	stepResponsesChain     = bodyStep{"check_chain_members", responsesChainMembers}
-	stepRespondNative      = bodyStep{"respond_native", respondNative}
-	stepResponsesToChat    = bodyStep{"responses_to_chat", responsesToChat}
-	stepAzureResponsesPath = bodyStep{"azure_responses_path", azureResponsesPath}
-	stepChatPath           = bodyStep{"chat_path", chatPath}
+	stepAdmitResponses   = bodyStep{"admit", admitWith(admission{promptTokens: true, capOutput: true, outputField: "max_output_tokens"})}
+	stepResponsesOffered = bodyStep{"check_offered", responsesOffered}
+	stepResponsesChain   = bodyStep{"check_chain_members", responsesChainMembers}
+	stepRespondNative    = bodyStep{"respond_native", respondNative}
+	stepResponsesToChat  = bodyStep{"responses_to_chat", responsesToChat}
+	stepChatPath         = bodyStep{"chat_path", chatPath}
 )
 
 // responseSchema is the schema the response side reads the answer with: the
@@ -175,13 +173,9 @@ func (c *responsesChain) forMember(p *routing.Provider) translate.Schema {
 }
 
 // attemptResponsesPath sends a native member's attempt to its Responses
-// path (Azure's v1 one, as azureResponsesPath does).
+// path (Azure's is its v1 one).
 func attemptResponsesPath(a *attempt, r *attemptRequest) error {
 	p := a.member.Provider
-	if p.Schema == config.SchemaAzureOpenAI {
-		r.path = p.BasePath + "/v1/responses"
-		return nil
-	}
 	r.path, _ = p.UpstreamPath(routing.EndpointResponses, a.member.Model, a.stream)
 	return nil
 }
@@ -246,16 +240,6 @@ func responsesToChat(x *exchange, req *upstreamRequest) error {
 	}
 	req.body, req.bodyChanged = r.Chat, true
 	x.respond = &translatedResponses{Schema: schemaOf(x.target.Provider), req: r, guard: newOutputGuard(x.guard)}
-	return nil
-}
-
-// azureResponsesPath sends an Azure OpenAI request to the v1 Responses
-// path, which takes the deployment as the body's model and needs no
-// api-version (https://learn.microsoft.com/azure/ai-foundry/openai/how-to/responses).
-func azureResponsesPath(x *exchange, req *upstreamRequest) error {
-	if p := x.target.Provider; p.Schema == config.SchemaAzureOpenAI {
-		setPath(req, p.BasePath+"/v1/responses")
-	}
 	return nil
 }
 

@@ -407,35 +407,6 @@ func TestStepChatPath(t *testing.T) {
 		}}})
 }
 
-func TestStepAzureResponsesPath(t *testing.T) {
-	azure := &routing.Provider{Name: "az", Schema: config.SchemaAzureOpenAI, BasePath: "/openai"}
-	runBodyStep(t, stepAzureResponsesPath, []stepCase{
-		{name: "azure v1 path", facts: func(x *exchange) { x.target = routing.Target{Provider: azure, Model: "dep"} },
-			want: func(t *testing.T, x *exchange, _ *upstreamRequest, _ *mutation) {
-				req := &upstreamRequest{} // as route_upstream leaves it
-				req.mu.set(":path", "/before")
-				if err := azureResponsesPath(x, req); err != nil {
-					t.Fatal(err)
-				}
-				var paths []string
-				for _, h := range req.mu.get().SetHeaders {
-					if h.GetHeader().GetKey() == ":path" {
-						paths = append(paths, string(h.GetHeader().GetRawValue()))
-					}
-				}
-				if req.path != "/openai/v1/responses" || len(paths) != 1 || paths[0] != "/openai/v1/responses" {
-					t.Fatalf("path %q, set %v", req.path, paths)
-				}
-			}},
-		{name: "openai unchanged", facts: both(responsesFacts, target("smart-default")),
-			want: func(t *testing.T, _ *exchange, req *upstreamRequest, mu *mutation) {
-				if req.path != "" || len(mu.get().SetHeaders) != 0 {
-					t.Fatalf("path %q", req.path)
-				}
-			}},
-	})
-}
-
 // TestResponsesMock: the whole processor against the mock provider, which
 // answers chat: the client gets a response object or a Responses stream.
 func TestResponsesMock(t *testing.T) {

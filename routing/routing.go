@@ -115,6 +115,11 @@ func (p *Provider) Path(e Endpoint, model string) (string, bool) {
 	case p.Schema == config.SchemaMock:
 		// Answered by the gateway itself (extproc/mock.go): no upstream path.
 		return e.suffix(), e == EndpointChat || e == EndpointEmbeddings
+	case p.Schema == config.SchemaAzureOpenAI && e == EndpointResponses:
+		// Azure serves the Responses API only on its v1 path, with the
+		// deployment as the body's model and no api-version
+		// (https://learn.microsoft.com/azure/ai-foundry/openai/how-to/responses).
+		return p.BasePath + "/v1/responses", true
 	case p.Schema == config.SchemaAzureOpenAI:
 		// Azure names the deployment in the path; the model is the deployment.
 		return p.BasePath + "/deployments/" + url.PathEscape(model) + e.suffix() + "?api-version=" + url.QueryEscape(p.apiVersion), true

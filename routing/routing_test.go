@@ -125,6 +125,7 @@ func TestSchemaPaths(t *testing.T) {
 		{"claude", EndpointEmbeddings, "x", "", false},
 		{"azure", EndpointChat, "gpt-4o prod", "/openai/deployments/gpt-4o%20prod/chat/completions?api-version=2024-10-21", true},
 		{"azure", EndpointEmbeddings, "emb", "/openai/deployments/emb/embeddings?api-version=2024-10-21", true},
+		{"azure", EndpointResponses, "gpt-4o prod", "/openai/v1/responses", true},
 		// Answered by the gateway itself: chat and embeddings only.
 		{"mock", EndpointChat, "m", "/chat/completions", true},
 		{"mock", EndpointEmbeddings, "m", "/embeddings", true},
