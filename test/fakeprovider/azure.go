@@ -17,6 +17,12 @@ type azure struct {
 	stream, streamNoUsage [][]byte
 	errEv                 []byte
 
+	// A request with tools whose last message is not a tool result is
+	// answered with a function call; the follow-up carrying the result gets
+	// the text answer.
+	toolResponse                  []byte
+	toolStream, toolStreamNoUsage [][]byte
+
 	// The v1 Responses API (POST /openai/v1/responses) runs OpenAI's
 	// Responses service: the same objects and events as openai's fixtures.
 	responses                  []byte
@@ -32,6 +38,8 @@ func newAzure(fs *fixtureSet, cred string) *azure {
 		response: fs.read("azure_openai/chat_response.json"),
 		// Captured with include_usage; the no-usage variant is derived.
 		stream:          splitEvents(fs.read("azure_openai/chat_stream.sse")),
+		toolResponse:    fs.read("azure_openai/chat_response_tool_calls.json"),
+		toolStream:      splitEvents(fs.read("azure_openai/chat_stream_tool_calls.sse")),
 		responses:       fs.read("openai/responses_response.json"),
 		responsesStream: splitEvents(fs.read("openai/responses_stream.sse")),
 		respTools:       splitEvents(fs.read("openai/responses_stream_tool_call.sse")),
@@ -44,6 +52,9 @@ func newAzure(fs *fixtureSet, cred string) *azure {
 	}
 	var err error
 	if p.streamNoUsage, err = stripUsage(p.stream); err != nil {
+		fs.err = err
+	}
+	if p.toolStreamNoUsage, err = stripUsage(p.toolStream); err != nil {
 		fs.err = err
 	}
 	if p.errEv, err = streamErrorEvent(err500); err != nil {
@@ -79,14 +90,26 @@ func (p *azure) handle(r *http.Request, body []byte, id string) (reply, bool) {
 		return rep, false
 	}
 	h := p.header(id)
+	callTool := req.tools && gjson.GetBytes(body, "messages.@reverse.0.role").Str != "tool"
 	if !req.stream {
 		h.Set("Content-Type", contentJSON)
-		return reply{status: http.StatusOK, header: h, chunks: [][]byte{p.response}}, true
+		answer := p.response
+		if callTool {
+			answer = p.toolResponse
+		}
+		return reply{status: http.StatusOK, header: h, chunks: [][]byte{answer}}, true
 	}
 	h.Set("Content-Type", contentSSE)
-	events := p.streamNoUsage
-	if req.includeUsage {
+	var events [][]byte
+	switch {
+	case callTool && req.includeUsage:
+		events = p.toolStream
+	case callTool:
+		events = p.toolStreamNoUsage
+	case req.includeUsage:
 		events = p.stream
+	default:
+		events = p.streamNoUsage
 	}
 	return reply{status: http.StatusOK, header: h, chunks: events, stream: true}, true
 }

@@ -55,3 +55,45 @@ func TestAzureResponses(t *testing.T) {
 		})
 	}
 }
+
+// TestAzureToolCalls: a chat request with tools is answered with the
+// function call, streamed or not; once its last message is the tool's
+// result, with the text answer.
+func TestAzureToolCalls(t *testing.T) {
+	s := startFake(t, Azure)
+	ctx := testCtx(t)
+	key := map[string]string{"Api-Key": testKey, "Content-Type": "application/json"}
+	const (
+		tools    = `"tools":[{"type":"function","function":{"name":"get_current_weather","parameters":{"type":"object"}}}]`
+		ask      = `{"role":"user","content":"Weather in Lisbon?"}`
+		called   = `{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_current_weather","arguments":"{}"}}]}`
+		answered = `{"role":"tool","tool_call_id":"call_1","content":"18C"}`
+	)
+	for _, tc := range []struct {
+		name, body, fixture string
+	}{
+		{"call", `{"model":"m",` + tools + `,"messages":[` + ask + `]}`, "azure_openai/chat_response_tool_calls.json"},
+		{"streamed call", `{"model":"m","stream":true,"stream_options":{"include_usage":true},` + tools + `,"messages":[` + ask + `]}`,
+			"azure_openai/chat_stream_tool_calls.sse"},
+		{"result", `{"model":"m",` + tools + `,"messages":[` + ask + `,` + called + `,` + answered + `]}`, "azure_openai/chat_response.json"},
+		{"streamed result", `{"model":"m","stream":true,"stream_options":{"include_usage":true},` + tools + `,"messages":[` + ask + `,` + called + `,` + answered + `]}`,
+			"azure_openai/chat_stream.sse"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := call{method: "POST", path: "/openai/deployments/gw-mini/chat/completions?api-version=2024-10-21", header: key, body: []byte(tc.body)}
+			r := c.do(ctx, s.URL())
+			if r.err != nil || r.status != http.StatusOK {
+				t.Fatalf("status %d (err %v); body %s", r.status, r.err, r.body)
+			}
+			if !bytes.Equal(r.body, fixture(t, tc.fixture)) {
+				t.Fatalf("body differs from %s:\n%s", tc.fixture, r.body)
+			}
+		})
+	}
+	// Without include_usage the streamed call has no usage chunk.
+	c := call{method: "POST", path: "/openai/deployments/gw-mini/chat/completions?api-version=2024-10-21", header: key,
+		body: []byte(`{"model":"m","stream":true,` + tools + `,"messages":[` + ask + `]}`)}
+	if r := c.do(ctx, s.URL()); r.err != nil || bytes.Contains(r.body, []byte(`"total_tokens"`)) || !bytes.Contains(r.body, []byte("Lisbon")) {
+		t.Fatalf("no-usage stream (err %v): %s", r.err, r.body)
+	}
+}

@@ -147,16 +147,33 @@ func openAIErrorObject(obj gjson.Result) *Error {
 	}
 	e.Message = obj.Get("message").String()
 	e.Param = obj.Get("param").String()
-	if c := obj.Get("code").String(); c != "" && e.Message != "" && !strings.Contains(e.Message, c) {
+	if c := obj.Get("code").String(); c != "" && e.Message != "" && !strings.Contains(e.Message, c) && statusCode(c) == 0 {
 		e.Message += " (" + c + ")"
 	}
 	return e
+}
+
+// statusCode is the HTTP status an error code names, else 0. Azure
+// OpenAI's own errors ({"error":{"code":"429","message":…}}) carry the
+// status as their code: the status and the Anthropic type already say it.
+func statusCode(code string) int {
+	if len(code) != 3 {
+		return 0
+	}
+	n, err := strconv.Atoi(code)
+	if err != nil || n < 400 || n > 599 {
+		return 0
+	}
+	return n
 }
 
 // streamErrorType is the Anthropic type for an in-stream OpenAI error, which
 // carries no HTTP status: judged from its type and code.
 func streamErrorType(obj gjson.Result) string {
 	t, c := obj.Get("type").String(), obj.Get("code").String()
+	if status := statusCode(c); status != 0 { // Azure's: the code is the status
+		return TypeForStatus(status)
+	}
 	switch {
 	case t == "rate_limit_error" || t == "tokens" || t == "requests" || c == "rate_limit_exceeded":
 		return TypeRateLimit

@@ -70,6 +70,14 @@ func TestFromOpenAIBody(t *testing.T) {
 		{400, readFixture(t, "openai/error_400_context_length.json"), 400, TypeInvalidRequest, ""},
 		{502, []byte("<html>Bad Gateway</html>"), 502, TypeAPI, "The provider returned HTTP 502."},
 		{200, []byte(`{"error":"weird"}`), 502, TypeAPI, "weird"},
+		// Azure OpenAI's own shape: the code is the status, not repeated.
+		{401, []byte(`{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint."}}`), 401, TypeAuthentication,
+			"Access denied due to invalid subscription key or wrong API endpoint."},
+		{429, []byte(`{"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation have exceeded token rate limit. Please retry after 7 seconds."}}`),
+			429, TypeRateLimit, "Requests to the ChatCompletions_Create Operation have exceeded token rate limit. Please retry after 7 seconds."},
+		// Azure's filtered prompt: a named code is kept.
+		{400, []byte(`{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400}}`),
+			400, TypeInvalidRequest, "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. (content_filter)"},
 	}
 	for _, tt := range tests {
 		got := FromOpenAIBody(tt.status, tt.body)

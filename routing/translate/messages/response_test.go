@@ -20,6 +20,16 @@ func TestFromChatFixtures(t *testing.T) {
 			{"type":"tool_use","id":"call_00_Hx4kT9mQ2vB7","name":"get_current_weather","input":{"city":"Lisbon","unit":"celsius"}}],
 			"stop_reason":"tool_use","stop_sequence":null,
 			"usage":{"input_tokens":54,"cache_creation_input_tokens":0,"cache_read_input_tokens":256,"output_tokens":58}}`},
+		// Azure OpenAI: content_filter_results and prompt_filter_results
+		// are not Anthropic's; a call answers with content null.
+		{"azure_openai/chat_response.json", `{"id":"msg_Dk51bT6qWm2xZr8Kc4vNg0PsYh7Ej","type":"message","role":"assistant","model":"gpt-4.1-mini-2025-04-14",
+			"content":[{"type":"text","text":"An API gateway is the single entry point that authenticates, rate-limits and routes client requests to backend services."}],
+			"stop_reason":"end_turn","stop_sequence":null,
+			"usage":{"input_tokens":31,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":24}}`},
+		{"azure_openai/chat_response_tool_calls.json", `{"id":"msg_Dk53Wn4TbR8yZq2Lm6Vc0XpHs9Fa1","type":"message","role":"assistant","model":"gpt-4.1-mini-2025-04-14",
+			"content":[{"type":"tool_use","id":"call_Az7qL2mVx9RtK4pWc1NbY8sD","name":"get_current_weather","input":{"city":"Lisbon","unit":"celsius"}}],
+			"stop_reason":"tool_use","stop_sequence":null,
+			"usage":{"input_tokens":84,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":19}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

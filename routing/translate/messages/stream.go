@@ -21,6 +21,8 @@ import (
 //	delta.tool_calls[i] w/ id  → tool_use block: content_block_start (input {}),
 //	                             then input_json_delta per arguments fragment
 //	finish_reason              → content_block_stop for every open block
+//	                             (a later content_filter one, Azure's
+//	                             asynchronous filter, makes it a refusal)
 //	[DONE] (or the stream end after a finish_reason)
 //	                           → message_delta (stop_reason, cumulative usage), message_stop
 //	{"error":{…}} chunk        → event: error
@@ -102,6 +104,11 @@ func (s *Stream) Event(out, data []byte) []byte {
 	}
 	if s.state == streamFresh && (choice.Exists() || s.usageOK) {
 		out = s.start(out, chunk)
+	}
+	if s.state == streamFinished && choice.Get("finish_reason").Str == "content_filter" {
+		// Azure OpenAI's asynchronous filter judges the text after the
+		// model finished: its verdict comes in a later chunk.
+		s.stop = "refusal"
 	}
 	if s.state != streamOpen || !choice.IsObject() {
 		return out

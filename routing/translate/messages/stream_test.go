@@ -102,7 +102,12 @@ func TestStreamFixtures(t *testing.T) {
 		{"openai/chat_stream_reasoning_content.sse", "message_start ping content_block_start thinking_delta thinking_delta content_block_stop " +
 			"content_block_start text_delta content_block_stop content_block_start input_json_delta input_json_delta content_block_stop message_delta message_stop",
 			true, "tool_use", `{"input_tokens":54,"cache_creation_input_tokens":0,"cache_read_input_tokens":256,"output_tokens":58}`},
-		{"azure_openai/chat_stream.sse", "", true, "end_turn", ""},
+		{"azure_openai/chat_stream.sse", "message_start ping content_block_start" + strings.Repeat(" text_delta", 5) +
+			" content_block_stop message_delta message_stop", true, "end_turn",
+			`{"input_tokens":31,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":17}`},
+		{"azure_openai/chat_stream_tool_calls.sse", "message_start ping content_block_start" + strings.Repeat(" input_json_delta", 9) +
+			" content_block_stop message_delta message_stop", true, "tool_use",
+			`{"input_tokens":84,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":19}`},
 		{"openai/chat_stream_error.sse", "message_start ping content_block_start text_delta error", false, "", ""},
 	}
 	for _, tt := range tests {
@@ -140,7 +145,8 @@ func TestStreamFixtures(t *testing.T) {
 // where Envoy cuts the upstream body into chunks.
 func TestStreamSplitAtEveryByte(t *testing.T) {
 	for _, file := range []string{"openai/chat_stream.sse", "openai/chat_stream_tool_calls.sse",
-		"openai/chat_stream_reasoning_content.sse", "openai/chat_stream_error.sse", "azure_openai/chat_stream.sse"} {
+		"openai/chat_stream_reasoning_content.sse", "openai/chat_stream_error.sse", "azure_openai/chat_stream.sse",
+		"azure_openai/chat_stream_tool_calls.sse"} {
 		t.Run(file, func(t *testing.T) {
 			in := readFixture(t, file)
 			want, wantComplete, _ := translateStream(in)
@@ -209,18 +215,22 @@ func TestStreamEnds(t *testing.T) {
 }
 
 func TestStreamErrorTypes(t *testing.T) {
-	tests := []struct{ in, typ string }{
-		{`{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}`, TypeRateLimit},
-		{`{"error":{"message":"quota","type":"insufficient_quota","code":"insufficient_quota"}}`, TypeBilling},
-		{`{"error":{"message":"bad","type":"invalid_request_error"}}`, TypeInvalidRequest},
-		{`{"error":{"message":"boom","type":"server_error"}}`, TypeAPI},
-		{`{"error":"plain text"}`, TypeAPI},
+	tests := []struct{ in, typ, msg string }{
+		{`{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}`, TypeRateLimit, ""},
+		{`{"error":{"message":"quota","type":"insufficient_quota","code":"insufficient_quota"}}`, TypeBilling, ""},
+		{`{"error":{"message":"bad","type":"invalid_request_error"}}`, TypeInvalidRequest, ""},
+		{`{"error":{"message":"boom","type":"server_error"}}`, TypeAPI, ""},
+		{`{"error":"plain text"}`, TypeAPI, ""},
+		// Azure OpenAI's own shape names the status in its code.
+		{`{"error":{"code":"429","message":"Rate limit exceeded."}}`, TypeRateLimit, "Rate limit exceeded."},
+		{`{"error":{"code":"400","message":"Bad Request"}}`, TypeInvalidRequest, "Bad Request"},
+		{`{"error":{"code":"500","message":"Internal error"}}`, TypeAPI, "Internal error"},
 	}
 	for _, tt := range tests {
 		out, _, _ := translateStream([]byte("data: " + tt.in + "\n\n"))
 		evs := events(t, out)
 		e := evs[len(evs)-1].data
-		if e.Get("error.type").Str != tt.typ || e.Get("error.message").Str == "" {
+		if e.Get("error.type").Str != tt.typ || e.Get("error.message").Str == "" || tt.msg != "" && e.Get("error.message").Str != tt.msg {
 			t.Errorf("%s → %s, want type %s", tt.in, e.Raw, tt.typ)
 		}
 	}
@@ -280,6 +290,43 @@ func TestStreamToolCalls(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("blocks %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestStreamAzureAsyncFilter: Azure OpenAI's asynchronous content filter
+// sends annotation chunks (no id, no delta, content_filter_offsets) between
+// and after the model's chunks; they add nothing to the answer, and a
+// content_filter verdict after the model's finish makes the stop a refusal.
+func TestStreamAzureAsyncFilter(t *testing.T) {
+	const annotation = `data: {"choices":[{"content_filter_offsets":{"check_offset":0,"end_offset":40,"start_offset":0},` +
+		`"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}},"finish_reason":%s,"index":0}],"created":0,"id":"","model":"","object":""}` + "\n\n"
+	chunk := func(delta, finish string) string {
+		return `data: {"choices":[{"content_filter_results":{},"delta":` + delta + `,"finish_reason":` + finish +
+			`,"index":0}],"created":1795300601,"id":"chatcmpl-a","model":"gpt-4.1-mini","object":"chat.completion.chunk"}` + "\n\n"
+	}
+	note := func(finish string) string { return strings.Replace(annotation, "%s", finish, 1) }
+	body := chunk(`{"role":"assistant","content":""}`, "null") + chunk(`{"content":"Hello"}`, "null") + note("null") +
+		chunk(`{"content":" there"}`, "null") + chunk(`{}`, `"stop"`)
+	for _, tt := range []struct {
+		name, in, stop string
+	}{
+		{"passes", body + note("null") + "data: [DONE]\n\n", "end_turn"},
+		{"filtered after the finish", body + note(`"content_filter"`) + "data: [DONE]\n\n", "refusal"},
+		{"filtered, no [DONE]", body + note(`"content_filter"`), "refusal"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, complete, _ := translateStream([]byte(tt.in))
+			evs := events(t, out)
+			if !complete || names(evs) != "message_start ping content_block_start text_delta text_delta content_block_stop message_delta message_stop" {
+				t.Fatalf("complete %v, events %s", complete, names(evs))
+			}
+			if evs[0].data.Get("message.id").Str != "msg_a" || evs[0].data.Get("message.model").Str != "gpt-4.1-mini" {
+				t.Fatalf("message_start %s", evs[0].data.Raw)
+			}
+			if got := evs[len(evs)-2].data.Get("delta.stop_reason").Str; got != tt.stop {
+				t.Fatalf("stop_reason %q, want %q", got, tt.stop)
 			}
 		})
 	}
