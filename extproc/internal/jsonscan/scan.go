@@ -12,11 +12,11 @@ const manyKeys = 16
 
 // frame is one open array or object.
 type frame struct {
-	array bool
-	index int // array: the current element
+	array  bool
+	keyEsc bool // next to array: the two share a word
+	index  int  // array: the current element
 	// object: the current key, as written (keyEsc: it has escapes)
 	keyStart, keyEnd int
-	keyEsc           bool
 	keysBase         int // this object's keys are s.keys[keysBase:]
 	decBase          int // and their decoded forms s.dec[decBase:]
 	seen             map[string]struct{}
@@ -34,7 +34,7 @@ type scanner struct {
 	frames  []frame
 	stack   [16]frame
 	keys    []keyRef
-	keyBuf  [64]keyRef
+	keyBuf  [32]keyRef // the keys of the open objects, without allocating, up to 32
 	dec     []byte
 	collect bool // record the members of the top-level object
 	members []Member
