@@ -136,13 +136,6 @@ func gatewayReplyMark() *structpb.Struct {
 	}}
 }
 
-func headersReply(mu *mutation, clearRoute bool) *extprocv3.HeadersResponse {
-	return &extprocv3.HeadersResponse{Response: &extprocv3.CommonResponse{
-		HeaderMutation:  mu.m,
-		ClearRouteCache: clearRoute,
-	}}
-}
-
 // streamingMode is the processing mode for a streamed response. Every field
 // is explicit so Envoy 1.33 (override replaces the mode) and 1.34+ (DEFAULT
 // keeps the configured value) agree, and it equals the single entry of

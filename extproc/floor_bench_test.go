@@ -61,6 +61,8 @@ func BenchmarkFloor(b *testing.B) {
 		{name: "chat-4KB-guardrails", body: string(largeChat(4 << 10)), app: "guarded", setup: guardrailsSetup},
 		{name: "chat-cache-hit", body: cacheableChat, app: "cached", setup: cacheSetup, cacheHit: true},
 		{name: "chat-limits-redis", body: small, setup: redisLimitsSetup},
+		{name: "chat-small-production", body: small, setup: productionSetup},
+		{name: "chat-4KB-production", body: string(largeChat(4 << 10)), setup: productionSetup},
 		{name: "stream-10", body: `{"model":"smart-default","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`, chunks: 10},
 		{name: "stream-10-rewrite", body: `{"model":"smart-default","stream":true,"messages":[{"role":"user","content":"hi"}]}`, chunks: 10},
 		{name: "stream-100", body: `{"model":"smart-default","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`, chunks: 100},
@@ -131,6 +133,11 @@ type floorWorkload struct {
 	// cacheHit: Tollgate answers the body from its response cache.
 	cacheHit bool
 }
+
+// productionSetup configures what `tollgate serve` gives the processor and
+// the other workloads leave out: the JSON access log at info (to io.Discard)
+// and the Prometheus metrics (productionOptions).
+func productionSetup(_ *testing.B, _ *Snapshot, o *Options) { productionOptions(o) }
 
 // guardrailsSetup gives the app "guarded" an input policy that scans every
 // message with each detector family and lets the prompt pass: PII and

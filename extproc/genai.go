@@ -26,6 +26,31 @@ type genAIMetrics struct {
 	modelCost  *prometheus.CounterVec   // tollgate_model_cost_usd_total
 	models     sync.Map                 // request model label values in use
 	modelCount atomic.Int32
+
+	// Series resolved once (metrics.go, handles).
+	overheads handles[string, prometheus.Observer]
+	durations handles[durationSeries, prometheus.Observer]
+	costs     handles[[2]string, prometheus.Counter]      // provider, model
+	usages    handles[[3]string, *[2]prometheus.Observer] // genAILabels' values: input, output (chat only)
+}
+
+// durationSeries is a gen_ai_server_request_duration_seconds series:
+// genAILabels' values and the status error_type is made of.
+type durationSeries struct {
+	labels [3]string
+	status int
+}
+
+// errorType is error_type's value for a response status: none for a
+// success, the status of a failure, otherValue for no response at all.
+func errorType(status int) string {
+	switch {
+	case status == 0:
+		return otherValue
+	case status >= 400:
+		return strconv.Itoa(status)
+	}
+	return ""
 }
 
 // maxModelLabels bounds the distinct gen_ai_request_model values: with
@@ -108,28 +133,37 @@ func operation(route string) string {
 // observe records one finished request. Each instrument's series is
 // resolved once.
 func (g *genAIMetrics) observe(r *record, latency, ttfb, proc time.Duration) {
-	g.overhead.WithLabelValues(r.route).Observe(proc.Seconds())
+	g.overheads.get(r.route, func(route string) prometheus.Observer { return g.overhead.WithLabelValues(route) }).
+		Observe(proc.Seconds())
 	op := operation(r.route)
 	if op == "" || r.provider == "" {
 		return // refused before a provider was chosen: no GenAI operation happened
 	}
 	model := g.modelLabel(r.providerModel)
 	labels := [...]string{op, r.provider, model}
-	errType := ""
-	switch {
-	case r.status == 0:
-		errType = otherValue // no response at all
-	case r.status >= 400:
-		errType = strconv.Itoa(r.status)
+	// Successes share one series whatever their status.
+	status := r.status
+	if status > 0 && status < 400 {
+		status = 200
 	}
-	g.duration.WithLabelValues(op, r.provider, model, errType).Observe(latency.Seconds())
+	g.durations.get(durationSeries{labels, status}, func(k durationSeries) prometheus.Observer {
+		return g.duration.WithLabelValues(k.labels[0], k.labels[1], k.labels[2], errorType(k.status))
+	}).Observe(latency.Seconds())
 	if r.costKnown {
-		g.modelCost.WithLabelValues(r.provider, model).Add(float64(r.cost) / float64(pricing.USD))
+		g.costs.get([2]string{r.provider, model}, func(k [2]string) prometheus.Counter { return g.modelCost.WithLabelValues(k[0], k[1]) }).
+			Add(float64(r.cost) / float64(pricing.USD))
 	}
 	if r.usageKnown {
-		g.tokens.WithLabelValues(op, r.provider, model, "input").Observe(float64(r.usage.PromptTokens))
+		t := g.usages.get(labels, func(k [3]string) *[2]prometheus.Observer {
+			t := &[2]prometheus.Observer{g.tokens.WithLabelValues(k[0], k[1], k[2], "input")}
+			if k[0] == "chat" { // only chat has an output series
+				t[1] = g.tokens.WithLabelValues(k[0], k[1], k[2], "output")
+			}
+			return t
+		})
+		t[0].Observe(float64(r.usage.PromptTokens))
 		if op == "chat" {
-			g.tokens.WithLabelValues(op, r.provider, model, "output").Observe(float64(r.usage.CompletionTokens))
+			t[1].Observe(float64(r.usage.CompletionTokens))
 		}
 	}
 	if !r.stream || r.status != 200 || ttfb <= 0 {

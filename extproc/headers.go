@@ -47,10 +47,13 @@ func headersOf(m *corev3.HeaderMap) headers {
 //
 // A request sets a dozen or more headers; each would cost three objects (the
 // option, the header, the value's bytes). They are carved instead from
-// chunks: header entries eight at a time, values from a shared byte buffer,
+// chunks: header entries a few at a time, values from a shared byte buffer,
 // each value's slice capped at its length so an append elsewhere copies
 // rather than writing into the next value. A mutation in use is not copied:
 // the copies would hand out the same free entries.
+//
+// Most replies set one to nine headers, so the first chunk is small and
+// holds the HeaderMutation itself (firstChunk); later ones hold eight.
 type mutation struct {
 	m    *extprocv3.HeaderMutation
 	free []headerSet // the current chunk's unused entries
@@ -65,9 +68,22 @@ type headerSet struct {
 }
 
 const (
-	headerChunk = 8   // header entries allocated at once
-	rawChunk    = 256 // bytes of values allocated at once
+	headerChunk = 8   // header entries allocated at once after the first chunk
+	rawChunk    = 256 // bytes of values allocated at once after the first chunk
+	firstSets   = 4   // header entries of the first chunk
+	firstRaw    = 128 // bytes of values of the first chunk
+	firstPtrs   = 12  // set_headers capacity of the first chunk: a buffered response body reply sets 9 to 11
 )
+
+// firstChunk is a mutation's first allocation: the HeaderMutation with room
+// for its first set_headers pointers, entries and values. Each is used in
+// place, never copied.
+type firstChunk struct {
+	m    extprocv3.HeaderMutation
+	ptrs [firstPtrs]*corev3.HeaderValueOption
+	sets [firstSets]headerSet
+	raw  [firstRaw]byte
+}
 
 func (mu *mutation) get() *extprocv3.HeaderMutation {
 	if mu.m == nil {
@@ -105,6 +121,12 @@ func (mu *mutation) setInt(name string, v int64) {
 // room) when none is.
 func (mu *mutation) reserve() {
 	if len(mu.free) > 0 {
+		return
+	}
+	if mu.m == nil {
+		c := &firstChunk{}
+		c.m.SetHeaders = c.ptrs[:0]
+		mu.m, mu.free, mu.raw = &c.m, c.sets[:], c.raw[:0]
 		return
 	}
 	c := &headerChunkOf{}

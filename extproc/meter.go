@@ -290,7 +290,8 @@ func (x *exchange) meteringHeaders(mu *mutation) {
 		mu.set("x-tollgate-usage", usageSource(r))
 	}
 	if r.costKnown {
-		mu.set("x-tollgate-cost-usd", r.cost.String())
+		var c [24]byte
+		mu.setBytes("x-tollgate-cost-usd", r.cost.Append(c[:0]))
 	}
 	var st [64]byte
 	mu.setBytes("server-timing", x.appendServerTiming(st[:0]))

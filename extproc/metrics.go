@@ -2,7 +2,6 @@ package extproc
 
 import (
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,20 +33,34 @@ type Metrics struct {
 	tenant, app *cappedLabel
 	// Label handles resolved once, not per message or request: by phase,
 	// and a provider's cost and token counters (without optional labels).
-	phases     handles[prometheus.Observer]
-	costs      handles[prometheus.Counter]
-	tokenKinds handles[*[7]prometheus.Counter] // in tokenKinds' order
+	phases     handles[string, prometheus.Observer]
+	costs      handles[string, prometheus.Counter]
+	tokenKinds handles[string, *[7]prometheus.Counter] // in tokenKinds' order
+	finishes   handles[requestSeries, prometheus.Counter]
 }
 
-// handles caches metric handles by label value: reads are a map lookup
-// without a lock or an allocation; a new value copies the map (the label
-// sets are small and fixed: phases, providers).
-type handles[T any] struct {
+// requestSeries is a tollgate_requests_total series: route, provider and
+// the status (0: the stream ended before any response).
+type requestSeries struct {
+	route, provider string
+	status          int
+}
+
+// handles caches metric handles by label values (K: one value, or a struct
+// of several): reads are a map lookup without a lock or an allocation; a new
+// key copies the map (the label sets are small and bounded: phases,
+// routes, providers, statuses, capped model names). Prometheus's own lookup
+// hashes and validates every value on every call.
+//
+// A key's strings are kept: they must be values the process holds anyway
+// (constants, configuration, a request's own copies), never views of a
+// message's bytes.
+type handles[K comparable, T any] struct {
 	mu sync.Mutex
-	m  atomic.Pointer[map[string]T]
+	m  atomic.Pointer[map[K]T]
 }
 
-func (h *handles[T]) get(k string, resolve func(string) T) T {
+func (h *handles[K, T]) get(k K, resolve func(K) T) T {
 	if m := h.m.Load(); m != nil {
 		if v, ok := (*m)[k]; ok {
 			return v
@@ -61,14 +74,14 @@ func (h *handles[T]) get(k string, resolve func(string) T) T {
 			return v
 		}
 	}
-	next := make(map[string]T, 8)
+	next := make(map[K]T, 8)
 	if old != nil {
 		for k, v := range *old {
 			next[k] = v
 		}
 	}
-	v := resolve(strings.Clone(k))
-	next[strings.Clone(k)] = v
+	v := resolve(k)
+	next[k] = v
 	h.m.Store(&next)
 	return v
 }
@@ -199,11 +212,9 @@ func (m *Metrics) finished(r *record, latency, ttfb, proc time.Duration) {
 	}
 	m.genAI.observe(r, latency, ttfb, proc)
 	m.streams.Dec()
-	status := "0" // stream ended before any response
-	if r.status != 0 {
-		status = strconv.Itoa(r.status)
-	}
-	m.requests.WithLabelValues(r.route, r.provider, status).Inc()
+	m.finishes.get(requestSeries{r.route, r.provider, r.status}, func(k requestSeries) prometheus.Counter {
+		return m.requests.WithLabelValues(k.route, k.provider, strconv.Itoa(k.status))
+	}).Inc()
 	if m.tenant == nil && m.app == nil {
 		m.usage(r) // the default: no allocation for optional labels
 		return

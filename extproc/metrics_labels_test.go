@@ -72,7 +72,7 @@ tollgate_cost_usd_total{app="web",provider="openai"} 1e-06
 // TestHandlesResolvedOnce: a label value resolves its handle once; later
 // requests reuse it without allocating.
 func TestHandlesResolvedOnce(t *testing.T) {
-	var h handles[*int]
+	var h handles[string, *int]
 	calls := 0
 	resolve := func(string) *int { calls++; return new(int) }
 	first := h.get("openai", resolve)

@@ -159,7 +159,13 @@ func (x *exchange) metadata() *structpb.Struct {
 		ns    structpb.Value
 		nsv   structpb.Value_StructValue
 	}{}
-	f := make(map[string]*structpb.Value, 9)
+	// Six entries fit a map's first group of eight; a hint above eight
+	// would allocate a full table.
+	n := 6
+	if x.target.Chain != nil {
+		n += 3 // chainMetadata
+	}
+	f := make(map[string]*structpb.Value, n)
 	for i, kv := range [6]struct{ k, v string }{
 		{"key_id", x.rec.keyID},
 		{"tenant", x.rec.tenant},
@@ -270,6 +276,11 @@ func captureInputStep(x *exchange, req *upstreamRequest) error {
 // value read here and by later steps is the one a provider's parser reads
 // (see body.go).
 func parseJSON(x *exchange, req *upstreamRequest) error {
+	if req.members == nil {
+		// Room for the top-level members of most requests, in one
+		// allocation rather than one per doubling.
+		req.members = make([]jsonscan.Member, 0, 8)
+	}
 	members, err := jsonscan.Object(req.body, req.members[:0])
 	if err != nil {
 		return bodyError(err)

@@ -49,7 +49,14 @@ func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.Proces
 	h := headersOf(m.GetHeaders())
 	x.rec.upstreamHeaders = x.srv.now()
 	x.rec.status, _ = strconv.Atoi(h.get(":status"))
-	reply := &extprocv3.ProcessingResponse{}
+	// One object for the reply's four messages, each used in place.
+	r := &struct {
+		resp   extprocv3.ProcessingResponse
+		oneof  extprocv3.ProcessingResponse_ResponseHeaders
+		hr     extprocv3.HeadersResponse
+		common extprocv3.CommonResponse
+	}{}
+	reply := &r.resp
 	var mu mutation
 	removeMatching(h, &mu, strippedDownstream)
 	mu.set("x-tollgate-request-id", x.rec.requestID)
@@ -78,7 +85,10 @@ func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.Proces
 		x.endResponse()
 		x.meteringHeaders(&mu)
 	}
-	reply.Response = &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: headersReply(&mu, false)}
+	r.common.HeaderMutation = mu.m
+	r.hr.Response = &r.common
+	r.oneof.ResponseHeaders = &r.hr
+	reply.Response = &r.oneof
 	return reply
 }
 
@@ -101,19 +111,38 @@ func (x *exchange) onResponseBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRe
 	if sr, streamed := x.body.(*streamReader); streamed {
 		return sr.reply(out, changed) // no headers: they left with the response headers
 	}
-	common := &extprocv3.CommonResponse{}
+	r := newResponseBodyReply()
 	if changed {
-		common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}}
+		r.bodyMu.Body = out
+		r.bm.Mutation = &r.bodyMu
+		r.common.BodyMutation = &r.bm
 	}
 	if jr, buffered := x.body.(*jsonReader); buffered && b.GetEndOfStream() {
 		// Header mutations in a BUFFERED body reply still apply: the
 		// response headers are held until this reply (Envoy ext_proc API: HeaderMutation).
 		x.meteringHeaders(&jr.headers)
-		common.HeaderMutation = jr.headers.m
+		r.common.HeaderMutation = jr.headers.m
 	}
-	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{
-		ResponseBody: &extprocv3.BodyResponse{Response: common},
-	}}
+	return &r.resp
+}
+
+// responseBodyReply is the messages of a buffered response body reply,
+// allocated together as requestBodyReply's are.
+type responseBodyReply struct {
+	resp   extprocv3.ProcessingResponse
+	oneof  extprocv3.ProcessingResponse_ResponseBody
+	br     extprocv3.BodyResponse
+	common extprocv3.CommonResponse
+	bm     extprocv3.BodyMutation
+	bodyMu extprocv3.BodyMutation_Body
+}
+
+func newResponseBodyReply() *responseBodyReply {
+	r := &responseBodyReply{}
+	r.br.Response = &r.common
+	r.oneof.ResponseBody = &r.br
+	r.resp.Response = &r.oneof
+	return r
 }
 
 // statusCell is the response status as a reader sees it: the client's

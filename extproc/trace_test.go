@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net"
@@ -176,9 +177,13 @@ func BenchmarkExchangeTracing(b *testing.B) {
 	rh := respHeaders(":status", "200", "content-type", "application/json")
 	rb := respBody(string(readFixture(b, "openai/chat_response.json")), true)
 	hdrs := chatHeaders("traceparent", clientParent)
+	orig := bytes.Clone(body.GetRequestBody().Body)
 	run := func(b *testing.B, s *Server, snap *Snapshot) {
 		b.ReportAllocs()
 		for b.Loop() {
+			// The chain edits the body in place (the alias is rewritten):
+			// each op gets the client's bytes, as each gRPC message does.
+			copy(body.GetRequestBody().Body, orig)
 			x := newExchange(context.Background(), s, snap)
 			x.handle(hdrs)
 			x.handle(body)

@@ -39,6 +39,12 @@ func (a Amount) String() string {
 	return formatFixed(int64(a), 12)
 }
 
+// Append appends String's text to b: the same digits, without allocating
+// when b has room.
+func (a Amount) Append(b []byte) []byte {
+	return appendFixed(b, int64(a), 12)
+}
+
 // ParseUSD parses an exact decimal number of USD ("12", "0.75", "0.000001")
 // into an Amount, without going through floating point. It accepts up to 12
 // decimals (more only when the extra digits are zeros) and no sign or
@@ -205,23 +211,40 @@ func digits(s string) bool {
 
 // formatFixed formats v/10^scale exactly, without trailing zeros.
 func formatFixed(v int64, scale int) string {
+	var b [24]byte
+	return string(appendFixed(b[:0], v, scale))
+}
+
+// appendFixed appends formatFixed's text to b.
+func appendFixed(b []byte, v int64, scale int) []byte {
 	neg := v < 0
 	u := uint64(v)
 	if neg {
 		u = -u
+		b = append(b, '-')
 	}
 	p := uint64(1)
 	for range scale {
 		p *= 10
 	}
-	s := strconv.FormatUint(u/p, 10)
+	b = strconv.AppendUint(b, u/p, 10)
 	if f := u % p; f != 0 {
-		fs := strconv.FormatUint(f, 10)
-		fs = strings.Repeat("0", scale-len(fs)) + fs
-		s += "." + strings.TrimRight(fs, "0")
+		b = append(b, '.')
+		// f's scale digits, leading zeros included, then the trailing
+		// zeros cut.
+		start := len(b)
+		for range scale {
+			b = append(b, '0')
+		}
+		for i := len(b) - 1; f > 0; i-- {
+			b[i] = byte('0' + f%10)
+			f /= 10
+		}
+		end := len(b)
+		for end > start && b[end-1] == '0' {
+			end--
+		}
+		b = b[:end]
 	}
-	if neg {
-		s = "-" + s
-	}
-	return s
+	return b
 }

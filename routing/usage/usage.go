@@ -77,24 +77,26 @@ func FromOpenAI(body []byte) (Usage, bool) {
 	if !obj.IsObject() || !gjson.Valid(obj.Raw) {
 		return Usage{}, false
 	}
+	var f openAIFields
+	f.read(obj)
 	var u Usage
 	var prompt, completion, total, ok bool
-	if u.PromptTokens, prompt, ok = count(obj, "prompt_tokens"); !ok {
+	if u.PromptTokens, prompt, ok = countOf(f.prompt); !ok {
 		return Usage{}, false
 	}
-	if u.CompletionTokens, completion, ok = count(obj, "completion_tokens"); !ok {
+	if u.CompletionTokens, completion, ok = countOf(f.completion); !ok {
 		return Usage{}, false
 	}
-	if u.TotalTokens, total, ok = count(obj, "total_tokens"); !ok {
+	if u.TotalTokens, total, ok = countOf(f.total); !ok {
 		return Usage{}, false
 	}
-	if u.CachedTokens, _, ok = count(obj, "prompt_tokens_details.cached_tokens"); !ok {
+	if u.CachedTokens, _, ok = countOf(f.cached); !ok {
 		return Usage{}, false
 	}
-	if u.ReasoningTokens, _, ok = count(obj, "completion_tokens_details.reasoning_tokens"); !ok {
+	if u.ReasoningTokens, _, ok = countOf(f.reasoning); !ok {
 		return Usage{}, false
 	}
-	if u.AudioTokens, _, ok = count(obj, "prompt_tokens_details.audio_tokens"); !ok {
+	if u.AudioTokens, _, ok = countOf(f.audio); !ok {
 		return Usage{}, false
 	}
 	if !prompt && !completion && !total {
@@ -106,11 +108,64 @@ func FromOpenAI(body []byte) (Usage, bool) {
 	return u, true
 }
 
+// openAIFields are the values of an OpenAI usage object's counts, each the
+// one gjson's Get of its path returns: the first member of that name, and
+// for a nested count the first of the details objects (of the same name)
+// that holds it. They are read in one pass over the object, where a Get per
+// count would scan it again each time.
+type openAIFields struct {
+	prompt, completion, total, cached, reasoning, audio gjson.Result
+}
+
+func (f *openAIFields) read(obj gjson.Result) {
+	first := func(dst *gjson.Result, v gjson.Result) {
+		if !dst.Exists() {
+			*dst = v
+		}
+	}
+	obj.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "prompt_tokens":
+			first(&f.prompt, v)
+		case "completion_tokens":
+			first(&f.completion, v)
+		case "total_tokens":
+			first(&f.total, v)
+		case "prompt_tokens_details":
+			if v.IsObject() && (!f.cached.Exists() || !f.audio.Exists()) {
+				v.ForEach(func(k, v gjson.Result) bool {
+					switch k.Str {
+					case "cached_tokens":
+						first(&f.cached, v)
+					case "audio_tokens":
+						first(&f.audio, v)
+					}
+					return true
+				})
+			}
+		case "completion_tokens_details":
+			if v.IsObject() && !f.reasoning.Exists() {
+				v.ForEach(func(k, v gjson.Result) bool {
+					if k.Str == "reasoning_tokens" {
+						first(&f.reasoning, v)
+					}
+					return true
+				})
+			}
+		}
+		return true
+	})
+}
+
 // count reads one token count at path in obj. present is false for a missing
 // or null value; ok is false for a present value that is not a whole number
 // in [0, maxCount].
 func count(obj gjson.Result, path string) (n int64, present, ok bool) {
-	r := obj.Get(path)
+	return countOf(obj.Get(path))
+}
+
+// countOf is count for a value already read.
+func countOf(r gjson.Result) (n int64, present, ok bool) {
 	switch r.Type {
 	case gjson.Null:
 		return 0, false, true

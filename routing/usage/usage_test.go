@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
 const fixtures = "../../test/testdata/fixtures/"
@@ -301,6 +303,79 @@ func FuzzFromTranscription(f *testing.F) {
 		}
 		if u.PromptTokens < 0 || u.CompletionTokens < 0 || u.AudioTokens < 0 || u.AudioTokens > u.PromptTokens || u.AudioMillis < 0 || u.AudioMillis >= maxCount {
 			t.Fatalf("%s: %+v", b, u)
+		}
+	})
+}
+
+// fromOpenAIGet is FromOpenAI as it was written before the one-pass read: a
+// gjson Get per count. FuzzFromOpenAISameAsGet holds the two to the same
+// answer on every body.
+func fromOpenAIGet(body []byte) (Usage, bool) {
+	if len(body) == 0 {
+		return Usage{}, false
+	}
+	obj := gjson.GetBytes(body, "usage")
+	if !obj.IsObject() || !gjson.Valid(obj.Raw) {
+		return Usage{}, false
+	}
+	var u Usage
+	var prompt, completion, total, ok bool
+	if u.PromptTokens, prompt, ok = count(obj, "prompt_tokens"); !ok {
+		return Usage{}, false
+	}
+	if u.CompletionTokens, completion, ok = count(obj, "completion_tokens"); !ok {
+		return Usage{}, false
+	}
+	if u.TotalTokens, total, ok = count(obj, "total_tokens"); !ok {
+		return Usage{}, false
+	}
+	if u.CachedTokens, _, ok = count(obj, "prompt_tokens_details.cached_tokens"); !ok {
+		return Usage{}, false
+	}
+	if u.ReasoningTokens, _, ok = count(obj, "completion_tokens_details.reasoning_tokens"); !ok {
+		return Usage{}, false
+	}
+	if u.AudioTokens, _, ok = count(obj, "prompt_tokens_details.audio_tokens"); !ok {
+		return Usage{}, false
+	}
+	if !prompt && !completion && !total {
+		return Usage{}, false
+	}
+	if !total {
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	}
+	return u, true
+}
+
+func TestFromOpenAIDuplicates(t *testing.T) {
+	for _, s := range []string{
+		`{"usage":{"prompt_tokens":1,"prompt_tokens":2,"completion_tokens":3}}`,
+		`{"usage":{"prompt_tokens":"x","prompt_tokens":2}}`,
+		`{"usage":{"prompt_tokens":1,"prompt_tokens_details":{"audio_tokens":4},"prompt_tokens_details":{"cached_tokens":5,"audio_tokens":6}}}`,
+		`{"usage":{"prompt_tokens":1,"prompt_tokens_details":7,"prompt_tokens_details":{"cached_tokens":5}}}`,
+		`{"usage":{"prompt_tokens":1,"prompt_tokens_details":[{"cached_tokens":8}],"prompt_tokens_details":{"cached_tokens":5}}}`,
+		`{"usage":{"prompt_tokens":1,"prompt_tokens_details":{"cached_tokens":null},"prompt_tokens_details":{"cached_tokens":5}}}`,
+		`{"usage":{"prompt_tokens":1,"completion_tokens_details":{},"completion_tokens_details":{"reasoning_tokens":9}}}`,
+		`{"usage":{"prompt_\u0074okens":3,"total_tokens":4}}`,
+	} {
+		got, gotOK := FromOpenAI([]byte(s))
+		want, wantOK := fromOpenAIGet([]byte(s))
+		if got != want || gotOK != wantOK {
+			t.Errorf("%s: got %+v %v, want (Get per count) %+v %v", s, got, gotOK, want, wantOK)
+		}
+	}
+}
+
+func FuzzFromOpenAISameAsGet(f *testing.F) {
+	for _, name := range []string{"openai/chat_response.json", "openai/embeddings_response.json", "azure_openai/chat_response.json"} {
+		f.Add(readFixture(f, name))
+	}
+	f.Add([]byte(`{"usage":{"prompt_tokens":1,"prompt_tokens_details":{"audio_tokens":4},"prompt_tokens_details":{"cached_tokens":5}}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, gotOK := FromOpenAI(body)
+		want, wantOK := fromOpenAIGet(body)
+		if got != want || gotOK != wantOK {
+			t.Fatalf("got %+v %v, want (Get per count) %+v %v", got, gotOK, want, wantOK)
 		}
 	})
 }

@@ -92,6 +92,48 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// deepKeysDoc nests n objects, each with two keys before the next, and
+// inner at the bottom.
+func deepKeysDoc(n int, inner string) string {
+	return strings.Repeat(`{"a":1,"b":`, n) + "{" + inner + "}" + strings.Repeat(`}`, n)
+}
+
+// TestDeepAndManyKeys: documents beyond the scanner's in-place room (16
+// open frames, 32 open keys) are checked as those within it.
+func TestDeepAndManyKeys(t *testing.T) {
+	for _, tc := range []struct {
+		doc string
+		dup bool
+	}{
+		{deepKeysDoc(20, ""), false},
+		{deepKeysDoc(20, `"z":1,"z":2`), true},
+		{deepKeysDoc(20, `"a":1,"b":2`), false}, // an outer object's keys are not this one's
+		{strings.Repeat(`{"k":1,"x":[`, 12) + `{"k":1,"k":2}` + strings.Repeat(`]}`, 12), true},
+		{manyKeysDoc(40, ""), false},
+		{manyKeysDoc(40, "k39"), true},
+	} {
+		err := Validate([]byte(tc.doc))
+		var e *Error
+		if got := errors.As(err, &e) && e.Kind == Duplicate; got != tc.dup || (err != nil && !tc.dup) {
+			t.Errorf("Validate(%.60q) = %v, want duplicate %v", tc.doc, err, tc.dup)
+		}
+	}
+}
+
+// TestObjectAllocatesNothing: the scanner stays on the stack; only growing
+// dst allocates.
+func TestObjectAllocatesNothing(t *testing.T) {
+	doc := []byte(`{"model":"m","messages":[{"role":"user","content":"hi \u00e9"}],"stream":false,"stream_options":{"include_usage":true}}`)
+	dst := make([]Member, 0, 8)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := Object(doc, dst[:0]); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Object allocates %v times", n)
+	}
+}
+
 func manyKeysDoc(n int, dup string) string {
 	var b strings.Builder
 	b.WriteString("{")
@@ -277,6 +319,9 @@ func FuzzValidate(f *testing.F) {
 		"{\"a\":\"\xff\"}", "[\"\xed\xa0\x80\"]", `[1e999, -0.0, 123456789012345678901234567890]`,
 		strings.Repeat(`{"a":`, 40) + `1` + strings.Repeat(`}`, 40), manyKeysDoc(30, "k29"),
 		`{"stream_options":{"include_usage":false,"include_usage":true}}`, `[tru]`, `{"a":1,}`, ` "x" `,
+		// Beyond the scanner's arrays: 20 levels (16 in place) holding 40
+		// keys (32 in place), with and without a duplicate at the bottom.
+		deepKeysDoc(20, ""), deepKeysDoc(20, `"z":1,"z":2`), manyKeysDoc(40, "k39"),
 	} {
 		f.Add([]byte(s))
 	}

@@ -12,12 +12,12 @@ const manyKeys = 16
 
 // frame is one open array or object.
 type frame struct {
-	array bool
-	index int // array: the current element
+	array  bool
+	keyEsc bool // next to array: the two share a word
+	index  int  // array: the current element
 	// object: the current key, as written (keyEsc: it has escapes)
 	keyStart, keyEnd int
-	keyEsc           bool
-	keysBase         int // this object's keys are s.keys[keysBase:]
+	keysBase         int // this object's keys are s.key(keysBase) on
 	decBase          int // and their decoded forms s.dec[decBase:]
 	seen             map[string]struct{}
 }
@@ -29,15 +29,57 @@ type keyRef struct {
 	decoded    bool
 }
 
+// The open frames and keys live in arrays inside the scanner, reached by
+// index, with the rest in slices: a slice of the scanner's own array stored
+// in the scanner would make it escape to the heap (its address in its own
+// content), and a scanner is 2 KiB a request body.
 type scanner struct {
-	doc     []byte
-	frames  []frame
-	stack   [16]frame
-	keys    []keyRef
-	keyBuf  [64]keyRef
-	dec     []byte
-	collect bool // record the members of the top-level object
-	members []Member
+	doc      []byte
+	depth    int       // open arrays and objects
+	stack    [16]frame // the first of them: most documents need no more
+	deep     []frame   // the rest
+	nkeys    int       // keys of the open objects
+	keyBuf   [32]keyRef
+	moreKeys []keyRef // keys beyond keyBuf
+	dec      []byte
+	collect  bool // record the members of the top-level object
+	members  []Member
+}
+
+// frameAt is the i-th open frame, the outermost first.
+func (s *scanner) frameAt(i int) *frame {
+	if i < len(s.stack) {
+		return &s.stack[i]
+	}
+	return &s.deep[i-len(s.stack)]
+}
+
+func (s *scanner) top() *frame { return s.frameAt(s.depth - 1) }
+
+func (s *scanner) push(f frame) {
+	if s.depth < len(s.stack) {
+		s.stack[s.depth] = f
+	} else {
+		s.deep = append(s.deep[:s.depth-len(s.stack)], f)
+	}
+	s.depth++
+}
+
+// key is the i-th key of the open objects.
+func (s *scanner) key(i int) keyRef {
+	if i < len(s.keyBuf) {
+		return s.keyBuf[i]
+	}
+	return s.moreKeys[i-len(s.keyBuf)]
+}
+
+func (s *scanner) addKey(k keyRef) {
+	if s.nkeys < len(s.keyBuf) {
+		s.keyBuf[s.nkeys] = k
+	} else {
+		s.moreKeys = append(s.moreKeys[:s.nkeys-len(s.keyBuf)], k)
+	}
+	s.nkeys++
 }
 
 // plain marks the bytes a string may hold without a closer look: printable
@@ -67,8 +109,6 @@ func (s *scanner) fail(k Kind, at int, reason string) error {
 
 func (s *scanner) run(doc []byte) error {
 	s.doc = doc
-	s.frames = s.stack[:0]
-	s.keys = s.keyBuf[:0]
 	i := skipSpace(doc, 0)
 	if s.collect && (i >= len(doc) || doc[i] != '{') {
 		if i >= len(doc) {
@@ -95,10 +135,10 @@ func (s *scanner) value(i int) error {
 		}
 		switch c := doc[i]; {
 		case c == '{' || c == '[':
-			if len(s.frames) >= MaxDepth {
+			if s.depth >= MaxDepth {
 				return s.fail(Syntax, i, "nested deeper than "+strconv.Itoa(MaxDepth)+" levels")
 			}
-			s.frames = append(s.frames, frame{array: c == '[', keysBase: len(s.keys), decBase: len(s.dec)})
+			s.push(frame{array: c == '[', keysBase: s.nkeys, decBase: len(s.dec)})
 			i = skipSpace(doc, i+1)
 			if i < len(doc) && doc[i] == c+2 { // '}' is '{'+2, ']' is '['+2
 				s.pop()
@@ -134,16 +174,16 @@ func (s *scanner) value(i int) error {
 		}
 		// A value ended at i: close containers until one continues.
 		for {
-			if len(s.frames) == 0 {
+			if s.depth == 0 {
 				if j := skipSpace(doc, i); j != len(doc) {
 					return s.fail(Syntax, j, "data after the JSON value")
 				}
 				return nil
 			}
-			if s.collect && len(s.frames) == 1 {
+			if s.collect && s.depth == 1 {
 				s.members[len(s.members)-1].ValueEnd = i
 			}
-			f := &s.frames[len(s.frames)-1]
+			f := s.top()
 			i = skipSpace(doc, i)
 			if i >= len(doc) {
 				return s.fail(Syntax, i, "unexpected end of the document")
@@ -169,9 +209,9 @@ func (s *scanner) value(i int) error {
 }
 
 func (s *scanner) pop() {
-	f := &s.frames[len(s.frames)-1]
-	s.keys, s.dec = s.keys[:f.keysBase], s.dec[:f.decBase]
-	s.frames = s.frames[:len(s.frames)-1]
+	f := s.top()
+	s.nkeys, s.dec = f.keysBase, s.dec[:f.decBase]
+	s.depth--
 }
 
 // member scans an object member's key at doc[i] and its colon, checks the
@@ -181,7 +221,7 @@ func (s *scanner) member(i int) (int, error) {
 	if i >= len(doc) || doc[i] != '"' {
 		return i, s.fail(Syntax, i, "expected a string key")
 	}
-	f := &s.frames[len(s.frames)-1]
+	f := s.top()
 	f.keyEnd = 0 // a failing key is not part of the path
 	end, esc, err := s.str(i)
 	if err != nil {
@@ -198,7 +238,7 @@ func (s *scanner) member(i int) (int, error) {
 	if dup := s.seen(f, name); dup {
 		return i, s.fail(Duplicate, i, "duplicate key")
 	}
-	s.keys = append(s.keys, k)
+	s.addKey(k)
 	if f.seen != nil {
 		f.seen[string(name)] = struct{}{}
 	}
@@ -207,7 +247,7 @@ func (s *scanner) member(i int) (int, error) {
 		return j, s.fail(Syntax, j, "expected ':' after a key")
 	}
 	j = skipSpace(doc, j+1)
-	if s.collect && len(s.frames) == 1 {
+	if s.collect && s.depth == 1 {
 		s.members = append(s.members, Member{Key: doc[i+1 : end-1], KeyStart: i, ValueStart: j, escaped: esc})
 	}
 	return j, nil
@@ -226,16 +266,15 @@ func (s *scanner) seen(f *frame, name []byte) bool {
 		_, ok := f.seen[string(name)]
 		return ok
 	}
-	keys := s.keys[f.keysBase:]
-	for _, k := range keys {
-		if string(s.keyBytes(k)) == string(name) {
+	for i := f.keysBase; i < s.nkeys; i++ {
+		if string(s.keyBytes(s.key(i))) == string(name) {
 			return true
 		}
 	}
-	if len(keys)+1 >= manyKeys {
+	if s.nkeys-f.keysBase+1 >= manyKeys {
 		f.seen = make(map[string]struct{}, 2*manyKeys)
-		for _, k := range keys {
-			f.seen[string(s.keyBytes(k))] = struct{}{}
+		for i := f.keysBase; i < s.nkeys; i++ {
+			f.seen[string(s.keyBytes(s.key(i)))] = struct{}{}
 		}
 	}
 	return false
@@ -434,7 +473,8 @@ func appendUnescaped(dst, raw []byte) []byte {
 // path renders where the scanner is, e.g. messages[0].content.
 func (s *scanner) path() string {
 	var b []byte
-	for _, f := range s.frames {
+	for i := range s.depth {
+		f := s.frameAt(i)
 		if f.array {
 			b = append(b, '[')
 			b = strconv.AppendInt(b, int64(f.index), 10)
