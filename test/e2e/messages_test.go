@@ -20,6 +20,24 @@ import (
 // Anthropic fake provider (claude-default), translated to the OpenAI one
 // (smart-default).
 
+// streamMessage streams a message through c and returns what the official
+// SDK accumulates from its events; an accumulation or stream error fails
+// the test.
+func streamMessage(t *testing.T, c anthropic.Client, p anthropic.MessageNewParams) anthropic.Message {
+	t.Helper()
+	s := c.Messages.NewStreaming(context.Background(), p)
+	var msg anthropic.Message
+	for s.Next() {
+		if err := msg.Accumulate(s.Current()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
 func (h *harness) anthropicClient(key string, opts ...option.RequestOption) anthropic.Client {
 	return anthropic.NewClient(append([]option.RequestOption{
 		option.WithBaseURL(h.front.URL() + "/"),
@@ -83,16 +101,7 @@ func TestMessagesNative(t *testing.T) {
 func TestMessagesNativeStreaming(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	c := h.anthropicClient(gatewayKey)
-	s := c.Messages.NewStreaming(context.Background(), messagesParams("claude-default"))
-	var msg anthropic.Message
-	for s.Next() {
-		if err := msg.Accumulate(s.Current()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Err(); err != nil {
-		t.Fatal(err)
-	}
+	msg := streamMessage(t, c, messagesParams("claude-default"))
 	if want := anthropicStreamText(t, "anthropic/messages_stream.sse"); len(msg.Content) == 0 || msg.Content[0].Text != want {
 		t.Fatalf("streamed %+v, want %q", msg.Content, want)
 	}
@@ -137,16 +146,7 @@ func TestMessagesTranslated(t *testing.T) {
 func TestMessagesTranslatedStreaming(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	c := h.anthropicClient(gatewayKey)
-	s := c.Messages.NewStreaming(context.Background(), messagesParams("smart-default"))
-	var msg anthropic.Message
-	for s.Next() {
-		if err := msg.Accumulate(s.Current()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Err(); err != nil {
-		t.Fatal(err)
-	}
+	msg := streamMessage(t, c, messagesParams("smart-default"))
 	if want := streamText(t, fixture(t, "openai/chat_stream.sse")); len(msg.Content) == 0 || msg.Content[0].Text != want {
 		t.Fatalf("streamed %+v, want %q", msg.Content, want)
 	}
