@@ -56,6 +56,7 @@ type streamReader struct {
 	x      streamMeter
 	st     translate.Stream
 	raw    translate.RawStream // st, when it passes events through raw
+	counts textRaw             // raw, when it counts completion text as it reads an event
 	src    eventSource
 	guard  *outputGuard
 	textOf func(data []byte) int // bytes of completion text in one provider event
@@ -118,6 +119,7 @@ func (x *exchange) newStreamReader(s translate.Schema) *streamReader {
 func newStreamReader(m streamMeter, s translate.Schema, model string, includeUsage bool, g *outputGuard) *streamReader {
 	r := &streamReader{x: m, st: s.NewStream(model, includeUsage), guard: g}
 	r.raw, _ = r.st.(translate.RawStream)
+	r.counts, _ = r.st.(textRaw)
 	switch {
 	case translate.FramingOf(s) == translate.FramingEventStream:
 		r.src = newEventStreamSource()
@@ -141,6 +143,13 @@ func newStreamReader(m streamMeter, s translate.Schema, model string, includeUsa
 // output), so the mid-stream budget check and a cut stream's estimate see it.
 type textCounter interface {
 	completionText(data []byte) int
+}
+
+// textRaw is a RawStream that counts an event's completion text in the
+// pass that reads it (the OpenAI pass-through stream), so the event is read
+// once, not once to count and once to pass.
+type textRaw interface {
+	RawText(out, raw, data []byte) ([]byte, int)
 }
 
 // init gives a reader built as a bare literal (tests) the identity schema.
@@ -171,7 +180,9 @@ func (r *streamReader) chunk(p []byte, eos bool) ([]byte, bool) {
 		if !more {
 			break
 		}
-		r.text += r.textOf(ev.Data)
+		if r.counts == nil {
+			r.text += r.textOf(ev.Data)
+		}
 		if r.emit(ev) {
 			r.terminated = true // a guardrail ended the stream; nothing after its error event
 			return r.out, true
@@ -209,7 +220,13 @@ func (r *streamReader) emit(ev sse.Event) (blocked bool) {
 	marker := false
 	if r.raw != nil {
 		was, _ := r.raw.State()
-		r.out = r.raw.Raw(r.out, ev.Raw, ev.Data)
+		if r.counts != nil {
+			var n int
+			r.out, n = r.counts.RawText(r.out, ev.Raw, ev.Data)
+			r.text += n
+		} else {
+			r.out = r.raw.Raw(r.out, ev.Raw, ev.Data)
+		}
 		done, _ := r.raw.State()
 		marker = done && !was
 	} else {
@@ -366,16 +383,7 @@ func (s *sseSource) err() error   { return s.sc.Err() }
 func (s *sseSource) rest() []byte { return s.sc.Rest() }
 
 // openAIText counts the completion text of an OpenAI chunk.
-func openAIText(data []byte) int {
-	if len(data) == 0 || data[0] != '{' {
-		return 0
-	}
-	c := gjson.Get(view(data), "choices.0.delta")
-	if !c.Exists() {
-		return 0
-	}
-	return len(c.Get("content").Str) + len(c.Get("refusal").Str) + len(c.Get("tool_calls.0.function.arguments").Str)
-}
+func openAIText(data []byte) int { return openai.ChunkText(data) }
 
 // sseText counts the completion text of a translated SSE stream's event:
 // Anthropic's deltas, or the OpenAI chunks of a provider whose stream is

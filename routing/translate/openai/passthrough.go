@@ -2,9 +2,7 @@ package openai
 
 import (
 	"bytes"
-	"unsafe"
 
-	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
 	"github.com/tollgate-ai/tollgate/routing/translate"
@@ -52,47 +50,54 @@ var _ translate.RawStream = (*PassStream)(nil)
 // Raw appends raw, or raw with its usage removed, or nothing for the
 // usage-only chunk the client did not ask for.
 func (s *PassStream) Raw(out, raw, data []byte) []byte {
+	out, _ = s.RawText(out, raw, data)
+	return out
+}
+
+// RawText is Raw that also returns the bytes of completion text the event
+// carries (ChunkText), read in the same pass over the event.
+func (s *PassStream) RawText(out, raw, data []byte) ([]byte, int) {
 	if len(data) == 0 || data[0] != '{' { // comments, [DONE], non-JSON
 		if bytes.Equal(data, doneData) {
 			s.done = true
 		}
-		return append(out, raw...)
+		return append(out, raw...), 0
 	}
-	js := unsafe.String(unsafe.SliceData(data), len(data)) // read only, not kept
-	if gjson.Get(js, "error").Exists() {
+	c := readChunk(data)
+	if c.errored {
 		s.errored = true
 	}
-	u := gjson.Get(js, "usage")
-	if u.IsObject() {
+	usageObject := len(c.usage) > 0 && c.usage[0] == '{'
+	if usageObject {
 		// Providers may repeat usage (Gemini sends it on content chunks);
 		// the last one is the total.
 		if got, ok := usage.FromOpenAI(data); ok {
 			s.u, s.ok = got, true
 		}
 	}
-	if s.includeUsage || !u.Exists() {
-		return append(out, raw...)
+	if s.includeUsage || c.usage == nil {
+		return append(out, raw...), c.text
 	}
-	if u.IsObject() && !gjson.Get(js, "choices.0").Exists() {
-		return out // the usage-only chunk the client did not ask for
+	if usageObject && !c.choice {
+		return out, c.text // the usage-only chunk the client did not ask for
 	}
 	i := bytes.Index(raw, data)
 	if i < 0 { // multi-line data is not how chat completions stream
-		return append(out, raw...)
+		return append(out, raw...), c.text
 	}
 	// Every chunk carries "usage" when the gateway injected include_usage,
 	// so the key is cut out in place: no decoding, no allocation.
-	if a, b, ok := cutMember(data, u.Index, u.Index+len(u.Raw)); ok {
+	if a, b, ok := cutMember(data, c.usageAt, c.usageAt+len(c.usage)); ok {
 		out = append(out, raw[:i+a]...)
-		return append(out, raw[i+b:]...)
+		return append(out, raw[i+b:]...), c.text
 	}
 	stripped, err := sjson.DeleteBytes(data, "usage")
 	if err != nil {
-		return append(out, raw...)
+		return append(out, raw...), c.text
 	}
 	out = append(out, raw[:i]...)
 	out = append(out, stripped...)
-	return append(out, raw[i+len(data):]...)
+	return append(out, raw[i+len(data):]...), c.text
 }
 
 // cutMember finds the bytes to remove with the object member whose value
