@@ -243,8 +243,10 @@ func (r *streamReader) emit(ev sse.Event) (blocked bool) {
 	at := -1
 	if marker {
 		at = start
-	} else if i := bytes.Index(r.out[start:], doneLine); i >= 0 && r.raw == nil {
-		at = start + i
+	} else if r.raw == nil {
+		if i := bytes.Index(r.out[start:], doneLine); i >= 0 {
+			at = start + i
+		}
 	}
 	if at >= 0 {
 		r.commented = true
