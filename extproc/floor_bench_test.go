@@ -52,28 +52,11 @@ import (
 // before docs/performance.md's change): every message after the request
 // body reply then carries the tollgate metadata back.
 func BenchmarkFloor(b *testing.B) {
-	small := strings.Replace(string(readFixture(b, "openai/chat_request_basic.json")), `"o4-mini"`, `"smart-default"`, 1)
-	chatResp := string(readFixture(b, "openai/chat_response.json"))
-	for _, w := range []floorWorkload{
-		{name: "chat-small", body: small},
-		{name: "chat-4KB", body: string(largeChat(4 << 10))},
-		{name: "chat-400KB", body: string(largeChat(400 << 10))},
-		{name: "chat-4KB-guardrails", body: string(largeChat(4 << 10)), app: "guarded", setup: guardrailsSetup},
-		{name: "chat-cache-hit", body: cacheableChat, app: "cached", setup: cacheSetup, cacheHit: true},
-		{name: "chat-limits-redis", body: small, setup: redisLimitsSetup},
-		{name: "chat-small-production", body: small, setup: productionSetup},
-		{name: "chat-4KB-production", body: string(largeChat(4 << 10)), setup: productionSetup},
-		{name: "stream-10", body: `{"model":"smart-default","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`, chunks: 10},
-		{name: "stream-10-rewrite", body: `{"model":"smart-default","stream":true,"messages":[{"role":"user","content":"hi"}]}`, chunks: 10},
-		{name: "stream-100", body: `{"model":"smart-default","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`, chunks: 100},
-		{name: "stream-100-rewrite", body: `{"model":"smart-default","stream":true,"messages":[{"role":"user","content":"hi"}]}`, chunks: 100},
-	} {
+	chatResp := floorResponse(b)
+	for _, w := range floorWorkloads(b) {
 		b.Run(w.name, func(b *testing.B) {
 			msgs := envoyMessages(w.body, chatResp, w.chunks, w.app)
-			snap, opts := testSnapshot(b), Options{}
-			if w.setup != nil {
-				w.setup(b, snap, &opts)
-			}
+			snap, opts := w.server(b)
 			tollgate, floor := floorClients(b, snap, opts)
 			if w.cacheHit {
 				// The first request misses and stores the answer; from then
@@ -121,7 +104,29 @@ func BenchmarkFloor(b *testing.B) {
 	}
 }
 
-// floorWorkload is one row of BenchmarkFloor.
+// floorWorkloads are the rows of BenchmarkFloor and BenchmarkFloorServers.
+func floorWorkloads(tb testing.TB) []floorWorkload {
+	small := strings.Replace(string(readFixture(tb, "openai/chat_request_basic.json")), `"o4-mini"`, `"smart-default"`, 1)
+	return []floorWorkload{
+		{name: "chat-small", body: small},
+		{name: "chat-4KB", body: string(largeChat(4 << 10))},
+		{name: "chat-400KB", body: string(largeChat(400 << 10))},
+		{name: "chat-4KB-guardrails", body: string(largeChat(4 << 10)), app: "guarded", setup: guardrailsSetup},
+		{name: "chat-cache-hit", body: cacheableChat, app: "cached", setup: cacheSetup, cacheHit: true},
+		{name: "chat-limits-redis", body: small, setup: redisLimitsSetup},
+		{name: "chat-small-production", body: small, setup: productionSetup},
+		{name: "chat-4KB-production", body: string(largeChat(4 << 10)), setup: productionSetup},
+		{name: "stream-10", body: `{"model":"smart-default","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`, chunks: 10},
+		{name: "stream-10-rewrite", body: `{"model":"smart-default","stream":true,"messages":[{"role":"user","content":"hi"}]}`, chunks: 10},
+		{name: "stream-100", body: `{"model":"smart-default","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`, chunks: 100},
+		{name: "stream-100-rewrite", body: `{"model":"smart-default","stream":true,"messages":[{"role":"user","content":"hi"}]}`, chunks: 100},
+	}
+}
+
+// floorResponse is the non-streaming workloads' response body.
+func floorResponse(tb testing.TB) string { return string(readFixture(tb, "openai/chat_response.json")) }
+
+// floorWorkload is one row of BenchmarkFloor and BenchmarkFloorServers.
 type floorWorkload struct {
 	name   string
 	body   string // the chat request
@@ -129,21 +134,31 @@ type floorWorkload struct {
 	app    string // x-tollgate-app-id, when the workload needs an app's policy
 	// setup configures Tollgate's server for the workload (the floor has
 	// nothing to configure).
-	setup func(b *testing.B, snap *Snapshot, o *Options)
+	setup func(tb testing.TB, snap *Snapshot, o *Options)
 	// cacheHit: Tollgate answers the body from its response cache.
 	cacheHit bool
+}
+
+// server is what Tollgate serves in the workload: the test snapshot and
+// options, configured by setup.
+func (w floorWorkload) server(tb testing.TB) (*Snapshot, Options) {
+	snap, opts := testSnapshot(tb), Options{}
+	if w.setup != nil {
+		w.setup(tb, snap, &opts)
+	}
+	return snap, opts
 }
 
 // productionSetup configures what `tollgate serve` gives the processor and
 // the other workloads leave out: the JSON access log at info (to io.Discard)
 // and the Prometheus metrics (productionOptions).
-func productionSetup(_ *testing.B, _ *Snapshot, o *Options) { productionOptions(o) }
+func productionSetup(_ testing.TB, _ *Snapshot, o *Options) { productionOptions(o) }
 
 // guardrailsSetup gives the app "guarded" an input policy that scans every
 // message with each detector family and lets the prompt pass: PII and
 // secrets flagged (nothing in the prompt matches), a deny list, a custom
 // regex, prompt-injection scoring and a size bound.
-func guardrailsSetup(b *testing.B, snap *Snapshot, _ *Options) {
+func guardrailsSetup(tb testing.TB, snap *Snapshot, _ *Options) {
 	gs, err := guardrails.NewSet(guardrails.Config{Policies: []guardrails.PolicyConfig{{Name: "scan", Input: []guardrails.GuardrailConfig{
 		{Name: "pii", Type: "pii", Action: guardrails.Flag},
 		{Name: "secrets", Type: "secrets", Action: guardrails.Flag},
@@ -153,18 +168,18 @@ func guardrailsSetup(b *testing.B, snap *Snapshot, _ *Options) {
 		{Name: "size", Type: "prompt_size", Action: guardrails.Block, MaxChars: 1 << 20},
 	}}}})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	snap.Guardrails = gs
-	snap.Tenants = appTenancy(b, config.App{Name: "guarded", GuardrailPolicy: "scan"})
+	snap.Tenants = appTenancy(tb, config.App{Name: "guarded", GuardrailPolicy: "scan"})
 }
 
 // cacheableChat is a request the response cache keeps (temperature 0).
 const cacheableChat = `{"model":"smart-default","temperature":0,"messages":[{"role":"user","content":"What is the capital of France?"}]}`
 
 // cacheSetup opts the app "cached" into the response cache, in memory.
-func cacheSetup(b *testing.B, snap *Snapshot, o *Options) {
-	snap.Tenants = appTenancy(b, config.App{Name: "cached", Cache: &config.AppCache{Enabled: true}})
+func cacheSetup(tb testing.TB, snap *Snapshot, o *Options) {
+	snap.Tenants = appTenancy(tb, config.App{Name: "cached", Cache: &config.AppCache{Enabled: true}})
 	snap.Cache = &CacheSettings{Strategy: cache.Content, Scopes: map[string]string{}}
 	o.Cache = cache.NewMemory(1<<20, 1<<20, time.Hour, nil)
 }
@@ -173,32 +188,32 @@ func cacheSetup(b *testing.B, snap *Snapshot, o *Options) {
 // limit and a daily budget, none ever reached, counted by a real
 // redis-server on a loopback port: one admission and one reconciliation
 // round trip per request.
-func redisLimitsSetup(b *testing.B, snap *Snapshot, o *Options) {
+func redisLimitsSetup(tb testing.TB, snap *Snapshot, o *Options) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		b.Skip("redis-server is not on PATH: the Redis limits workload needs one")
+		tb.Skip("redis-server is not on PATH: the Redis limits workload needs one")
 	}
-	srv := redistest.Start(b)
+	srv := redistest.Start(tb)
 	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second,
 		WriteTimeout: 2 * time.Second, ContextTimeoutEnabled: true})
-	b.Cleanup(func() { _ = client.Close() })
+	tb.Cleanup(func() { _ = client.Close() })
 	l := limits.NewRedis(client, limits.RedisOptions{AdmitTimeout: 10 * time.Second, ReconcileTimeout: 10 * time.Second})
-	b.Cleanup(func() { _ = l.Close() })
+	tb.Cleanup(func() { _ = l.Close() })
 	rules, err := NewLimits(&config.Limits{
 		RateLimits: []config.RateLimit{{Scope: config.ScopeKey, RequestsPerMinute: 10_000_000, TokensPerMinute: 1_000_000_000}},
 		Budgets:    []config.BudgetRule{{Scope: config.ScopeTenant, DailyUSD: "10000"}},
 	})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	snap.Limits, o.Limiter = rules, l
 }
 
 // appTenancy is the default tenant with the given apps.
-func appTenancy(b *testing.B, apps ...config.App) *tenancy.Directory {
+func appTenancy(tb testing.TB, apps ...config.App) *tenancy.Directory {
 	d, errs := configopts.NewTenancy(&config.Config{Tenants: []config.Tenant{{Name: config.DefaultTenant, Apps: apps}}},
 		func(string) (string, bool) { return "", false })
 	if len(errs) > 0 {
-		b.Fatal(errs)
+		tb.Fatal(errs)
 	}
 	return d
 }
@@ -298,16 +313,22 @@ func floorClients(b *testing.B, snap *Snapshot, o Options) (tollgate, floor extp
 		extprocv3.RegisterExternalProcessorServer(gs, srv)
 		go func() { _ = gs.Serve(lis) }()
 		b.Cleanup(gs.Stop)
-		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{Slack: grpccodec.DefaultSlack}), grpc.MaxCallRecvMsgSize(64<<20)))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { conn.Close() })
-		return extprocv3.NewExternalProcessorClient(conn)
+		return floorDial(b, lis.Addr().String())
 	}
 	o.Snapshot = func() *Snapshot { return snap }
 	return serve(New(o)), serve(nullProcessor{})
+}
+
+// floorDial is a client of the ext_proc server at addr, with the server's
+// codec, closed when b ends.
+func floorDial(b *testing.B, addr string) extprocv3.ExternalProcessorClient {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.Codec{Slack: grpccodec.DefaultSlack}), grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	return extprocv3.NewExternalProcessorClient(conn)
 }
 
 // nullProcessor answers every message with an empty reply of its kind: the
@@ -342,10 +363,10 @@ func (nullProcessor) Process(s extprocv3.ExternalProcessor_ProcessServer) error 
 }
 
 // cpuTime is the process's user and system CPU time so far.
-func cpuTime(b *testing.B) time.Duration {
+func cpuTime(tb testing.TB) time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
