@@ -1,7 +1,8 @@
 package openai
 
 import (
-	"bytes"
+	"encoding/binary"
+	"math/bits"
 
 	"github.com/tidwall/gjson"
 
@@ -362,12 +363,22 @@ func ws(b []byte, i int) int {
 }
 
 // scanString returns the end (past the closing quote) of the string at
-// b[i], and whether it holds escapes. Keys and most values are short and
-// read a byte at a time; past 16 bytes, two byte searches tell whether the
-// rest holds an escape without a loop over its bytes.
+// b[i], and whether it holds escapes. It looks at eight bytes at a time for
+// a quote or a backslash, which keys and most values reach within one or
+// two words.
 func scanString(b []byte, i int) (end int, esc, ok bool) {
 	i++
-	for n := min(len(b), i+16); i < n; i++ {
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		if m := hasByte(w, '"') | hasByte(w, '\\'); m != 0 {
+			i += bits.TrailingZeros64(m) / 8 // the lowest flag is exact
+			if b[i] == '"' {
+				return i + 1, false, true
+			}
+			return scanEscaped(b, i)
+		}
+	}
+	for ; i < len(b); i++ {
 		switch b[i] {
 		case '"':
 			return i + 1, false, true
@@ -375,15 +386,15 @@ func scanString(b []byte, i int) (end int, esc, ok bool) {
 			return scanEscaped(b, i)
 		}
 	}
-	q := bytes.IndexByte(b[i:], '"')
-	if q < 0 {
-		return 0, false, false
-	}
-	q += i
-	if j := bytes.IndexByte(b[i:q], '\\'); j >= 0 {
-		return scanEscaped(b, i+j)
-	}
-	return q + 1, false, true
+	return 0, false, false
+}
+
+// hasByte flags, in the high bit of each byte, the bytes of w equal to c;
+// flags above the lowest may be false positives.
+func hasByte(w uint64, c byte) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	x := w ^ (ones * uint64(c))
+	return (x - ones) &^ x & highs
 }
 
 // scanEscaped is scanString from the escape at b[i] on.
@@ -415,12 +426,22 @@ func skipValue(b []byte, i int) (int, bool) {
 		}
 		return j, delimited(b, j)
 	default:
-		for _, lit := range [...]string{"true", "false", "null"} {
-			if len(b)-i >= len(lit) && string(b[i:i+len(lit)]) == lit {
-				return i + len(lit), delimited(b, i+len(lit))
-			}
+		var lit string
+		switch c {
+		case 'n':
+			lit = "null"
+		case 't':
+			lit = "true"
+		case 'f':
+			lit = "false"
+		default:
+			return 0, false
 		}
-		return 0, false
+		end := i + len(lit)
+		if end > len(b) || string(b[i:end]) != lit {
+			return 0, false
+		}
+		return end, delimited(b, end)
 	}
 }
 

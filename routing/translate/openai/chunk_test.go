@@ -130,3 +130,29 @@ func BenchmarkReadChunk(b *testing.B) {
 		})
 	}
 }
+
+func TestScanString(t *testing.T) {
+	tests := []struct {
+		in      string
+		end     int
+		esc, ok bool
+	}{
+		{`""`, 2, false, true},
+		{`"abc",`, 5, false, true},
+		{`"abcdefg"`, 9, false, true},
+		{`"abcdefgh"`, 10, false, true},
+		{`"abcdefghijklmnopq"x`, 19, false, true},
+		{`"abcdefghij\"kl"`, 16, true, true},
+		{`"\\"`, 4, true, true},
+		{`"abcdefgh\\\\"`, 14, true, true},
+		{`"abcdefghijk`, 0, false, false},
+		{`"abc\`, 0, false, false},
+		{`"é✓"`, len(`"é✓"`), false, true},
+	}
+	for _, tt := range tests {
+		end, esc, ok := scanString([]byte(tt.in), 0)
+		if end != tt.end || esc != tt.esc || ok != tt.ok {
+			t.Errorf("scanString(%q) = %d %v %v, want %d %v %v", tt.in, end, esc, ok, tt.end, tt.esc, tt.ok)
+		}
+	}
+}
