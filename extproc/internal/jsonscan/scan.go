@@ -83,6 +83,9 @@ func (s *scanner) addKey(k keyRef) {
 	s.nkeys++
 }
 
+// shortEscape marks the bytes that end a two-byte escape: \" \\ \/ \b \f \n \r \t.
+var shortEscape = [256]bool{'"': true, '\\': true, '/': true, 'b': true, 'f': true, 'n': true, 'r': true, 't': true}
+
 // plain marks the bytes a string may hold without a closer look: printable
 // ASCII other than the quote and the backslash.
 var plain = func() (t [256]bool) {
@@ -354,10 +357,10 @@ func (s *scanner) str(i int) (end int, esc bool, err error) {
 			if i+1 >= len(doc) {
 				return i, esc, s.fail(Syntax, i, "unterminated string")
 			}
-			switch doc[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			switch e := doc[i+1]; {
+			case shortEscape[e]:
 				i += 2
-			case 'u':
+			case e == 'u':
 				r, ok := hex4(doc, i+2)
 				if !ok {
 					return i, esc, s.fail(Syntax, i, "invalid \\u escape")
@@ -386,7 +389,10 @@ func (s *scanner) str(i int) (end int, esc bool, err error) {
 			// Non-ASCII: check the whole run of it here rather than
 			// going back to the word loop after each character.
 			for {
-				n := utf8Len(doc, i)
+				n := 2 // the two-byte form, most of Latin, Greek, Cyrillic, is checked here
+				if c := doc[i]; c < 0xC2 || c >= 0xE0 || i+1 >= len(doc) || doc[i+1]&0xC0 != 0x80 {
+					n = utf8Len(doc, i)
+				}
 				if n == 0 {
 					return i, esc, s.fail(Encoding, i, "invalid UTF-8 in a string")
 				}
