@@ -21,7 +21,6 @@
 package grpccodec
 
 import (
-	"bytes"
 	"errors"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -72,35 +71,9 @@ func (c Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok || data.Len() < Large {
 		return std().Unmarshal(data, v)
 	}
-	return UnmarshalRequest(gather(data, c.Slack), req)
-}
-
-// gather copies the received frames into one buffer with slack bytes of
-// spare capacity (zero) after them. bytes.Join allocates without zeroing
-// first, as it writes every byte: make and CopyTo would clear the whole
-// buffer, as much CPU again as the copy for a large body, only to
-// overwrite it.
-func gather(data mem.BufferSlice, slack int) []byte {
-	n := data.Len()
-	if n == 0 {
-		return make([]byte, 0, slack)
-	}
-	var arr [64][]byte // frames of a 1 MiB message at 16 KiB each: on the stack
-	parts := arr[:0]
-	for _, b := range data {
-		parts = append(parts, b.ReadOnlyData())
-	}
-	// The slack's bytes are copied from the frames again and then cleared:
-	// a zeroed source would be one more allocation.
-	for k, left := 0, slack; left > 0; k++ {
-		p := parts[k%len(data)]
-		p = p[:min(left, len(p))]
-		parts = append(parts, p)
-		left -= len(p)
-	}
-	buf := bytes.Join(parts, nil)
-	clear(buf[n:])
-	return buf[:n]
+	buf := make([]byte, data.Len(), data.Len()+c.Slack)
+	data.CopyTo(buf)
+	return UnmarshalRequest(buf, req)
 }
 
 var errNoBody = errors.New("no single body field")

@@ -2,7 +2,6 @@ package grpccodec
 
 import (
 	"bytes"
-	"slices"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -260,47 +259,5 @@ func BenchmarkMarshal(b *testing.B) {
 				data.Free()
 			}
 		})
-	}
-}
-
-func TestGather(t *testing.T) {
-	for _, sizes := range [][]int{{0}, {1}, {5, 0, 7}, {16 << 10, 16 << 10, 3}, make([]int, 70)} {
-		var data mem.BufferSlice
-		var want []byte
-		for i, n := range sizes {
-			b := bytes.Repeat([]byte{byte('a' + i%26)}, n+i%3)
-			data = append(data, mem.SliceBuffer(b))
-			want = append(want, b...)
-		}
-		for _, slack := range []int{0, 1, 4096} {
-			got := gather(data, slack)
-			if !bytes.Equal(got, want) || cap(got)-len(got) < slack {
-				t.Fatalf("gather(%v, %d): %d bytes, spare %d; want %d bytes", sizes, slack, len(got), cap(got)-len(got), len(want))
-			}
-			if slices.ContainsFunc(got[len(got):len(got)+slack], func(c byte) bool { return c != 0 }) {
-				t.Fatalf("gather(%v, %d): slack not zero", sizes, slack)
-			}
-		}
-	}
-}
-
-// BenchmarkUnmarshal is the receive of a 400 KB request body in 16 KiB
-// frames, as the transport hands it to the codec.
-func BenchmarkUnmarshal(b *testing.B) {
-	msg := &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: big(400 << 10), EndOfStream: true}}}
-	wire, err := proto.Marshal(msg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var data mem.BufferSlice
-	for i := 0; i < len(wire); i += 16 << 10 {
-		data = append(data, mem.SliceBuffer(wire[i:min(i+16<<10, len(wire))]))
-	}
-	b.SetBytes(int64(len(wire)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := (Codec{Slack: DefaultSlack}).Unmarshal(data, &extprocv3.ProcessingRequest{}); err != nil {
-			b.Fatal(err)
-		}
 	}
 }
