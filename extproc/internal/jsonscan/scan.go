@@ -274,7 +274,8 @@ func (s *scanner) seen(f *frame, name []byte) bool {
 		return ok
 	}
 	for i := f.keysBase; i < s.nkeys; i++ {
-		if string(s.keyBytes(s.key(i))) == string(name) {
+		// Lengths first: most keys of an object differ in length.
+		if k := s.key(i); k.end-k.start == len(name) && string(s.keyBytes(k)) == string(name) {
 			return true
 		}
 	}
