@@ -390,6 +390,7 @@ func BenchmarkValidate(b *testing.B) {
 			}
 		}
 	})
+	b.Run("previous", func(b *testing.B) { benchPrevious(b, doc) })
 	b.Run("gjson.Valid", func(b *testing.B) {
 		b.SetBytes(int64(len(doc)))
 		b.ReportAllocs()
@@ -421,10 +422,25 @@ func BenchmarkValidateOneMessage(b *testing.B) {
 	}
 	buf.WriteString(`"}]}`)
 	doc := buf.Bytes()
+	b.Run("jsonscan", func(b *testing.B) {
+		b.SetBytes(int64(len(doc)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := Validate(doc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("previous", func(b *testing.B) { benchPrevious(b, doc) })
+}
+
+// benchPrevious runs the scanner this one replaced (oldscan_test.go), to
+// compare in the same run.
+func benchPrevious(b *testing.B, doc []byte) {
 	b.SetBytes(int64(len(doc)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := Validate(doc); err != nil {
+		if err := oldValidate(doc); err != nil {
 			b.Fatal(err)
 		}
 	}
