@@ -261,3 +261,24 @@ func BenchmarkMarshal(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkUnmarshal is the receive of a 400 KB request body in 16 KiB
+// frames, as the transport hands it to the codec.
+func BenchmarkUnmarshal(b *testing.B) {
+	msg := &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: big(400 << 10), EndOfStream: true}}}
+	wire, err := proto.Marshal(msg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var data mem.BufferSlice
+	for i := 0; i < len(wire); i += 16 << 10 {
+		data = append(data, mem.SliceBuffer(wire[i:min(i+16<<10, len(wire))]))
+	}
+	b.SetBytes(int64(len(wire)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := (Codec{Slack: DefaultSlack}).Unmarshal(data, &extprocv3.ProcessingRequest{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -390,6 +390,7 @@ func BenchmarkValidate(b *testing.B) {
 			}
 		}
 	})
+	b.Run("previous", func(b *testing.B) { benchPrevious(b, doc) })
 	b.Run("gjson.Valid", func(b *testing.B) {
 		b.SetBytes(int64(len(doc)))
 		b.ReportAllocs()
@@ -408,4 +409,39 @@ func BenchmarkValidate(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkValidateOneMessage is a 400 KB request that is one long user
+// message, as BenchmarkFloor's chat-400KB sends: escapes and non-ASCII
+// every few words of one string.
+func BenchmarkValidateOneMessage(b *testing.B) {
+	var buf bytes.Buffer
+	buf.WriteString(`{"model":"smart-default","messages":[{"role":"user","content":"`)
+	for buf.Len() < 400<<10 {
+		buf.WriteString("The quick brown fox jumps over the lazy dog, caf\u00e9 \\\"quoted\\\" text.\\n")
+	}
+	buf.WriteString(`"}]}`)
+	doc := buf.Bytes()
+	b.Run("jsonscan", func(b *testing.B) {
+		b.SetBytes(int64(len(doc)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := Validate(doc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("previous", func(b *testing.B) { benchPrevious(b, doc) })
+}
+
+// benchPrevious runs the scanner this one replaced (oldscan_test.go), to
+// compare in the same run.
+func benchPrevious(b *testing.B, doc []byte) {
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := oldValidate(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package jsonscan
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 )
@@ -82,6 +83,9 @@ func (s *scanner) addKey(k keyRef) {
 	s.nkeys++
 }
 
+// shortEscape marks the bytes that end a two-byte escape: \" \\ \/ \b \f \n \r \t.
+var shortEscape = [256]bool{'"': true, '\\': true, '/': true, 'b': true, 'f': true, 'n': true, 'r': true, 't': true}
+
 // plain marks the bytes a string may hold without a closer look: printable
 // ASCII other than the quote and the backslash.
 var plain = func() (t [256]bool) {
@@ -92,6 +96,9 @@ var plain = func() (t [256]bool) {
 }()
 
 func skipSpace(doc []byte, i int) int {
+	if i < len(doc) && doc[i] > ' ' {
+		return i // compact JSON: no space between tokens
+	}
 	for i < len(doc) {
 		switch doc[i] {
 		case ' ', '\t', '\n', '\r':
@@ -267,7 +274,8 @@ func (s *scanner) seen(f *frame, name []byte) bool {
 		return ok
 	}
 	for i := f.keysBase; i < s.nkeys; i++ {
-		if string(s.keyBytes(s.key(i))) == string(name) {
+		// Lengths first: most keys of an object differ in length.
+		if k := s.key(i); k.end-k.start == len(name) && string(s.keyBytes(k)) == string(name) {
 			return true
 		}
 	}
@@ -338,12 +346,7 @@ func (s *scanner) str(i int) (end int, esc bool, err error) {
 	doc := s.doc
 	i++
 	for {
-		for len(doc)-i >= 8 && plainWord(binary.LittleEndian.Uint64(doc[i:])) {
-			i += 8
-		}
-		for i < len(doc) && plain[doc[i]] {
-			i++
-		}
+		i = skipPlain(doc, i)
 		if i >= len(doc) {
 			return i, esc, s.fail(Syntax, i, "unterminated string")
 		}
@@ -355,10 +358,10 @@ func (s *scanner) str(i int) (end int, esc bool, err error) {
 			if i+1 >= len(doc) {
 				return i, esc, s.fail(Syntax, i, "unterminated string")
 			}
-			switch doc[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			switch e := doc[i+1]; {
+			case shortEscape[e]:
 				i += 2
-			case 'u':
+			case e == 'u':
 				r, ok := hex4(doc, i+2)
 				if !ok {
 					return i, esc, s.fail(Syntax, i, "invalid \\u escape")
@@ -384,13 +387,89 @@ func (s *scanner) str(i int) (end int, esc bool, err error) {
 		case c < 0x20:
 			return i, esc, s.fail(Syntax, i, "control character in a string")
 		default:
-			r, n := utf8.DecodeRune(doc[i:])
-			if r == utf8.RuneError && n == 1 {
-				return i, esc, s.fail(Encoding, i, "invalid UTF-8 in a string")
+			// Non-ASCII: check the whole run of it here rather than
+			// going back to the word loop after each character.
+			for {
+				n := 2 // the two-byte form, most of Latin, Greek, Cyrillic, is checked here
+				if c := doc[i]; c < 0xC2 || c >= 0xE0 || i+1 >= len(doc) || doc[i+1]&0xC0 != 0x80 {
+					n = utf8Len(doc, i)
+				}
+				if n == 0 {
+					return i, esc, s.fail(Encoding, i, "invalid UTF-8 in a string")
+				}
+				i += n
+				if i >= len(doc) || doc[i] < utf8.RuneSelf {
+					break
+				}
 			}
-			i += n
 		}
 	}
+}
+
+// skipPlain returns the offset of the first byte from doc[i] on that is not
+// plain, or len(doc). It reads eight bytes at a time, two words an
+// iteration: the lowest flagged byte of a word is the first one not plain.
+func skipPlain(doc []byte, i int) int {
+	b := doc[i:]
+	for len(b) >= 16 {
+		if m := notPlain(binary.LittleEndian.Uint64(b)); m != 0 {
+			return len(doc) - len(b) + bits.TrailingZeros64(m)>>3
+		}
+		if m := notPlain(binary.LittleEndian.Uint64(b[8:])); m != 0 {
+			return len(doc) - len(b) + 8 + bits.TrailingZeros64(m)>>3
+		}
+		b = b[16:]
+	}
+	if len(b) >= 8 {
+		if m := notPlain(binary.LittleEndian.Uint64(b)); m != 0 {
+			return len(doc) - len(b) + bits.TrailingZeros64(m)>>3
+		}
+		b = b[8:]
+	}
+	for len(b) > 0 && plain[b[0]] {
+		b = b[1:]
+	}
+	return len(doc) - len(b)
+}
+
+// utf8Len returns the length of the valid UTF-8 encoding starting with the
+// non-ASCII byte doc[i], or 0 when it is not one (what utf8.DecodeRune
+// reports as RuneError of width 1: a stray continuation byte, an overlong
+// form, a surrogate, beyond U+10FFFF, or cut short). Inlined, it spares a
+// call per character of non-ASCII text.
+func utf8Len(doc []byte, i int) int {
+	c := doc[i]
+	switch {
+	case c < 0xC2: // a continuation byte, or the lead of an overlong form
+		return 0
+	case c < 0xE0:
+		if i+1 < len(doc) && doc[i+1]&0xC0 == 0x80 {
+			return 2
+		}
+	case c < 0xF0:
+		lo, hi := byte(0x80), byte(0xBF)
+		switch c {
+		case 0xE0:
+			lo = 0xA0 // below is overlong
+		case 0xED:
+			hi = 0x9F // above are the surrogates
+		}
+		if i+2 < len(doc) && lo <= doc[i+1] && doc[i+1] <= hi && doc[i+2]&0xC0 == 0x80 {
+			return 3
+		}
+	case c < 0xF5:
+		lo, hi := byte(0x80), byte(0xBF)
+		switch c {
+		case 0xF0:
+			lo = 0x90 // below is overlong
+		case 0xF4:
+			hi = 0x8F // above is beyond U+10FFFF
+		}
+		if i+3 < len(doc) && lo <= doc[i+1] && doc[i+1] <= hi && doc[i+2]&0xC0 == 0x80 && doc[i+3]&0xC0 == 0x80 {
+			return 4
+		}
+	}
+	return 0
 }
 
 const (
@@ -398,16 +477,16 @@ const (
 	high = 0x8080808080808080
 )
 
-// plainWord reports whether all eight bytes of w are plain: ASCII, none
-// below 0x20, none a quote or a backslash. For ASCII bytes, x-n borrows
-// into a byte's high bit exactly when some byte is below n (the usual
-// "has less" and "has zero" word tricks).
-func plainWord(w uint64) bool {
-	if w&high != 0 {
-		return false
-	}
-	q, bs := w^(ones*'"'), w^(ones*'\\')
-	return ((w-ones*0x20)|(q-ones)|(bs-ones))&^w&high == 0
+// notPlain flags (sets the high bit of) the bytes of w, read little-endian,
+// that are not plain: non-ASCII, below 0x20, a quote or a backslash. Bytes
+// above the first flagged one may be flagged wrongly, never bytes below it,
+// so its lowest set bit is exact. For an ASCII byte x, x-n borrows into the
+// byte's high bit exactly when x is below n, and a borrow only carries
+// upwards from a byte that is itself flagged (the usual "has less" and
+// "has zero" word tricks); non-ASCII bytes are flagged by their own high
+// bit and never borrow (x | y&^x is x | y: w's own high bits need no mask).
+func notPlain(w uint64) uint64 {
+	return (w | (w - ones*0x20) | (w ^ ones*'"' - ones) | (w ^ ones*'\\' - ones)) & high
 }
 
 func hex4(doc []byte, i int) (rune, bool) {
