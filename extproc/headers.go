@@ -85,8 +85,8 @@ const (
 	firstRaw     = 128 // bytes of values of the first chunk
 	firstPtrs    = 12  // set_headers capacity of the first chunk: a buffered response body reply sets 9 to 11
 	firstRemoves = 4   // remove_headers capacity of a mutation's first allocation
-	largeSets    = 12  // header entries of a large first chunk (reserveFor)
-	largeRaw     = 256 // bytes of values of a large first chunk
+	largeSets    = 9   // header entries of a large first chunk: the metering headers (reserveFor)
+	largeRaw     = 192 // bytes of values of a large first chunk
 )
 
 // firstChunk is a mutation's first allocation: the HeaderMutation with room
@@ -103,7 +103,7 @@ type firstChunk struct {
 // largeChunk is firstChunk for a reply known to set many headers.
 type largeChunk struct {
 	m    extprocv3.HeaderMutation
-	ptrs [largeSets]*corev3.HeaderValueOption
+	ptrs [firstPtrs]*corev3.HeaderValueOption
 	rm   [firstRemoves]string
 	sets [largeSets]headerSet
 	raw  [largeRaw]byte
