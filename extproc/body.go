@@ -93,8 +93,16 @@ func (r *upstreamRequest) setString(v gjson.Result, s string) bool {
 	if v.Index <= 0 || v.Index+len(v.Raw) > len(r.body) || view(r.body[v.Index:v.Index+len(v.Raw)]) != v.Raw {
 		return false
 	}
-	r.edit(v.Index, v.Index+len(v.Raw), oaierror.AppendString(nil, s))
+	r.edit(v.Index, v.Index+len(v.Raw), r.quoted(s))
 	return true
+}
+
+// quoted returns s as a JSON string, written to the room in r.texts, capped
+// so that a later text never writes over it.
+func (r *upstreamRequest) quoted(s string) []byte {
+	start := len(r.texts)
+	r.texts = oaierror.AppendString(r.texts, s)
+	return r.texts[start:len(r.texts):len(r.texts)]
 }
 
 // includeUsage queues stream_options.include_usage = true, keeping any
@@ -122,7 +130,7 @@ func (r *upstreamRequest) includeUsage() {
 
 // setModel queues the model id, adding the member if the body has none.
 func (r *upstreamRequest) setModel(model string) {
-	value := oaierror.AppendString(nil, model)
+	value := r.quoted(model)
 	if i := r.member("model"); i >= 0 {
 		r.edit(r.members[i].ValueStart, r.members[i].ValueEnd, value)
 	} else {

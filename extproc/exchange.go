@@ -43,6 +43,12 @@ type exchange struct {
 	reads readHook
 
 	tr *spanState // the request's span; nil when tracing is off
+
+	// The access log line's field and cost text, here because the
+	// logger's interfaces would move them to the heap: the exchange
+	// (1,600 bytes) has room in its size class.
+	logField [1]zap.Field
+	costText [24]byte
 }
 
 // record is what the request's log line and metrics say.
@@ -162,13 +168,35 @@ func (x *exchange) finish() {
 		x.srv.metrics.cacheSavedTokens(x.cache.saved.TotalTokens)
 	}
 	x.srv.metrics.finished(r, end.Sub(x.start), x.ttfb(), x.procTime)
-	if ce := x.srv.log.Check(zap.InfoLevel, "request"); ce != nil {
-		ce.Write(zap.Inline((*accessLine)(x)))
+	// The caller is this Check's line for every request (Server.access):
+	// the first line captures it, later ones reuse it.
+	log, c := x.srv.log, x.srv.accessCaller.Load()
+	if c != nil && c.reuse {
+		log = x.srv.access
+	}
+	if ce := log.Check(zap.InfoLevel, "request"); ce != nil {
+		switch {
+		case c == nil:
+			// A stack trace (AddStacktrace at info) is captured anyway,
+			// from the same walk: then nothing is saved by reusing.
+			x.srv.accessCaller.Store(&accessCaller{caller: ce.Caller, reuse: ce.Stack == ""})
+		case c.reuse:
+			ce.Caller = c.caller
+		}
+		x.logField[0] = zap.Inline((*accessLine)(x))
+		ce.Write(x.logField[:]...)
 	}
 	if x.srv.sink != nil {
 		x.srv.sink.Record(x.export(end))
 	}
 	x.endSpan(end)
+}
+
+// accessCaller is the access log line's caller, captured by zap for the
+// first line; reuse is false when zap walks the stack for every line anyway.
+type accessCaller struct {
+	caller zapcore.EntryCaller
+	reuse  bool
 }
 
 // accessLine is the request's log line. It writes its fields straight into
@@ -210,7 +238,7 @@ func (l *accessLine) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		enc.AddInt64("audio_ms", r.usage.AudioMillis)
 	}
 	if r.costKnown {
-		enc.AddString("cost_usd", r.cost.String())
+		enc.AddByteString("cost_usd", r.cost.Append(x.costText[:0]))
 	} else if r.unpriced || r.usageKnown || r.estimated || x.forwarded && r.status >= 200 && r.status < 300 {
 		// Never silently free: a served request without a cost says so
 		// (no price, or no usage to price, e.g. a transcription as text).

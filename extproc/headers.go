@@ -22,11 +22,15 @@ const clusterHeader = "x-tollgate-cluster"
 // request.
 type headers []*corev3.HeaderValue
 
+// get returns the value of header name, or "". The value views the
+// message's bytes rather than copying them: protobuf's decoder gives each
+// bytes field an array of its own and nothing writes to it, so a value kept
+// for the request (its id, path) holds only that value's array.
 func (h headers) get(name string) string {
 	for _, hv := range h {
 		if hv.GetKey() == name {
 			if raw := hv.GetRawValue(); len(raw) > 0 {
-				return string(raw)
+				return view(raw)
 			}
 			return hv.GetValue()
 		}
@@ -58,6 +62,13 @@ type mutation struct {
 	m    *extprocv3.HeaderMutation
 	free []headerSet // the current chunk's unused entries
 	raw  []byte      // the current value buffer; its spare capacity is unused
+
+	// Room allocated with what holds the mutation (a reply), used instead
+	// of an allocation of its own: for the first chunk (large preferred),
+	// or for a mutation that only removes headers (bare).
+	room  *firstChunk
+	large *largeChunk
+	bare  *bareChunk
 }
 
 // headerSet is one set_headers entry: an option and the header it points to,
@@ -68,34 +79,70 @@ type headerSet struct {
 }
 
 const (
-	headerChunk = 8   // header entries allocated at once after the first chunk
-	rawChunk    = 256 // bytes of values allocated at once after the first chunk
-	firstSets   = 4   // header entries of the first chunk
-	firstRaw    = 128 // bytes of values of the first chunk
-	firstPtrs   = 12  // set_headers capacity of the first chunk: a buffered response body reply sets 9 to 11
+	headerChunk  = 8   // header entries allocated at once after the first chunk
+	rawChunk     = 256 // bytes of values allocated at once after the first chunk
+	firstSets    = 4   // header entries of the first chunk
+	firstRaw     = 128 // bytes of values of the first chunk
+	firstPtrs    = 12  // set_headers capacity of the first chunk: a buffered response body reply sets 9 to 11
+	firstRemoves = 4   // remove_headers capacity of a mutation's first allocation
+	largeSets    = 9   // header entries of a large first chunk: the metering headers (reserveFor)
+	largeRaw     = 192 // bytes of values of a large first chunk
 )
 
 // firstChunk is a mutation's first allocation: the HeaderMutation with room
-// for its first set_headers pointers, entries and values. Each is used in
-// place, never copied.
+// for its first set_headers pointers, entries and values, and for its first
+// remove_headers. Each is used in place, never copied.
 type firstChunk struct {
 	m    extprocv3.HeaderMutation
 	ptrs [firstPtrs]*corev3.HeaderValueOption
+	rm   [firstRemoves]string
 	sets [firstSets]headerSet
 	raw  [firstRaw]byte
 }
 
+// largeChunk is firstChunk for a reply known to set many headers.
+type largeChunk struct {
+	m    extprocv3.HeaderMutation
+	ptrs [firstPtrs]*corev3.HeaderValueOption
+	rm   [firstRemoves]string
+	sets [largeSets]headerSet
+	raw  [largeRaw]byte
+}
+
 func (mu *mutation) get() *extprocv3.HeaderMutation {
+	if mu.m == nil && (mu.room != nil || mu.large != nil) {
+		mu.reserve()
+	}
 	if mu.m == nil {
-		// The mutation with room for its first set_headers entries.
-		a := &struct {
-			m    extprocv3.HeaderMutation
-			sets [headerChunk]*corev3.HeaderValueOption
-		}{}
-		a.m.SetHeaders = a.sets[:0]
+		a := mu.bare
+		if a == nil {
+			a = &bareChunk{}
+		}
+		a.m.SetHeaders, a.m.RemoveHeaders = a.sets[:0], a.rm[:0]
 		mu.m = &a.m
 	}
 	return mu.m
+}
+
+// bareChunk is the mutation with room for its first set_headers and
+// remove_headers entries, for a reply that only removes headers.
+type bareChunk struct {
+	m    extprocv3.HeaderMutation
+	sets [headerChunk]*corev3.HeaderValueOption
+	rm   [firstRemoves]string
+}
+
+// reserveFor makes room for n more headers at once when the mutation is
+// still empty and n is more than a first chunk holds: one allocation
+// instead of two.
+func (mu *mutation) reserveFor(n int) {
+	if mu.m != nil || n <= firstSets {
+		return
+	}
+	if mu.large == nil {
+		mu.large = &largeChunk{}
+	}
+	mu.reserve()
 }
 
 // set overwrites a header (append=false is Envoy's default, Envoy ext_proc API: HeaderMutation).
@@ -124,8 +171,16 @@ func (mu *mutation) reserve() {
 		return
 	}
 	if mu.m == nil {
-		c := &firstChunk{}
-		c.m.SetHeaders = c.ptrs[:0]
+		if c := mu.large; c != nil {
+			c.m.SetHeaders, c.m.RemoveHeaders = c.ptrs[:0], c.rm[:0]
+			mu.m, mu.free, mu.raw = &c.m, c.sets[:], c.raw[:0]
+			return
+		}
+		c := mu.room
+		if c == nil {
+			c = &firstChunk{}
+		}
+		c.m.SetHeaders, c.m.RemoveHeaders = c.ptrs[:0], c.rm[:0]
 		mu.m, mu.free, mu.raw = &c.m, c.sets[:], c.raw[:0]
 		return
 	}

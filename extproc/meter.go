@@ -278,6 +278,7 @@ func (x *exchange) reconcile() {
 // meter is settled (endResponse) before.
 func (x *exchange) meteringHeaders(mu *mutation) {
 	r := &x.rec
+	mu.reserveFor(9) // the headers below, all of them in the common case
 	if r.provider != "" {
 		mu.set("x-tollgate-provider", r.provider)
 		mu.set("x-tollgate-model", r.providerModel)

@@ -3,7 +3,9 @@ package extproc
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
+	"sync/atomic"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/tidwall/gjson"
@@ -29,6 +31,7 @@ type upstreamRequest struct {
 	deleted []bool // by member index
 	added   []byte // new members, each followed by a comma
 	pinned  bool   // something kept aliases the client's bytes: no in-place edits
+	texts   []byte // room for the edits' texts (quoted); each text is capped
 }
 
 func (x *exchange) onRequestHeaders(m *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
@@ -36,20 +39,25 @@ func (x *exchange) onRequestHeaders(m *extprocv3.HttpHeaders) *extprocv3.Process
 	x.rec.requestID = h.get("x-request-id")
 	x.startSpan(h)
 	x.noBody = m.GetEndOfStream()
-	var mu mutation
-	if r := x.runHeaderSteps(frontSteps, h, &mu); r != nil {
-		return r
-	}
-	if r := x.runHeaderSteps(x.proc.headers, h, &mu); r != nil {
-		return r
-	}
-	// One object for the reply's four messages, each used in place.
+	// One object for the reply's four messages, each used in place, and
+	// the steps' mutation (which the steps' function values would move to
+	// the heap on its own) with room for the headers it removes.
 	r := &struct {
 		resp   extprocv3.ProcessingResponse
 		oneof  extprocv3.ProcessingResponse_RequestHeaders
 		hr     extprocv3.HeadersResponse
 		common extprocv3.CommonResponse
+		mu     mutation
+		bare   bareChunk
 	}{}
+	mu := &r.mu
+	mu.bare = &r.bare
+	if r := x.runHeaderSteps(frontSteps, h, mu); r != nil {
+		return r
+	}
+	if r := x.runHeaderSteps(x.proc.headers, h, mu); r != nil {
+		return r
+	}
 	r.common.HeaderMutation = mu.m
 	r.common.ClearRouteCache = x.forwarded // forwarded from headers: a cluster was chosen
 	r.hr.Response = &r.common
@@ -89,15 +97,18 @@ func (x *exchange) onRequestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRes
 	if x.proc == nil { // a body without accepted headers: Envoy never sends one
 		return x.refuse(oaierror.Internal(500, "internal_error", "The gateway could not process the request."))
 	}
-	req := upstreamRequest{body: b.GetBody()}
-	x.reqBytes = len(req.body)
-	if r := x.runBodySteps(x.proc.body, &req); r != nil {
-		return r
-	}
-	if r := x.runBodySteps(x.proc.deliver[kindOf(x.target)], &req); r != nil {
-		return r
-	}
 	r := newRequestBodyReply()
+	req := &r.req
+	req.body = b.GetBody()
+	req.members, req.edits, req.texts = r.members[:0], r.edits[:0], r.texts[:0]
+	req.mu.room = &r.headers
+	x.reqBytes = len(req.body)
+	if r := x.runBodySteps(x.proc.body, req); r != nil {
+		return r
+	}
+	if r := x.runBodySteps(x.proc.deliver[kindOf(x.target)], req); r != nil {
+		return r
+	}
 	r.common.HeaderMutation = req.mu.get()
 	// The cluster header was set in this same reply: Envoy honours the
 	// clear only alongside a header mutation (Envoy ext_proc API: CommonResponse.clear_route_cache).
@@ -108,12 +119,14 @@ func (x *exchange) onRequestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRes
 		r.common.BodyMutation = &r.bm
 	}
 	x.forwarded, x.forwardedAt = true, x.srv.now()
-	r.resp.DynamicMetadata = x.metadata()
+	r.resp.DynamicMetadata = x.sharedMetadata()
 	return &r.resp
 }
 
 // requestBodyReply is the messages of a request body reply, allocated
-// together: one object instead of six. Each is used in place, never copied.
+// together with the request the body steps edit and room for its first
+// members, edits and their texts: one object instead of ten. Each is used
+// in place, never copied.
 type requestBodyReply struct {
 	resp   extprocv3.ProcessingResponse
 	oneof  extprocv3.ProcessingResponse_RequestBody
@@ -121,6 +134,12 @@ type requestBodyReply struct {
 	common extprocv3.CommonResponse
 	bm     extprocv3.BodyMutation
 	bodyMu extprocv3.BodyMutation_Body
+
+	req     upstreamRequest
+	headers firstChunk         // req.mu's
+	members [8]jsonscan.Member // the top-level members of most requests
+	edits   [2]splice          // the model, stream options
+	texts   [48]byte           // a quoted model id
 }
 
 func newRequestBodyReply() *requestBodyReply {
@@ -166,17 +185,10 @@ func (x *exchange) metadata() *structpb.Struct {
 		n += 3 // chainMetadata
 	}
 	f := make(map[string]*structpb.Value, n)
-	for i, kv := range [6]struct{ k, v string }{
-		{"key_id", x.rec.keyID},
-		{"tenant", x.rec.tenant},
-		{"app", x.rec.app},
-		{metaModel, x.rec.model},
-		{"provider", x.rec.provider},
-		{"provider_model", x.rec.providerModel},
-	} {
-		a.strs[i].StringValue = kv.v
+	for i, v := range x.metadataValues() {
+		a.strs[i].StringValue = v
 		a.vals[i].Kind = &a.strs[i]
-		f[kv.k] = &a.vals[i]
+		f[metadataKeys[i]] = &a.vals[i]
 	}
 	if x.target.Chain != nil {
 		x.chainMetadata(f)
@@ -186,6 +198,73 @@ func (x *exchange) metadata() *structpb.Struct {
 	a.ns.Kind = &a.nsv
 	a.outer.Fields = map[string]*structpb.Value{metadataNamespace: &a.ns}
 	return &a.outer
+}
+
+// metadataKeys are the names of metadata's values, in metadataValues' order.
+var metadataKeys = [6]string{"key_id", "tenant", "app", metaModel, "provider", "provider_model"}
+
+// metadataValues are the values of the metadata Struct but a chain's.
+type metadataValues [6]string
+
+func (x *exchange) metadataValues() metadataValues {
+	r := &x.rec
+	return metadataValues{r.keyID, r.tenant, r.app, r.model, r.provider, r.providerModel}
+}
+
+// sharedMetadata is metadata, shared with earlier requests of the same
+// values (metadataCache). Only for a reply that is encoded and never
+// changed: replyMetadata adds to its Struct.
+func (x *exchange) sharedMetadata() *structpb.Struct {
+	if x.target.Chain != nil {
+		return x.metadata()
+	}
+	v := x.metadataValues()
+	if s := x.srv.meta.get(v); s != nil {
+		return s
+	}
+	s := x.metadata()
+	x.srv.meta.add(v, s)
+	return s
+}
+
+// metadataCache holds the request body reply's metadata Struct by its
+// values, which repeat across requests (a key, an app, a model): building
+// one is five objects (the Struct, its values, two maps) and 0.85 µs. A
+// Struct in it is shared by replies that are only encoded. The map is
+// replaced on each addition, never written, so a read takes no lock; it
+// stops growing at metadataCacheCap sets of values.
+type metadataCache struct {
+	m atomic.Pointer[map[metadataValues]*structpb.Struct]
+}
+
+const metadataCacheCap = 1024
+
+func (c *metadataCache) get(v metadataValues) *structpb.Struct {
+	if m := c.m.Load(); m != nil {
+		return (*m)[v]
+	}
+	return nil
+}
+
+func (c *metadataCache) add(v metadataValues, s *structpb.Struct) {
+	for {
+		old := c.m.Load()
+		var n int
+		if old != nil {
+			n = len(*old)
+		}
+		if n >= metadataCacheCap {
+			return
+		}
+		next := make(map[metadataValues]*structpb.Struct, n+1)
+		if old != nil {
+			maps.Copy(next, *old)
+		}
+		next[v] = s
+		if c.m.CompareAndSwap(old, &next) {
+			return
+		}
+	}
 }
 
 // sanitizeHeaders removes what a client must not send upstream

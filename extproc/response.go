@@ -49,15 +49,17 @@ func (x *exchange) onResponseHeaders(m *extprocv3.HttpHeaders) *extprocv3.Proces
 	h := headersOf(m.GetHeaders())
 	x.rec.upstreamHeaders = x.srv.now()
 	x.rec.status, _ = strconv.Atoi(h.get(":status"))
-	// One object for the reply's four messages, each used in place.
+	// One object for the reply's four messages, each used in place, and
+	// its header mutation's first chunk.
 	r := &struct {
-		resp   extprocv3.ProcessingResponse
-		oneof  extprocv3.ProcessingResponse_ResponseHeaders
-		hr     extprocv3.HeadersResponse
-		common extprocv3.CommonResponse
+		resp    extprocv3.ProcessingResponse
+		oneof   extprocv3.ProcessingResponse_ResponseHeaders
+		hr      extprocv3.HeadersResponse
+		common  extprocv3.CommonResponse
+		headers firstChunk
 	}{}
 	reply := &r.resp
-	var mu mutation
+	mu := mutation{room: &r.headers}
 	removeMatching(h, &mu, strippedDownstream)
 	mu.set("x-tollgate-request-id", x.rec.requestID)
 	x.rateLimitHeaders(&mu)
@@ -158,8 +160,9 @@ func (x *exchange) setStatus(code int) { x.rec.status = code }
 
 // newJSONReader returns the reader of a buffered response.
 func (x *exchange) newJSONReader(s translate.Schema) *jsonReader {
-	return &jsonReader{x: x, schema: s, model: x.target.Model, endpoint: x.endpoint, guard: newOutputGuard(x.guard),
-		errorBody: x.msgs.api.errorBody, credentialRejected: x.credentialRejected}
+	r := &jsonReader{x: x, schema: s, model: x.target.Model, endpoint: x.endpoint, guard: newOutputGuard(x.guard), owner: x}
+	r.headers.large = &r.headersRoom
+	return r
 }
 
 // credentialRejected logs a provider's 401: the gateway's (or the tenant's
@@ -188,6 +191,14 @@ type jsonReader struct {
 
 	errorBody          func(*oaierror.Error) []byte // the endpoint's error format
 	credentialRejected func(providerBody []byte)    // logs a provider's 401
+	// headersRoom is headers' first chunk: the metering headers that every
+	// buffered response's body reply sets (meteringHeaders).
+	headersRoom largeChunk
+
+	// owner, when set, is the exchange whose errorBody and
+	// credentialRejected these are: its method values, made only for a
+	// 401, where storing them would cost two objects per response.
+	owner *exchange
 }
 
 // errProviderAuth answers a provider's 401. The client's gateway key was
@@ -210,9 +221,13 @@ func (r *jsonReader) chunk(p []byte, eos bool) ([]byte, bool) {
 	r.buf = nil
 	changed := false
 	status := r.x.status()
-	if status == 401 && r.errorBody != nil {
-		r.credentialRejected(data)
-		out := r.errorBody(errProviderAuth)
+	if status == 401 && (r.errorBody != nil || r.owner != nil) {
+		errorBody, rejected := r.errorBody, r.credentialRejected
+		if r.owner != nil {
+			errorBody, rejected = r.owner.msgs.api.errorBody, r.owner.credentialRejected
+		}
+		rejected(data)
+		out := errorBody(errProviderAuth)
 		r.x.setStatus(errProviderAuth.Status)
 		r.headers.set(":status", strconv.Itoa(errProviderAuth.Status))
 		r.headers.set("content-type", "application/json")
