@@ -99,6 +99,7 @@ type Provider struct {
 	credHeader string
 	credValue  string // prefix + secret; never logged
 	credErr    error
+	paths      [endpoints]staticPath // by endpoint (setPaths)
 	auth       authenticator         // minted credentials (bedrock, vertex-ai); nil otherwise
 	tenantAuth map[string]tenantAuth // tenant → its own minted credential (vertex-ai BYOK)
 }
@@ -108,6 +109,34 @@ type Provider struct {
 // string is never forwarded: OpenAI's API takes none, and an Azure-style
 // client's api-version means nothing to another provider.
 func (p *Provider) Path(e Endpoint, model string) (string, bool) {
+	if e >= 0 && int(e) < len(p.paths) && p.paths[e].known {
+		return p.paths[e].path, p.paths[e].ok
+	}
+	return p.path(e, model)
+}
+
+// staticPath is an endpoint's upstream path when it does not depend on the
+// model: computed once, where building it per request cost an allocation.
+type staticPath struct {
+	path      string
+	ok, known bool
+}
+
+// endpoints is the number of Endpoint values.
+const endpoints = int(EndpointResponses) + 1
+
+// setPaths computes every endpoint's path that does not name the model.
+func (p *Provider) setPaths() {
+	for e := range Endpoint(endpoints) {
+		if p.Schema == config.SchemaAzureOpenAI && e != EndpointResponses {
+			continue // the deployment (the model) is in the path
+		}
+		path, ok := p.path(e, "")
+		p.paths[e] = staticPath{path: path, ok: ok, known: true}
+	}
+}
+
+func (p *Provider) path(e Endpoint, model string) (string, bool) {
 	switch {
 	case p.Translator != nil:
 		sub, ok := p.Translator.Path(e.suffix())
@@ -233,6 +262,7 @@ func New(cfg *config.Config, lookupEnv func(string) (string, bool)) (*Table, []e
 				p.credValue = c.Prefix + string(secret)
 			}
 		}
+		p.setPaths()
 		t.providers[p.Name] = p
 		switch pc.DirectModels {
 		case "any":

@@ -141,6 +141,20 @@ func TestSchemaPaths(t *testing.T) {
 			t.Errorf("%s: Mock() = %v", tt.provider, p.Mock())
 		}
 	}
+	// The paths computed once at load are the ones built per request.
+	for _, name := range []string{"claude", "azure", "mock"} {
+		p := table.Provider(name)
+		for e := range Endpoint(endpoints) {
+			got, ok := p.Path(e, "m")
+			want, wantOK := p.path(e, "m")
+			if got != want || ok != wantOK {
+				t.Errorf("%s %v: Path %q %v, built %q %v", name, e, got, ok, want, wantOK)
+			}
+		}
+	}
+	if n := testing.AllocsPerRun(10, func() { table.Provider("claude").Path(EndpointChat, "m") }); n != 0 {
+		t.Errorf("Path allocates %v times", n)
+	}
 }
 
 func TestPoolSplit(t *testing.T) {
