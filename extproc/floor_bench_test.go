@@ -4,6 +4,7 @@ package extproc
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -286,18 +287,33 @@ func metadataContext(md *structpb.Struct) *corev3.Metadata {
 // message may be answered with an ImmediateResponse, and must be when
 // immediate is set (a cache hit).
 func runRequest(b *testing.B, c extprocv3.ExternalProcessorClient, msgs []*extprocv3.ProcessingRequest, immediate bool) {
+	if err := sendRequest(c, msgs, immediate); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// sendRequest is runRequest for any goroutine: it returns what went wrong.
+func sendRequest(c extprocv3.ExternalProcessorClient, msgs []*extprocv3.ProcessingRequest, immediate bool) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s, err := c.Process(ctx)
 	if err != nil {
-		b.Fatal(err)
+		return fmt.Errorf("open stream: %w", err)
 	}
 	for i, m := range msgs {
-		ir := roundTrip(b, s, m).GetImmediateResponse()
+		if err := s.Send(m); err != nil {
+			return fmt.Errorf("message %d: send: %w", i, err)
+		}
+		resp, err := s.Recv()
+		if err != nil {
+			return fmt.Errorf("message %d: receive: %w", i, err)
+		}
+		ir := resp.GetImmediateResponse()
 		if want := immediate && i == len(msgs)-1; (ir != nil) != want {
-			b.Fatalf("message %d: immediate response %v, want one: %v", i, ir, want)
+			return fmt.Errorf("message %d: immediate response %v, want one: %v", i, ir, want)
 		}
 	}
+	return nil
 }
 
 // floorClients starts Tollgate and the null processor on loopback gRPC

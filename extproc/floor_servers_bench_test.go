@@ -4,6 +4,7 @@ package extproc
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -27,14 +30,22 @@ import (
 // among them) is in neither figure. Same workloads, same messages, same
 // alternating blocks of requests.
 //
+// Each workload runs at two concurrencies, inflight-1 and inflight-16: that
+// many requests in flight at once, each on a stream of its own as Envoy opens
+// one per HTTP request. With one, every message wakes an idle server, a cost
+// the null processor pays as much as Tollgate; with sixteen, messages from
+// other streams arrive while the server runs, as in a busy gateway. The two
+// run against the same two server processes.
+//
 // Each server reports its process's CPU (getrusage RUSAGE_SELF: user and
-// system, threads that exited included) and heap objects allocated when
-// asked on stdin, once before the first block and once after the last: what
-// a server does between blocks (a collection, a stream's teardown) is
-// counted too. Metrics: server-cpu-ns/req (Tollgate), floor-server-cpu-ns/req
-// (the null processor), x-floor, own-%-floor, own-allocs/req (heap objects
-// above the floor's) and, for streams, own-cpu-ns/chunk, defined as in
-// BenchmarkFloor.
+// system, threads that exited included), voluntary context switches and
+// heap objects allocated when asked on stdin, once before the first block
+// and once after the last: what a server does between blocks (a collection,
+// a stream's teardown) is counted too. Metrics: server-cpu-ns/req
+// (Tollgate), floor-server-cpu-ns/req (the null processor), x-floor,
+// own-%-floor, own-allocs/req (heap objects above the floor's),
+// server-vcsw/msg and floor-server-vcsw/msg (the servers' sleeps per message)
+// and, for streams, own-cpu-ns/chunk, defined as in BenchmarkFloor.
 func BenchmarkFloorServers(b *testing.B) {
 	chatResp := floorResponse(b)
 	for _, w := range floorWorkloads(b) {
@@ -52,34 +63,67 @@ func BenchmarkFloorServers(b *testing.B) {
 			}
 			runRequest(b, tg.client, ownMsgs, w.cacheHit) // warm both: connections, pools
 			runRequest(b, fl.client, msgs, false)
-			own0, ownAllocs0 := tg.usage(b)
-			base0, baseAllocs0 := fl.usage(b)
-			b.ResetTimer()
-			const block = 8 // as BenchmarkFloor: both servers see the same machine
-			for i := 0; i < b.N; i += block {
-				n := min(block, b.N-i)
-				for range n {
-					runRequest(b, tg.client, ownMsgs, w.cacheHit)
-				}
-				for range n {
-					runRequest(b, fl.client, msgs, false)
-				}
-			}
-			b.StopTimer()
-			own1, ownAllocs1 := tg.usage(b)
-			base1, baseAllocs1 := fl.usage(b)
-			own, base := own1-own0, base1-base0
-			n := float64(b.N)
-			b.ReportMetric(float64(own.Nanoseconds())/n, "server-cpu-ns/req")
-			b.ReportMetric(float64(base.Nanoseconds())/n, "floor-server-cpu-ns/req")
-			b.ReportMetric(float64(own)/float64(base), "x-floor")
-			b.ReportMetric(100*float64(own-base)/float64(base), "own-%-floor")
-			b.ReportMetric((float64(ownAllocs1-ownAllocs0)-float64(baseAllocs1-baseAllocs0))/n, "own-allocs/req")
-			if w.chunks > 0 {
-				b.ReportMetric(float64((own-base).Nanoseconds())/n/float64(w.chunks+2), "own-cpu-ns/chunk")
+			for _, inflight := range []int{1, 16} {
+				b.Run(fmt.Sprintf("inflight-%d", inflight), func(b *testing.B) {
+					// The servers take turns in blocks so that both see the
+					// same machine. A block gives every sender about four
+					// requests, so that its tail, run with fewer in flight, is
+					// a small part of it; with one in flight, eight requests as
+					// in BenchmarkFloor.
+					block := max(8, 4*inflight)
+					own0, base0 := tg.usage(b), fl.usage(b)
+					b.ResetTimer()
+					for i := 0; i < b.N; i += block {
+						n := min(block, b.N-i)
+						if err := sendRequests(tg.client, ownMsgs, w.cacheHit, n, inflight); err != nil {
+							b.Fatalf("tollgate: %v", err)
+						}
+						if err := sendRequests(fl.client, msgs, false, n, inflight); err != nil {
+							b.Fatalf("null processor: %v", err)
+						}
+					}
+					b.StopTimer()
+					own, base := tg.usage(b).sub(own0), fl.usage(b).sub(base0)
+					n, nmsg := float64(b.N), float64(b.N*len(msgs))
+					b.ReportMetric(float64(own.cpu.Nanoseconds())/n, "server-cpu-ns/req")
+					b.ReportMetric(float64(base.cpu.Nanoseconds())/n, "floor-server-cpu-ns/req")
+					b.ReportMetric(float64(own.cpu)/float64(base.cpu), "x-floor")
+					b.ReportMetric(100*float64(own.cpu-base.cpu)/float64(base.cpu), "own-%-floor")
+					b.ReportMetric((float64(own.objects)-float64(base.objects))/n, "own-allocs/req")
+					b.ReportMetric(float64(own.vcsw)/nmsg, "server-vcsw/msg")
+					b.ReportMetric(float64(base.vcsw)/nmsg, "floor-server-vcsw/msg")
+					if w.chunks > 0 {
+						b.ReportMetric(float64((own.cpu-base.cpu).Nanoseconds())/n/float64(w.chunks+2), "own-cpu-ns/chunk")
+					}
+				})
 			}
 		})
 	}
+}
+
+// sendRequests sends n requests with up to inflight of them in flight at
+// once, each on a stream of its own (sendRequest). The calling goroutine is
+// one of the senders: with one in flight, the requests are sent just as
+// runRequest sends them.
+func sendRequests(c extprocv3.ExternalProcessorClient, msgs []*extprocv3.ProcessingRequest, immediate bool, n, inflight int) error {
+	var next atomic.Int64
+	errs := make([]error, min(n, inflight))
+	send := func(i int) {
+		for next.Add(1) <= int64(n) {
+			if errs[i] = sendRequest(c, msgs, immediate); errs[i] != nil {
+				return
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for i := 1; i < len(errs); i++ {
+		wg.Go(func() { send(i) })
+	}
+	if len(errs) > 0 {
+		send(0)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // floorServerEnv tells this test binary, re-run, to be one server of
@@ -94,8 +138,8 @@ const (
 // TestFloorServerChild is a server process of BenchmarkFloorServers; it does
 // nothing in a normal test run. It serves on a loopback port, writes
 // "addr <host:port>", then answers each "cpu" line on stdin with
-// "cpu <ns> <objects>": its CPU time and heap objects allocated so far. It
-// exits when stdin closes.
+// "cpu <ns> <objects> <switches>": its CPU time, heap objects allocated and
+// voluntary context switches so far. It exits when stdin closes.
 func TestFloorServerChild(t *testing.T) {
 	role := os.Getenv(floorServerEnv)
 	if role == "" {
@@ -127,13 +171,16 @@ func TestFloorServerChild(t *testing.T) {
 		if sc.Text() != "cpu" {
 			t.Fatalf("unknown command %q", sc.Text())
 		}
-		cpu := cpuTime(t)
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
 		// Each P counts allocations a span at a time (the span's free
 		// slots when it takes one); ReadMemStats flushes the Ps' spans so
 		// that the count that follows is exact.
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		fmt.Println("cpu", cpu.Nanoseconds(), heapObjects())
+		fmt.Println("cpu", ru.Utime.Nano()+ru.Stime.Nano(), heapObjects(), int64(ru.Nvcsw))
 	}
 }
 
@@ -204,8 +251,19 @@ func startFloorServer(b *testing.B, role string) *floorServer {
 	}
 }
 
-// usage is the server process's CPU time and heap objects allocated so far.
-func (s *floorServer) usage(b *testing.B) (time.Duration, uint64) {
+// floorUsage is what a server process has used so far.
+type floorUsage struct {
+	cpu     time.Duration
+	objects uint64 // heap objects allocated
+	vcsw    int64  // voluntary context switches: the times a thread slept
+}
+
+func (u floorUsage) sub(v floorUsage) floorUsage {
+	return floorUsage{cpu: u.cpu - v.cpu, objects: u.objects - v.objects, vcsw: u.vcsw - v.vcsw}
+}
+
+// usage asks the server process what it has used so far.
+func (s *floorServer) usage(b *testing.B) floorUsage {
 	if _, err := io.WriteString(s.in, "cpu\n"); err != nil {
 		b.Fatalf("server process %s: %v", s.role, err)
 	}
@@ -216,11 +274,12 @@ func (s *floorServer) usage(b *testing.B) (time.Duration, uint64) {
 		}
 		if v, ok := strings.CutPrefix(line, "cpu "); ok {
 			var ns int64
-			var objects uint64
-			if _, err := fmt.Sscan(v, &ns, &objects); err != nil {
+			var u floorUsage
+			if _, err := fmt.Sscan(v, &ns, &u.objects, &u.vcsw); err != nil {
 				b.Fatalf("server process %s: %q: %v", s.role, line, err)
 			}
-			return time.Duration(ns), objects
+			u.cpu = time.Duration(ns)
+			return u
 		}
 	}
 }
