@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -90,6 +89,7 @@ func BenchmarkFloorServers(b *testing.B) {
 					b.ReportMetric(float64(own.cpu)/float64(base.cpu), "x-floor")
 					b.ReportMetric(100*float64(own.cpu-base.cpu)/float64(base.cpu), "own-%-floor")
 					b.ReportMetric((float64(own.objects)-float64(base.objects))/n, "own-allocs/req")
+					b.ReportMetric(float64(own.objects)/n, "server-allocs/req")
 					b.ReportMetric(float64(own.vcsw)/nmsg, "server-vcsw/msg")
 					b.ReportMetric(float64(base.vcsw)/nmsg, "floor-server-vcsw/msg")
 					if w.chunks > 0 {
@@ -175,11 +175,6 @@ func TestFloorServerChild(t *testing.T) {
 		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 			t.Fatal(err)
 		}
-		// Each P counts allocations a span at a time (the span's free
-		// slots when it takes one); ReadMemStats flushes the Ps' spans so
-		// that the count that follows is exact.
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
 		fmt.Println("cpu", ru.Utime.Nano()+ru.Stime.Nano(), heapObjects(), int64(ru.Nvcsw))
 	}
 }
