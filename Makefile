@@ -72,7 +72,7 @@ docker:
 ## bench: Tollgate against the null-processor floor, ext_proc lifecycle over real gRPC, SSE scanner throughput
 ## (see docs/performance.md; BENCHTIME=400x for a bounded run on a loaded machine)
 bench:
-	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./extproc/... ./routing/... ./policy/...
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./extproc/... ./routing/... ./policy/... ./internal/grpccodec/ ./internal/sse/ ./internal/eventstream/
 
 ## fuzz: run every fuzz target for FUZZTIME each (their seed corpora run in `make test`)
 fuzz:
