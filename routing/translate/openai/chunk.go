@@ -123,7 +123,7 @@ func (c *chunk) readChoices(b []byte, i int) (int, bool) {
 	}
 	c.choice = true
 	o := object{b: b, i: j}
-	var delta = -1
+	delta := -1
 	for {
 		key, v, more := o.next()
 		if !more {
