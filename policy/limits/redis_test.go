@@ -179,7 +179,13 @@ func TestRedisOutage(t *testing.T) {
 
 	srv.Start() // empty: no persistence, no cached scripts (EVALSHA falls back to EVAL)
 	d = admit(t, open, rate)
-	if !d.Allowed || d.Requests.Remaining != 9 || d.Tokens.Remaining != 900 {
+	// The queued settlement (1 request, 10 tokens) lands before or after
+	// this admission: the worker's first attempt, woken by the push, may
+	// not have run before Redis came back. Either way it lands once (the
+	// totals below).
+	before := d.Requests.Remaining == 9 && d.Tokens.Remaining == 900
+	after := d.Requests.Remaining == 8 && d.Tokens.Remaining == 890
+	if !d.Allowed || !before && !after {
 		t.Fatalf("after the outage: %+v", d)
 	}
 	// That success woke the retry worker: the queued settlement is applied.
