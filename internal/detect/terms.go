@@ -28,7 +28,21 @@ type Terms struct {
 	ascii   [][utf8.RuneSelf]int32
 	terms   []acTerm
 	maxSyms int
+	// emit[n] is n if a term ends at node n, else n's dict link: the first
+	// node whose term to report on reaching n (-1 if none).
+	emit []int32
+	// class and sym classify bytes for scan's fast paths: class[c] has
+	// classRoot if the root stays put on c, classWord if c is an ASCII word
+	// byte, classSpace if c is ASCII white space; sym[c] is ASCII c's symbol.
+	class [256]uint8
+	sym   [utf8.RuneSelf]uint8
 }
+
+const (
+	classRoot = 1 << iota
+	classWord
+	classSpace
+)
 
 type acNode struct {
 	edges []acEdge // sorted by sym
@@ -167,6 +181,30 @@ func newTerms(terms []string, prefixes bool) (t *Terms, ids []int) {
 			}
 		}
 	}
+	t.emit = make([]int32, len(t.nodes))
+	for n, nd := range t.nodes {
+		t.emit[n] = nd.dict
+		if nd.out >= 0 {
+			t.emit[n] = int32(n)
+		}
+	}
+	for c := range utf8.RuneSelf {
+		sym := byte(c)
+		switch {
+		case c == ' ' || ('\t' <= c && c <= '\r'):
+			sym = ' '
+			t.class[c] |= classSpace
+		case 'a' <= c && c <= 'z':
+			sym = byte(c - 'a' + 'A')
+		}
+		t.sym[c] = sym
+		if t.ascii[0][sym] == 0 {
+			t.class[c] |= classRoot
+		}
+		if isWordByte(byte(c)) {
+			t.class[c] |= classWord
+		}
+	}
 	return t, ids
 }
 
@@ -259,7 +297,8 @@ func (t *Terms) scan(s string, hit func(term, start, end int)) {
 	}
 	// starts[k & mask] is the byte offset of the k-th symbol fed. Only
 	// symbols that leave the automaton off the root can start a match, so
-	// only those are recorded.
+	// only those are recorded; symbols passed over at the root are not
+	// counted, which is harmless since no match runs through the root.
 	size := 1
 	for size < t.maxSyms {
 		size <<= 1
@@ -270,25 +309,50 @@ func (t *Terms) scan(s string, hit func(term, start, end int)) {
 	if size > len(small) {
 		starts = make([]int, size)
 	}
+	rows := len(t.ascii)
 	state, k, prevSpace := int32(0), 0, false
 	for i := 0; i < len(s); {
-		var sym rune
+		if state == 0 {
+			// At the root nothing is pending, so a byte that cannot leave
+			// the root, or a word byte right after another one (a term
+			// starting with a word rune needs a boundary before it), can be
+			// passed over unfed: feeding it would leave the automaton at
+			// the root, or only on matches that start there and fail the
+			// boundary test. White space at the root is among the former,
+			// so prevSpace needs no update here (at the root a fed or a
+			// skipped ' ' both stay at the root).
+			prevWord := i > 0 && t.class[s[i-1]]&classWord != 0
+			for i < len(s) {
+				c := t.class[s[i]]
+				if c&classRoot == 0 && (c&classWord == 0 || !prevWord) {
+					break
+				}
+				prevWord = c&classWord != 0
+				i++
+			}
+			if i == len(s) {
+				break
+			}
+		}
 		n := 1
 		if c := s[i]; c < utf8.RuneSelf {
-			switch {
-			case c == ' ' || (c >= '\t' && c <= '\r'):
+			if t.class[c]&classSpace != 0 {
 				if prevSpace {
 					i++
 					continue
 				}
-				sym, prevSpace = ' ', true
-			case 'a' <= c && c <= 'z':
-				sym, prevSpace = rune(c-'a'+'A'), false
-			default:
-				sym, prevSpace = rune(c), false
+				prevSpace = true
+			} else {
+				prevSpace = false
+			}
+			if int(state) < rows {
+				state = t.ascii[state][t.sym[c]]
+			} else {
+				state = t.step(state, rune(t.sym[c]))
 			}
 		} else {
 			var r rune
+			var sym rune
 			r, n = utf8.DecodeRuneInString(s[i:])
 			if unicode.IsSpace(r) {
 				if prevSpace {
@@ -299,15 +363,11 @@ func (t *Terms) scan(s string, hit func(term, start, end int)) {
 			} else {
 				sym, prevSpace = fold(r), false
 			}
+			state = t.step(state, sym)
 		}
-		state = t.step(state, sym)
 		if state != 0 {
 			starts[k&mask] = i
-			o := state
-			if t.nodes[o].out < 0 {
-				o = t.nodes[o].dict
-			}
-			for ; o > 0; o = t.nodes[o].dict {
+			for o := t.emit[state]; o > 0; o = t.nodes[o].dict {
 				ti := int(t.nodes[o].out)
 				term := t.terms[ti]
 				start, end := starts[(k-term.syms+1)&mask], i+n
