@@ -226,7 +226,20 @@ func (in *Injection) Score(h InjectionHits) float64 {
 	return float64(tenths) / 10
 }
 
-func isBase64Byte(c byte) bool { return isAlnum(c) || c == '+' || c == '/' || c == '-' || c == '_' }
+// isBase64Byte reports whether c is alphanumeric or one of "+/-_": a bit
+// test in base64Lo (bytes 0-63) or base64Hi (64-127), as it runs on every byte.
+func isBase64Byte(c byte) bool {
+	m := uint64(base64Lo)
+	if c >= 64 {
+		m = base64Hi
+	}
+	return c < utf8.RuneSelf && m>>(c&63)&1 != 0
+}
+
+const (
+	base64Lo = 1<<'+' | 1<<'-' | 1<<'/' | (1<<10-1)<<'0'
+	base64Hi = (1<<26-1)<<('A'-64) | 1<<('_'-64) | (1<<26-1)<<('a'-64)
+)
 
 // encodedPayload looks for base64 or hex blobs whose decoded text matches an
 // injection pattern. Each byte of s belongs to at most one blob, and each blob

@@ -138,3 +138,12 @@ func FuzzTermsSameAsOld(f *testing.F) {
 		}
 	})
 }
+
+func TestIsBase64ByteSameAsOld(t *testing.T) {
+	for c := range 256 {
+		b := byte(c)
+		if want := isAlnum(b) || b == '+' || b == '/' || b == '-' || b == '_'; isBase64Byte(b) != want {
+			t.Errorf("isBase64Byte(%q) = %v", b, !want)
+		}
+	}
+}

@@ -36,6 +36,9 @@ type Terms struct {
 	// byte, classSpace if c is ASCII white space; sym[c] is ASCII c's symbol.
 	class [256]uint8
 	sym   [utf8.RuneSelf]uint8
+	// rootWide is the sorted non-ASCII runes that leave the root: those
+	// folding to the symbol of one of its edges.
+	rootWide []rune
 }
 
 const (
@@ -205,6 +208,17 @@ func newTerms(terms []string, prefixes bool) (t *Terms, ids []int) {
 			t.class[c] |= classWord
 		}
 	}
+	for _, e := range t.nodes[0].edges {
+		for r := unicode.SimpleFold(e.sym); ; r = unicode.SimpleFold(r) {
+			if r >= utf8.RuneSelf {
+				t.rootWide = append(t.rootWide, r)
+			}
+			if r == e.sym {
+				break
+			}
+		}
+	}
+	slices.Sort(t.rootWide)
 	return t, ids
 }
 
@@ -354,6 +368,14 @@ func (t *Terms) scan(s string, hit func(term, start, end int)) {
 			var r rune
 			var sym rune
 			r, n = utf8.DecodeRuneInString(s[i:])
+			if state == 0 {
+				if _, ok := slices.BinarySearch(t.rootWide, r); !ok {
+					// It folds to no root edge's symbol; a space would
+					// be ' ', which starts no term.
+					i += n
+					continue
+				}
+			}
 			if unicode.IsSpace(r) {
 				if prevSpace {
 					i += n

@@ -2,6 +2,7 @@ package guardrails
 
 import (
 	"fmt"
+	"math/bits"
 	"strings"
 	"unicode/utf8"
 
@@ -271,11 +272,20 @@ func promptSize(pieces []Piece, roles roleSet) (chars, tokens int) {
 	return chars, tokens + (ascii+3)/4
 }
 
+// asciiBytes counts the bytes below 0x80, eight at a time: each word's
+// high bits, counted, are its non-ASCII bytes.
 func asciiBytes(s string) int {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] < utf8.RuneSelf {
-			n++
+	const high = 0x8080808080808080
+	n := len(s)
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		n -= bits.OnesCount64(w & high)
+	}
+	for ; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			n--
 		}
 	}
 	return n
