@@ -246,17 +246,25 @@ const (
 // is decoded once, so this stays linear.
 func (in *Injection) encodedPayload(s string) bool {
 	var buf []byte
-	for i := 0; i < len(s); {
-		if !isBase64Byte(s[i]) {
-			i++
+	// No run of base64 bytes crosses i from the left. A run of at least
+	// minBase64Blob bytes starting at or after i covers s[i+minBase64Blob-1],
+	// so that byte is tested first: prose, whose words are shorter, is
+	// passed over a stride at a time.
+	for i := 0; i+minBase64Blob <= len(s); {
+		k := i + minBase64Blob - 1
+		if !isBase64Byte(s[k]) {
+			i = k + 1
 			continue
 		}
-		j := i
+		for k > i && isBase64Byte(s[k-1]) {
+			k--
+		}
+		j := i + minBase64Blob // s[k:j] is base64 bytes
 		for j < len(s) && isBase64Byte(s[j]) {
 			j++
 		}
-		blob := s[i:j]
-		for j < len(s) && s[j] == '=' && j-i < maxBlob {
+		blob := s[k:j]
+		for j < len(s) && s[j] == '=' && j-k < maxBlob {
 			j++
 		}
 		i = j

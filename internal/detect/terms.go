@@ -33,7 +33,7 @@ type Terms struct {
 	emit []int32
 	// class and sym classify bytes for scan's fast paths: class[c] has
 	// classRoot if the root stays put on c, classWord if c is an ASCII word
-	// byte, classSpace if c is ASCII white space; sym[c] is ASCII c's symbol.
+	// byte; sym[c] is ASCII c's symbol (' ' for all white space).
 	class [256]uint8
 	sym   [utf8.RuneSelf]uint8
 	// rootWide is the sorted non-ASCII runes that leave the root: those
@@ -44,7 +44,6 @@ type Terms struct {
 const (
 	classRoot = 1 << iota
 	classWord
-	classSpace
 )
 
 type acNode struct {
@@ -196,7 +195,6 @@ func newTerms(terms []string, prefixes bool) (t *Terms, ids []int) {
 		switch {
 		case c == ' ' || ('\t' <= c && c <= '\r'):
 			sym = ' '
-			t.class[c] |= classSpace
 		case 'a' <= c && c <= 'z':
 			sym = byte(c - 'a' + 'A')
 		}
@@ -335,13 +333,16 @@ func (t *Terms) scan(s string, hit func(term, start, end int)) {
 			// boundary test. White space at the root is among the former,
 			// so prevSpace needs no update here (at the root a fed or a
 			// skipped ' ' both stay at the root).
-			prevWord := i > 0 && t.class[s[i-1]]&classWord != 0
+			var prevWord uint8 // classWord if s[i-1] is a word byte
+			if i > 0 {
+				prevWord = t.class[s[i-1]] & classWord
+			}
 			for i < len(s) {
 				c := t.class[s[i]]
-				if c&classRoot == 0 && (c&classWord == 0 || !prevWord) {
+				if c&(classRoot|prevWord) == 0 {
 					break
 				}
-				prevWord = c&classWord != 0
+				prevWord = c & classWord
 				i++
 			}
 			if i == len(s) {
@@ -350,7 +351,8 @@ func (t *Terms) scan(s string, hit func(term, start, end int)) {
 		}
 		n := 1
 		if c := s[i]; c < utf8.RuneSelf {
-			if t.class[c]&classSpace != 0 {
+			sym := t.sym[c] // ' ' for all white space
+			if sym == ' ' {
 				if prevSpace {
 					i++
 					continue
@@ -360,9 +362,9 @@ func (t *Terms) scan(s string, hit func(term, start, end int)) {
 				prevSpace = false
 			}
 			if int(state) < rows {
-				state = t.ascii[state][t.sym[c]]
+				state = t.ascii[state][sym]
 			} else {
-				state = t.step(state, rune(t.sym[c]))
+				state = t.step(state, rune(sym))
 			}
 		} else {
 			var r rune
