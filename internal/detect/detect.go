@@ -158,6 +158,13 @@ func Find(dst []Span, s string, kinds Kinds) []Span {
 // such byte, if any (a borrow only starts at such a byte).
 func nextDigit(s string, i int) int {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	// Digits come in clusters ("1-2-3", dates, IPs): look at a few bytes
+	// one by one first.
+	for end := min(i+4, len(s)); i < end; i++ {
+		if isDigit(s[i]) {
+			return i
+		}
+	}
 	for ; i+8 <= len(s); i += 8 {
 		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
 			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
