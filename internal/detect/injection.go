@@ -226,24 +226,45 @@ func (in *Injection) Score(h InjectionHits) float64 {
 	return float64(tenths) / 10
 }
 
-func isBase64Byte(c byte) bool { return isAlnum(c) || c == '+' || c == '/' || c == '-' || c == '_' }
+// isBase64Byte reports whether c is alphanumeric or one of "+/-_": a bit
+// test in base64Lo (bytes 0-63) or base64Hi (64-127), as it runs on every byte.
+func isBase64Byte(c byte) bool {
+	m := uint64(base64Lo)
+	if c >= 64 {
+		m = base64Hi
+	}
+	return c < utf8.RuneSelf && m>>(c&63)&1 != 0
+}
+
+const (
+	base64Lo = 1<<'+' | 1<<'-' | 1<<'/' | (1<<10-1)<<'0'
+	base64Hi = (1<<26-1)<<('A'-64) | 1<<('_'-64) | (1<<26-1)<<('a'-64)
+)
 
 // encodedPayload looks for base64 or hex blobs whose decoded text matches an
 // injection pattern. Each byte of s belongs to at most one blob, and each blob
 // is decoded once, so this stays linear.
 func (in *Injection) encodedPayload(s string) bool {
 	var buf []byte
-	for i := 0; i < len(s); {
-		if !isBase64Byte(s[i]) {
-			i++
+	// No run of base64 bytes crosses i from the left. A run of at least
+	// minBase64Blob bytes starting at or after i covers s[i+minBase64Blob-1],
+	// so that byte is tested first: prose, whose words are shorter, is
+	// passed over a stride at a time.
+	for i := 0; i+minBase64Blob <= len(s); {
+		k := i + minBase64Blob - 1
+		if !isBase64Byte(s[k]) {
+			i = k + 1
 			continue
 		}
-		j := i
+		for k > i && isBase64Byte(s[k-1]) {
+			k--
+		}
+		j := i + minBase64Blob // s[k:j] is base64 bytes
 		for j < len(s) && isBase64Byte(s[j]) {
 			j++
 		}
-		blob := s[i:j]
-		for j < len(s) && s[j] == '=' && j-i < maxBlob {
+		blob := s[k:j]
+		for j < len(s) && s[j] == '=' && j-k < maxBlob {
 			j++
 		}
 		i = j

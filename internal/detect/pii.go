@@ -217,7 +217,7 @@ func findCards(dst []Span, s string) []Span {
 	var groups []group // a sliding window over the current run's groups
 	for i := 0; i < len(s); {
 		if !isDigit(s[i]) {
-			i++
+			i = nextDigit(s, i)
 			continue
 		}
 		start := i
@@ -323,6 +323,10 @@ func luhn(s string) bool {
 func findIBANs(dst []Span, s string) []Span {
 	var buf [maxIBAN]byte
 	for i := 0; i+4 <= len(s); i++ {
+		if !isDigit(s[i+2]) {
+			i = nextDigit(s, i+2) - 3
+			continue
+		}
 		if !isUpper(s[i]) || !isUpper(s[i+1]) || !isDigit(s[i+2]) || !isDigit(s[i+3]) || wordBefore(s, i) {
 			continue
 		}
@@ -406,6 +410,7 @@ func ibanLength(a, b byte) int { return int(ibanLengths[[2]byte{a, b}]) }
 func findSSNs(dst []Span, s string) []Span {
 	for i := 0; i+11 <= len(s); i++ {
 		if !isDigit(s[i]) {
+			i = nextDigit(s, i) - 1
 			continue
 		}
 		sep := s[i+3]
@@ -447,6 +452,7 @@ func validSSN(area, group, serial string) bool {
 func findIPv4(dst []Span, s string) []Span {
 	for i := 0; i < len(s); i++ {
 		if !isDigit(s[i]) {
+			i = nextDigit(s, i) - 1
 			continue
 		}
 		if !wordBefore(s, i) && !(i >= 2 && s[i-1] == '.' && isDigit(s[i-2])) {

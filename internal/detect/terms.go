@@ -28,7 +28,23 @@ type Terms struct {
 	ascii   [][utf8.RuneSelf]int32
 	terms   []acTerm
 	maxSyms int
+	// emit[n] is n if a term ends at node n, else n's dict link: the first
+	// node whose term to report on reaching n (-1 if none).
+	emit []int32
+	// class and sym classify bytes for scan's fast paths: class[c] has
+	// classRoot if the root stays put on c, classWord if c is an ASCII word
+	// byte; sym[c] is ASCII c's symbol (' ' for all white space).
+	class [256]uint8
+	sym   [utf8.RuneSelf]uint8
+	// rootWide is the sorted non-ASCII runes that leave the root: those
+	// folding to the symbol of one of its edges.
+	rootWide []rune
 }
+
+const (
+	classRoot = 1 << iota
+	classWord
+)
 
 type acNode struct {
 	edges []acEdge // sorted by sym
@@ -167,6 +183,40 @@ func newTerms(terms []string, prefixes bool) (t *Terms, ids []int) {
 			}
 		}
 	}
+	t.emit = make([]int32, len(t.nodes))
+	for n, nd := range t.nodes {
+		t.emit[n] = nd.dict
+		if nd.out >= 0 {
+			t.emit[n] = int32(n)
+		}
+	}
+	for c := range utf8.RuneSelf {
+		sym := byte(c)
+		switch {
+		case c == ' ' || ('\t' <= c && c <= '\r'):
+			sym = ' '
+		case 'a' <= c && c <= 'z':
+			sym = byte(c - 'a' + 'A')
+		}
+		t.sym[c] = sym
+		if t.ascii[0][sym] == 0 {
+			t.class[c] |= classRoot
+		}
+		if isWordByte(byte(c)) {
+			t.class[c] |= classWord
+		}
+	}
+	for _, e := range t.nodes[0].edges {
+		for r := unicode.SimpleFold(e.sym); ; r = unicode.SimpleFold(r) {
+			if r >= utf8.RuneSelf {
+				t.rootWide = append(t.rootWide, r)
+			}
+			if r == e.sym {
+				break
+			}
+		}
+	}
+	slices.Sort(t.rootWide)
 	return t, ids
 }
 
@@ -259,7 +309,8 @@ func (t *Terms) scan(s string, hit func(term, start, end int)) {
 	}
 	// starts[k & mask] is the byte offset of the k-th symbol fed. Only
 	// symbols that leave the automaton off the root can start a match, so
-	// only those are recorded.
+	// only those are recorded; symbols passed over at the root are not
+	// counted, which is harmless since no match runs through the root.
 	size := 1
 	for size < t.maxSyms {
 		size <<= 1
@@ -270,26 +321,63 @@ func (t *Terms) scan(s string, hit func(term, start, end int)) {
 	if size > len(small) {
 		starts = make([]int, size)
 	}
+	rows := len(t.ascii)
 	state, k, prevSpace := int32(0), 0, false
 	for i := 0; i < len(s); {
-		var sym rune
+		if state == 0 {
+			// At the root nothing is pending, so a byte that cannot leave
+			// the root, or a word byte right after another one (a term
+			// starting with a word rune needs a boundary before it), can be
+			// passed over unfed: feeding it would leave the automaton at
+			// the root, or only on matches that start there and fail the
+			// boundary test. White space at the root is among the former,
+			// so prevSpace needs no update here (at the root a fed or a
+			// skipped ' ' both stay at the root).
+			var prevWord uint8 // classWord if s[i-1] is a word byte
+			if i > 0 {
+				prevWord = t.class[s[i-1]] & classWord
+			}
+			for i < len(s) {
+				c := t.class[s[i]]
+				if c&(classRoot|prevWord) == 0 {
+					break
+				}
+				prevWord = c & classWord
+				i++
+			}
+			if i == len(s) {
+				break
+			}
+		}
 		n := 1
 		if c := s[i]; c < utf8.RuneSelf {
-			switch {
-			case c == ' ' || (c >= '\t' && c <= '\r'):
+			sym := t.sym[c] // ' ' for all white space
+			if sym == ' ' {
 				if prevSpace {
 					i++
 					continue
 				}
-				sym, prevSpace = ' ', true
-			case 'a' <= c && c <= 'z':
-				sym, prevSpace = rune(c-'a'+'A'), false
-			default:
-				sym, prevSpace = rune(c), false
+				prevSpace = true
+			} else {
+				prevSpace = false
+			}
+			if int(state) < rows {
+				state = t.ascii[state][sym]
+			} else {
+				state = t.step(state, rune(sym))
 			}
 		} else {
 			var r rune
+			var sym rune
 			r, n = utf8.DecodeRuneInString(s[i:])
+			if state == 0 {
+				if _, ok := slices.BinarySearch(t.rootWide, r); !ok {
+					// It folds to no root edge's symbol; a space would
+					// be ' ', which starts no term.
+					i += n
+					continue
+				}
+			}
 			if unicode.IsSpace(r) {
 				if prevSpace {
 					i += n
@@ -299,15 +387,11 @@ func (t *Terms) scan(s string, hit func(term, start, end int)) {
 			} else {
 				sym, prevSpace = fold(r), false
 			}
+			state = t.step(state, sym)
 		}
-		state = t.step(state, sym)
 		if state != 0 {
 			starts[k&mask] = i
-			o := state
-			if t.nodes[o].out < 0 {
-				o = t.nodes[o].dict
-			}
-			for ; o > 0; o = t.nodes[o].dict {
+			for o := t.emit[state]; o > 0; o = t.nodes[o].dict {
 				ti := int(t.nodes[o].out)
 				term := t.terms[ti]
 				start, end := starts[(k-term.syms+1)&mask], i+n

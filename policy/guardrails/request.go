@@ -262,23 +262,36 @@ func promptSize(pieces []Piece, roles roleSet) (chars, tokens int) {
 		if !roles.has(pc.Role) {
 			continue
 		}
-		n := utf8.RuneCountInString(pc.Text)
+		n, a := runesAndASCII(pc.Text)
 		chars += n
-		a := asciiBytes(pc.Text)
 		ascii += a
 		tokens += n - a
 	}
 	return chars, tokens + (ascii+3)/4
 }
 
-func asciiBytes(s string) int {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] < utf8.RuneSelf {
-			n++
+// runesAndASCII returns utf8.RuneCountInString(s) and the number of bytes
+// below 0x80, eight bytes at a time where all eight are ASCII.
+func runesAndASCII(s string) (runes, ascii int) {
+	const high = 0x8080808080808080
+	for i := 0; i < len(s); {
+		if i+8 <= len(s) {
+			w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+				uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+			if w&high == 0 {
+				runes, ascii, i = runes+8, ascii+8, i+8
+				continue
+			}
 		}
+		if s[i] < utf8.RuneSelf {
+			runes, ascii, i = runes+1, ascii+1, i+1
+			continue
+		}
+		// An invalid byte counts as one rune, as in RuneCountInString.
+		_, n := utf8.DecodeRuneInString(s[i:])
+		runes, i = runes+1, i+n
 	}
-	return n
+	return runes, ascii
 }
 
 func promptSizeReason(g *guardrail) string {
