@@ -123,22 +123,8 @@ func (c *chunk) readChoices(b []byte, i int) (int, bool) {
 	}
 	c.choice = true
 	o := object{b: b, i: j}
-	delta := -1
-	for {
-		key, v, more := o.next()
-		if !more {
-			break
-		}
-		if string(key) == "delta" && delta < 0 {
-			delta = v
-		}
-		end, ok := skipValue(b, v)
-		if !ok {
-			return 0, false
-		}
-		o.i = end
-	}
-	if !o.ok {
+	delta, _, ok := o.member("delta") // a leaf of its path: the first wins
+	if !ok {
 		return 0, false
 	}
 	if delta >= 0 {
@@ -238,47 +224,43 @@ func argumentsLen(b []byte, i int) (int, bool) {
 		return 0, j < len(b) && b[j] == ']'
 	}
 	o := object{b: b, i: j}
-	fn := -1
-	for {
-		key, v, more := o.next()
-		if !more {
-			break
-		}
-		if string(key) == "function" {
-			if fn >= 0 {
-				return 0, false
-			}
-			fn = v
-		}
-		end, ok := skipValue(b, v)
-		if !ok {
-			return 0, false
-		}
-		o.i = end
+	fn, repeated, ok := o.member("function")
+	if !ok || repeated { // on a path: gjson may go on to the second
+		return 0, false
 	}
-	if !o.ok || fn < 0 {
-		return 0, o.ok
+	if fn < 0 {
+		return 0, true
 	}
 	if b[fn] != '{' {
 		return 0, false
 	}
 	o = object{b: b, i: fn}
-	args := -1
+	args, _, ok := o.member("arguments")
+	return stringLen(b, args), ok
+}
+
+// member walks the object's members to its end and returns the offset of
+// the first value named name (-1 if none) and whether the name repeats; ok
+// is false for a malformed object.
+func (o *object) member(name string) (v int, repeated, ok bool) {
+	v = -1
 	for {
-		key, v, more := o.next()
+		key, at, more := o.next()
 		if !more {
-			break
+			return v, repeated, o.ok
 		}
-		if string(key) == "arguments" && args < 0 {
-			args = v
+		if string(key) == name {
+			repeated = v >= 0
+			if v < 0 {
+				v = at
+			}
 		}
-		end, ok := skipValue(b, v)
+		end, ok := skipValue(o.b, at)
 		if !ok {
-			return 0, false
+			return 0, false, false
 		}
 		o.i = end
 	}
-	return stringLen(b, args), o.ok
 }
 
 // stringLen is the unescaped length of the string value at b[i], 0 for any
