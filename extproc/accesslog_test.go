@@ -84,3 +84,27 @@ func TestAccessLogCaller(t *testing.T) {
 		})
 	}
 }
+
+// TestAccessLogLatency: the line's latency is the request's, from its
+// first message to finish (the e2e harness orders lines by it).
+func TestAccessLogLatency(t *testing.T) {
+	var out bytes.Buffer
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&out), zapcore.InfoLevel))
+	at, calls := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), 0
+	now := func() time.Time { calls++; return at.Add(time.Duration(calls) * time.Millisecond) }
+	snap := testSnapshot(t)
+	s := New(Options{Snapshot: func() *Snapshot { return snap }, Logger: log, Now: now})
+	x := newExchange(context.Background(), s, snap)
+	x.handle(chatHeaders())
+	x.handle(reqBody(`{"model":"smart-default","messages":[{"role":"user","content":"hi"}]}`))
+	x.handle(respHeaders(":status", "200", "content-type", "application/json"))
+	x.handle(respBody(string(readFixture(t, "openai/chat_response.json")), true))
+	x.finish()
+	var line struct{ Latency float64 }
+	if err := json.Unmarshal(out.Bytes(), &line); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if max := float64(calls) / 1000; line.Latency <= 0 || line.Latency > max {
+		t.Fatalf("latency %v s, want in (0, %v]", line.Latency, max)
+	}
+}

@@ -164,6 +164,7 @@ func (x *exchange) finish() {
 	x.reconcile()
 	x.logDecisions()
 	end := x.srv.now()
+	x.end = end // the log line's latency
 	if x.cache.result == cacheHit {
 		x.srv.metrics.cacheSavedTokens(x.cache.saved.TotalTokens)
 	}
